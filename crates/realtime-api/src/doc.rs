@@ -1,0 +1,67 @@
+//! The OpenAPI document: the parts no handler carries (info, servers, tags, security).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, ServerBuilder};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "realtime",
+        version = "1.0.0",
+        description = "The open contract of a realtime pub/sub service: client tokens, channels, publishing, presence, vendor channel authorization and user disconnects under `/v1/realtime`, and credit under `/v1/account`.\n\nEvery call carries `Authorization: Bearer <api key>` (keys look like `ifr_pk_proj_…`). Errors are RFC 9457 `application/problem+json` with a stable `code`. Every `POST` and `DELETE` accepts an `Idempotency-Key` header (or the `idempotency_key` body field): the same key with the same request replays the first 2xx response with `Idempotent-Replayed: true` and no second effect or charge; with a different request it is a 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running it is a 409 `IDEMPOTENCY_KEY_IN_USE`. Keys are scoped per account and operation and kept for 24 hours; 402 and 5xx answers are not kept, so a retry after a top-up goes through.\n\nBalances are integers in micro-USD. A billable operation whose price the balance does not cover gets a 402 `INSUFFICIENT_CREDIT` and has no effect.\n\nThe WebSocket protocol of the `endpoint` returned by `realtime.token.issue` is described in `realtime.asyncapi.json`.",
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
+        contact(name = "realtime maintainers", url = "https://github.com/realtime-contract/realtime")
+    ),
+    tags(
+        (name = "token", description = "Client tokens for the WebSocket gateway."),
+        (name = "channel", description = "Channels are explicit resources of an account."),
+        (name = "publish", description = "Publishing events to channels."),
+        (name = "presence", description = "Who is live on a presence channel."),
+        (name = "auth", description = "Vendor-native channel authorization (Pusher, Ably, Liveblocks)."),
+        (name = "event", description = "The closed set of events subscribers receive."),
+        (name = "user", description = "Acting on a client's live connections."),
+        (name = "account", description = "Balance and top-up."),
+    ),
+    components(schemas(realtime_types::Problem, realtime_types::ErrorCode, realtime_types::FieldError)),
+    modifiers(&Security)
+)]
+struct Base;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, document: &mut Document) {
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("ifr_pk_proj_<random>")
+                    .description(Some("An API key of the account."))
+                    .build(),
+            ),
+        );
+        document.servers = Some(vec![
+            ServerBuilder::new().url("http://127.0.0.1:8080").description(Some("The reference server on embedded defaults")).build(),
+        ]);
+    }
+}
+
+pub(crate) fn base() -> Document {
+    Base::openapi()
+}
+
+/// The whole document, as the router registers it.
+pub fn openapi() -> Document {
+    let (_, document) = crate::routes::openapi_router().split_for_parts();
+    document
+}
+
+/// The document as committed: pretty JSON with a trailing newline.
+pub fn openapi_json() -> String {
+    let mut text = openapi().to_pretty_json().expect("the document serialises");
+    text.push('\n');
+    text
+}

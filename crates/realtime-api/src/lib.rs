@@ -1,0 +1,132 @@
+//! The realtime API as a Rust trait, and the HTTP face built from any implementation of it.
+//!
+//! The contract has one source: the handlers in [`routes`] carry `#[utoipa::path]`
+//! attributes, [`router`] registers them with utoipa-axum's `routes!`, and [`openapi`]
+//! is what that registration produces. A route therefore cannot exist without being in the
+//! document, and the committed `openapi/realtime.openapi.json` is held equal to
+//! [`openapi`] by a test.
+//!
+//! - [`RealtimeApi`]: one async method per operation, typed request in,
+//!   `Result<typed response, ApiError>` out. The reference server implements it; so could
+//!   any other backend.
+//! - [`ApiError`]: the one error type, turned into RFC 9457 problem+json in exactly one
+//!   place ([`error`]).
+//! - [`extract`]: Bearer API keys, `Idempotency-Key`, and JSON bodies whose rejections
+//!   are problem+json.
+//!
+//! An implementation never builds an HTTP response: it returns values, this crate maps them.
+
+mod doc;
+pub mod error;
+pub mod extract;
+mod responses;
+pub mod routes;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use realtime_types::*;
+
+pub use doc::{openapi, openapi_json};
+pub use error::ApiError;
+pub use extract::IdempotencyKey;
+pub use routes::{OperationRoute, router, OPERATIONS};
+
+/// The authenticated caller of a request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The account the API key belongs to; every operation is scoped to it.
+    pub account_id: String,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller").field("account_id", &self.account_id).finish()
+    }
+}
+
+/// A bearer API key as sent by a client. Never printed.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a raw key.
+    pub fn new(raw: impl Into<String>) -> Self {
+        ApiKey(raw.into())
+    }
+
+    /// The raw key, for hashing. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// The answer to a state-changing call: the body, and whether it was replayed from an
+/// earlier request with the same idempotency key (the router then sets
+/// `Idempotent-Replayed: true`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply<T> {
+    /// The response body.
+    pub body: T,
+    /// True when this is the stored response of an earlier request.
+    pub replayed: bool,
+}
+
+impl<T> Reply<T> {
+    /// A fresh (not replayed) answer.
+    pub fn fresh(body: T) -> Self {
+        Reply { body, replayed: false }
+    }
+
+    /// A replayed answer.
+    pub fn replayed(body: T) -> Self {
+        Reply { body, replayed: true }
+    }
+}
+
+/// The shared handle the router holds.
+pub type SharedApi = Arc<dyn RealtimeApi>;
+
+/// Every operation of the contract. Requests arrive validated against the documented
+/// limits ([`realtime_types::Validate`]); `idempotency_key` is the merged header and body
+/// key. Methods that change state return a [`Reply`], so an implementation can replay.
+#[async_trait]
+pub trait RealtimeApi: Send + Sync + 'static {
+    /// Resolves an API key to its caller; an unknown key is `ApiError::unauthenticated`.
+    async fn authenticate(&self, key: &ApiKey) -> Result<Caller, ApiError>;
+
+    /// `realtime.token.issue`
+    async fn token_issue(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: TokenIssueRequest) -> Result<Reply<RealtimeToken>, ApiError>;
+    /// `realtime.token.revoke`
+    async fn token_revoke(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: TokenRevokeRequest) -> Result<Reply<TokenRevoked>, ApiError>;
+    /// `realtime.channel.create`
+    async fn channel_create(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: ChannelCreateRequest) -> Result<Reply<ChannelCreated>, ApiError>;
+    /// `realtime.channel.get`
+    async fn channel_get(&self, caller: &Caller, channel: String) -> Result<Channel, ApiError>;
+    /// `realtime.channel.list`
+    async fn channel_list(&self, caller: &Caller, query: ChannelListQuery) -> Result<ChannelList, ApiError>;
+    /// `realtime.channel.delete`
+    async fn channel_delete(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, channel: String) -> Result<Reply<ChannelDeleted>, ApiError>;
+    /// `realtime.publish`
+    async fn publish(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: PublishRequest) -> Result<Reply<Published>, ApiError>;
+    /// `realtime.publish.batch`
+    async fn publish_batch(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: PublishBatchRequest) -> Result<Reply<BatchPublished>, ApiError>;
+    /// `realtime.presence.get`
+    async fn presence_get(&self, caller: &Caller, channel: String) -> Result<Presence, ApiError>;
+    /// `realtime.auth.sign`
+    async fn auth_sign(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: AuthSignRequest) -> Result<Reply<VendorToken>, ApiError>;
+    /// `realtime.event.types`
+    async fn event_types(&self, caller: &Caller) -> Result<EventTypes, ApiError>;
+    /// `realtime.user.disconnect`
+    async fn user_disconnect(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: UserDisconnectRequest) -> Result<Reply<UserDisconnected>, ApiError>;
+    /// `account.get`
+    async fn account_get(&self, caller: &Caller) -> Result<Account, ApiError>;
+    /// `account.topup`
+    async fn account_topup(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: TopupRequest) -> Result<Reply<Checkout>, ApiError>;
+}

@@ -1,0 +1,132 @@
+//! `realtime.auth.sign`: vendor-native channel authorization for browser and mobile clients.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::token::Capability;
+
+/// A realtime protocol: this server's own, or a vendor whose client libraries it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Vendor {
+    /// This server's own WebSocket protocol (see the AsyncAPI document).
+    Realtime,
+    /// Pusher Channels (protocol 7).
+    Pusher,
+    /// Ably (token requests).
+    Ably,
+    /// Liveblocks (access tokens).
+    Liveblocks,
+}
+
+/// Sign a channel authorization for a client.
+///
+/// Pusher signs only the first channel and needs `socket_id` (and `channel_data` for a
+/// `presence-` channel); Ably and Liveblocks sign every channel; `realtime` returns a
+/// token of this server's own gateway. `ttl_seconds` is clamped to `MAX_TTL_SECONDS`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"client_id": "user_42", "channels": ["private-room-42"], "vendor": "pusher", "socket_id": "1234.5678"}))]
+pub struct AuthSignRequest {
+    /// The client the authorization is bound to.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_\-.:@|]+$", example = "user_42")]
+    pub client_id: String,
+    /// The channels to authorize (1-100); Pusher signs only the first.
+    #[schema(min_items = 1, max_items = 100)]
+    pub channels: Vec<String>,
+    /// What to grant; defaults to `["subscribe"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 3)]
+    pub capabilities: Option<Vec<Capability>>,
+    /// The protocol to sign for; defaults to the server's configured vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<Vendor>,
+    /// Lifetime in seconds (Ably, Liveblocks, realtime); clamped to 86400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub ttl_seconds: Option<u32>,
+    /// Pusher only, required: the client's socket id, e.g. `1234.5678`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^\d+\.\d+$", max_length = 64, example = "1234.5678")]
+    pub socket_id: Option<String>,
+    /// Pusher presence channels only, required there: the member's `user_id` and
+    /// `user_info`, signed exactly as returned in the response's `channel_data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub channel_data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Same as the `Idempotency-Key` header; both given and different is a 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 255)]
+    pub idempotency_key: Option<String>,
+}
+
+/// An Ably TokenRequest, signed with the configured Ably key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AblyTokenRequest {
+    /// `<appId>.<keyId>`.
+    pub key_name: String,
+    /// Lifetime in milliseconds.
+    pub ttl: u64,
+    /// Canonical capability JSON, e.g. `{"room-42":["subscribe"]}`.
+    pub capability: String,
+    /// The client id.
+    pub client_id: String,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// A random string of at least 16 characters.
+    pub nonce: String,
+    /// base64(HMAC-SHA256(key secret, the documented string to sign)).
+    pub mac: String,
+}
+
+/// A signed authorization in the requested vendor's own format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "vendor", rename_all = "snake_case")]
+pub enum VendorToken {
+    /// A gateway token of this server.
+    Realtime {
+        /// A JWT for the WebSocket gateway.
+        token: String,
+        /// When it expires.
+        expires_at: DateTime<Utc>,
+    },
+    /// A Pusher channel authorization: give `{"auth": token, "channel_data": channel_data}`
+    /// to pusher-js.
+    Pusher {
+        /// `<app key>:<hex HMAC-SHA256(secret, socket_id:channel[:channel_data])>`.
+        token: String,
+        /// The channel that was signed (the first one).
+        channel: String,
+        /// For presence channels: the exact JSON string that was signed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_data: Option<String>,
+    },
+    /// An Ably TokenRequest, to exchange for a token at Ably.
+    Ably {
+        /// The TokenRequest as a JSON string.
+        token: String,
+        /// The same TokenRequest as an object.
+        token_request: AblyTokenRequest,
+    },
+    /// A Liveblocks access token.
+    Liveblocks {
+        /// A JWT with `perms` per channel.
+        token: String,
+        /// When it expires.
+        expires_at: DateTime<Utc>,
+    },
+}
+
+impl VendorToken {
+    /// The vendor this token is for.
+    pub fn vendor(&self) -> Vendor {
+        match self {
+            VendorToken::Realtime { .. } => Vendor::Realtime,
+            VendorToken::Pusher { .. } => Vendor::Pusher,
+            VendorToken::Ably { .. } => Vendor::Ably,
+            VendorToken::Liveblocks { .. } => Vendor::Liveblocks,
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Wire models of the realtime contract, and nothing else.
+//!
+//! Every JSON body that crosses the REST API or the WebSocket gateway is defined here:
+//! requests, responses, RFC 9457 problem details and the WebSocket frames. This crate
+//! knows nothing of HTTP, databases or the environment; the router, the server and the
+//! clients all share these types, so a shape can only change in one place.
+//!
+//! - [`limits`]: the documented limits, and [`validate`] which applies them.
+//! - [`problem`]: [`ErrorCode`] and the [`Problem`] body.
+//! - [`token`], [`channel`], [`publish`], [`presence`], [`auth_sign`], [`events`], [`user`],
+//!   [`account`]: one module per capability group of the REST contract.
+//! - [`ws`]: the WebSocket protocol (client frames, server frames, close codes).
+
+pub mod account;
+pub mod auth_sign;
+pub mod channel;
+pub mod events;
+pub mod limits;
+pub mod presence;
+pub mod problem;
+pub mod publish;
+pub mod token;
+pub mod user;
+pub mod validate;
+pub mod ws;
+
+pub use account::{Account, Checkout, CheckoutStatus, TopupRequest};
+pub use auth_sign::{AblyTokenRequest, AuthSignRequest, Vendor, VendorToken};
+pub use channel::{
+    Channel, ChannelCreateRequest, ChannelCreated, ChannelDeleted, ChannelList, ChannelListQuery,
+    ChannelType, DeleteStatus,
+};
+pub use events::{EventType, EventTypes};
+pub use presence::{Presence, PresenceMember};
+pub use problem::{ErrorCode, FieldError, Problem};
+pub use publish::{BatchMessage, BatchPublished, PublishBatchRequest, PublishRequest, Published};
+pub use token::{Capability, RealtimeToken, TokenIssueRequest, TokenRevokeRequest, TokenRevoked};
+pub use user::{UserDisconnectRequest, UserDisconnected};
+pub use validate::{Rejection, Validate};

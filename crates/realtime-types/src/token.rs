@@ -1,0 +1,119 @@
+//! `realtime.token.issue` and `realtime.token.revoke`: client tokens for the WebSocket gateway.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What a token allows its holder to do on a channel. A closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Receive the channel's events.
+    Subscribe,
+    /// Publish events to the channel from the WebSocket (metered like a REST publish).
+    Publish,
+    /// Join the presence set of presence channels.
+    Presence,
+}
+
+impl Capability {
+    /// Every capability.
+    pub const ALL: [Capability; 3] = [Capability::Subscribe, Capability::Publish, Capability::Presence];
+}
+
+/// Issue a client token limited to channels and capabilities.
+///
+/// `client_id` and `user_id` are both accepted: the documented examples send `client_id`,
+/// the capability table lists `user_id`. When only one is given the other defaults to it.
+/// When `channels` is omitted the token allows every channel of the account.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"client_id": "user_42", "channels": ["room-42"], "capabilities": ["subscribe", "presence"], "ttl_seconds": 3600}))]
+pub struct TokenIssueRequest {
+    /// The id of the user the connection belongs to; user-addressed messages and
+    /// `presence` use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128, min_length = 1, pattern = r"^[A-Za-z0-9_\-.:@|]+$", example = "user_42")]
+    pub user_id: Option<String>,
+    /// The id of the client; `user.disconnect` addresses it. Defaults to `user_id`, or to a
+    /// generated `anon_…` id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128, min_length = 1, pattern = r"^[A-Za-z0-9_\-.:@|]+$", example = "user_42")]
+    pub client_id: Option<String>,
+    /// The channels the token may use; omitted means every channel of the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 100, example = json!(["room-42"]))]
+    pub channels: Option<Vec<String>>,
+    /// What the token allows; defaults to `["subscribe"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 3)]
+    pub capabilities: Option<Vec<Capability>>,
+    /// Lifetime in seconds; defaults to 3600, and values above `MAX_TTL_SECONDS` (86400)
+    /// are clamped to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, example = 3600)]
+    pub ttl_seconds: Option<u32>,
+    /// Same as the `Idempotency-Key` header; both given and different is a 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 255)]
+    pub idempotency_key: Option<String>,
+}
+
+/// A signed client token and where to use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyXzQyIn0.sig",
+    "client_id": "user_42",
+    "user_id": "user_42",
+    "jti": "01JD2Q7W3M5X8Y9Z0A1B2C3D4E",
+    "expires_at": "2026-11-22T13:00:00Z",
+    "endpoint": "ws://127.0.0.1:8080/v1/realtime/ws",
+    "channels": ["room-42"],
+    "capabilities": ["subscribe", "presence"]
+}))]
+pub struct RealtimeToken {
+    /// The token (a JWT); pass it to the `endpoint` as `?token=` or `Authorization: Bearer`.
+    pub token: String,
+    /// The client id the token is bound to.
+    pub client_id: String,
+    /// The user id the token is bound to, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The token's unique id, usable with `token.revoke`.
+    pub jti: String,
+    /// When the token stops working; a live socket using it is closed then.
+    pub expires_at: DateTime<Utc>,
+    /// The WebSocket URL to connect to.
+    pub endpoint: String,
+    /// The channels the token allows; absent when it allows every channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    /// The capabilities the token grants.
+    pub capabilities: Vec<Capability>,
+}
+
+/// Revoke a token, by the token itself or by its `jti`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"token_or_jti": "01JD2Q7W3M5X8Y9Z0A1B2C3D4E"}))]
+pub struct TokenRevokeRequest {
+    /// The whole token, or its `jti`.
+    #[schema(min_length = 1, max_length = 4096)]
+    pub token_or_jti: String,
+    /// Same as the `Idempotency-Key` header; both given and different is a 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 255)]
+    pub idempotency_key: Option<String>,
+}
+
+/// The outcome of a revocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"revoked": true, "jti": "01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "disconnected": 1}))]
+pub struct TokenRevoked {
+    /// Always true: the token is refused from now on (revoking twice is not an error).
+    pub revoked: bool,
+    /// The revoked token's id.
+    pub jti: String,
+    /// How many live sockets using the token were closed.
+    pub disconnected: u32,
+}

@@ -1,0 +1,258 @@
+//! The WebSocket protocol of the gateway: JSON text frames, one enum per direction.
+//!
+//! A client connects to the `endpoint` of its token with `?token=<jwt>` (or an
+//! `Authorization: Bearer` header), receives [`ServerFrame::Connected`], then sends
+//! [`ClientFrame`]s. Every frame is an object whose `type` names the variant. The AsyncAPI
+//! document in `openapi/` is generated from these types.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::presence::PresenceMember;
+use crate::problem::ErrorCode;
+
+/// A frame sent by a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Subscribe to a channel the token allows (needs `subscribe`; presence channels
+    /// also add the client to the member set when the token has `presence`).
+    Subscribe {
+        /// The channel name.
+        channel: String,
+    },
+    /// Stop receiving a channel's events (and leave its presence set).
+    Unsubscribe {
+        /// The channel name.
+        channel: String,
+    },
+    /// Publish an event (needs `publish`; metered like a REST publish).
+    Publish {
+        /// The channel name.
+        channel: String,
+        /// The event name, as in the REST publish.
+        event: String,
+        /// Any JSON value, at most 10240 bytes.
+        data: serde_json::Value,
+        /// Echoed in the `published` or `error` answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// A heartbeat; the server answers `pong`. Any frame counts as a sign of life.
+    Ping {},
+}
+
+/// Why a subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsubscribeReason {
+    /// The client asked for it.
+    Requested,
+    /// The channel was deleted.
+    ChannelDeleted,
+    /// `user.disconnect` with this channel.
+    DisconnectedByServer,
+}
+
+/// A frame sent by the server. Its `type` values are exactly `realtime.event.types`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum ServerFrame {
+    /// The first frame of every connection.
+    #[serde(rename = "connected")]
+    Connected {
+        /// This connection's id.
+        connection_id: String,
+        /// The token's client id.
+        client_id: String,
+        /// The token's user id, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
+        /// When the token expires; the socket is closed with 4002 then.
+        expires_at: DateTime<Utc>,
+        /// Send a frame (a `ping` will do) at least this often; after
+        /// `heartbeat_timeout_seconds` of silence the server closes with 4201.
+        heartbeat_interval_seconds: u32,
+        /// Silence after which the server drops the connection.
+        heartbeat_timeout_seconds: u32,
+    },
+    /// A subscription succeeded.
+    #[serde(rename = "subscribed")]
+    Subscribed {
+        /// The channel.
+        channel: String,
+        /// For presence channels, the members at subscription time; empty otherwise.
+        members: Vec<PresenceMember>,
+    },
+    /// A subscription ended.
+    #[serde(rename = "unsubscribed")]
+    Unsubscribed {
+        /// The channel.
+        channel: String,
+        /// Why.
+        reason: UnsubscribeReason,
+    },
+    /// An event published to a subscribed channel, in publish order per channel.
+    #[serde(rename = "message")]
+    Message {
+        /// The channel.
+        channel: String,
+        /// The publish's `message_id`.
+        message_id: String,
+        /// The event name.
+        event: String,
+        /// The event payload.
+        data: serde_json::Value,
+        /// When it was published.
+        published_at: DateTime<Utc>,
+    },
+    /// A client joined a presence channel this connection is subscribed to.
+    #[serde(rename = "presence.join")]
+    PresenceJoin {
+        /// The channel.
+        channel: String,
+        /// Who joined.
+        member: PresenceMember,
+    },
+    /// A client's last socket left a presence channel this connection is subscribed to.
+    #[serde(rename = "presence.leave")]
+    PresenceLeave {
+        /// The channel.
+        channel: String,
+        /// Who left.
+        member: PresenceMember,
+    },
+    /// A `publish` frame was accepted.
+    #[serde(rename = "published")]
+    Published {
+        /// The `request_id` of the publish frame.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        /// The new message's id.
+        message_id: String,
+        /// How many connections it was handed to.
+        delivered: u32,
+    },
+    /// A client frame was refused; the connection stays open.
+    #[serde(rename = "error")]
+    Error {
+        /// The same codes as the REST problems.
+        code: ErrorCode,
+        /// For people.
+        message: String,
+        /// The channel concerned, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        /// The `request_id` of the refused frame, if it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// The answer to `ping`.
+    #[serde(rename = "pong")]
+    Pong {},
+    /// Sent just before the server closes the socket with `code`.
+    #[serde(rename = "disconnecting")]
+    Disconnecting {
+        /// The WebSocket close code that follows.
+        code: CloseCode,
+        /// For people.
+        reason: String,
+    },
+}
+
+impl ServerFrame {
+    /// The event type of this frame.
+    pub fn event_type(&self) -> crate::EventType {
+        use crate::EventType;
+        match self {
+            ServerFrame::Connected { .. } => EventType::Connected,
+            ServerFrame::Subscribed { .. } => EventType::Subscribed,
+            ServerFrame::Unsubscribed { .. } => EventType::Unsubscribed,
+            ServerFrame::Message { .. } => EventType::Message,
+            ServerFrame::PresenceJoin { .. } => EventType::PresenceJoin,
+            ServerFrame::PresenceLeave { .. } => EventType::PresenceLeave,
+            ServerFrame::Published { .. } => EventType::Published,
+            ServerFrame::Error { .. } => EventType::Error,
+            ServerFrame::Pong {} => EventType::Pong,
+            ServerFrame::Disconnecting { .. } => EventType::Disconnecting,
+        }
+    }
+}
+
+/// WebSocket close codes of the gateway. 4000-4099: do not reconnect with the same token;
+/// 4100-4199: reconnect after a backoff; 4200-4299: reconnect at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(into = "u16", try_from = "u16")]
+pub enum CloseCode {
+    /// 4001: the token is missing, malformed, badly signed or for another purpose.
+    TokenInvalid,
+    /// 4002: the token expired; get a fresh one.
+    TokenExpired,
+    /// 4003: the token was revoked.
+    TokenRevoked,
+    /// 4004: `user.disconnect` cut this client; do not reconnect on your own.
+    DisconnectedByServer,
+    /// 4005: the client broke the protocol (a binary frame, bad JSON, unknown type).
+    ProtocolError,
+    /// 4006: the token already has the most live connections allowed.
+    ConnectionLimit,
+    /// 4100: the client read too slowly and its outbound queue filled up.
+    SlowConsumer,
+    /// 4200: the server is shutting down.
+    ServerShutdown,
+    /// 4201: no frame arrived within the heartbeat timeout.
+    HeartbeatTimeout,
+}
+
+impl CloseCode {
+    /// Every close code.
+    pub const ALL: [CloseCode; 9] = [
+        CloseCode::TokenInvalid,
+        CloseCode::TokenExpired,
+        CloseCode::TokenRevoked,
+        CloseCode::DisconnectedByServer,
+        CloseCode::ProtocolError,
+        CloseCode::ConnectionLimit,
+        CloseCode::SlowConsumer,
+        CloseCode::ServerShutdown,
+        CloseCode::HeartbeatTimeout,
+    ];
+
+    /// The numeric code sent in the close frame.
+    pub const fn code(self) -> u16 {
+        match self {
+            CloseCode::TokenInvalid => 4001,
+            CloseCode::TokenExpired => 4002,
+            CloseCode::TokenRevoked => 4003,
+            CloseCode::DisconnectedByServer => 4004,
+            CloseCode::ProtocolError => 4005,
+            CloseCode::ConnectionLimit => 4006,
+            CloseCode::SlowConsumer => 4100,
+            CloseCode::ServerShutdown => 4200,
+            CloseCode::HeartbeatTimeout => 4201,
+        }
+    }
+
+    /// Whether a client may reconnect on its own after this close.
+    pub const fn may_reconnect(self) -> bool {
+        self.code() >= 4100
+    }
+}
+
+impl From<CloseCode> for u16 {
+    fn from(code: CloseCode) -> u16 {
+        code.code()
+    }
+}
+
+impl TryFrom<u16> for CloseCode {
+    type Error = String;
+
+    fn try_from(value: u16) -> Result<Self, Self::Error> {
+        CloseCode::ALL
+            .into_iter()
+            .find(|code| code.code() == value)
+            .ok_or_else(|| format!("{value} is not a close code of this protocol"))
+    }
+}

@@ -1,0 +1,33 @@
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::openapi::workspace_root;
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    step("fmt", "cargo", &["fmt", "--all", "--check"])?;
+    step("clippy", "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    step("openapi drift", "cargo", &["xtask", "openapi", "--check"])?;
+    step("tests", "cargo", &["test", "--workspace"])?;
+    step("lint", "npx", &["--yes", "@redocly/cli@2.77.0", "lint", "openapi/realtime.openapi.json"])?;
+    println!("ci: all checks passed");
+    Ok(())
+}
+
+fn step(name: &str, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    println!("ci: {name}: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .env("INSTA_UPDATE", "no")
+        .env("REDOCLY_TELEMETRY", "off")
+        .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true")
+        .status()
+        .with_context(|| format!("starting {program}"))?;
+    if !status.success() {
+        bail!("ci: {name} failed ({status})");
+    }
+    Ok(())
+}
