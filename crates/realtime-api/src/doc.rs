@@ -44,7 +44,10 @@ impl Modify for Security {
             ),
         );
         document.servers = Some(vec![
-            ServerBuilder::new().url("http://127.0.0.1:8080").description(Some("The reference server on embedded defaults")).build(),
+            ServerBuilder::new()
+                .url("http://127.0.0.1:8080")
+                .description(Some("The reference server on embedded defaults"))
+                .build(),
         ]);
     }
 }

@@ -106,7 +106,8 @@ impl From<Rejection> for ApiError {
         match rejection {
             Rejection::Invalid(errors) => ApiError::invalid(errors),
             Rejection::TooLarge(error) => {
-                let mut api_error = ApiError::new(ErrorCode::PayloadTooLarge, format!("{} {}", error.pointer, error.detail));
+                let mut api_error =
+                    ApiError::new(ErrorCode::PayloadTooLarge, format!("{} {}", error.pointer, error.detail));
                 api_error.problem.errors = vec![error];
                 api_error
             }

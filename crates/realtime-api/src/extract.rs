@@ -84,10 +84,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
 
 /// Merges the header key with the documented `idempotency_key` body field: either one
 /// alone is the key; both equal is that key; both different is a 400.
-pub fn merge_idempotency_keys(header: Option<IdempotencyKey>, body: Option<&str>) -> Result<Option<IdempotencyKey>, ApiError> {
-    let body = body.map(IdempotencyKey::parse).transpose().map_err(|detail| {
-        ApiError::invalid(vec![FieldError::new("/idempotency_key", detail)])
-    })?;
+pub fn merge_idempotency_keys(
+    header: Option<IdempotencyKey>,
+    body: Option<&str>,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let body = body
+        .map(IdempotencyKey::parse)
+        .transpose()
+        .map_err(|detail| ApiError::invalid(vec![FieldError::new("/idempotency_key", detail)]))?;
     match (header, body) {
         (Some(header), Some(body)) if header != body => Err(ApiError::bad_request(
             "the Idempotency-Key header and the idempotency_key field differ; send one, or the same in both",
@@ -142,7 +146,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
         Ok(value) => {
-            deserializer.end().map_err(|error| ApiError::bad_request(format!("the body is not valid JSON: {error}")))?;
+            deserializer
+                .end()
+                .map_err(|error| ApiError::bad_request(format!("the body is not valid JSON: {error}")))?;
             Ok(value)
         }
         Err(error) => {
@@ -188,9 +194,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Validate> FromRequestParts<S> for Val
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Query(value) = Query::<T>::from_request_parts(parts, state).await.map_err(|rejection| {
-            ApiError::invalid(vec![FieldError::new("/query", rejection.body_text())])
-        })?;
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::invalid(vec![FieldError::new("/query", rejection.body_text())]))?;
         value.validate()?;
         Ok(ValidQuery(value))
     }

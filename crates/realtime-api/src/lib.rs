@@ -30,7 +30,7 @@ use realtime_types::*;
 pub use doc::{openapi, openapi_json};
 pub use error::ApiError;
 pub use extract::IdempotencyKey;
-pub use routes::{OperationRoute, router, OPERATIONS};
+pub use routes::{OPERATIONS, OperationRoute, router};
 
 /// The authenticated caller of a request.
 #[derive(Clone, PartialEq, Eq)]
@@ -102,31 +102,76 @@ pub trait RealtimeApi: Send + Sync + 'static {
     async fn authenticate(&self, key: &ApiKey) -> Result<Caller, ApiError>;
 
     /// `realtime.token.issue`
-    async fn token_issue(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: TokenIssueRequest) -> Result<Reply<RealtimeToken>, ApiError>;
+    async fn token_issue(
+        &self,
+        caller: &Caller,
+        idempotency_key: Option<IdempotencyKey>,
+        request: TokenIssueRequest,
+    ) -> Result<Reply<RealtimeToken>, ApiError>;
     /// `realtime.token.revoke`
-    async fn token_revoke(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: TokenRevokeRequest) -> Result<Reply<TokenRevoked>, ApiError>;
+    async fn token_revoke(
+        &self,
+        caller: &Caller,
+        idempotency_key: Option<IdempotencyKey>,
+        request: TokenRevokeRequest,
+    ) -> Result<Reply<TokenRevoked>, ApiError>;
     /// `realtime.channel.create`
-    async fn channel_create(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: ChannelCreateRequest) -> Result<Reply<ChannelCreated>, ApiError>;
+    async fn channel_create(
+        &self,
+        caller: &Caller,
+        idempotency_key: Option<IdempotencyKey>,
+        request: ChannelCreateRequest,
+    ) -> Result<Reply<ChannelCreated>, ApiError>;
     /// `realtime.channel.get`
     async fn channel_get(&self, caller: &Caller, channel: String) -> Result<Channel, ApiError>;
     /// `realtime.channel.list`
     async fn channel_list(&self, caller: &Caller, query: ChannelListQuery) -> Result<ChannelList, ApiError>;
     /// `realtime.channel.delete`
-    async fn channel_delete(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, channel: String) -> Result<Reply<ChannelDeleted>, ApiError>;
+    async fn channel_delete(
+        &self,
+        caller: &Caller,
+        idempotency_key: Option<IdempotencyKey>,
+        channel: String,
+    ) -> Result<Reply<ChannelDeleted>, ApiError>;
     /// `realtime.publish`
-    async fn publish(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: PublishRequest) -> Result<Reply<Published>, ApiError>;
+    async fn publish(
+        &self,
+        caller: &Caller,
+        idempotency_key: Option<IdempotencyKey>,
+        request: PublishRequest,
+    ) -> Result<Reply<Published>, ApiError>;
     /// `realtime.publish.batch`
-    async fn publish_batch(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: PublishBatchRequest) -> Result<Reply<BatchPublished>, ApiError>;
+    async fn publish_batch(
+        &self,
+        caller: &Caller,
+        idempotency_key: Option<IdempotencyKey>,
+        request: PublishBatchRequest,
+    ) -> Result<Reply<BatchPublished>, ApiError>;
     /// `realtime.presence.get`
     async fn presence_get(&self, caller: &Caller, channel: String) -> Result<Presence, ApiError>;
     /// `realtime.auth.sign`
-    async fn auth_sign(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: AuthSignRequest) -> Result<Reply<VendorToken>, ApiError>;
+    async fn auth_sign(
+        &self,
+        caller: &Caller,
+        idempotency_key: Option<IdempotencyKey>,
+        request: AuthSignRequest,
+    ) -> Result<Reply<VendorToken>, ApiError>;
     /// `realtime.event.types`
     async fn event_types(&self, caller: &Caller) -> Result<EventTypes, ApiError>;
     /// `realtime.user.disconnect`
-    async fn user_disconnect(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: UserDisconnectRequest) -> Result<Reply<UserDisconnected>, ApiError>;
+    async fn user_disconnect(
+        &self,
+        caller: &Caller,
+        idempotency_key: Option<IdempotencyKey>,
+        request: UserDisconnectRequest,
+    ) -> Result<Reply<UserDisconnected>, ApiError>;
     /// `account.get`
     async fn account_get(&self, caller: &Caller) -> Result<Account, ApiError>;
     /// `account.topup`
-    async fn account_topup(&self, caller: &Caller, idempotency_key: Option<IdempotencyKey>, request: TopupRequest) -> Result<Reply<Checkout>, ApiError>;
+    async fn account_topup(
+        &self,
+        caller: &Caller,
+        idempotency_key: Option<IdempotencyKey>,
+        request: TopupRequest,
+    ) -> Result<Reply<Checkout>, ApiError>;
 }

@@ -67,10 +67,7 @@ operations! {
 /// problem+json answers for unknown paths and methods.
 pub fn router(api: SharedApi) -> axum::Router {
     let (router, _) = openapi_router().split_for_parts();
-    router
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(api)
+    router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(api)
 }
 
 /// The routes and their document, registered together.
@@ -125,7 +122,12 @@ impl<T: Serialize> IntoResponse for Reply<T> {
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         Billable, WriteErrors),
     security(("bearer" = [])))]
-async fn token_issue(State(api): State<SharedApi>, Authenticated(caller): Authenticated, IdempotencyHeader(header): IdempotencyHeader, ValidJson(request): ValidJson<TokenIssueRequest>) -> Result<Reply<RealtimeToken>, ApiError> {
+async fn token_issue(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    IdempotencyHeader(header): IdempotencyHeader,
+    ValidJson(request): ValidJson<TokenIssueRequest>,
+) -> Result<Reply<RealtimeToken>, ApiError> {
     let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
     api.token_issue(&caller, key, request).await
 }
@@ -141,7 +143,12 @@ async fn token_issue(State(api): State<SharedApi>, Authenticated(caller): Authen
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         Billable, WriteErrors),
     security(("bearer" = [])))]
-async fn token_issue_alias(state: State<SharedApi>, caller: Authenticated, header: IdempotencyHeader, body: ValidJson<TokenIssueRequest>) -> Result<Reply<RealtimeToken>, ApiError> {
+async fn token_issue_alias(
+    state: State<SharedApi>,
+    caller: Authenticated,
+    header: IdempotencyHeader,
+    body: ValidJson<TokenIssueRequest>,
+) -> Result<Reply<RealtimeToken>, ApiError> {
     token_issue(state, caller, header, body).await
 }
 
@@ -157,7 +164,12 @@ async fn token_issue_alias(state: State<SharedApi>, caller: Authenticated, heade
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         TokenNotFound, WriteErrors),
     security(("bearer" = [])))]
-async fn token_revoke(State(api): State<SharedApi>, Authenticated(caller): Authenticated, IdempotencyHeader(header): IdempotencyHeader, ValidJson(request): ValidJson<TokenRevokeRequest>) -> Result<Reply<TokenRevoked>, ApiError> {
+async fn token_revoke(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    IdempotencyHeader(header): IdempotencyHeader,
+    ValidJson(request): ValidJson<TokenRevokeRequest>,
+) -> Result<Reply<TokenRevoked>, ApiError> {
     let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
     api.token_revoke(&caller, key, request).await
 }
@@ -174,7 +186,12 @@ async fn token_revoke(State(api): State<SharedApi>, Authenticated(caller): Authe
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         Billable, WriteErrors),
     security(("bearer" = [])))]
-async fn channel_create(State(api): State<SharedApi>, Authenticated(caller): Authenticated, IdempotencyHeader(header): IdempotencyHeader, ValidJson(request): ValidJson<ChannelCreateRequest>) -> Result<Reply<ChannelCreated>, ApiError> {
+async fn channel_create(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    IdempotencyHeader(header): IdempotencyHeader,
+    ValidJson(request): ValidJson<ChannelCreateRequest>,
+) -> Result<Reply<ChannelCreated>, ApiError> {
     let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
     api.channel_create(&caller, key, request).await
 }
@@ -190,7 +207,12 @@ async fn channel_create(State(api): State<SharedApi>, Authenticated(caller): Aut
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         Billable, WriteErrors),
     security(("bearer" = [])))]
-async fn channel_create_alias(state: State<SharedApi>, caller: Authenticated, header: IdempotencyHeader, body: ValidJson<ChannelCreateRequest>) -> Result<Reply<ChannelCreated>, ApiError> {
+async fn channel_create_alias(
+    state: State<SharedApi>,
+    caller: Authenticated,
+    header: IdempotencyHeader,
+    body: ValidJson<ChannelCreateRequest>,
+) -> Result<Reply<ChannelCreated>, ApiError> {
     channel_create(state, caller, header, body).await
 }
 
@@ -202,7 +224,11 @@ async fn channel_create_alias(state: State<SharedApi>, caller: Authenticated, he
     params(("channel" = String, Path, description = "The channel name.", max_length = 164)),
     responses((status = 200, description = "The channel.", body = Channel), ChannelNotFound, ReadErrors),
     security(("bearer" = [])))]
-async fn channel_get(State(api): State<SharedApi>, Authenticated(caller): Authenticated, Path(channel): Path<String>) -> Result<Json<Channel>, ApiError> {
+async fn channel_get(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    Path(channel): Path<String>,
+) -> Result<Json<Channel>, ApiError> {
     api.channel_get(&caller, channel).await.map(Json)
 }
 
@@ -214,7 +240,11 @@ async fn channel_get(State(api): State<SharedApi>, Authenticated(caller): Authen
     params(ChannelListQuery),
     responses((status = 200, description = "A page of channels.", body = ChannelList), BadQuery, ReadErrors),
     security(("bearer" = [])))]
-async fn channel_list(State(api): State<SharedApi>, Authenticated(caller): Authenticated, ValidQuery(query): ValidQuery<ChannelListQuery>) -> Result<Json<ChannelList>, ApiError> {
+async fn channel_list(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    ValidQuery(query): ValidQuery<ChannelListQuery>,
+) -> Result<Json<ChannelList>, ApiError> {
     api.channel_list(&caller, query).await.map(Json)
 }
 
@@ -229,7 +259,12 @@ async fn channel_list(State(api): State<SharedApi>, Authenticated(caller): Authe
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         DeleteErrors),
     security(("bearer" = [])))]
-async fn channel_delete(State(api): State<SharedApi>, Authenticated(caller): Authenticated, IdempotencyHeader(key): IdempotencyHeader, Path(channel): Path<String>) -> Result<Reply<ChannelDeleted>, ApiError> {
+async fn channel_delete(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    IdempotencyHeader(key): IdempotencyHeader,
+    Path(channel): Path<String>,
+) -> Result<Reply<ChannelDeleted>, ApiError> {
     api.channel_delete(&caller, key, channel).await
 }
 
@@ -244,7 +279,12 @@ async fn channel_delete(State(api): State<SharedApi>, Authenticated(caller): Aut
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         Billable, ChannelNotFound, WriteErrors),
     security(("bearer" = [])))]
-async fn publish(State(api): State<SharedApi>, Authenticated(caller): Authenticated, IdempotencyHeader(header): IdempotencyHeader, ValidJson(request): ValidJson<PublishRequest>) -> Result<Reply<Published>, ApiError> {
+async fn publish(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    IdempotencyHeader(header): IdempotencyHeader,
+    ValidJson(request): ValidJson<PublishRequest>,
+) -> Result<Reply<Published>, ApiError> {
     let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
     api.publish(&caller, key, request).await
 }
@@ -260,7 +300,12 @@ async fn publish(State(api): State<SharedApi>, Authenticated(caller): Authentica
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         Billable, ChannelNotFound, WriteErrors),
     security(("bearer" = [])))]
-async fn publish_batch(State(api): State<SharedApi>, Authenticated(caller): Authenticated, IdempotencyHeader(header): IdempotencyHeader, ValidJson(request): ValidJson<PublishBatchRequest>) -> Result<Reply<BatchPublished>, ApiError> {
+async fn publish_batch(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    IdempotencyHeader(header): IdempotencyHeader,
+    ValidJson(request): ValidJson<PublishBatchRequest>,
+) -> Result<Reply<BatchPublished>, ApiError> {
     let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
     api.publish_batch(&caller, key, request).await
 }
@@ -273,7 +318,11 @@ async fn publish_batch(State(api): State<SharedApi>, Authenticated(caller): Auth
     params(("channel" = String, Path, description = "The channel name.", max_length = 164)),
     responses((status = 200, description = "The members.", body = Presence), ChannelNotFound, ReadErrors),
     security(("bearer" = [])))]
-async fn presence_get(State(api): State<SharedApi>, Authenticated(caller): Authenticated, Path(channel): Path<String>) -> Result<Json<Presence>, ApiError> {
+async fn presence_get(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    Path(channel): Path<String>,
+) -> Result<Json<Presence>, ApiError> {
     api.presence_get(&caller, channel).await.map(Json)
 }
 
@@ -285,7 +334,11 @@ async fn presence_get(State(api): State<SharedApi>, Authenticated(caller): Authe
     params(("channel" = String, Path, description = "The channel name.", max_length = 164)),
     responses((status = 200, description = "The members.", body = Presence), ChannelNotFound, ReadErrors),
     security(("bearer" = [])))]
-async fn presence_get_alias(state: State<SharedApi>, caller: Authenticated, channel: Path<String>) -> Result<Json<Presence>, ApiError> {
+async fn presence_get_alias(
+    state: State<SharedApi>,
+    caller: Authenticated,
+    channel: Path<String>,
+) -> Result<Json<Presence>, ApiError> {
     presence_get(state, caller, channel).await
 }
 
@@ -301,7 +354,12 @@ async fn presence_get_alias(state: State<SharedApi>, caller: Authenticated, chan
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         Billable, WriteErrors),
     security(("bearer" = [])))]
-async fn auth_sign(State(api): State<SharedApi>, Authenticated(caller): Authenticated, IdempotencyHeader(header): IdempotencyHeader, ValidJson(request): ValidJson<AuthSignRequest>) -> Result<Reply<VendorToken>, ApiError> {
+async fn auth_sign(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    IdempotencyHeader(header): IdempotencyHeader,
+    ValidJson(request): ValidJson<AuthSignRequest>,
+) -> Result<Reply<VendorToken>, ApiError> {
     let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
     api.auth_sign(&caller, key, request).await
 }
@@ -312,7 +370,10 @@ async fn auth_sign(State(api): State<SharedApi>, Authenticated(caller): Authenti
 #[utoipa::path(get, path = "/v1/realtime/event/types", operation_id = "realtime.event.types", tag = "event",
     responses((status = 200, description = "The event types.", body = EventTypes), ReadErrors),
     security(("bearer" = [])))]
-async fn event_types(State(api): State<SharedApi>, Authenticated(caller): Authenticated) -> Result<Json<EventTypes>, ApiError> {
+async fn event_types(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<EventTypes>, ApiError> {
     api.event_types(&caller).await.map(Json)
 }
 
@@ -328,7 +389,12 @@ async fn event_types(State(api): State<SharedApi>, Authenticated(caller): Authen
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         ChannelNotFound, WriteErrors),
     security(("bearer" = [])))]
-async fn user_disconnect(State(api): State<SharedApi>, Authenticated(caller): Authenticated, IdempotencyHeader(header): IdempotencyHeader, ValidJson(request): ValidJson<UserDisconnectRequest>) -> Result<Reply<UserDisconnected>, ApiError> {
+async fn user_disconnect(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    IdempotencyHeader(header): IdempotencyHeader,
+    ValidJson(request): ValidJson<UserDisconnectRequest>,
+) -> Result<Reply<UserDisconnected>, ApiError> {
     let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
     api.user_disconnect(&caller, key, request).await
 }
@@ -337,7 +403,10 @@ async fn user_disconnect(State(api): State<SharedApi>, Authenticated(caller): Au
 #[utoipa::path(get, path = "/v1/account", operation_id = "account.get", tag = "account",
     responses((status = 200, description = "The account.", body = Account), ReadErrors),
     security(("bearer" = [])))]
-async fn account_get(State(api): State<SharedApi>, Authenticated(caller): Authenticated) -> Result<Json<Account>, ApiError> {
+async fn account_get(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Account>, ApiError> {
     api.account_get(&caller).await.map(Json)
 }
 
@@ -352,7 +421,12 @@ async fn account_get(State(api): State<SharedApi>, Authenticated(caller): Authen
         headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
         WriteErrors),
     security(("bearer" = [])))]
-async fn account_topup(State(api): State<SharedApi>, Authenticated(caller): Authenticated, IdempotencyHeader(header): IdempotencyHeader, ValidJson(request): ValidJson<TopupRequest>) -> Result<Reply<Checkout>, ApiError> {
+async fn account_topup(
+    State(api): State<SharedApi>,
+    Authenticated(caller): Authenticated,
+    IdempotencyHeader(header): IdempotencyHeader,
+    ValidJson(request): ValidJson<TopupRequest>,
+) -> Result<Reply<Checkout>, ApiError> {
     let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
     api.account_topup(&caller, key, request).await
 }

@@ -27,8 +27,8 @@ pub mod ws;
 pub use account::{Account, Checkout, CheckoutStatus, TopupRequest};
 pub use auth_sign::{AblyTokenRequest, AuthSignRequest, Vendor, VendorToken};
 pub use channel::{
-    Channel, ChannelCreateRequest, ChannelCreated, ChannelDeleted, ChannelList, ChannelListQuery,
-    ChannelType, DeleteStatus,
+    Channel, ChannelCreateRequest, ChannelCreated, ChannelDeleted, ChannelList, ChannelListQuery, ChannelType,
+    DeleteStatus,
 };
 pub use events::{EventType, EventTypes};
 pub use presence::{Presence, PresenceMember};

@@ -14,7 +14,12 @@ pub struct PublishRequest {
     pub channel: String,
     /// The event name: 1-200 bytes of `A-Z a-z 0-9 _ - . :`, not starting with `pusher:`,
     /// `pusher_internal:` or `realtime:`.
-    #[schema(min_length = 1, max_length = 200, pattern = r"^(?!pusher:|pusher_internal:|realtime:)[A-Za-z0-9_\-.:]+$", example = "message")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^(?!pusher:|pusher_internal:|realtime:)[A-Za-z0-9_\-.:]+$",
+        example = "message"
+    )]
     pub event: String,
     /// Any JSON value, at most 10240 bytes as compact JSON (larger is a 413).
     #[schema(value_type = serde_json::Value, example = json!({"text": "hi"}))]

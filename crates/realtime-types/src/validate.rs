@@ -7,8 +7,8 @@
 use crate::limits::*;
 use crate::problem::FieldError;
 use crate::{
-    AuthSignRequest, ChannelCreateRequest, ChannelListQuery, PublishBatchRequest, PublishRequest,
-    TokenIssueRequest, TokenRevokeRequest, TopupRequest, UserDisconnectRequest,
+    AuthSignRequest, ChannelCreateRequest, ChannelListQuery, PublishBatchRequest, PublishRequest, TokenIssueRequest,
+    TokenRevokeRequest, TopupRequest, UserDisconnectRequest,
 };
 
 /// Why a request was refused before it reached the implementation.
@@ -261,9 +261,9 @@ impl Validate for AuthSignRequest {
         check.ttl("/ttl_seconds", self.ttl_seconds);
         if let Some(socket_id) = &self.socket_id {
             let valid = socket_id.len() <= 64
-                && socket_id
-                    .split_once('.')
-                    .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && (a.to_owned() + b).chars().all(|c| c.is_ascii_digit()));
+                && socket_id.split_once('.').is_some_and(|(a, b)| {
+                    !a.is_empty() && !b.is_empty() && (a.to_owned() + b).chars().all(|c| c.is_ascii_digit())
+                });
             if !valid {
                 check.error("/socket_id", "must look like 1234.5678");
             }
@@ -328,7 +328,11 @@ mod tests {
 
     #[test]
     fn batch_points_at_the_offending_message() {
-        let message = |channel: &str| crate::BatchMessage { channel: channel.into(), event: "e".into(), data: serde_json::json!(1) };
+        let message = |channel: &str| crate::BatchMessage {
+            channel: channel.into(),
+            event: "e".into(),
+            data: serde_json::json!(1),
+        };
         let batch = PublishBatchRequest { messages: vec![message("ok"), message("not ok")], idempotency_key: None };
         let Err(Rejection::Invalid(errors)) = batch.validate() else { panic!("the batch should be invalid") };
         assert_eq!(errors[0].pointer, "/messages/1/channel");
