@@ -84,6 +84,12 @@ impl ApiError {
         error
     }
 
+    /// Adds an offending value.
+    pub fn with_field(mut self, error: FieldError) -> Self {
+        self.problem.errors.push(error);
+        self
+    }
+
     /// Sets `Retry-After` on the response.
     pub fn with_retry_after(mut self, seconds: u32) -> Self {
         self.retry_after_seconds = Some(seconds);

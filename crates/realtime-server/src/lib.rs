@@ -1,1 +1,41 @@
-//! placeholder
+//! The reference implementation of the realtime contract.
+//!
+//! - [`service`]: the domain core; implements `realtime_api::RealtimeApi`.
+//! - [`gateway`]: the WebSocket gateway and this node's [`gateway::hub::Hub`].
+//! - [`store`]: durable state behind small traits (SQLite embedded).
+//! - [`broker`]: how events and presence cross nodes (in-memory for one node).
+//! - [`tokens`], [`vendors`]: token and signature formats.
+//! - [`server`]: start, serve and stop a node; [`admin`] and [`checkout`] are the
+//!   reference server's own routes outside the contract.
+//! - [`testing`]: a server on a loopback port for tests, here and in other crates.
+
+pub mod admin;
+pub mod broker;
+pub mod checkout;
+pub mod config;
+pub mod gateway;
+pub mod secret;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod testing;
+pub mod tokens;
+pub mod vendors;
+
+pub use config::Config;
+pub use server::RunningServer;
+
+/// Runs a node until Ctrl-C or SIGTERM. Prints the listening address and, on first
+/// start, the dev account's API key (once; it is stored only hashed).
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = RunningServer::start(config).await?;
+    println!("realtime-server listening on {}", server.base_url());
+    if let Some(key) = &server.dev_api_key {
+        println!(
+            "dev account created with ${:.2} credit; dev api key: {key}",
+            server.service.config.dev_account_credit as f64 / 1e6
+        );
+        println!("(shown once: the server keeps only its hash)");
+    }
+    server.run_until_signal().await
+}

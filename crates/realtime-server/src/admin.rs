@@ -1,0 +1,73 @@
+//! The admin API (`/admin/v1/…`): provisioning accounts from outside, guarded by the
+//! configured admin secret. It is not part of the public contract.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use realtime_api::ApiError;
+use realtime_api::extract::ValidJson;
+use realtime_types::{FieldError, Rejection, Validate};
+use serde::{Deserialize, Serialize};
+
+use crate::service::Service;
+
+/// The admin routes; none when no admin secret is configured.
+pub fn router(service: Arc<Service>) -> Router {
+    if service.config.admin_secret.is_none() {
+        return Router::new();
+    }
+    Router::new().route("/admin/v1/accounts", post(create_account)).with_state(service)
+}
+
+/// A new account.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    /// Starting credit in micro-USD (0 is allowed).
+    pub balance: i64,
+}
+
+impl Validate for NewAccount {
+    fn validate(&self) -> Result<(), Rejection> {
+        if self.balance < 0 {
+            return Err(Rejection::Invalid(vec![FieldError::new("/balance", "must not be negative")]));
+        }
+        Ok(())
+    }
+}
+
+/// The created account; the key is shown only here.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct CreatedAccount {
+    /// The account id.
+    pub account_id: String,
+    /// Its API key.
+    pub api_key: String,
+    /// Its credit.
+    pub balance: i64,
+}
+
+fn check_admin(service: &Service, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    match &service.config.admin_secret {
+        Some(secret) if secret.matches(presented) => Ok(()),
+        _ => Err(ApiError::unauthenticated("the admin API needs `Authorization: Bearer <admin secret>`")),
+    }
+}
+
+async fn create_account(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    ValidJson(request): ValidJson<NewAccount>,
+) -> Result<Json<CreatedAccount>, ApiError> {
+    check_admin(&service, &headers)?;
+    let (account_id, api_key) = service.create_account(request.balance).await?;
+    Ok(Json(CreatedAccount { account_id, api_key, balance: request.balance }))
+}

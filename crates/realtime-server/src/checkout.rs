@@ -1,0 +1,72 @@
+//! The dev checkout the reference server serves for `account.topup`: a page with a pay
+//! button for people, and `POST /checkout/{id}/complete` for tests. Completing credits
+//! the account exactly once, however often it is completed.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Html;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use realtime_api::ApiError;
+use realtime_types::CheckoutStatus;
+use serde::{Deserialize, Serialize};
+
+use crate::service::Service;
+use crate::store::Completion;
+
+/// The checkout routes.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/checkout/{checkout_id}", get(page))
+        .route("/checkout/{checkout_id}/complete", post(complete))
+        .with_state(service)
+}
+
+/// The outcome of completing a checkout.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Completed {
+    /// The checkout.
+    pub checkout_id: String,
+    /// Always `completed`.
+    pub status: CheckoutStatus,
+    /// True when this call credited the account; false when an earlier one did.
+    pub credited: bool,
+    /// Micro-USD.
+    pub amount: i64,
+}
+
+async fn page(State(service): State<Arc<Service>>, Path(checkout_id): Path<String>) -> Result<Html<String>, ApiError> {
+    let checkout = service
+        .store
+        .checkout(&checkout_id)
+        .await
+        .map_err(|e| service.store_error(e))?
+        .ok_or_else(|| ApiError::not_found("no such checkout"))?;
+    let dollars = checkout.amount as f64 / 1_000_000.0;
+    let state = if checkout.completed { "completed" } else { "pending" };
+    Ok(Html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>Dev checkout</title></head><body>\
+         <h1>Dev checkout</h1><p>Add <strong>${dollars:.2}</strong> of credit. This checkout is {state}.</p>\
+         <form method=post action=\"/checkout/{checkout_id}/complete\"><button type=submit>Pay</button></form>\
+         <p>This page is the reference server's stand-in for a payment provider.</p></body></html>"
+    )))
+}
+
+async fn complete(
+    State(service): State<Arc<Service>>,
+    Path(checkout_id): Path<String>,
+) -> Result<Json<Completed>, ApiError> {
+    let completion =
+        service.store.complete_checkout(&checkout_id, Utc::now()).await.map_err(|e| service.store_error(e))?;
+    let credited = match completion {
+        Completion::Credited => true,
+        Completion::AlreadyCompleted => false,
+        Completion::Expired => return Err(ApiError::conflict("the checkout expired; start a new top-up")),
+        Completion::NotFound => return Err(ApiError::not_found("no such checkout")),
+    };
+    let checkout = service.store.checkout(&checkout_id).await.map_err(|e| service.store_error(e))?;
+    let amount = checkout.map_or(0, |c| c.amount);
+    Ok(Json(Completed { checkout_id, status: CheckoutStatus::Completed, credited, amount }))
+}

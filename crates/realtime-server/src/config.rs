@@ -1,0 +1,163 @@
+//! [`Config`]: read once at start (defaults, then a TOML file, then `REALTIME_*`
+//! environment variables) and passed down; nothing reads the environment afterwards.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use realtime_types::Vendor;
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Everything the server needs to know at start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Where to listen (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// The URL clients use to reach this node (for `endpoint` and `checkout_url`);
+    /// defaults to `http://<listen address>`.
+    pub public_url: Option<String>,
+    /// `sqlite://<file>` (embedded default) or `postgres://…`.
+    pub store: String,
+    /// `memory` (embedded default, one node) or `redis://…` (several nodes).
+    pub broker: String,
+    /// Guards the admin API (`/admin/v1/…`); the admin API is off when unset.
+    pub admin_secret: Option<Secret>,
+    /// Signs client tokens; generated and persisted in the store on first start when unset.
+    pub token_secret: Option<Secret>,
+    /// Credit of the dev account created on first start, in micro-USD.
+    pub dev_account_credit: i64,
+    /// How long idempotency keys are kept, in hours.
+    pub idempotency_ttl_hours: u32,
+    /// How many recent messages are kept per channel.
+    pub history_per_channel: u32,
+    /// Seconds a request may take before it is answered with 503.
+    pub request_timeout_seconds: u64,
+    /// The price table.
+    pub prices: Prices,
+    /// The WebSocket gateway.
+    pub gateway: GatewayConfig,
+    /// Vendor credentials for `realtime.auth.sign`.
+    pub vendors: VendorsConfig,
+}
+
+/// Prices of billable operations, in micro-USD (1 USD = 1,000,000).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Prices {
+    /// `realtime.token.issue`.
+    pub token_issue: i64,
+    /// `realtime.channel.create`, when a channel is created.
+    pub channel_create: i64,
+    /// Each message of `realtime.publish`, `realtime.publish.batch` or a client publish.
+    pub publish: i64,
+    /// `realtime.auth.sign`.
+    pub auth_sign: i64,
+}
+
+/// The WebSocket gateway's knobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayConfig {
+    /// How often clients should send a frame.
+    pub heartbeat_interval_seconds: u32,
+    /// Silence after which a connection is dropped (close 4201).
+    pub heartbeat_timeout_seconds: u32,
+    /// Frames queued per connection before it is cut as a slow consumer (close 4100).
+    pub outbound_queue: usize,
+    /// Live connections one token may hold (close 4006 beyond).
+    pub max_connections_per_token: usize,
+}
+
+/// Credentials of the vendors `realtime.auth.sign` can sign for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VendorsConfig {
+    /// The vendor used when a request names none.
+    pub default: Vendor,
+    /// Pusher app credentials.
+    pub pusher: PusherConfig,
+    /// Ably API key (`<appId>.<keyId>:<secret>`).
+    pub ably_key: Secret,
+    /// Liveblocks signing secret and project id.
+    pub liveblocks: LiveblocksConfig,
+}
+
+/// Pusher app credentials.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PusherConfig {
+    /// The app id.
+    pub app_id: String,
+    /// The app key (public).
+    pub key: String,
+    /// The app secret.
+    pub secret: Secret,
+}
+
+/// Liveblocks signing settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LiveblocksConfig {
+    /// The project id (`pid` claim).
+    pub project_id: String,
+    /// The HS256 key that signs access tokens.
+    pub secret: Secret,
+}
+
+/// The defaults, as a TOML document (also the documentation of every key).
+pub const DEFAULTS: &str = r#"
+listen = "127.0.0.1:8080"
+store = "sqlite://realtime.db"
+broker = "memory"
+dev_account_credit = 2000000
+idempotency_ttl_hours = 24
+history_per_channel = 100
+request_timeout_seconds = 30
+
+[prices]
+token_issue = 100
+channel_create = 1000
+publish = 10
+auth_sign = 100
+
+[gateway]
+heartbeat_interval_seconds = 25
+heartbeat_timeout_seconds = 60
+outbound_queue = 256
+max_connections_per_token = 10
+
+[vendors]
+default = "realtime"
+ably_key = "dev-app.dev-key:dev-ably-secret"
+
+[vendors.pusher]
+app_id = "1"
+key = "dev-pusher-key"
+secret = "dev-pusher-secret"
+
+[vendors.liveblocks]
+project_id = "localdev"
+secret = "dev-liveblocks-secret"
+"#;
+
+impl Config {
+    /// Reads the defaults, then `file` (or `realtime.toml` in the working directory when
+    /// it exists), then `REALTIME_*` variables (`__` separates sections:
+    /// `REALTIME_GATEWAY__OUTBOUND_QUEUE=64`).
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("realtime.toml")),
+        }
+        figment = figment.merge(Env::prefixed("REALTIME_").split("__"));
+        Ok(figment.extract()?)
+    }
+
+    /// The defaults with `overrides` applied (for tests and embedding).
+    pub fn with(overrides: impl Serialize) -> anyhow::Result<Config> {
+        let figment = Figment::new().merge(Toml::string(DEFAULTS)).merge(Serialized::defaults(overrides));
+        Ok(figment.extract()?)
+    }
+}

@@ -1,0 +1,291 @@
+//! The WebSocket gateway: `GET /v1/realtime/ws?token=…`.
+//!
+//! One task per connection drives everything with `select!`: frames from the client,
+//! frames queued for the client, the heartbeat deadline, the token's expiry, and close
+//! requests from the rest of the server (revocation, disconnects, slow consumer,
+//! shutdown). No task is spawned per message or per subscriber.
+
+pub mod hub;
+pub mod presence;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
+use realtime_types::{Capability, ChannelType, ErrorCode, PublishRequest, Validate};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use self::hub::{Connection, encode};
+use crate::service::{Service, frame_error};
+use crate::tokens::{Claims, TokenError};
+
+/// Bytes the server reads from a socket at a time; small, because idle sockets are the
+/// common case and each one keeps its buffer.
+const READ_BUFFER: usize = 4 * 1024;
+/// Largest frame a client may send.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// The gateway's route.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new().route("/v1/realtime/ws", get(upgrade)).with_state(service)
+}
+
+#[derive(Deserialize)]
+struct ConnectParams {
+    token: Option<String>,
+}
+
+/// Why a connection is refused right after the handshake.
+enum Refusal {
+    Close(CloseCode, &'static str),
+}
+
+async fn authorize(service: &Service, token: Option<String>) -> Result<Claims, Refusal> {
+    let Some(token) = token else {
+        return Err(Refusal::Close(CloseCode::TokenInvalid, "connect with ?token=<token> or a Bearer header"));
+    };
+    let claims = service.tokens.verify(&token).map_err(|error| match error {
+        TokenError::Expired => Refusal::Close(CloseCode::TokenExpired, "the token expired"),
+        TokenError::Invalid => Refusal::Close(CloseCode::TokenInvalid, "the token is not valid"),
+    })?;
+    match service.store.is_revoked(&claims.jti).await {
+        Ok(false) => {}
+        Ok(true) => return Err(Refusal::Close(CloseCode::TokenRevoked, "the token was revoked")),
+        Err(error) => {
+            tracing::warn!(%error, "revocation check failed");
+            return Err(Refusal::Close(CloseCode::ServerShutdown, "the server cannot check the token now"));
+        }
+    }
+    if service.hub.connections_of_token(&claims.jti) >= service.config.gateway.max_connections_per_token {
+        return Err(Refusal::Close(CloseCode::ConnectionLimit, "the token has too many live connections"));
+    }
+    Ok(claims)
+}
+
+async fn upgrade(
+    State(service): State<Arc<Service>>,
+    Query(params): Query<ConnectParams>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::to_owned);
+    let authorization = authorize(&service, params.token.or(bearer)).await;
+    upgrade.read_buffer_size(READ_BUFFER).write_buffer_size(0).max_message_size(MAX_CLIENT_MESSAGE).on_upgrade(
+        move |socket| async move {
+            match authorization {
+                Ok(claims) => run(socket, service, claims).await,
+                Err(Refusal::Close(code, reason)) => refuse(socket, code, reason).await,
+            }
+        },
+    )
+}
+
+async fn refuse(mut socket: WebSocket, code: CloseCode, reason: &str) {
+    let frame = encode(&ServerFrame::Disconnecting { code, reason: reason.to_owned() });
+    let _ = socket.send(Message::Text(frame)).await;
+    let _ = socket.send(Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) }))).await;
+}
+
+/// How a connection ended.
+enum End {
+    /// Close with this code, after a `disconnecting` frame.
+    Close(CloseCode, String),
+    /// The peer went away, or the node was killed: nothing to send.
+    Gone,
+}
+
+async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
+    let gateway = &service.config.gateway;
+    let (outbound_tx, mut outbound) = mpsc::channel::<Utf8Bytes>(gateway.outbound_queue.max(1));
+    let connection = Arc::new(Connection::new(
+        claims.acc.clone(),
+        claims.sub.clone(),
+        claims.uid.clone(),
+        claims.jti.clone(),
+        outbound_tx,
+    ));
+    service.hub.connect(connection.clone());
+    let (mut sink, mut stream) = socket.split();
+
+    let connected = encode(&ServerFrame::Connected {
+        connection_id: connection.id.to_string(),
+        client_id: claims.sub.clone(),
+        user_id: claims.uid.clone(),
+        expires_at: claims.expires_at(),
+        heartbeat_interval_seconds: gateway.heartbeat_interval_seconds,
+        heartbeat_timeout_seconds: gateway.heartbeat_timeout_seconds,
+    });
+    let heartbeat_timeout = Duration::from_secs(u64::from(gateway.heartbeat_timeout_seconds));
+    let expires_in = (claims.expires_at() - chrono::Utc::now()).to_std().unwrap_or_default();
+    let expiry = tokio::time::sleep(expires_in);
+    tokio::pin!(expiry);
+    let mut last_seen = Instant::now();
+    let mut heartbeat = tokio::time::interval(heartbeat_timeout / 4);
+
+    let end = if sink.send(Message::Text(connected)).await.is_err() {
+        End::Gone
+    } else {
+        loop {
+            tokio::select! {
+                queued = outbound.recv() => {
+                    let Some(frame) = queued else { break End::Gone };
+                    // A client that stops reading blocks this send; a close request
+                    // (slow consumer, revocation) must still win.
+                    tokio::select! {
+                        sent = sink.send(Message::Text(frame)) => if sent.is_err() { break End::Gone },
+                        (code, reason) = connection.closed() => break End::Close(code, reason),
+                        _ = service.kill.cancelled() => break End::Gone,
+                    }
+                }
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        last_seen = Instant::now();
+                        if let Some(end) = handle_frame(&service, &connection, &claims, &text).await {
+                            break end;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        break End::Close(CloseCode::ProtocolError, "frames must be JSON text".into());
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_seen = Instant::now(),
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break End::Gone,
+                },
+                (code, reason) = connection.closed() => break End::Close(code, reason),
+                _ = &mut expiry => break End::Close(CloseCode::TokenExpired, "the token expired".into()),
+                _ = heartbeat.tick() => {
+                    if last_seen.elapsed() > heartbeat_timeout {
+                        break End::Close(CloseCode::HeartbeatTimeout, "no frame within the heartbeat timeout".into());
+                    }
+                }
+                _ = service.shutdown.cancelled() => {
+                    break End::Close(CloseCode::ServerShutdown, "the server is shutting down".into());
+                }
+                _ = service.kill.cancelled() => break End::Gone,
+            }
+        }
+    };
+
+    service.hub.disconnect(&connection);
+    presence::leave_all(&service.broker, &connection).await;
+    if let End::Close(code, reason) = end {
+        let frame = encode(&ServerFrame::Disconnecting { code, reason: reason.clone() });
+        let goodbye = async {
+            sink.send(Message::Text(frame)).await?;
+            sink.send(Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) }))).await
+        };
+        // A slow consumer's socket may never drain; do not wait on it for long.
+        let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+    }
+}
+
+/// Handles one client frame; `Some` ends the connection.
+async fn handle_frame(
+    service: &Arc<Service>,
+    connection: &Arc<Connection>,
+    claims: &Claims,
+    text: &str,
+) -> Option<End> {
+    let frame = match serde_json::from_str::<ClientFrame>(text) {
+        Ok(frame) => frame,
+        Err(error) => {
+            connection.send(encode(&frame_error(ErrorCode::BadRequest, format!("not a client frame: {error}"), None)));
+            return None;
+        }
+    };
+    let reply = match frame {
+        ClientFrame::Ping {} => ServerFrame::Pong {},
+        ClientFrame::Subscribe { channel } => subscribe(service, connection, claims, channel).await,
+        ClientFrame::Unsubscribe { channel } => {
+            service.hub.unsubscribe(connection, &channel);
+            presence::leave(&service.broker, connection, &channel).await;
+            ServerFrame::Unsubscribed { channel, reason: UnsubscribeReason::Requested }
+        }
+        ClientFrame::Publish { channel, event, data, request_id } => {
+            publish(service, claims, channel, event, data, request_id).await
+        }
+    };
+    connection.send(encode(&reply));
+    None
+}
+
+async fn subscribe(
+    service: &Arc<Service>,
+    connection: &Arc<Connection>,
+    claims: &Claims,
+    channel: String,
+) -> ServerFrame {
+    if !claims.can(Capability::Subscribe) {
+        return frame_error(ErrorCode::Forbidden, "the token lacks the subscribe capability", Some(channel));
+    }
+    if !claims.allows_channel(&channel) {
+        return frame_error(ErrorCode::Forbidden, "the token does not allow this channel", Some(channel));
+    }
+    let row = match service.store.channel(&claims.acc, &channel).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel)),
+        Err(error) => {
+            tracing::warn!(%error, "subscribe: store unavailable");
+            return frame_error(ErrorCode::Unavailable, "the store is unavailable; retry", Some(channel));
+        }
+    };
+    let key = hub::ChannelKey::new(&claims.acc, &channel);
+    if row.channel_type == ChannelType::Presence && claims.can(Capability::Presence) {
+        if let Err(error) = presence::join(&service.broker, connection, &channel).await {
+            tracing::warn!(%error, "subscribe: presence unavailable");
+            return frame_error(ErrorCode::Unavailable, "presence is unavailable; retry", Some(channel));
+        }
+    }
+    service.hub.subscribe(connection, &channel);
+    let members = match row.channel_type {
+        ChannelType::Presence => service.broker.members(&key).await.unwrap_or_default(),
+        ChannelType::Public | ChannelType::Private => Vec::new(),
+    };
+    ServerFrame::Subscribed { channel, members }
+}
+
+async fn publish(
+    service: &Arc<Service>,
+    claims: &Claims,
+    channel: String,
+    event: String,
+    data: serde_json::Value,
+    request_id: Option<String>,
+) -> ServerFrame {
+    let refuse = |code, message: String, channel: String| ServerFrame::Error {
+        code,
+        message,
+        channel: Some(channel),
+        request_id: request_id.clone(),
+    };
+    if !claims.can(Capability::Publish) {
+        return refuse(ErrorCode::Forbidden, "the token lacks the publish capability".into(), channel);
+    }
+    if !claims.allows_channel(&channel) {
+        return refuse(ErrorCode::Forbidden, "the token does not allow this channel".into(), channel);
+    }
+    let request = PublishRequest { channel: channel.clone(), event, data, idempotency_key: None };
+    if let Err(rejection) = request.validate() {
+        let error = realtime_api::ApiError::from(rejection);
+        return refuse(error.code(), error.problem().detail.clone().unwrap_or_default(), channel);
+    }
+    match service.publish_messages(&claims.acc, vec![(request.channel, request.event, request.data)]).await {
+        Ok(mut published) => {
+            let published = published.remove(0);
+            ServerFrame::Published { request_id, message_id: published.message_id, delivered: published.delivered }
+        }
+        Err(error) => refuse(error.code(), error.problem().detail.clone().unwrap_or_default(), channel),
+    }
+}

@@ -1,0 +1,164 @@
+//! Starting and stopping a node: open the store, pick the broker, bind, serve, and shut
+//! down gracefully (stop accepting, close sockets with 4200, finish in-flight requests).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use realtime_api::SharedApi;
+use realtime_types::limits::BODY_MAX_BYTES;
+use realtime_types::ws::CloseCode;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::broker::Broker;
+use crate::broker::memory::MemoryBroker;
+use crate::config::Config;
+use crate::gateway::hub::Hub;
+use crate::service::Service;
+use crate::tokens::TokenKeys;
+use crate::{admin, checkout, gateway, store};
+
+/// The whole HTTP face of a node.
+pub fn app(service: Arc<Service>) -> Router {
+    let api: SharedApi = service.clone();
+    let timeout = Duration::from_secs(service.config.request_timeout_seconds);
+    realtime_api::router(api)
+        .merge(gateway::router(service.clone()))
+        .merge(admin::router(service.clone()))
+        .merge(checkout::router(service.clone()))
+        .merge(
+            Router::new()
+                .route("/healthz", get(|| async { "ok" }))
+                .route("/readyz", get(ready))
+                .route(
+                    "/openapi.json",
+                    get(|| async { ([("content-type", "application/json")], realtime_api::openapi_json()) }),
+                )
+                .with_state(service),
+        )
+        .layer(DefaultBodyLimit::max(BODY_MAX_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn ready(State(service): State<Arc<Service>>) -> impl IntoResponse {
+    let store = service.store.ping().await.map_err(|e| e.to_string());
+    let broker = service.broker.ping().await.map_err(|e| e.to_string());
+    let status = if store.is_ok() && broker.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let describe = |result: Result<(), String>| match result {
+        Ok(()) => "ok".to_owned(),
+        Err(error) => format!("unavailable: {error}"),
+    };
+    (status, axum::Json(serde_json::json!({ "store": describe(store), "broker": describe(broker) })))
+}
+
+/// A running node.
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    /// The shared core.
+    pub service: Arc<Service>,
+    /// The API key of the dev account, when this start created it.
+    pub dev_api_key: Option<String>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Opens the store, creates the dev account on first start, binds and starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+        let store = store::open(&config.store).await?;
+        let dev_api_key = None;
+        let secret = Service::token_secret(&config, store.as_ref()).await?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let public_url =
+            config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+        let hub = Arc::new(Hub::default());
+        let broker: Arc<dyn Broker> = match config.broker.as_str() {
+            "memory" => MemoryBroker::new(hub.clone()),
+            other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" (redis:// is not in this build yet)"),
+        };
+        let service = Arc::new(Service {
+            tokens: TokenKeys::new(&secret),
+            config,
+            store,
+            broker,
+            hub,
+            public_url,
+            shutdown: CancellationToken::new(),
+            kill: CancellationToken::new(),
+        });
+        let dev_api_key = match service.store.is_empty().await? {
+            true => Some(service.create_account(service.config.dev_account_credit).await?.1),
+            false => dev_api_key,
+        };
+        let app = app(service.clone());
+        let shutdown = service.shutdown.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+        });
+        Ok(RunningServer { addr, service, dev_api_key, task })
+    }
+
+    /// The base URL of the node.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops gracefully: no new connections, sockets closed with 4200, in-flight requests
+    /// finished (bounded by 10 seconds).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.service.hub.close_all(CloseCode::ServerShutdown, "the server is shutting down");
+        self.service.shutdown.cancel();
+        match tokio::time::timeout(Duration::from_secs(10), self.task).await {
+            Ok(joined) => joined??,
+            Err(_) => tracing::warn!("in-flight requests did not finish within 10 s"),
+        }
+        Ok(())
+    }
+
+    /// Stops at once, as a crash would: sockets are dropped without a close frame.
+    pub fn kill(self) {
+        self.service.kill.cancel();
+        self.task.abort();
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then stops gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,177 @@
+//! [`Service`]: the domain core. It implements the contract's
+//! [`RealtimeApi`](realtime_api::RealtimeApi) (in [`api`]) and serves the gateway, and it
+//! is where business rules live: prices, idempotency, token lifetimes, vendor formats.
+//! Stores and brokers only persist and move what it decides.
+
+mod api;
+mod idempotency;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use realtime_api::ApiError;
+use realtime_types::ws::ServerFrame;
+use realtime_types::{ErrorCode, FieldError, Published};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, BrokerError, ClusterEvent};
+use crate::config::Config;
+use crate::gateway::hub::{ChannelKey, Hub, encode};
+use crate::secret::{Secret, random_bytes};
+use crate::store::{MessageRow, Store, StoreError};
+use crate::tokens::TokenKeys;
+
+/// Everything a request or a socket needs; cheap to share behind an `Arc`.
+pub struct Service {
+    /// The configuration read at start.
+    pub config: Config,
+    /// The durable state.
+    pub store: Arc<dyn Store>,
+    /// How events cross nodes.
+    pub broker: Arc<dyn Broker>,
+    /// This node's sockets.
+    pub hub: Arc<Hub>,
+    /// Signs and verifies gateway tokens.
+    pub tokens: TokenKeys,
+    /// The URL clients reach this node at, without a trailing slash.
+    pub public_url: String,
+    /// Cancelled when the node shuts down gracefully: sockets close with 4200.
+    pub shutdown: CancellationToken,
+    /// Cancelled when the node is killed: sockets are dropped without a close frame.
+    pub kill: CancellationToken,
+}
+
+/// The SHA-256 of an API key, as stored.
+pub fn hash_api_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// A new API key: the prefix and 160 bits from the OS random number generator.
+pub fn new_api_key() -> String {
+    format!("ifr_pk_proj_{}", hex::encode(random_bytes::<20>()))
+}
+
+/// A new id with a prefix, e.g. `acct_01JD…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", ulid::Ulid::generate())
+}
+
+impl Service {
+    /// The WebSocket endpoint of this node.
+    pub fn endpoint(&self) -> String {
+        let ws = if let Some(rest) = self.public_url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.public_url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.public_url.clone()
+        };
+        format!("{ws}/v1/realtime/ws")
+    }
+
+    /// Where accounts add credit.
+    pub fn topup_url(&self) -> String {
+        format!("{}/v1/account/topup", self.public_url)
+    }
+
+    /// Creates an account with `balance` micro-USD; returns its id and API key (shown once).
+    pub async fn create_account(&self, balance: i64) -> Result<(String, String), ApiError> {
+        let account_id = new_id("acct");
+        let key = new_api_key();
+        self.store.create_account(&account_id, &hash_api_key(&key), balance).await.map_err(|e| self.store_error(e))?;
+        Ok((account_id, key))
+    }
+
+    /// Turns a store failure into the problem the client sees.
+    pub fn store_error(&self, error: StoreError) -> ApiError {
+        match error {
+            StoreError::InsufficientCredit { balance, required } => {
+                ApiError::insufficient_credit("this operation", balance, required, self.topup_url())
+            }
+            StoreError::ChannelNotFound { index } => {
+                let mut error = ApiError::not_found(format!("the channel of message {index} does not exist"));
+                error = error.with_field(FieldError::new(format!("/messages/{index}/channel"), "does not exist"));
+                error
+            }
+            StoreError::Unavailable(cause) => ApiError::unavailable(cause),
+            StoreError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+
+    /// Turns a broker failure into the problem the client sees.
+    pub fn broker_error(&self, error: BrokerError) -> ApiError {
+        ApiError::unavailable(error)
+    }
+
+    /// Records and fans out messages of one account, in order; charges each. The one
+    /// path of REST publishes, batches and client publishes.
+    pub async fn publish_messages(
+        &self,
+        account_id: &str,
+        messages: Vec<(String, String, serde_json::Value)>,
+    ) -> Result<Vec<Published>, ApiError> {
+        let now: DateTime<Utc> = Utc::now();
+        let rows: Vec<MessageRow> = messages
+            .iter()
+            .map(|(channel, event, data)| MessageRow {
+                message_id: ulid::Ulid::generate().to_string(),
+                channel: channel.clone(),
+                event: event.clone(),
+                data: data.to_string(),
+                published_at: now,
+            })
+            .collect();
+        let price = self.config.prices.publish * rows.len() as i64;
+        let single = rows.len() == 1;
+        self.store.record_messages(account_id, &rows, price, self.config.history_per_channel).await.map_err(
+            |error| match error {
+                StoreError::ChannelNotFound { .. } if single => {
+                    ApiError::not_found(format!("channel {:?} does not exist; create it first", rows[0].channel))
+                        .with_field(FieldError::new("/channel", "does not exist"))
+                }
+                StoreError::InsufficientCredit { balance, required } => {
+                    ApiError::insufficient_credit("publishing", balance, required, self.topup_url())
+                }
+                other => self.store_error(other),
+            },
+        )?;
+        let mut published = Vec::with_capacity(rows.len());
+        for (row, (_, _, data)) in rows.into_iter().zip(messages) {
+            let frame = encode(&ServerFrame::Message {
+                channel: row.channel.clone(),
+                message_id: row.message_id.clone(),
+                event: row.event.clone(),
+                data,
+                published_at: row.published_at,
+            });
+            let key = ChannelKey::new(account_id, &row.channel);
+            let delivered =
+                self.broker.publish(ClusterEvent::Frame { key, frame }).await.map_err(|e| self.broker_error(e))?;
+            published.push(Published {
+                message_id: row.message_id,
+                channel: row.channel,
+                event: row.event,
+                published_at: row.published_at,
+                delivered,
+                status: "published".to_owned(),
+            });
+        }
+        Ok(published)
+    }
+
+    /// The token signing secret: configured, or generated once and kept in the store so
+    /// tokens survive restarts and are shared by every node.
+    pub async fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Secret> {
+        if let Some(secret) = &config.token_secret {
+            return Ok(secret.clone());
+        }
+        let value = store.init_setting("token_secret", Secret::generate().expose()).await?;
+        Ok(Secret::new(value))
+    }
+}
+
+/// A refusal of a frame sent over a socket.
+pub fn frame_error(code: ErrorCode, message: impl Into<String>, channel: Option<String>) -> ServerFrame {
+    ServerFrame::Error { code, message: message.into(), channel, request_id: None }
+}

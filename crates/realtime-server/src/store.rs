@@ -1,0 +1,257 @@
+//! The durable state of the server behind small traits, one per concern.
+//!
+//! Each method is one atomic step: either all of its effect (and its debit) happens, or
+//! none of it. Backends hold no business rules: names, limits, prices and signatures are
+//! checked before a store is called. The embedded backend is [`sqlite`]; several nodes
+//! share a PostgreSQL backend.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use realtime_types::ChannelType;
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The account's balance does not cover `required`; nothing was changed.
+    #[error("insufficient credit: balance {balance}, required {required}")]
+    InsufficientCredit {
+        /// The balance at the time of the attempt.
+        balance: i64,
+        /// The price.
+        required: i64,
+    },
+    /// The message at `index` names a channel that does not exist; nothing was changed.
+    #[error("channel of message {index} does not exist")]
+    ChannelNotFound {
+        /// Index of the offending message.
+        index: usize,
+    },
+    /// The engine is unreachable or refused the operation.
+    #[error("store unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else (corrupt row, failed migration).
+    #[error("store failure")]
+    Internal(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(error)
+            }
+            other => StoreError::Internal(other),
+        }
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    /// `acct_<ulid>`.
+    pub account_id: String,
+    /// Credit in micro-USD.
+    pub balance: i64,
+}
+
+/// A channel as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRow {
+    /// `ch_<ulid>`.
+    pub channel_id: String,
+    /// The account it belongs to.
+    pub account_id: String,
+    /// Its name, unique per account.
+    pub name: String,
+    /// Its type.
+    pub channel_type: ChannelType,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When the last message was recorded.
+    pub last_published_at: Option<DateTime<Utc>>,
+}
+
+/// A message to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRow {
+    /// The ULID.
+    pub message_id: String,
+    /// The channel name.
+    pub channel: String,
+    /// The event name.
+    pub event: String,
+    /// The payload, as JSON text.
+    pub data: String,
+    /// When it was accepted.
+    pub published_at: DateTime<Utc>,
+}
+
+/// An issued token, kept so it can be revoked by `jti`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// The token id.
+    pub jti: String,
+    /// The account that issued it.
+    pub account_id: String,
+    /// Its client id.
+    pub client_id: String,
+    /// When it expires; revocations are kept until then.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A top-up waiting for payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRow {
+    /// `co_<ulid>`.
+    pub checkout_id: String,
+    /// The account to credit.
+    pub account_id: String,
+    /// Micro-USD.
+    pub amount: i64,
+    /// Whether it was completed (and credited).
+    pub completed: bool,
+    /// When it can no longer be completed.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The outcome of completing a checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The account was credited now.
+    Credited,
+    /// It was completed before; nothing changed.
+    AlreadyCompleted,
+    /// It expired before completion; nothing changed.
+    Expired,
+    /// No such checkout.
+    NotFound,
+}
+
+/// Accounts, their keys and their credit.
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    /// Creates an account whose API key hashes to `key_hash`.
+    async fn create_account(&self, account_id: &str, key_hash: &[u8; 32], balance: i64) -> StoreResult<()>;
+    /// The account whose key hashes to `key_hash`.
+    async fn account_by_key_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<AccountRow>>;
+    /// The account, by id.
+    async fn account(&self, account_id: &str) -> StoreResult<Option<AccountRow>>;
+    /// True when no account exists yet (first start).
+    async fn is_empty(&self) -> StoreResult<bool>;
+    /// Debits `price` when the balance covers it; atomic.
+    async fn charge(&self, account_id: &str, price: i64) -> StoreResult<()>;
+    /// Records a checkout.
+    async fn create_checkout(&self, checkout: &CheckoutRow) -> StoreResult<()>;
+    /// The checkout, by id.
+    async fn checkout(&self, checkout_id: &str) -> StoreResult<Option<CheckoutRow>>;
+    /// Marks the checkout completed and credits its account, exactly once, atomically.
+    async fn complete_checkout(&self, checkout_id: &str, now: DateTime<Utc>) -> StoreResult<Completion>;
+}
+
+/// Channels and their recent messages.
+#[async_trait]
+pub trait Channels: Send + Sync {
+    /// Creates the channel and debits `price` in one transaction; when a channel of that
+    /// name exists, returns it (with `false`) and charges nothing.
+    async fn create_channel(&self, channel: &ChannelRow, price: i64) -> StoreResult<(ChannelRow, bool)>;
+    /// The channel, by account and name.
+    async fn channel(&self, account_id: &str, name: &str) -> StoreResult<Option<ChannelRow>>;
+    /// Up to `limit` channels with names after `after`, ordered by name (keyset paging,
+    /// so pages stay correct while channels come and go).
+    async fn list_channels(&self, account_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<ChannelRow>>;
+    /// Deletes the channel and its messages; false when it did not exist.
+    async fn delete_channel(&self, account_id: &str, name: &str) -> StoreResult<bool>;
+    /// Records messages in order and debits `price` in one transaction, keeping the last
+    /// `keep` per channel. Every channel must exist, else nothing is recorded.
+    async fn record_messages(
+        &self,
+        account_id: &str,
+        messages: &[MessageRow],
+        price: i64,
+        keep: u32,
+    ) -> StoreResult<()>;
+}
+
+/// Issued and revoked tokens.
+#[async_trait]
+pub trait Tokens: Send + Sync {
+    /// Records an issued token and debits `price` in one transaction.
+    async fn record_token(&self, token: &TokenRow, price: i64) -> StoreResult<()>;
+    /// The token, by id and issuing account.
+    async fn token(&self, account_id: &str, jti: &str) -> StoreResult<Option<TokenRow>>;
+    /// Marks the token revoked (idempotent).
+    async fn revoke_token(&self, account_id: &str, jti: &str) -> StoreResult<()>;
+    /// Whether the token was revoked.
+    async fn is_revoked(&self, jti: &str) -> StoreResult<bool>;
+}
+
+/// How an idempotency key stands when a request arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is new (or its earlier holder gave up): this request owns it.
+    Owned,
+    /// The key finished before with the same request: replay this JSON body.
+    Replay(String),
+    /// The key is held by a request still running.
+    InFlight,
+    /// The key was used with a different request.
+    Mismatch,
+}
+
+/// Idempotency records, scoped per account and operation.
+#[async_trait]
+pub trait Idempotency: Send + Sync {
+    /// Claims `key` for a request with `fingerprint`, atomically across every node.
+    /// Records older than `since` are treated as absent. A claim held past `lease_until`
+    /// by a request that never finished can be taken over.
+    async fn claim(
+        &self,
+        scope: &IdempotencyScope<'_>,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Claim>;
+    /// Stores the response of the owning request.
+    async fn finish(&self, scope: &IdempotencyScope<'_>, response: &str) -> StoreResult<()>;
+    /// Releases the key without storing anything (the request failed with 402, 4xx or 5xx).
+    async fn release(&self, scope: &IdempotencyScope<'_>) -> StoreResult<()>;
+}
+
+/// The scope of an idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyScope<'a> {
+    /// The account.
+    pub account_id: &'a str,
+    /// The operation id.
+    pub operation: &'a str,
+    /// The key.
+    pub key: &'a str,
+}
+
+/// Every store concern, plus settings and health.
+#[async_trait]
+pub trait Store: Accounts + Channels + Tokens + Idempotency {
+    /// Whether the engine answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// A server setting (e.g. the generated token secret).
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Sets a setting unless it is set; returns the value that is set afterwards.
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
+}
+
+/// Opens the store named by `url`.
+pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?));
+    }
+    anyhow::bail!("unsupported store {url:?}: use sqlite://<file> (postgres:// is not available in this build yet)")
+}
+
+/// How long a claimed idempotency key is held by a request that has not finished; after
+/// that another request may take it over (the first one is presumed dead).
+pub const LEASE_SECONDS: i64 = 60;
