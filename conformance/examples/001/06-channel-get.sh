@@ -1,0 +1,3 @@
+# seed 001, realtime.channel.get
+curl -X GET https://api.infrai.cc/v1/realtime/channel/get/CHANNEL \
+-H "Authorization: Bearer $INFRAI_API_KEY"

@@ -1,0 +1,198 @@
+//! What every scenario shares: the target, the document, the run's id and the report.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::Config;
+use crate::http::{Request, Response, Target};
+use crate::report::{Kind, Outcome, Report};
+use crate::spec::Spec;
+
+/// The shared state of one run.
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) spec: Spec,
+    pub(crate) target: Target,
+    /// A short id that makes this run's channel and client names unique.
+    pub(crate) run_id: String,
+    report: Mutex<Report>,
+}
+
+impl Ctx {
+    pub(crate) fn new(config: Config, spec: Spec, target: Target) -> Ctx {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+        let run_id = base36(nanos % 36u128.pow(8));
+        let report = Report { base_url: target.base_url().to_owned(), ..Report::default() };
+        Ctx { config, spec, target, run_id, report: Mutex::new(report) }
+    }
+
+    pub(crate) fn into_report(self) -> Report {
+        self.report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A name unique to this run, e.g. `conf-k3x9a2b1-idem`.
+    pub(crate) fn name(&self, suffix: &str) -> String {
+        format!("conf-{}-{suffix}", self.run_id)
+    }
+
+    pub(crate) fn funded_key(&self) -> &str {
+        &self.config.api_key
+    }
+
+    /// Records the outcome of a check that started at `started`.
+    pub(crate) fn record(&self, id: &str, kind: Kind, started: Instant, result: Result<(), String>) {
+        let outcome = match result {
+            Ok(()) => Outcome::Pass,
+            Err(mismatch) => Outcome::Fail(mismatch),
+        };
+        self.push(id, kind, outcome, started.elapsed());
+    }
+
+    /// Records a check that could not run, and why.
+    pub(crate) fn skip(&self, id: &str, kind: Kind, reason: &str) {
+        self.push(id, kind, Outcome::Skip(reason.to_owned()), Duration::ZERO);
+    }
+
+    fn push(&self, id: &str, kind: Kind, outcome: Outcome, took: Duration) {
+        if self.config.progress {
+            let line = match &outcome {
+                Outcome::Pass => format!("pass  {id}"),
+                Outcome::Fail(mismatch) => format!("FAIL  {id}: {mismatch}"),
+                Outcome::Skip(reason) => format!("skip  {id}: {reason}"),
+            };
+            eprintln!("{line}");
+        }
+        let mut report = self.report.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        report.push(id, kind, outcome, took);
+    }
+
+    /// The path of an operation with its template parameters filled in.
+    pub(crate) fn path(&self, operation: &str, params: &[&str]) -> String {
+        let template = self.spec.operation(operation).map(|op| op.path.clone()).unwrap_or_default();
+        let mut params = params.iter();
+        template
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    params.next().map(|value| encode_segment(value)).unwrap_or_default()
+                } else {
+                    segment.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// A request for an operation, with the funded key.
+    pub(crate) fn request(&self, operation: &str, params: &[&str]) -> Request {
+        let method = self.spec.operation(operation).map(|op| op.method.clone()).unwrap_or_else(|| "GET".to_owned());
+        Request::new(&method, self.path(operation, params)).bearer(self.funded_key())
+    }
+
+    /// Sends a request for `operation` and checks the response against the document.
+    pub(crate) async fn call(&self, operation: &str, request: &Request) -> Result<Response, String> {
+        let response = self.target.send(request).await?;
+        self.conforms(operation, &response)?;
+        Ok(response)
+    }
+
+    /// Checks a response against the document's declaration for `operation`.
+    pub(crate) fn conforms(&self, operation: &str, response: &Response) -> Result<(), String> {
+        let op = self.spec.operation(operation).ok_or_else(|| format!("the document has no operation {operation}"))?;
+        self.spec.check_response(op, response.status, response.content_type(), &response.body)
+    }
+
+    /// Sends a request, then checks the status (and the problem code) first, and the
+    /// document's declaration second.
+    pub(crate) async fn expect(
+        &self,
+        operation: &str,
+        request: &Request,
+        status: u16,
+        code: Option<&str>,
+    ) -> Result<Response, String> {
+        let response = self.target.send(request).await?;
+        expect_status(operation, &response, status, code)?;
+        self.conforms(operation, &response)?;
+        Ok(response)
+    }
+
+    /// `GET /v1/account` with `key`: the balance in micro-USD.
+    pub(crate) async fn balance(&self, key: &str) -> Result<i64, String> {
+        let request = Request::new("GET", self.path("account.get", &[])).bearer(key);
+        let response = self.expect("account.get", &request, 200, None).await?;
+        response
+            .json()
+            .get("balance")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| "account has no integer balance".to_owned())
+    }
+
+    /// Creates a channel with the funded key; a setup step, so only its success matters.
+    pub(crate) async fn create_channel(&self, name: &str, kind: &str) -> Result<(), String> {
+        let request = self.request("realtime.channel.create", &[]).json(&json!({"name": name, "type": kind}));
+        self.expect("realtime.channel.create", &request, 200, None).await.map(drop)
+    }
+
+    /// Deletes a channel with the funded key, ignoring the outcome (cleanup).
+    pub(crate) async fn delete_channel(&self, name: &str) {
+        let _ = self.target.send(&self.request("realtime.channel.delete", &[name])).await;
+    }
+}
+
+/// The status is `status` and, when given, the problem code is `code`.
+pub(crate) fn expect_status(
+    operation: &str,
+    response: &Response,
+    status: u16,
+    code: Option<&str>,
+) -> Result<(), String> {
+    if response.status != status {
+        let what = match response.problem_code() {
+            Some(code) => format!(" ({code})"),
+            None => String::new(),
+        };
+        return Err(format!(
+            "{operation}: status {}{what}, expected {status}{}: {}",
+            response.status,
+            code.map(|c| format!(" {c}")).unwrap_or_default(),
+            crate::spec::snippet(&response.body)
+        ));
+    }
+    if let Some(code) = code {
+        let got = response.problem_code();
+        if got.as_deref() != Some(code) {
+            return Err(format!("{operation}: problem code {got:?}, expected {code}"));
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encodes a path segment (everything outside the unreserved set).
+pub(crate) fn encode_segment(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn base36(mut n: u128) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}

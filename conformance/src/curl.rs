@@ -1,0 +1,173 @@
+//! Reads documented curl commands: splits a shell script into commands and parses each one.
+//!
+//! Only what the documented examples use is understood (`-X`, `-H`, `-d` and their long
+//! forms, plus a few flags that do not change the request); anything else is an error, so
+//! an example the harness cannot replay faithfully is reported instead of half-sent.
+
+use thiserror::Error;
+
+/// One curl command, as written: variables are not expanded yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurlCommand {
+    /// The HTTP method (`-X`), or `GET`/`POST` as curl infers it.
+    pub method: String,
+    /// The URL as written.
+    pub url: String,
+    /// Header lines (`-H`), split at the first colon, in order.
+    pub headers: Vec<(String, String)>,
+    /// The request body (`-d`), as written.
+    pub body: Option<String>,
+}
+
+/// Why a curl command could not be read.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CurlError {
+    /// The text is not valid shell words (an unclosed quote).
+    #[error("cannot split into shell words: {0}")]
+    Shell(String),
+    /// The command does not start with `curl`.
+    #[error("not a curl command: {0}")]
+    NotCurl(String),
+    /// An option the harness does not know how to replay.
+    #[error("unsupported curl option {0}")]
+    Unsupported(String),
+    /// An option without its value.
+    #[error("curl option {0} needs a value")]
+    MissingValue(String),
+    /// A header without a colon.
+    #[error("malformed header {0:?}")]
+    Header(String),
+    /// No URL, or more than one.
+    #[error("expected exactly one URL, found {0}")]
+    Url(usize),
+}
+
+/// Splits a documented shell snippet into the curl commands it runs, in order.
+///
+/// Backslash-newline continuations are joined; blank lines, comment lines and `export`
+/// lines (the documented `export INFRAI_API_KEY=...` setup) are dropped. Every remaining
+/// logical line must be a curl command.
+pub fn split_commands(script: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut current = String::new();
+    for line in script.lines() {
+        let trimmed = line.trim_end();
+        if current.is_empty() {
+            let start = trimmed.trim_start();
+            if start.is_empty() || start.starts_with('#') || start.starts_with("export ") {
+                continue;
+            }
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                commands.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    if !current.trim().is_empty() {
+        commands.push(current);
+    }
+    commands
+}
+
+/// Parses one curl command line.
+pub fn parse(command: &str) -> Result<CurlCommand, CurlError> {
+    let words = shell_words::split(command).map_err(|err| CurlError::Shell(err.to_string()))?;
+    let mut words = words.into_iter();
+    match words.next() {
+        Some(first) if first == "curl" => {}
+        _ => return Err(CurlError::NotCurl(command.chars().take(40).collect())),
+    }
+    let mut method = None;
+    let mut headers = Vec::new();
+    let mut body: Option<String> = None;
+    let mut urls = Vec::new();
+    while let Some(word) = words.next() {
+        let mut value = |flag: &str| words.next().ok_or_else(|| CurlError::MissingValue(flag.to_owned()));
+        match word.as_str() {
+            "-X" | "--request" => method = Some(value(&word)?),
+            "-H" | "--header" => {
+                let line = value(&word)?;
+                let (name, val) = line.split_once(':').ok_or_else(|| CurlError::Header(line.clone()))?;
+                headers.push((name.trim().to_owned(), val.trim().to_owned()));
+            }
+            "-d" | "--data" | "--data-raw" | "--data-binary" => {
+                let data = value(&word)?;
+                // curl joins repeated -d values with '&'.
+                body = Some(match body {
+                    Some(previous) => format!("{previous}&{data}"),
+                    None => data,
+                });
+            }
+            "-s" | "--silent" | "-S" | "--show-error" | "-f" | "--fail" | "-i" | "--include" | "-L" | "--location" => {}
+            flag if flag.starts_with('-') => return Err(CurlError::Unsupported(flag.to_owned())),
+            _ => urls.push(word),
+        }
+    }
+    if urls.len() != 1 {
+        return Err(CurlError::Url(urls.len()));
+    }
+    let method = method.unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.to_owned());
+    Ok(CurlCommand { method, url: urls.remove(0), headers, body })
+}
+
+/// The path and query of `url` (everything after the authority), or `url` itself when it
+/// is already a path.
+pub fn path_and_query(url: &str) -> &str {
+    let Some((_, rest)) = url.split_once("://") else { return url };
+    match rest.find('/') {
+        Some(index) => &rest[index..],
+        None => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_documented_post_with_headers_and_body() {
+        let text = "curl -X POST https://api.infrai.cc/v1/realtime/publish \\\n-H \"Authorization: Bearer $INFRAI_API_KEY\" \\\n-H \"Content-Type: application/json\" \\\n-d '{\"channel\": \"room-42\"}'\n";
+        let commands = split_commands(text);
+        assert_eq!(commands.len(), 1);
+        let parsed = parse(&commands[0]).unwrap();
+        assert_eq!(parsed.method, "POST");
+        assert_eq!(parsed.url, "https://api.infrai.cc/v1/realtime/publish");
+        assert_eq!(
+            parsed.headers,
+            vec![
+                ("Authorization".to_owned(), "Bearer $INFRAI_API_KEY".to_owned()),
+                ("Content-Type".to_owned(), "application/json".to_owned())
+            ]
+        );
+        assert_eq!(parsed.body.as_deref(), Some("{\"channel\": \"room-42\"}"));
+    }
+
+    #[test]
+    fn split_drops_comments_exports_and_blank_lines() {
+        let text = "# 1) setup\nexport INFRAI_API_KEY=\"ifr_pk_proj_...\" # from the console\n\ncurl -X GET https://x/a \\\n-H \"A: b\"\n# 2) next\ncurl https://x/b\n";
+        let commands = split_commands(text);
+        assert_eq!(commands.len(), 2);
+        assert_eq!(parse(&commands[1]).unwrap().method, "GET");
+    }
+
+    #[test]
+    fn unknown_options_are_refused_not_ignored() {
+        assert_eq!(parse("curl -F a=b https://x/"), Err(CurlError::Unsupported("-F".to_owned())));
+        assert_eq!(parse("curl -X"), Err(CurlError::MissingValue("-X".to_owned())));
+        assert_eq!(parse("wget https://x/"), Err(CurlError::NotCurl("wget https://x/".to_owned())));
+        assert!(matches!(parse("curl 'https://x/"), Err(CurlError::Shell(_))));
+    }
+
+    #[test]
+    fn path_and_query_strips_scheme_and_authority() {
+        assert_eq!(path_and_query("https://api.infrai.cc/v1/a?b=1"), "/v1/a?b=1");
+        assert_eq!(path_and_query("http://host"), "/");
+        assert_eq!(path_and_query("/v1/a"), "/v1/a");
+    }
+}

@@ -1,0 +1,297 @@
+//! The verdict: one outcome per check, rendered as a table, JUnit XML and JSON.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// What a check is about; the report groups checks by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A documented curl example, replayed.
+    Example,
+    /// Idempotent replay and key reuse.
+    Idempotency,
+    /// The 402 path, top-up and checkout.
+    Credit,
+    /// Missing, malformed and unknown API keys.
+    Auth,
+    /// Live delivery, presence and cuts over WebSocket.
+    Live,
+    /// Schema-violating requests.
+    Negative,
+}
+
+impl Kind {
+    /// Every kind, in report order.
+    pub const ALL: [Kind; 6] = [Kind::Example, Kind::Idempotency, Kind::Credit, Kind::Auth, Kind::Live, Kind::Negative];
+
+    /// The kind's name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Example => "example",
+            Kind::Idempotency => "idempotency",
+            Kind::Credit => "credit",
+            Kind::Auth => "auth",
+            Kind::Live => "live",
+            Kind::Negative => "negative",
+        }
+    }
+}
+
+/// How a check ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The target did what the contract says.
+    Pass,
+    /// The target did something else; the text is the exact mismatch.
+    Fail(String),
+    /// The check could not run against this target; the text says why.
+    Skip(String),
+}
+
+/// One check and its outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// A stable id, `kind/name`.
+    pub id: String,
+    /// What the check is about.
+    pub kind: Kind,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// How long it took, in milliseconds.
+    pub millis: u64,
+}
+
+/// Every check of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// The base URL that was certified.
+    pub base_url: String,
+    /// The checks, in the order they ran.
+    pub checks: Vec<Check>,
+    /// Wall time of the whole run, in milliseconds.
+    pub millis: u64,
+}
+
+/// Counts of a report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Checks that passed.
+    pub passed: usize,
+    /// Checks that failed.
+    pub failed: usize,
+    /// Checks that were skipped.
+    pub skipped: usize,
+}
+
+impl Summary {
+    fn add(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Pass => self.passed += 1,
+            Outcome::Fail(_) => self.failed += 1,
+            Outcome::Skip(_) => self.skipped += 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+    }
+}
+
+impl Report {
+    /// Records a finished check.
+    pub fn push(&mut self, id: impl Into<String>, kind: Kind, outcome: Outcome, took: Duration) {
+        let millis = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        self.checks.push(Check { id: id.into(), kind, outcome, millis });
+    }
+
+    /// Counts over every check.
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for check in &self.checks {
+            summary.add(&check.outcome);
+        }
+        summary
+    }
+
+    /// Counts over the checks of one kind.
+    pub fn summary_of(&self, kind: Kind) -> Summary {
+        let mut summary = Summary::default();
+        for check in self.checks.iter().filter(|check| check.kind == kind) {
+            summary.add(&check.outcome);
+        }
+        summary
+    }
+
+    /// Whether no check failed.
+    pub fn passed(&self) -> bool {
+        self.summary().failed == 0
+    }
+
+    /// The check with this id, if it ran.
+    pub fn check(&self, id: &str) -> Option<&Check> {
+        self.checks.iter().find(|check| check.id == id)
+    }
+
+    /// The table people read: one line per check, the mismatch or reason under it, then
+    /// the counts per kind and the summary line.
+    pub fn render_table(&self) -> String {
+        let width = self.checks.iter().map(|check| check.id.len()).max().unwrap_or(5).max(5);
+        let mut out = String::new();
+        let _ = writeln!(out, "conformance of {}", self.base_url);
+        let _ = writeln!(out, "{:<6}  {:<width$}  {:>7}  detail", "result", "check", "ms");
+        for check in &self.checks {
+            let (label, detail) = match &check.outcome {
+                Outcome::Pass => ("pass", ""),
+                Outcome::Fail(detail) => ("FAIL", detail.as_str()),
+                Outcome::Skip(reason) => ("skip", reason.as_str()),
+            };
+            let _ = writeln!(out, "{label:<6}  {:<width$}  {:>7}  {detail}", check.id, check.millis);
+        }
+        let _ = writeln!(out);
+        for kind in Kind::ALL {
+            let summary = self.summary_of(kind);
+            if summary != Summary::default() {
+                let _ = writeln!(out, "{:<12} {summary}", kind.as_str());
+            }
+        }
+        let _ = writeln!(out, "took {:.1} s", self.millis as f64 / 1000.0);
+        let _ = writeln!(out, "{}", self.summary());
+        out
+    }
+
+    /// JUnit XML: one test suite per kind, one test case per check.
+    pub fn render_junit(&self) -> String {
+        let total = self.summary();
+        let mut out = String::new();
+        let _ = writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+        let _ = writeln!(
+            out,
+            r#"<testsuites name="realtime-conformance" tests="{}" failures="{}" skipped="{}" time="{:.3}">"#,
+            self.checks.len(),
+            total.failed,
+            total.skipped,
+            self.millis as f64 / 1000.0
+        );
+        for kind in Kind::ALL {
+            let checks: Vec<&Check> = self.checks.iter().filter(|check| check.kind == kind).collect();
+            if checks.is_empty() {
+                continue;
+            }
+            let summary = self.summary_of(kind);
+            let time: u64 = checks.iter().map(|check| check.millis).sum();
+            let _ = writeln!(
+                out,
+                r#"  <testsuite name="{}" tests="{}" failures="{}" skipped="{}" time="{:.3}">"#,
+                kind.as_str(),
+                checks.len(),
+                summary.failed,
+                summary.skipped,
+                time as f64 / 1000.0
+            );
+            for check in checks {
+                let head = format!(
+                    r#"    <testcase classname="conformance.{}" name="{}" time="{:.3}""#,
+                    kind.as_str(),
+                    xml_escape(&check.id),
+                    check.millis as f64 / 1000.0
+                );
+                match &check.outcome {
+                    Outcome::Pass => {
+                        let _ = writeln!(out, "{head}/>");
+                    }
+                    Outcome::Fail(detail) => {
+                        let _ = writeln!(out, "{head}>");
+                        let _ = writeln!(out, r#"      <failure message="{0}">{0}</failure>"#, xml_escape(detail));
+                        let _ = writeln!(out, "    </testcase>");
+                    }
+                    Outcome::Skip(reason) => {
+                        let _ = writeln!(out, "{head}>");
+                        let _ = writeln!(out, r#"      <skipped message="{}"/>"#, xml_escape(reason));
+                        let _ = writeln!(out, "    </testcase>");
+                    }
+                }
+            }
+            let _ = writeln!(out, "  </testsuite>");
+        }
+        let _ = writeln!(out, "</testsuites>");
+        out
+    }
+
+    /// The report as JSON: the checks and the summary.
+    pub fn render_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Document<'a> {
+            base_url: &'a str,
+            millis: u64,
+            summary: Summary,
+            checks: &'a [Check],
+        }
+        let document =
+            Document { base_url: &self.base_url, millis: self.millis, summary: self.summary(), checks: &self.checks };
+        serde_json::to_string_pretty(&document).unwrap_or_default()
+    }
+}
+
+/// Escapes text for an XML attribute or element, dropping characters XML 1.0 forbids.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' | '\r' => out.push(' '),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        let mut report = Report { base_url: "http://127.0.0.1:1".to_owned(), ..Report::default() };
+        report.push("example/a", Kind::Example, Outcome::Pass, Duration::from_millis(3));
+        report.push("auth/b", Kind::Auth, Outcome::Fail("status 200, expected 401 <&>".to_owned()), Duration::ZERO);
+        report.push("credit/c", Kind::Credit, Outcome::Skip("no zero-credit key given".to_owned()), Duration::ZERO);
+        report
+    }
+
+    #[test]
+    fn summary_line_counts_each_outcome() {
+        let report = report();
+        assert_eq!(report.summary().to_string(), "1 passed, 1 failed, 1 skipped");
+        assert!(!report.passed());
+        assert!(report.render_table().ends_with("1 passed, 1 failed, 1 skipped\n"));
+    }
+
+    #[test]
+    fn junit_escapes_mismatches_and_marks_skips() {
+        let xml = report().render_junit();
+        assert!(xml.contains(r#"tests="3" failures="1" skipped="1""#), "{xml}");
+        assert!(xml.contains("expected 401 &lt;&amp;&gt;"), "{xml}");
+        assert!(xml.contains(r#"<skipped message="no zero-credit key given"/>"#), "{xml}");
+    }
+
+    #[test]
+    fn json_report_carries_outcome_and_detail() {
+        let json: serde_json::Value = serde_json::from_str(&report().render_json()).unwrap();
+        assert_eq!(json["summary"]["failed"], 1);
+        assert_eq!(json["checks"][1]["outcome"], "fail");
+        assert_eq!(json["checks"][1]["detail"], "status 200, expected 401 <&>");
+        assert_eq!(json["checks"][0]["kind"], "example");
+    }
+}

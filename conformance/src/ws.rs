@@ -1,0 +1,174 @@
+//! A small WebSocket client for the live checks: every wait is bounded by a deadline.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// What the socket delivered next.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A JSON text frame.
+    Frame(Value),
+    /// The connection ended; `code` is the close code when a close frame came.
+    Closed { code: Option<u16>, reason: String },
+}
+
+/// How a connection attempt ended.
+pub(crate) enum Handshake {
+    /// The upgrade succeeded.
+    Open(Box<Socket>),
+    /// The server answered the upgrade with this HTTP status.
+    Rejected(u16),
+}
+
+/// One client connection.
+pub(crate) struct Socket {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    closed: bool,
+    /// Every frame received, in order (for the event-type check).
+    pub(crate) received: Vec<Value>,
+}
+
+impl Socket {
+    /// Connects to `endpoint` with `?token=`.
+    pub(crate) async fn handshake(endpoint: &str, token: &str, bound: Duration) -> Result<Handshake, String> {
+        let separator = if endpoint.contains('?') { '&' } else { '?' };
+        let url = format!("{endpoint}{separator}token={}", crate::context::encode_segment(token));
+        match tokio::time::timeout(bound, tokio_tungstenite::connect_async(url.as_str())).await {
+            Err(_) => Err(format!("connecting to {endpoint} took longer than {bound:?}")),
+            Ok(Ok((stream, _))) => {
+                Ok(Handshake::Open(Box::new(Socket { stream, closed: false, received: Vec::new() })))
+            }
+            Ok(Err(tungstenite::Error::Http(response))) => Ok(Handshake::Rejected(response.status().as_u16())),
+            Ok(Err(err)) => Err(format!("connecting to {endpoint}: {err}")),
+        }
+    }
+
+    /// Connects and waits for the `connected` frame.
+    pub(crate) async fn connect(endpoint: &str, token: &str, bound: Duration) -> Result<(Socket, Value), String> {
+        match Socket::handshake(endpoint, token, bound).await? {
+            Handshake::Rejected(status) => Err(format!("the WebSocket upgrade was refused with HTTP {status}")),
+            Handshake::Open(mut socket) => {
+                let connected =
+                    socket.expect("a `connected` frame", bound, |frame| frame["type"] == "connected").await?;
+                Ok((*socket, connected))
+            }
+        }
+    }
+
+    /// Sends a JSON frame.
+    pub(crate) async fn send(&mut self, frame: &Value) -> Result<(), String> {
+        self.stream.send(Message::text(frame.to_string())).await.map_err(|err| format!("sending a frame: {err}"))
+    }
+
+    async fn next_until(&mut self, deadline: Instant) -> Option<Event> {
+        if self.closed {
+            return Some(Event::Closed { code: None, reason: "already closed".to_owned() });
+        }
+        loop {
+            let message = match timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(None) => {
+                    self.closed = true;
+                    return Some(Event::Closed {
+                        code: None,
+                        reason: "the connection ended without a close frame".to_owned(),
+                    });
+                }
+                Ok(Some(Err(err))) => {
+                    self.closed = true;
+                    return Some(Event::Closed { code: None, reason: err.to_string() });
+                }
+                Ok(Some(Ok(message))) => message,
+            };
+            match message {
+                Message::Text(text) => {
+                    let frame = serde_json::from_str::<Value>(text.as_str())
+                        .unwrap_or_else(|_| json!({"type": "<not JSON>", "text": text.as_str()}));
+                    self.received.push(frame.clone());
+                    return Some(Event::Frame(frame));
+                }
+                Message::Binary(_) => {
+                    let frame = json!({"type": "<binary frame>"});
+                    self.received.push(frame.clone());
+                    return Some(Event::Frame(frame));
+                }
+                Message::Close(close) => {
+                    self.closed = true;
+                    let (code, reason) = match close {
+                        Some(frame) => (Some(u16::from(frame.code)), frame.reason.as_str().to_owned()),
+                        None => (None, String::new()),
+                    };
+                    return Some(Event::Closed { code, reason });
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+
+    /// Waits for a frame matching `wanted`, skipping others; fails when the socket closes
+    /// or `bound` passes first.
+    pub(crate) async fn expect(
+        &mut self,
+        what: &str,
+        bound: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Result<Value, String> {
+        let deadline = Instant::now() + bound;
+        let mut skipped = Vec::new();
+        loop {
+            match self.next_until(deadline).await {
+                None => {
+                    return Err(format!("no {what} within {bound:?} (other frames: [{}])", skipped.join(", ")));
+                }
+                Some(Event::Closed { code, reason }) => {
+                    return Err(format!("the socket closed ({}) before {what}", describe_close(code, &reason)));
+                }
+                Some(Event::Frame(frame)) if wanted(&frame) => return Ok(frame),
+                Some(Event::Frame(frame)) => skipped.push(frame["type"].as_str().unwrap_or("?").to_owned()),
+            }
+        }
+    }
+
+    /// Waits for the connection to end; frames before the end are allowed.
+    pub(crate) async fn expect_close(&mut self, bound: Duration) -> Result<(Option<u16>, String), String> {
+        let deadline = Instant::now() + bound;
+        loop {
+            match self.next_until(deadline).await {
+                None => return Err(format!("the socket is still open {bound:?} later")),
+                Some(Event::Closed { code, reason }) => return Ok((code, reason)),
+                Some(Event::Frame(_)) => {}
+            }
+        }
+    }
+
+    /// Sends `ping` and waits for `pong`: the socket is open and served.
+    pub(crate) async fn ping(&mut self, bound: Duration) -> Result<(), String> {
+        self.send(&json!({"type": "ping"})).await?;
+        self.expect("a `pong` after `ping`", bound, |frame| frame["type"] == "pong").await.map(drop)
+    }
+
+    /// Closes the connection and waits (briefly) for the server's close.
+    pub(crate) async fn close(mut self, bound: Duration) -> Vec<Value> {
+        if !self.closed {
+            let _ = self.stream.close(None).await;
+            let _ = self.expect_close(bound).await;
+        }
+        self.received
+    }
+}
+
+/// `4003 "revoked"`, or `no close code` when the connection just ended.
+pub(crate) fn describe_close(code: Option<u16>, reason: &str) -> String {
+    match code {
+        Some(code) if reason.is_empty() => format!("close code {code}"),
+        Some(code) => format!("close code {code} {reason:?}"),
+        None if reason.is_empty() => "no close code".to_owned(),
+        None => format!("no close code: {reason}"),
+    }
+}
