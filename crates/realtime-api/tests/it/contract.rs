@@ -1,0 +1,183 @@
+//! The committed document is the generated one, and the router, the route table and the
+//! document name the same operations.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use realtime_api::routes::OPERATIONS;
+use realtime_types::limits::*;
+use realtime_types::{ErrorCode, EventType};
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn committed() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi/realtime.openapi.json");
+    std::fs::read_to_string(path).expect("openapi/realtime.openapi.json is committed")
+}
+
+fn document() -> Value {
+    serde_json::from_str(&realtime_api::openapi_json()).unwrap()
+}
+
+#[test]
+fn committed_document_is_the_generated_one() {
+    let generated = realtime_api::openapi_json();
+    if committed() != generated {
+        let diff = similar::TextDiff::from_lines(committed().as_str(), generated.as_str())
+            .unified_diff()
+            .context_radius(2)
+            .header("committed", "generated")
+            .to_string();
+        panic!("openapi/realtime.openapi.json is stale: run `cargo xtask openapi` to update\n{diff}");
+    }
+}
+
+fn document_operations() -> BTreeSet<(String, String, String)> {
+    let document = document();
+    let mut operations = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap().to_owned();
+            operations.insert((method.to_uppercase(), path.clone(), id));
+        }
+    }
+    operations
+}
+
+#[test]
+fn route_table_and_document_name_the_same_operations() {
+    let table: BTreeSet<_> =
+        OPERATIONS.iter().map(|op| (op.method.to_owned(), op.path.to_owned(), op.id.to_owned())).collect();
+    assert_eq!(table, document_operations());
+}
+
+#[test]
+fn document_has_every_capability_of_the_contract() {
+    let ids: BTreeSet<String> = document_operations().into_iter().map(|(_, _, id)| id).collect();
+    for capability in [
+        "realtime.token.issue",
+        "realtime.token.revoke",
+        "realtime.channel.create",
+        "realtime.channel.get",
+        "realtime.channel.list",
+        "realtime.channel.delete",
+        "realtime.publish",
+        "realtime.publish.batch",
+        "realtime.presence.get",
+        "realtime.auth.sign",
+        "realtime.event.types",
+        "realtime.user.disconnect",
+        "account.topup",
+        "account.get",
+    ] {
+        assert!(ids.contains(capability), "{capability} is missing from the document");
+    }
+}
+
+#[test]
+fn seed_000_paths_are_deprecated_aliases() {
+    let document = document();
+    for (path, method) in [
+        ("/v1/realtime/token", "post"),
+        ("/v1/realtime/channels", "post"),
+        ("/v1/realtime/channels/{channel}/presence", "get"),
+    ] {
+        assert_eq!(document["paths"][path][method]["deprecated"], Value::Bool(true), "{method} {path}");
+    }
+}
+
+/// Every documented (method, path) reaches a handler (which asks for a key), and every
+/// other method on a documented path is refused: the router serves exactly the document.
+#[tokio::test]
+async fn router_serves_exactly_the_documented_operations() {
+    let router = realtime_api::router(crate::double::api());
+    let documented = document_operations();
+    let paths: BTreeSet<String> = documented.iter().map(|(_, path, _)| path.clone()).collect();
+    for path in paths {
+        let uri = path.replace("{channel}", "room-42");
+        for method in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            let is_documented = documented.iter().any(|(m, p, _)| *m == method.as_str() && *p == path);
+            let request = Request::builder().method(method.clone()).uri(&uri).body(Body::empty()).unwrap();
+            let status = router.clone().oneshot(request).await.unwrap().status();
+            let expected = if is_documented { StatusCode::UNAUTHORIZED } else { StatusCode::METHOD_NOT_ALLOWED };
+            assert_eq!(status, expected, "{method} {path}");
+        }
+    }
+}
+
+#[test]
+fn error_codes_in_the_document_are_the_closed_enum() {
+    let document = document();
+    let listed: Vec<&str> = document["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+    assert_eq!(listed, expected);
+}
+
+#[test]
+fn event_types_in_the_document_are_the_closed_enum() {
+    let document = document();
+    let listed = &document["components"]["schemas"]["EventType"]["enum"];
+    let expected = serde_json::to_value(EventType::ALL).unwrap();
+    assert_eq!(listed, &expected);
+}
+
+#[test]
+fn documented_limits_are_the_enforced_limits() {
+    let document = document();
+    let schemas = &document["components"]["schemas"];
+    let name = &schemas["ChannelCreateRequest"]["properties"]["name"];
+    assert_eq!(name["maxLength"], CHANNEL_NAME_MAX_LEN);
+    assert_eq!(name["pattern"], CHANNEL_NAME_PATTERN);
+    let event = &schemas["PublishRequest"]["properties"]["event"];
+    assert_eq!(event["maxLength"], EVENT_NAME_MAX_LEN);
+    assert_eq!(event["pattern"], EVENT_NAME_PATTERN);
+    assert_eq!(schemas["PublishBatchRequest"]["properties"]["messages"]["maxItems"], BATCH_MAX_MESSAGES);
+    assert_eq!(schemas["PublishBatchRequest"]["properties"]["messages"]["minItems"], 1);
+    assert_eq!(schemas["TokenIssueRequest"]["properties"]["channels"]["maxItems"], TOKEN_MAX_CHANNELS);
+    assert_eq!(schemas["AuthSignRequest"]["properties"]["channels"]["maxItems"], TOKEN_MAX_CHANNELS);
+    let client_id = &schemas["UserDisconnectRequest"]["properties"]["client_id"];
+    assert_eq!(client_id["maxLength"], CLIENT_ID_MAX_LEN);
+    assert_eq!(client_id["pattern"], CLIENT_ID_PATTERN);
+    assert_eq!(schemas["TopupRequest"]["properties"]["amount"]["minimum"], TOPUP_MIN_MICROS);
+    assert_eq!(schemas["TopupRequest"]["properties"]["amount"]["maximum"], TOPUP_MAX_MICROS);
+    let ttl = schemas["TokenIssueRequest"]["properties"]["ttl_seconds"]["description"].as_str().unwrap();
+    assert!(ttl.contains(&MAX_TTL_SECONDS.to_string()), "the TTL clamp is documented");
+    let data = schemas["PublishRequest"]["properties"]["data"]["description"].as_str().unwrap();
+    assert!(data.contains(&DATA_MAX_BYTES.to_string()), "the data limit is documented");
+    let query = &document["paths"]["/v1/realtime/channel/list"]["get"]["parameters"];
+    let limit = query.as_array().unwrap().iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["schema"]["maximum"], PAGE_MAX_LIMIT);
+}
+
+#[test]
+fn every_operation_declares_its_error_statuses_as_problems() {
+    let document = document();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            for status in ["401", "429", "500", "503"] {
+                assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+            }
+            if method == "post" {
+                for status in ["400", "409", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+                }
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"]["application/problem+json"].is_object(),
+                        "{method} {path} {status} is not problem+json"
+                    );
+                }
+            }
+            assert_eq!(operation["security"][0]["bearer"], serde_json::json!([]), "{method} {path}");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Tests of the contract crate: the committed document, the router and the document agree,
+//! and every rejection is problem+json.
+
+mod contract;
+mod double;
+mod problems;
