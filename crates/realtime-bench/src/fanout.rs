@@ -1,0 +1,549 @@
+//! The fan-out load generator: N WebSocket subscribers on one channel and one publisher
+//! posting at a fixed rate over HTTP; every received message's latency is its receive
+//! time minus the send time the publisher wrote into it (one monotonic clock, since
+//! publisher and subscribers share this process).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::latency::{self, Summary};
+use crate::proc_stats;
+use crate::target::{self, Endpoints, Prepared, TargetKind};
+
+/// What to run, against which target.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FanoutArgs {
+    /// The kind of server.
+    #[arg(long, value_enum)]
+    pub kind: TargetKind,
+    /// Base URL of publishes and setup, `http://127.0.0.1:PORT`.
+    #[arg(long)]
+    pub base_url: String,
+    /// Base URL the subscribers use (default: --base-url).
+    #[arg(long)]
+    pub sub_base_url: Option<String>,
+    /// Admin secret of our server (realtime target only).
+    #[arg(long, env = "REALTIME_BENCH_ADMIN_SECRET", hide_env_values = true)]
+    pub admin_secret: Option<String>,
+    /// WebSocket subscribers on the one channel.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Messages to publish (0: only connect, measure idle memory, and leave).
+    #[arg(long, default_value_t = 200)]
+    pub publishes: u64,
+    /// Publishes per second asked of the publisher (one request at a time).
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Bytes of padding in each message's data.
+    #[arg(long, default_value_t = 32)]
+    pub pad_bytes: usize,
+    /// Server processes whose CPU time and RSS are reported (repeat for several).
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
+    /// Loopback address the subscribers connect from; a fresh one per run keeps the
+    /// previous runs' TIME_WAIT sockets out of the way.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub source_ip: Ipv4Addr,
+    /// WebSocket handshakes in flight at once.
+    #[arg(long, default_value_t = 200)]
+    pub connect_concurrency: usize,
+    /// Subscribers per token (our server limits connections per token).
+    #[arg(long, default_value_t = 100)]
+    pub subs_per_token: usize,
+    /// Idle time after the last subscription, before the RSS is read.
+    #[arg(long, default_value_t = 2000)]
+    pub settle_ms: u64,
+    /// Longest wait for stragglers after the last publish.
+    #[arg(long, default_value_t = 15)]
+    pub drain_secs: u64,
+    /// Hard limit on the whole run.
+    #[arg(long, default_value_t = 300)]
+    pub deadline_secs: u64,
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FanoutResult {
+    pub kind: TargetKind,
+    pub subscribers: usize,
+    pub connected: usize,
+    pub connect_failures: usize,
+    pub connect_secs: f64,
+    pub publishes_asked: u64,
+    pub rate_asked: f64,
+    pub published: u64,
+    pub publish_failures: u64,
+    /// Publishes per second achieved (the publisher waits for each answer).
+    pub publish_rate: f64,
+    /// Round trip of the publish request.
+    pub publish_http: Summary,
+    pub expected: u64,
+    pub received: u64,
+    pub duplicates_or_reordered: u64,
+    pub lost: u64,
+    /// Messages received per second, from the first publish sent to the last receipt.
+    pub delivered_per_sec: f64,
+    /// Publish sent -> message received, over every (subscriber, message) pair.
+    pub latency: Summary,
+    /// Per publish: sent -> the first subscriber has it.
+    pub first_subscriber: Summary,
+    /// Per publish: sent -> the last subscriber has it.
+    pub fanout_complete: Summary,
+    pub disconnects: u64,
+    pub server_rss_before_kib: u64,
+    pub server_rss_idle_kib: u64,
+    pub server_rss_after_kib: u64,
+    /// Server RSS growth per idle subscribed connection.
+    pub idle_kib_per_conn: f64,
+    /// Server CPU seconds during the publish phase (publishing and draining).
+    pub server_cpu_secs: f64,
+    /// This load generator's CPU seconds during the publish phase.
+    pub loadgen_cpu_secs: f64,
+    pub loadgen_cpu_total_secs: f64,
+    pub errors: Vec<String>,
+}
+
+/// Runs one fan-out measurement; it builds its own runtimes (one thread for the
+/// subscribers, one for the publisher).
+pub fn run(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
+    now_ns();
+    crate::raise_nofile_limit(args.subscribers as u64 + 64)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let deadline = Duration::from_secs(args.deadline_secs);
+    let result = runtime.block_on(async {
+        tokio::time::timeout(deadline, run_subscribers(args))
+            .await
+            .with_context(|| format!("the run passed its deadline of {}s", args.deadline_secs))?
+    });
+    // Dropping the runtime closes the sockets of any task still running.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// Nanoseconds on this process's monotonic clock.
+pub fn now_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// What every subscriber task adds to; the runtime has one thread, so the lock is
+/// never contended.
+struct Shared {
+    latency: Histogram<u64>,
+    received: u64,
+    reordered: u64,
+    first_recv_ns: Vec<u64>,
+    last_recv_ns: Vec<u64>,
+    latest_recv_ns: u64,
+    disconnects: u64,
+    errors: Vec<String>,
+}
+
+impl Shared {
+    fn error(&mut self, message: String) {
+        // The first few say what went wrong; thousands of copies would not.
+        if self.errors.len() < 5 {
+            self.errors.push(message);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Progress {
+    ready: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
+    let started_cpu = proc_stats::self_cpu_seconds();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let sub_base = args.sub_base_url.as_deref().unwrap_or(&args.base_url);
+    let endpoints =
+        Endpoints { base_url: &args.base_url, sub_base_url: sub_base, admin_secret: args.admin_secret.as_deref() };
+    let prepared = target::prepare(args.kind, &endpoints, args.subscribers, args.subs_per_token, &http).await?;
+
+    let before = proc_stats::sample(&args.server_pids);
+    let shared = Arc::new(Mutex::new(Shared {
+        latency: latency::histogram(),
+        received: 0,
+        reordered: 0,
+        first_recv_ns: vec![u64::MAX; args.publishes as usize],
+        last_recv_ns: vec![0; args.publishes as usize],
+        latest_recv_ns: 0,
+        disconnects: 0,
+        errors: Vec::new(),
+    }));
+    let progress = Arc::new(Progress::default());
+    let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let connect_start = Instant::now();
+    let mut tasks = Vec::with_capacity(args.subscribers);
+    for i in 0..args.subscribers {
+        let sub = Subscriber {
+            url: prepared.ws_urls[i % prepared.ws_urls.len()].clone(),
+            kind: args.kind,
+            source_ip: args.source_ip,
+            shared: shared.clone(),
+            progress: progress.clone(),
+            stop: stop_rx.clone(),
+        };
+        tasks.push(tokio::spawn(sub.run(gate.clone())));
+    }
+    loop {
+        let done = progress.ready.load(Ordering::Relaxed) + progress.failed.load(Ordering::Relaxed);
+        if done >= args.subscribers {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connect_secs = connect_start.elapsed().as_secs_f64();
+    let connected = progress.ready.load(Ordering::Relaxed);
+    let connect_failures = progress.failed.load(Ordering::Relaxed);
+
+    tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
+    let idle = proc_stats::sample(&args.server_pids);
+
+    let server_cpu_start = proc_stats::sample(&args.server_pids).cpu_seconds;
+    let loadgen_cpu_start = proc_stats::self_cpu_seconds();
+    let outcome = if args.publishes > 0 && connected > 0 {
+        publish_from_thread(&prepared, args).await?
+    } else {
+        PublishOutcome::new(0)
+    };
+    let expected = outcome.published * connected as u64;
+    drain(&shared, expected, Duration::from_secs(args.drain_secs)).await;
+    let server_cpu_end = proc_stats::sample(&args.server_pids).cpu_seconds;
+    let loadgen_cpu_end = proc_stats::self_cpu_seconds();
+    let after = proc_stats::sample(&args.server_pids);
+
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        // Each task returns at once on stop; the timeout only guards a stuck socket.
+        let _ = tokio::time::timeout(Duration::from_millis(200), task).await;
+    }
+
+    let shared = shared.lock().expect("no task panics while holding the lock");
+    let unique = shared.received - shared.reordered;
+    let mut first = latency::histogram();
+    let mut complete = latency::histogram();
+    for (seq, &sent) in outcome.sent_ns.iter().enumerate() {
+        if sent == 0 || shared.first_recv_ns[seq] == u64::MAX {
+            continue;
+        }
+        latency::record(&mut first, shared.first_recv_ns[seq].saturating_sub(sent) / 1000);
+        latency::record(&mut complete, shared.last_recv_ns[seq].saturating_sub(sent) / 1000);
+    }
+    let delivery_secs = shared.latest_recv_ns.saturating_sub(outcome.first_sent_ns) as f64 / 1e9;
+    let mut errors = outcome.errors.clone();
+    errors.extend(shared.errors.iter().cloned());
+    Ok(FanoutResult {
+        kind: args.kind,
+        subscribers: args.subscribers,
+        connected,
+        connect_failures,
+        connect_secs,
+        publishes_asked: args.publishes,
+        rate_asked: args.rate,
+        published: outcome.published,
+        publish_failures: outcome.failures,
+        publish_rate: rate(
+            outcome.published.saturating_sub(1),
+            outcome.last_sent_ns.saturating_sub(outcome.first_sent_ns),
+        ),
+        publish_http: Summary::of(&outcome.http),
+        expected,
+        received: shared.received,
+        duplicates_or_reordered: shared.reordered,
+        lost: expected.saturating_sub(unique),
+        delivered_per_sec: if delivery_secs > 0.0 { unique as f64 / delivery_secs } else { 0.0 },
+        latency: Summary::of(&shared.latency),
+        first_subscriber: Summary::of(&first),
+        fanout_complete: Summary::of(&complete),
+        disconnects: shared.disconnects,
+        server_rss_before_kib: before.rss_kib,
+        server_rss_idle_kib: idle.rss_kib,
+        server_rss_after_kib: after.rss_kib,
+        idle_kib_per_conn: if connected > 0 {
+            idle.rss_kib.saturating_sub(before.rss_kib) as f64 / connected as f64
+        } else {
+            0.0
+        },
+        server_cpu_secs: server_cpu_end - server_cpu_start,
+        loadgen_cpu_secs: loadgen_cpu_end - loadgen_cpu_start,
+        loadgen_cpu_total_secs: loadgen_cpu_end - started_cpu,
+        errors,
+    })
+}
+
+fn rate(count: u64, nanos: u64) -> f64 {
+    if nanos == 0 { 0.0 } else { count as f64 / (nanos as f64 / 1e9) }
+}
+
+/// Waits until every expected message has arrived, nothing has arrived for 3 s, or
+/// `limit` has passed.
+async fn drain(shared: &Mutex<Shared>, expected: u64, limit: Duration) {
+    let start = Instant::now();
+    let mut last_count = u64::MAX;
+    let mut last_change = Instant::now();
+    while start.elapsed() < limit {
+        let unique = {
+            let s = shared.lock().expect("no task panics while holding the lock");
+            s.received - s.reordered
+        };
+        if unique >= expected {
+            return;
+        }
+        if unique != last_count {
+            last_count = unique;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > Duration::from_secs(3) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Subscriber {
+    url: String,
+    kind: TargetKind,
+    source_ip: Ipv4Addr,
+    shared: Arc<Mutex<Shared>>,
+    progress: Arc<Progress>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Subscriber {
+    async fn run(mut self, gate: Arc<Semaphore>) {
+        let permit = gate.acquire_owned().await;
+        let connected =
+            tokio::time::timeout(Duration::from_secs(30), connect(&self.url, self.source_ip, self.kind)).await;
+        drop(permit);
+        let (mut ws, heartbeat) = match connected {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return self.fail(format!("connect: {e:#}")),
+            Err(_) => return self.fail("connect: no subscription within 30s".to_owned()),
+        };
+        self.progress.ready.fetch_add(1, Ordering::Relaxed);
+
+        let mut ping = tokio::time::interval(heartbeat.unwrap_or(Duration::from_secs(3600)));
+        ping.tick().await;
+        let mut last_seq: Option<u64> = None;
+        loop {
+            tokio::select! {
+                _ = self.stop.changed() => return,
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(text))) => self.on_frame(text.as_bytes(), &mut last_seq),
+                    Some(Ok(Message::Binary(data))) => self.on_frame(&data, &mut last_seq),
+                    Some(Ok(Message::Close(close))) => return self.disconnected(format!("closed by the server: {close:?}")),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return self.disconnected(format!("read: {e}")),
+                    None => return self.disconnected("the server closed the connection".to_owned()),
+                },
+                _ = ping.tick(), if heartbeat.is_some() => {
+                    if let Err(e) = ws.send(Message::text(r#"{"type":"ping"}"#)).await {
+                        return self.disconnected(format!("ping: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_frame(&self, frame: &[u8], last_seq: &mut Option<u64>) {
+        let now = now_ns();
+        let mut shared = self.shared.lock().expect("no task panics while holding the lock");
+        let Some((seq, sent)) = target::bench_fields(frame) else {
+            if memchr::memmem::find(frame, b"\"type\":\"error\"").is_some() {
+                shared.error(format!("error frame: {}", String::from_utf8_lossy(frame)));
+            }
+            return;
+        };
+        latency::record(&mut shared.latency, now.saturating_sub(sent) / 1000);
+        shared.received += 1;
+        if last_seq.is_some_and(|last| seq <= last) {
+            shared.reordered += 1;
+        }
+        *last_seq = Some(seq);
+        shared.latest_recv_ns = shared.latest_recv_ns.max(now);
+        if let Some(first) = shared.first_recv_ns.get_mut(seq as usize) {
+            *first = (*first).min(now);
+        }
+        if let Some(last) = shared.last_recv_ns.get_mut(seq as usize) {
+            *last = (*last).max(now);
+        }
+    }
+
+    fn fail(&self, message: String) {
+        self.progress.failed.fetch_add(1, Ordering::Relaxed);
+        self.shared.lock().expect("no task panics while holding the lock").error(message);
+    }
+
+    fn disconnected(&self, message: String) {
+        if *self.stop.borrow() {
+            return;
+        }
+        let mut shared = self.shared.lock().expect("no task panics while holding the lock");
+        shared.disconnects += 1;
+        shared.error(message);
+    }
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Opens the socket (from `source_ip`), does the WebSocket handshake and, for our
+/// server, the subscribe handshake; returns the heartbeat interval the server asks for.
+async fn connect(url: &str, source_ip: Ipv4Addr, kind: TargetKind) -> anyhow::Result<(Ws, Option<Duration>)> {
+    let authority = url.strip_prefix("ws://").context("only ws:// URLs")?.split('/').next().unwrap_or_default();
+    let addr: SocketAddr = tokio::net::lookup_host(authority).await?.next().context("no address")?;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source_ip, 0)))?;
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    // The default 128 KiB read buffer, zero-filled on first use, would cost 1.3 GB at
+    // 10,000 subscribers.
+    let config = WebSocketConfig::default().read_buffer_size(8192);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+    match kind {
+        TargetKind::Baseline | TargetKind::Nchan => Ok((ws, None)),
+        TargetKind::Realtime => {
+            let connected = next_json(&mut ws).await?;
+            if connected["type"] != "connected" {
+                bail!("expected a connected frame, got {connected}");
+            }
+            let heartbeat = connected["heartbeat_interval_seconds"].as_u64().unwrap_or(25).max(1);
+            let subscribe = serde_json::json!({ "type": "subscribe", "channel": target::CHANNEL }).to_string();
+            ws.send(Message::text(subscribe)).await?;
+            loop {
+                let frame = next_json(&mut ws).await?;
+                match frame["type"].as_str() {
+                    Some("subscribed") => break,
+                    Some("error") => bail!("subscribe refused: {frame}"),
+                    _ => {}
+                }
+            }
+            Ok((ws, Some(Duration::from_secs(heartbeat))))
+        }
+    }
+}
+
+async fn next_json(ws: &mut Ws) -> anyhow::Result<serde_json::Value> {
+    loop {
+        match ws.next().await.context("closed during the handshake")?? {
+            Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+            Message::Close(close) => bail!("closed during the handshake: {close:?}"),
+            _ => {}
+        }
+    }
+}
+
+struct PublishOutcome {
+    published: u64,
+    failures: u64,
+    sent_ns: Vec<u64>,
+    first_sent_ns: u64,
+    last_sent_ns: u64,
+    http: Histogram<u64>,
+    errors: Vec<String>,
+}
+
+impl PublishOutcome {
+    fn new(publishes: u64) -> PublishOutcome {
+        PublishOutcome {
+            published: 0,
+            failures: 0,
+            sent_ns: vec![0; publishes as usize],
+            first_sent_ns: 0,
+            last_sent_ns: 0,
+            http: latency::histogram(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// Runs the publisher on a thread of its own, so its timer and its send timestamps
+/// are not held up by the subscribers' work.
+async fn publish_from_thread(prepared: &Prepared, args: &FanoutArgs) -> anyhow::Result<PublishOutcome> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let prepared = prepared.clone();
+    let (publishes, rate, pad) = (args.publishes, args.rate, "x".repeat(args.pad_bytes));
+    let limit = Duration::from_secs(args.deadline_secs);
+    std::thread::Builder::new().name("publisher".into()).spawn(move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(publish(&prepared, publishes, rate, &pad, limit)));
+        let _ = tx.send(result);
+    })?;
+    rx.await.context("the publisher thread died")?
+}
+
+async fn publish(
+    prepared: &Prepared,
+    publishes: u64,
+    rate: f64,
+    pad: &str,
+    limit: Duration,
+) -> anyhow::Result<PublishOutcome> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let mut out = PublishOutcome::new(publishes);
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start = Instant::now();
+    for seq in 0..publishes {
+        ticks.tick().await;
+        if start.elapsed() > limit {
+            out.errors.push(format!("publisher stopped at its time limit after {seq} publishes"));
+            break;
+        }
+        let sent = now_ns();
+        let mut request = http
+            .post(&prepared.publish_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(target::publish_body(prepared.kind, seq, sent, pad));
+        if let Some(key) = &prepared.api_key {
+            request = request.bearer_auth(key);
+        }
+        let answer = request.send().await;
+        latency::record(&mut out.http, (now_ns() - sent) / 1000);
+        match answer {
+            Ok(response) if response.status().is_success() => {
+                // Reading the body keeps the connection reusable.
+                let _ = response.bytes().await;
+                out.published += 1;
+                out.sent_ns[seq as usize] = sent;
+                if out.published == 1 {
+                    out.first_sent_ns = sent;
+                }
+                out.last_sent_ns = sent;
+            }
+            Ok(response) => {
+                out.failures += 1;
+                let status = response.status();
+                if out.errors.len() < 3 {
+                    out.errors
+                        .push(format!("publish answered {status}: {}", response.text().await.unwrap_or_default()));
+                }
+            }
+            Err(e) => {
+                out.failures += 1;
+                if out.errors.len() < 3 {
+                    out.errors.push(format!("publish: {e}"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,56 @@
+//! `realtime-bench`: the bench binary; see the crate documentation for its subcommands.
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+use realtime_bench::{baseline, fanout, publish, suite};
+
+#[derive(Parser)]
+#[command(about = "Load generators, bare fan-out baseline and bench suite of the realtime workspace")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the bare fan-out baseline (and the do-nothing publish handler).
+    Baseline {
+        /// Address to listen on (loopback).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
+    /// Run one fan-out measurement and print its result as JSON.
+    Fanout(fanout::FanoutArgs),
+    /// Run one REST publish measurement and print its result as JSON.
+    Publish(publish::PublishArgs),
+    /// Run the bench scenarios and write the report (what `cargo xtask bench` runs).
+    Suite(suite::SuiteArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Baseline { listen } => serve_baseline(listen),
+        Command::Fanout(args) => print_json(&fanout::run(&args)?),
+        Command::Publish(args) => print_json(&publish::run(&args)?),
+        Command::Suite(args) => suite::run(&args),
+    }
+}
+
+fn serve_baseline(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    realtime_bench::raise_nofile_limit(1024)?;
+    // One worker per CPU the process may run on (taskset narrows it to one).
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        println!("realtime-bench baseline listening on http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        baseline::serve(listener).await?;
+        Ok(())
+    })
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}

@@ -1,0 +1,481 @@
+//! The bench report: medians of the runs, ratios to the baselines, the targets, and the
+//! files `report.md`, `report.json` and `latency.svg`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fanout::FanoutResult;
+use crate::publish::{PublishResult, PublishTarget};
+use crate::target::TargetKind;
+
+/// Everything one `suite` invocation measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub generated_unix_secs: u64,
+    pub quick: bool,
+    pub runs_per_row: usize,
+    /// How processes were placed on the 2 CPUs.
+    pub pinning: String,
+    pub fanout: Vec<FanoutGroup>,
+    pub publish: Option<PublishGroup>,
+    /// Idle memory measured on its own (when the fan-out scenario did not run).
+    pub idle_memory: Option<FanoutGroup>,
+    pub multi_node: Option<FanoutGroup>,
+    pub targets: Vec<TargetCheck>,
+    /// What made this run fail (errors, lost messages); figures never do.
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Measured,
+    /// Measured, but with errors or lost messages.
+    Failed,
+    Skipped,
+}
+
+/// One load (N subscribers, P publishes at R/s) against every target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FanoutGroup {
+    pub title: String,
+    pub subscribers: usize,
+    pub publishes: u64,
+    pub rate: f64,
+    pub rows: Vec<FanoutRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FanoutRow {
+    pub kind: TargetKind,
+    /// What the row is called in the tables.
+    pub label: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub median: Option<FanoutMedian>,
+    pub runs: Vec<FanoutResult>,
+}
+
+/// The median of each figure over a row's runs (lost: the worst run).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FanoutMedian {
+    pub delivered_per_sec: f64,
+    pub publish_rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub first_subscriber_p50_ms: f64,
+    pub fanout_complete_p99_ms: f64,
+    pub publish_http_p50_ms: f64,
+    pub lost_worst: u64,
+    pub server_cpu_secs: f64,
+    pub loadgen_cpu_secs: f64,
+    pub idle_kib_per_conn: f64,
+    pub connect_secs: f64,
+    /// The percentile curve of the run whose p99 is the median, for the plot.
+    pub curve: Vec<(f64, f64)>,
+}
+
+impl FanoutRow {
+    pub fn skipped(kind: TargetKind, label: &str, reason: String) -> FanoutRow {
+        FanoutRow {
+            kind,
+            label: label.to_owned(),
+            status: Status::Skipped,
+            reason: Some(reason),
+            median: None,
+            runs: vec![],
+        }
+    }
+
+    /// A row from its runs and the errors of the runs that could not produce figures.
+    pub fn from_runs(kind: TargetKind, label: &str, runs: Vec<FanoutResult>, mut errors: Vec<String>) -> FanoutRow {
+        for run in &runs {
+            errors.extend(run_problems(run));
+        }
+        let median = (!runs.is_empty()).then(|| fanout_median(&runs));
+        let status = if errors.is_empty() { Status::Measured } else { Status::Failed };
+        let reason = (!errors.is_empty()).then(|| errors.join("; "));
+        FanoutRow { kind, label: label.to_owned(), status, reason, median, runs }
+    }
+}
+
+/// What is wrong with a run: anything that is an error, never a slow figure.
+fn run_problems(run: &FanoutResult) -> Vec<String> {
+    let mut problems = Vec::new();
+    if run.connect_failures > 0 {
+        problems.push(format!("{} of {} subscribers failed to connect", run.connect_failures, run.subscribers));
+    }
+    if run.publish_failures > 0 {
+        problems.push(format!("{} publishes failed", run.publish_failures));
+    }
+    if run.lost > 0 {
+        problems.push(format!("{} of {} messages lost", run.lost, run.expected));
+    }
+    if run.disconnects > 0 {
+        problems.push(format!("{} subscribers disconnected", run.disconnects));
+    }
+    if !problems.is_empty() || run.published < run.publishes_asked {
+        problems.extend(run.errors.iter().cloned());
+    }
+    problems
+}
+
+fn fanout_median(runs: &[FanoutResult]) -> FanoutMedian {
+    let m = |f: fn(&FanoutResult) -> f64| median(runs.iter().map(f).collect());
+    let p99 = m(|r| r.latency.p99_ms);
+    let typical = runs
+        .iter()
+        .min_by(|a, b| (a.latency.p99_ms - p99).abs().total_cmp(&(b.latency.p99_ms - p99).abs()))
+        .expect("runs is not empty");
+    FanoutMedian {
+        delivered_per_sec: m(|r| r.delivered_per_sec),
+        publish_rate: m(|r| r.publish_rate),
+        p50_ms: m(|r| r.latency.p50_ms),
+        p99_ms: p99,
+        p999_ms: m(|r| r.latency.p999_ms),
+        max_ms: m(|r| r.latency.max_ms),
+        first_subscriber_p50_ms: m(|r| r.first_subscriber.p50_ms),
+        fanout_complete_p99_ms: m(|r| r.fanout_complete.p99_ms),
+        publish_http_p50_ms: m(|r| r.publish_http.p50_ms),
+        lost_worst: runs.iter().map(|r| r.lost).max().unwrap_or(0),
+        server_cpu_secs: m(|r| r.server_cpu_secs),
+        loadgen_cpu_secs: m(|r| r.loadgen_cpu_secs),
+        idle_kib_per_conn: m(|r| r.idle_kib_per_conn),
+        connect_secs: m(|r| r.connect_secs),
+        curve: typical.latency.curve.clone(),
+    }
+}
+
+/// The REST publish scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishGroup {
+    pub concurrency: usize,
+    pub requests: u64,
+    pub rows: Vec<PublishRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishRow {
+    pub kind: PublishTarget,
+    pub label: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub median: Option<PublishMedian>,
+    pub runs: Vec<PublishResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishMedian {
+    pub requests_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub server_cpu_secs: f64,
+    pub loadgen_cpu_secs: f64,
+}
+
+impl PublishRow {
+    pub fn skipped(kind: PublishTarget, label: &str, reason: String) -> PublishRow {
+        PublishRow {
+            kind,
+            label: label.to_owned(),
+            status: Status::Skipped,
+            reason: Some(reason),
+            median: None,
+            runs: vec![],
+        }
+    }
+
+    pub fn from_runs(
+        kind: PublishTarget,
+        label: &str,
+        runs: Vec<PublishResult>,
+        mut errors: Vec<String>,
+    ) -> PublishRow {
+        for run in &runs {
+            if run.failures > 0 {
+                errors.push(format!(
+                    "{} of {} requests failed: {}",
+                    run.failures,
+                    run.ok + run.failures,
+                    run.errors.join("; ")
+                ));
+            }
+        }
+        let median = (!runs.is_empty()).then(|| {
+            let m = |f: fn(&PublishResult) -> f64| median(runs.iter().map(f).collect());
+            PublishMedian {
+                requests_per_sec: m(|r| r.requests_per_sec),
+                p50_ms: m(|r| r.latency.p50_ms),
+                p99_ms: m(|r| r.latency.p99_ms),
+                server_cpu_secs: m(|r| r.server_cpu_secs),
+                loadgen_cpu_secs: m(|r| r.loadgen_cpu_secs),
+            }
+        });
+        let status = if errors.is_empty() { Status::Measured } else { Status::Failed };
+        let reason = (!errors.is_empty()).then(|| errors.join("; "));
+        PublishRow { kind, label: label.to_owned(), status, reason, median, runs }
+    }
+}
+
+/// One of the issue's targets, checked against the medians (never asserted anywhere).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetCheck {
+    pub target: String,
+    pub measured: String,
+    /// None when a side of the comparison was not measured.
+    pub met: Option<bool>,
+}
+
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+}
+
+fn measured(group: &FanoutGroup, kind: TargetKind) -> Option<&FanoutMedian> {
+    group.rows.iter().find(|r| r.kind == kind && r.status != Status::Skipped)?.median.as_ref()
+}
+
+/// Checks the targets of the issue on the largest fan-out load and the publish scenario.
+pub fn targets(report: &Report) -> Vec<TargetCheck> {
+    let mut checks = Vec::new();
+    if let Some(group) = report.fanout.iter().max_by_key(|g| g.subscribers) {
+        let n = group.subscribers;
+        let ours = measured(group, TargetKind::Realtime);
+        let nchan = measured(group, TargetKind::Nchan);
+        let bare = measured(group, TargetKind::Baseline);
+        checks.push(ratio_check(
+            format!("delivered msg/s >= 1.5x nchan ({n} subs)"),
+            ours.zip(nchan).map(|(o, b)| o.delivered_per_sec / b.delivered_per_sec),
+            |r| r >= 1.5,
+        ));
+        checks.push(ratio_check(
+            format!("p99 <= nchan's ({n} subs)"),
+            ours.zip(nchan).map(|(o, b)| o.p99_ms / b.p99_ms),
+            |r| r <= 1.0,
+        ));
+        checks.push(ratio_check(
+            format!("delivered msg/s >= 0.7x bare baseline ({n} subs)"),
+            ours.zip(bare).map(|(o, b)| o.delivered_per_sec / b.delivered_per_sec),
+            |r| r >= 0.7,
+        ));
+    }
+    let idle_group = report.idle_memory.as_ref().or_else(|| report.fanout.iter().max_by_key(|g| g.subscribers));
+    if let Some(group) = idle_group {
+        let idle = measured(group, TargetKind::Realtime).map(|m| m.idle_kib_per_conn);
+        checks.push(TargetCheck {
+            target: format!("idle memory <= 8 KiB/conn ({} conns)", group.subscribers),
+            measured: idle.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.2} KiB/conn")),
+            met: idle.map(|v| v <= 8.0),
+        });
+    }
+    if let Some(group) = &report.publish {
+        let rps = |kind| {
+            group
+                .rows
+                .iter()
+                .find(|r| r.kind == kind && r.status != Status::Skipped)?
+                .median
+                .as_ref()
+                .map(|m| m.requests_per_sec)
+        };
+        checks.push(ratio_check(
+            "REST publish req/s >= 0.4x bare axum handler".to_owned(),
+            rps(PublishTarget::Realtime).zip(rps(PublishTarget::Noop)).map(|(o, b)| o / b),
+            |r| r >= 0.4,
+        ));
+    }
+    checks
+}
+
+fn ratio_check(target: String, ratio: Option<f64>, ok: fn(f64) -> bool) -> TargetCheck {
+    TargetCheck {
+        target,
+        measured: ratio.map_or_else(|| "not measured".to_owned(), |r| format!("{r:.2}x")),
+        met: ratio.map(ok),
+    }
+}
+
+/// Writes `report.md`, `report.json` and `latency.svg` into `dir`; returns the markdown.
+pub fn write(report: &Report, dir: &Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    let md = markdown(report);
+    std::fs::write(dir.join("report.md"), &md)?;
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(report)?)?;
+    let mut groups: Vec<&FanoutGroup> = report.fanout.iter().collect();
+    groups.extend(report.multi_node.iter());
+    std::fs::write(dir.join("latency.svg"), crate::svg::latency_plot(&groups))?;
+    Ok(md)
+}
+
+pub fn markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let mode = if report.quick { "quick (smoke run: figures are indicative)" } else { "full" };
+    let _ = writeln!(md, "# realtime bench\n");
+    let _ = writeln!(
+        md,
+        "Mode: {mode}; {} run(s) per row, median shown (lost: worst run). {}. Loopback only.\n",
+        report.runs_per_row, report.pinning
+    );
+    for group in &report.fanout {
+        fanout_section(&mut md, group);
+    }
+    if let Some(group) = &report.idle_memory {
+        fanout_section(&mut md, group);
+    }
+    if let Some(group) = &report.multi_node {
+        fanout_section(&mut md, group);
+    }
+    if let Some(group) = &report.publish {
+        publish_section(&mut md, group);
+    }
+    if !report.targets.is_empty() {
+        let _ = writeln!(md, "## Targets (reported, never asserted)\n");
+        let _ = writeln!(md, "| target | measured | |\n|---|---|---|");
+        for check in &report.targets {
+            let verdict = match check.met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "n/a",
+            };
+            let _ = writeln!(md, "| {} | {} | {verdict} |", check.target, check.measured);
+        }
+        md.push('\n');
+    }
+    if report.failures.is_empty() {
+        let _ = writeln!(md, "Result: no errors, no lost messages.");
+    } else {
+        let _ = writeln!(md, "Result: FAILED");
+        for failure in &report.failures {
+            let _ = writeln!(md, "- {failure}");
+        }
+    }
+    md
+}
+
+fn fanout_section(md: &mut String, group: &FanoutGroup) {
+    let _ = writeln!(md, "## {}\n", group.title);
+    let _ = writeln!(
+        md,
+        "| target | delivered msg/s | publishes/s | p50 ms | p99 ms | p99.9 ms | max ms | first sub p50 ms | fan-out done p99 ms | publish HTTP p50 ms | lost | server CPU s | loadgen CPU s | idle KiB/conn |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in &group.rows {
+        match (&row.median, row.status) {
+            (Some(m), status) => {
+                let flag = if status == Status::Failed { " (FAILED)" } else { "" };
+                let _ = writeln!(
+                    md,
+                    "| {}{flag} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} |",
+                    row.label,
+                    m.delivered_per_sec,
+                    m.publish_rate,
+                    m.p50_ms,
+                    m.p99_ms,
+                    m.p999_ms,
+                    m.max_ms,
+                    m.first_subscriber_p50_ms,
+                    m.fanout_complete_p99_ms,
+                    m.publish_http_p50_ms,
+                    m.lost_worst,
+                    m.server_cpu_secs,
+                    m.loadgen_cpu_secs,
+                    m.idle_kib_per_conn,
+                );
+            }
+            (None, _) => {
+                let _ = writeln!(md, "| {} | {} |||||||||||||", row.label, row.reason.as_deref().unwrap_or(""));
+            }
+        }
+    }
+    md.push('\n');
+    for row in group.rows.iter().filter(|r| r.status == Status::Failed && r.median.is_some()) {
+        let _ = writeln!(md, "- {}: {}", row.label, row.reason.as_deref().unwrap_or(""));
+    }
+    ratio_lines(md, group);
+}
+
+fn ratio_lines(md: &mut String, group: &FanoutGroup) {
+    let Some(ours) = group.rows.iter().find(|r| r.kind == TargetKind::Realtime).and_then(|r| r.median.as_ref()) else {
+        return;
+    };
+    let others: Vec<&FanoutRow> =
+        group.rows.iter().filter(|r| r.kind != TargetKind::Realtime && r.median.is_some()).collect();
+    if others.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "Ratios, ours / other (delivered: higher is better; the rest: lower is better):\n");
+    let _ = writeln!(
+        md,
+        "| vs | delivered msg/s | p50 | p99 | p99.9 | server CPU | idle KiB/conn |\n|---|---|---|---|---|---|---|"
+    );
+    for other in others {
+        let b = other.median.as_ref().expect("filtered on median");
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            other.label,
+            ratio(ours.delivered_per_sec, b.delivered_per_sec),
+            ratio(ours.p50_ms, b.p50_ms),
+            ratio(ours.p99_ms, b.p99_ms),
+            ratio(ours.p999_ms, b.p999_ms),
+            ratio(ours.server_cpu_secs, b.server_cpu_secs),
+            ratio(ours.idle_kib_per_conn, b.idle_kib_per_conn),
+        );
+    }
+    md.push('\n');
+}
+
+fn ratio(ours: f64, other: f64) -> String {
+    if other > 0.0 { format!("{:.2}x", ours / other) } else { "-".to_owned() }
+}
+
+fn publish_section(md: &mut String, group: &PublishGroup) {
+    let _ = writeln!(
+        md,
+        "## REST publish: {} requests at concurrency {}\n\n| handler | req/s | p50 ms | p99 ms | server CPU s | loadgen CPU s |\n|---|---|---|---|---|---|",
+        group.requests, group.concurrency
+    );
+    for row in &group.rows {
+        match &row.median {
+            Some(m) => {
+                let flag = if row.status == Status::Failed { " (FAILED)" } else { "" };
+                let _ = writeln!(
+                    md,
+                    "| {}{flag} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    row.label, m.requests_per_sec, m.p50_ms, m.p99_ms, m.server_cpu_secs, m.loadgen_cpu_secs
+                );
+            }
+            None => {
+                let _ = writeln!(md, "| {} | {} ||||", row.label, row.reason.as_deref().unwrap_or(""));
+            }
+        }
+    }
+    md.push('\n');
+    for row in group.rows.iter().filter(|r| r.status == Status::Failed && r.median.is_some()) {
+        let _ = writeln!(md, "- {}: {}", row.label, row.reason.as_deref().unwrap_or(""));
+    }
+    let rps = |kind| group.rows.iter().find(|r| r.kind == kind)?.median.as_ref().map(|m| m.requests_per_sec);
+    if let (Some(ours), Some(noop)) = (rps(PublishTarget::Realtime), rps(PublishTarget::Noop)) {
+        let _ = writeln!(md, "Ours / bare handler: {} of the requests per second.\n", ratio(ours, noop));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(vec![]), 0.0);
+    }
+}

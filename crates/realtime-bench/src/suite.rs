@@ -1,0 +1,444 @@
+//! The bench scenarios: which servers run under which load, how often, and in what
+//! order. Every server is fresh for every run, pinned to CPU 0; every load generator is
+//! a separate process pinned to CPU 1; the runs of the targets are interleaved, so that
+//! the drift of a shared machine hits them alike.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::ValueEnum;
+use serde::de::DeserializeOwned;
+
+use crate::fanout::FanoutResult;
+use crate::publish::{PublishResult, PublishTarget};
+use crate::report::{self, FanoutGroup, FanoutRow, PublishGroup, PublishRow, Report, Status};
+use crate::servers::{self, CLIENT_CPU, OursConfig, Server};
+use crate::target::TargetKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Every scenario below.
+    All,
+    /// N subscribers on one channel, fixed-rate publishes, against ours and the baselines.
+    Fanout,
+    /// REST publish throughput against a bare axum handler.
+    Publish,
+    /// Server RSS growth per idle subscribed connection.
+    IdleMemory,
+    /// Subscribers on node B, publishes to node A, through Redis.
+    MultiNode,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuiteArgs {
+    /// The scenario to run.
+    #[arg(value_enum, default_value_t = Scenario::All)]
+    pub scenario: Scenario,
+    /// A smoke run: 1,000 subscribers, fewer publishes, one run per row.
+    #[arg(long)]
+    pub quick: bool,
+    /// Runs per row (default 3, or 1 with --quick); the report shows the median.
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Where `realtime-server` is (default: beside this binary).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Where the report goes.
+    #[arg(long, default_value = "target/bench")]
+    pub out_dir: PathBuf,
+}
+
+/// One fan-out load.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    subscribers: usize,
+    publishes: u64,
+    rate: f64,
+}
+
+/// The fan-out loads. The rates are chosen to offer more than nchan's measured ceiling
+/// (about 100k delivered msg/s with one worker here), so that delivered msg/s compares
+/// capacity and not only the offered load.
+fn fanout_loads(quick: bool) -> Vec<Load> {
+    if quick {
+        vec![Load { subscribers: 1000, publishes: 100, rate: 20.0 }]
+    } else {
+        vec![
+            Load { subscribers: 1000, publishes: 400, rate: 100.0 },
+            Load { subscribers: 10_000, publishes: 100, rate: 20.0 },
+        ]
+    }
+}
+
+const PUBLISH_CONCURRENCY: usize = 16;
+
+struct Suite {
+    bench_bin: PathBuf,
+    ours_bin: PathBuf,
+    work: PathBuf,
+    runs: usize,
+    quick: bool,
+    next_source: u32,
+}
+
+pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let bench_bin = std::env::current_exe()?;
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => bench_bin.parent().context("the bench binary has no directory")?.to_path_buf(),
+    };
+    let work = args.out_dir.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let mut suite = Suite {
+        bench_bin,
+        ours_bin: bin_dir.join("realtime-server"),
+        work,
+        runs: args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1),
+        quick: args.quick,
+        // Each load generator connects from its own 127.0.0.x; starting at a varying x
+        // keeps a previous invocation's TIME_WAIT sockets out of the way too.
+        next_source: (seconds % 200) as u32,
+    };
+    let pinning = if servers::has_taskset() {
+        "Servers pinned to CPU 0, load generators to CPU 1 (taskset)"
+    } else {
+        "No taskset: processes not pinned"
+    };
+    let mut report = Report {
+        generated_unix_secs: seconds,
+        quick: args.quick,
+        runs_per_row: suite.runs,
+        pinning: pinning.to_owned(),
+        fanout: Vec::new(),
+        publish: None,
+        idle_memory: None,
+        multi_node: None,
+        targets: Vec::new(),
+        failures: Vec::new(),
+    };
+    let wants = |s: Scenario| args.scenario == Scenario::All || args.scenario == s;
+    if wants(Scenario::Fanout) {
+        for load in fanout_loads(args.quick) {
+            let title = format!(
+                "Fan-out: {} subscribers, {} publishes at {}/s asked ({} msgs)",
+                load.subscribers,
+                load.publishes,
+                load.rate,
+                load.subscribers as u64 * load.publishes
+            );
+            report.fanout.push(suite.fanout_group(title, load));
+        }
+    }
+    if args.scenario == Scenario::IdleMemory {
+        let subscribers = if args.quick { 1000 } else { 10_000 };
+        let load = Load { subscribers, publishes: 0, rate: 1.0 };
+        report.idle_memory =
+            Some(suite.fanout_group(format!("Idle memory: {subscribers} subscribed connections"), load));
+    }
+    if wants(Scenario::Publish) {
+        report.publish = Some(suite.publish_group());
+    }
+    if wants(Scenario::MultiNode) {
+        report.multi_node = Some(suite.multi_node());
+    }
+
+    report.targets = report::targets(&report);
+    report.failures = failures(&report);
+    let md = report::write(&report, &args.out_dir)?;
+    println!("{md}");
+    println!(
+        "bench: wrote {0}/report.md, {0}/report.json, {0}/latency.svg in {1:.0} s",
+        args.out_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if !report.failures.is_empty() {
+        anyhow::bail!("bench: {} row(s) had errors or lost messages", report.failures.len());
+    }
+    Ok(())
+}
+
+fn failures(report: &Report) -> Vec<String> {
+    let fanout_rows = report.fanout.iter().chain(&report.idle_memory).chain(&report.multi_node).flat_map(|g| {
+        g.rows
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .map(move |r| format!("{} / {}: {}", g.title, r.label, r.reason.as_deref().unwrap_or("failed")))
+    });
+    let publish_rows = report.publish.iter().flat_map(|g| {
+        g.rows
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .map(|r| format!("publish / {}: {}", r.label, r.reason.as_deref().unwrap_or("failed")))
+    });
+    fanout_rows.chain(publish_rows).collect()
+}
+
+impl Suite {
+    fn source_ip(&mut self) -> String {
+        self.next_source += 1;
+        format!("127.0.0.{}", 2 + self.next_source % 250)
+    }
+
+    fn scratch(&self, name: &str) -> PathBuf {
+        let dir = self.work.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Why a target cannot be run here, if it cannot.
+    fn unavailable(&self, kind: TargetKind) -> Option<String> {
+        match kind {
+            TargetKind::Realtime if !self.ours_bin.is_file() => Some(format!(
+                "skipped: no realtime-server binary at {} (the reference server is not built)",
+                self.ours_bin.display()
+            )),
+            TargetKind::Nchan if !servers::nchan_installed() => Some(servers::NCHAN_MISSING.to_owned()),
+            TargetKind::Realtime | TargetKind::Baseline | TargetKind::Nchan => None,
+        }
+    }
+
+    fn start(&self, kind: TargetKind, name: &str) -> anyhow::Result<Server> {
+        let dir = self.scratch(name);
+        match kind {
+            TargetKind::Realtime => servers::start_ours(&OursConfig {
+                binary: &self.ours_bin,
+                dir: &dir,
+                name: "realtime-server",
+                admin_secret: &admin_secret(),
+                env: &[],
+            }),
+            TargetKind::Baseline => servers::start_baseline(&self.bench_bin, &dir),
+            TargetKind::Nchan => servers::start_nchan(&dir),
+        }
+    }
+
+    fn fanout_group(&mut self, title: String, load: Load) -> FanoutGroup {
+        let kinds = [TargetKind::Realtime, TargetKind::Baseline, TargetKind::Nchan];
+        let mut runs: Vec<(Vec<FanoutResult>, Vec<String>)> = kinds.iter().map(|_| (vec![], vec![])).collect();
+        for run in 0..self.runs {
+            for (k, &kind) in kinds.iter().enumerate() {
+                if self.unavailable(kind).is_some() {
+                    continue;
+                }
+                eprintln!("bench: {title}: {} run {}/{}", kind.label(), run + 1, self.runs);
+                match self.fanout_once(kind, load, run) {
+                    Ok(result) => runs[k].0.push(result),
+                    Err(e) => runs[k].1.push(format!("{e:#}")),
+                }
+            }
+        }
+        let rows = kinds
+            .iter()
+            .zip(runs)
+            .map(|(&kind, (results, errors))| match self.unavailable(kind) {
+                Some(reason) => FanoutRow::skipped(kind, kind.label(), reason),
+                None => FanoutRow::from_runs(kind, kind.label(), results, errors),
+            })
+            .collect();
+        FanoutGroup { title, subscribers: load.subscribers, publishes: load.publishes, rate: load.rate, rows }
+    }
+
+    fn fanout_once(&mut self, kind: TargetKind, load: Load, run: usize) -> anyhow::Result<FanoutResult> {
+        let server = self.start(kind, &format!("{kind:?}-{}-{run}", load.subscribers).to_lowercase())?;
+        let result = self.run_fanout_loadgen(&server, None, load);
+        result.with_context(|| format!("server log: {}", server.log_tail()))
+    }
+
+    fn run_fanout_loadgen(
+        &mut self,
+        publish_to: &Server,
+        subscribe_to: Option<&Server>,
+        load: Load,
+    ) -> anyhow::Result<FanoutResult> {
+        let kind = publish_to.kind;
+        let mut command = servers::pinned(CLIENT_CPU, &self.bench_bin);
+        command
+            .arg("fanout")
+            .arg("--kind")
+            .arg(format!("{kind:?}").to_lowercase())
+            .arg("--base-url")
+            .arg(&publish_to.base_url)
+            .arg("--subscribers")
+            .arg(load.subscribers.to_string())
+            .arg("--publishes")
+            .arg(load.publishes.to_string())
+            .arg("--rate")
+            .arg(load.rate.to_string())
+            .arg("--source-ip")
+            .arg(self.source_ip());
+        if let Some(node) = subscribe_to {
+            command.arg("--sub-base-url").arg(&node.base_url);
+        }
+        for server in std::iter::once(publish_to).chain(subscribe_to) {
+            for pid in server.pids() {
+                command.arg("--server-pid").arg(pid.to_string());
+            }
+        }
+        if let Some(secret) = &publish_to.admin_secret {
+            command.env("REALTIME_BENCH_ADMIN_SECRET", secret);
+        }
+        run_json(command, Duration::from_secs(330))
+    }
+
+    fn publish_group(&mut self) -> PublishGroup {
+        let requests = if self.quick { 2000 } else { 20_000 };
+        let kinds = [PublishTarget::Realtime, PublishTarget::Noop];
+        let label = |kind| match kind {
+            PublishTarget::Realtime => "realtime POST /v1/realtime/publish",
+            PublishTarget::Noop => "bare axum handler (does nothing)",
+        };
+        let ours_missing = self.unavailable(TargetKind::Realtime);
+        let mut runs: Vec<(Vec<PublishResult>, Vec<String>)> = kinds.iter().map(|_| (vec![], vec![])).collect();
+        for run in 0..self.runs {
+            for (k, &kind) in kinds.iter().enumerate() {
+                if kind == PublishTarget::Realtime && ours_missing.is_some() {
+                    continue;
+                }
+                eprintln!("bench: publish: {} run {}/{}", label(kind), run + 1, self.runs);
+                match self.publish_once(kind, requests, run) {
+                    Ok(result) => runs[k].0.push(result),
+                    Err(e) => runs[k].1.push(format!("{e:#}")),
+                }
+            }
+        }
+        let rows = kinds
+            .iter()
+            .zip(runs)
+            .map(|(&kind, (results, errors))| match (&ours_missing, kind) {
+                (Some(reason), PublishTarget::Realtime) => PublishRow::skipped(kind, label(kind), reason.clone()),
+                _ => PublishRow::from_runs(kind, label(kind), results, errors),
+            })
+            .collect();
+        PublishGroup { concurrency: PUBLISH_CONCURRENCY, requests, rows }
+    }
+
+    fn publish_once(&mut self, kind: PublishTarget, requests: u64, run: usize) -> anyhow::Result<PublishResult> {
+        let server = match kind {
+            PublishTarget::Realtime => self.start(TargetKind::Realtime, &format!("publish-realtime-{run}"))?,
+            PublishTarget::Noop => self.start(TargetKind::Baseline, &format!("publish-noop-{run}"))?,
+        };
+        let mut command = servers::pinned(CLIENT_CPU, &self.bench_bin);
+        command
+            .arg("publish")
+            .arg("--kind")
+            .arg(format!("{kind:?}").to_lowercase())
+            .arg("--base-url")
+            .arg(&server.base_url)
+            .arg("--concurrency")
+            .arg(PUBLISH_CONCURRENCY.to_string())
+            .arg("--requests")
+            .arg(requests.to_string());
+        for pid in server.pids() {
+            command.arg("--server-pid").arg(pid.to_string());
+        }
+        if let Some(secret) = &server.admin_secret {
+            command.env("REALTIME_BENCH_ADMIN_SECRET", secret);
+        }
+        run_json(command, Duration::from_secs(60)).with_context(|| format!("server log: {}", server.log_tail()))
+    }
+
+    /// Two nodes of ours sharing one store and a Redis broker: subscribers on B,
+    /// publishes to A.
+    fn multi_node(&mut self) -> FanoutGroup {
+        let load = if self.quick {
+            Load { subscribers: 1000, publishes: 100, rate: 20.0 }
+        } else {
+            Load { subscribers: 1000, publishes: 400, rate: 100.0 }
+        };
+        let title = format!(
+            "Multi-node: {} subscribers on node B, {} publishes to node A at {}/s asked, Redis broker",
+            load.subscribers, load.publishes, load.rate
+        );
+        let label = "realtime, 2 nodes";
+        let group = |row| FanoutGroup {
+            title: title.clone(),
+            subscribers: load.subscribers,
+            publishes: load.publishes,
+            rate: load.rate,
+            rows: vec![row],
+        };
+        if let Some(reason) = self.unavailable(TargetKind::Realtime) {
+            return group(FanoutRow::skipped(TargetKind::Realtime, label, reason));
+        }
+        if !servers::redis_reachable() {
+            return group(FanoutRow::skipped(
+                TargetKind::Realtime,
+                label,
+                "skipped: no Redis answers on 127.0.0.1:6379".to_owned(),
+            ));
+        }
+        let (mut results, mut errors) = (Vec::new(), Vec::new());
+        for run in 0..self.runs {
+            eprintln!("bench: {title}: run {}/{}", run + 1, self.runs);
+            match self.multi_node_once(load, run) {
+                Ok(result) if result.connected > 0 && result.published > 0 && result.received == 0 => {
+                    return group(FanoutRow::skipped(
+                        TargetKind::Realtime,
+                        label,
+                        "skipped: node B received none of node A's publishes (the server does not relay through REALTIME_BROKER yet)".to_owned(),
+                    ));
+                }
+                Ok(result) => results.push(result),
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        group(FanoutRow::from_runs(TargetKind::Realtime, label, results, errors))
+    }
+
+    fn multi_node_once(&mut self, load: Load, run: usize) -> anyhow::Result<FanoutResult> {
+        let dir = self.scratch(&format!("multi-node-{run}"));
+        let secret = admin_secret();
+        let env = [("REALTIME_BROKER", "redis://127.0.0.1:6379".to_owned())];
+        let node = |name| OursConfig { binary: &self.ours_bin, dir: &dir, name, admin_secret: &secret, env: &env };
+        let a = servers::start_ours(&node("node-a"))?;
+        let b = servers::start_ours(&node("node-b"))?;
+        self.run_fanout_loadgen(&a, Some(&b), load)
+            .with_context(|| format!("node A log: {} / node B log: {}", a.log_tail(), b.log_tail()))
+    }
+}
+
+/// A throwaway admin secret for one server; it never leaves this machine's loopback.
+fn admin_secret() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("bench-admin-{nanos:x}-{:x}", std::process::id())
+}
+
+/// Runs a load generator and parses the JSON it prints; kills it after `limit`.
+fn run_json<T: DeserializeOwned>(mut command: Command, limit: Duration) -> anyhow::Result<T> {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().with_context(|| format!("starting {command:?}"))?;
+    let stdout = read_all(child.stdout.take().expect("stdout is piped"));
+    let stderr = read_all(child.stderr.take().expect("stderr is piped"));
+    let until = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("the load generator ran over {} s and was killed", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        anyhow::bail!("the load generator failed ({status}): {}", stderr.trim());
+    }
+    serde_json::from_str(stdout.trim()).with_context(|| format!("parsing the load generator's output: {stdout}"))
+}
+
+fn read_all(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = from.read_to_string(&mut text);
+        text
+    })
+}

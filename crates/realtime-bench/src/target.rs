@@ -1,0 +1,209 @@
+//! The kinds of server the bench drives, and what differs between them on the wire:
+//! setup, the publish request, the WebSocket URL and the subscribe handshake.
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The one channel every fan-out run uses.
+pub const CHANNEL: &str = "bench";
+
+/// A server the load generator can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// Our reference server: admin account, channel, tokens, the realtime WS protocol.
+    Realtime,
+    /// The bare fan-out server of this crate (`realtime-bench baseline`).
+    Baseline,
+    /// nginx with the nchan module: `POST /pub?id=`, WebSocket `/sub?id=`.
+    Nchan,
+}
+
+impl TargetKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            TargetKind::Realtime => "realtime",
+            TargetKind::Baseline => "bare baseline",
+            TargetKind::Nchan => "nchan",
+        }
+    }
+}
+
+/// How to reach a target once it is set up.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub kind: TargetKind,
+    pub publish_url: String,
+    /// `Authorization: Bearer` value of publishes (the API key), when the target wants one.
+    pub api_key: Option<String>,
+    /// WebSocket URLs to spread the subscribers over (one per token for ours).
+    pub ws_urls: Vec<String>,
+}
+
+/// Where the target is and who may set it up.
+#[derive(Debug, Clone)]
+pub struct Endpoints<'a> {
+    /// Base URL of publishes and setup calls, `http://127.0.0.1:PORT`.
+    pub base_url: &'a str,
+    /// Base URL the subscribers connect to (another node in the multi-node scenario).
+    pub sub_base_url: &'a str,
+    /// The admin secret of our server (creates the bench account).
+    pub admin_secret: Option<&'a str>,
+}
+
+/// Creates what a run needs (for ours: an account, the channel and the tokens).
+pub async fn prepare(
+    kind: TargetKind,
+    at: &Endpoints<'_>,
+    subscribers: usize,
+    subs_per_token: usize,
+    http: &reqwest::Client,
+) -> anyhow::Result<Prepared> {
+    let ws_base = ws_base(at.sub_base_url)?;
+    match kind {
+        TargetKind::Baseline => Ok(Prepared {
+            kind,
+            publish_url: format!("{}/pub", at.base_url),
+            api_key: None,
+            ws_urls: vec![format!("{ws_base}/sub")],
+        }),
+        TargetKind::Nchan => Ok(Prepared {
+            kind,
+            publish_url: format!("{}/pub?id={CHANNEL}", at.base_url),
+            api_key: None,
+            ws_urls: vec![format!("{ws_base}/sub?id={CHANNEL}")],
+        }),
+        TargetKind::Realtime => prepare_realtime(at, &ws_base, subscribers, subs_per_token, http).await,
+    }
+}
+
+async fn prepare_realtime(
+    at: &Endpoints<'_>,
+    ws_base: &str,
+    subscribers: usize,
+    subs_per_token: usize,
+    http: &reqwest::Client,
+) -> anyhow::Result<Prepared> {
+    let secret = at.admin_secret.context("--admin-secret is needed for the realtime target")?;
+    let account = post_json(
+        http,
+        &format!("{}/admin/v1/accounts", at.base_url),
+        secret,
+        &json!({ "balance": 1_000_000_000_000u64 }),
+    )
+    .await
+    .context("creating the bench account")?;
+    let api_key = account["api_key"].as_str().context("no api_key in the account response")?.to_owned();
+
+    let create = http
+        .post(format!("{}/v1/realtime/channel/create", at.base_url))
+        .bearer_auth(&api_key)
+        .json(&json!({ "name": CHANNEL }))
+        .send()
+        .await
+        .context("creating the bench channel")?;
+    // A channel left by an earlier run on the same store is fine.
+    if !create.status().is_success() && create.status() != reqwest::StatusCode::CONFLICT {
+        bail!("channel/create answered {}: {}", create.status(), create.text().await.unwrap_or_default());
+    }
+
+    let tokens = subscribers.div_ceil(subs_per_token.max(1)).max(1);
+    let mut ws_urls = Vec::with_capacity(tokens);
+    for k in 0..tokens {
+        let issued = post_json(
+            http,
+            &format!("{}/v1/realtime/token/issue", at.sub_base_url),
+            &api_key,
+            &json!({ "client_id": format!("bench-{k}"), "channels": [CHANNEL], "ttl_seconds": 86_400 }),
+        )
+        .await
+        .context("issuing a subscriber token")?;
+        let token = issued["token"].as_str().context("no token in token/issue")?;
+        let endpoint = issued["endpoint"].as_str().context("no endpoint in token/issue")?;
+        let url = rebase_endpoint(endpoint, ws_base);
+        let sep = if url.contains('?') { '&' } else { '?' };
+        ws_urls.push(format!("{url}{sep}token={token}"));
+    }
+    Ok(Prepared {
+        kind: TargetKind::Realtime,
+        publish_url: format!("{}/v1/realtime/publish", at.base_url),
+        api_key: Some(api_key),
+        ws_urls,
+    })
+}
+
+async fn post_json(http: &reqwest::Client, url: &str, bearer: &str, body: &Value) -> anyhow::Result<Value> {
+    let response = http.post(url).bearer_auth(bearer).json(body).send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("POST {url} answered {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// `http://host:port` -> `ws://host:port`.
+fn ws_base(http_base: &str) -> anyhow::Result<String> {
+    let rest = http_base.strip_prefix("http://").context("only http:// base URLs are benched (loopback)")?;
+    Ok(format!("ws://{}", rest.trim_end_matches('/')))
+}
+
+/// The token's endpoint with its scheme and authority replaced by the node the
+/// subscribers must use, so a server that advertises another public address, or the
+/// other node of a pair, is still reached on loopback.
+fn rebase_endpoint(endpoint: &str, ws_base: &str) -> String {
+    let path = match endpoint.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => endpoint,
+    };
+    format!("{ws_base}{path}")
+}
+
+/// The JSON body of publish `seq`, sent at `sent_ns` on the load generator's clock.
+pub fn publish_body(kind: TargetKind, seq: u64, sent_ns: u64, pad: &str) -> String {
+    let data = format!("{{\"bench_seq\":{seq},\"bench_t\":{sent_ns},\"pad\":\"{pad}\"}}");
+    match kind {
+        TargetKind::Realtime => format!("{{\"channel\":\"{CHANNEL}\",\"event\":\"e\",\"data\":{data}}}"),
+        TargetKind::Baseline | TargetKind::Nchan => data,
+    }
+}
+
+/// The sequence number and send time carried by a received frame, if it is a bench message.
+/// A byte search, not a JSON parse: every target puts the publish's data in the frame
+/// verbatim (ours inside its envelope), and the load generator must stay cheap.
+pub fn bench_fields(frame: &[u8]) -> Option<(u64, u64)> {
+    Some((number_after(frame, b"\"bench_seq\":")?, number_after(frame, b"\"bench_t\":")?))
+}
+
+fn number_after(frame: &[u8], key: &[u8]) -> Option<u64> {
+    let start = memchr::memmem::find(frame, key)? + key.len();
+    let digits = frame[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&frame[start..start + digits]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_fields_are_found_inside_our_envelope() {
+        let body = publish_body(TargetKind::Baseline, 7, 123_456, "xx");
+        let frame = format!(
+            "{{\"type\":\"message\",\"channel\":\"bench\",\"message_id\":\"01J\",\"event\":\"e\",\"data\":{body},\"published_at\":\"2026-01-01T00:00:00Z\"}}"
+        );
+        assert_eq!(bench_fields(frame.as_bytes()), Some((7, 123_456)));
+        assert_eq!(bench_fields(body.as_bytes()), Some((7, 123_456)));
+        assert_eq!(bench_fields(b"{\"type\":\"pong\"}"), None);
+    }
+
+    #[test]
+    fn endpoint_is_rebased_onto_the_subscriber_node() {
+        assert_eq!(
+            rebase_endpoint("ws://localhost:8080/v1/realtime/ws", "ws://127.0.0.1:9"),
+            "ws://127.0.0.1:9/v1/realtime/ws"
+        );
+        assert_eq!(rebase_endpoint("/v1/realtime/ws", "ws://127.0.0.1:9"), "ws://127.0.0.1:9/v1/realtime/ws");
+    }
+}

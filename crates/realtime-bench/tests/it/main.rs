@@ -1,0 +1,69 @@
+//! The load generators against the bare baseline, on loopback, with small bounded loads.
+
+use std::net::SocketAddr;
+
+use realtime_bench::fanout::{self, FanoutArgs};
+use realtime_bench::publish::{self, PublishArgs, PublishTarget};
+use realtime_bench::target::TargetKind;
+
+/// Serves the baseline on a thread of its own for the rest of the test process.
+fn baseline() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            realtime_bench::baseline::serve(listener).await.unwrap();
+        });
+    });
+    addr
+}
+
+#[test]
+fn every_subscriber_receives_every_publish_of_the_baseline_in_order() {
+    let addr = baseline();
+    let args = FanoutArgs {
+        kind: TargetKind::Baseline,
+        base_url: format!("http://{addr}"),
+        sub_base_url: None,
+        admin_secret: None,
+        subscribers: 50,
+        publishes: 20,
+        rate: 100.0,
+        pad_bytes: 16,
+        server_pids: vec![std::process::id()],
+        source_ip: "127.0.0.1".parse().unwrap(),
+        connect_concurrency: 50,
+        subs_per_token: 100,
+        settle_ms: 10,
+        drain_secs: 10,
+        deadline_secs: 60,
+    };
+    let result = fanout::run(&args).unwrap();
+    assert_eq!(result.errors, Vec::<String>::new());
+    assert_eq!((result.connected, result.published), (50, 20));
+    assert_eq!((result.expected, result.received, result.lost), (1000, 1000, 0));
+    assert_eq!(result.duplicates_or_reordered, 0);
+    assert_eq!(result.latency.count, 1000);
+    assert_eq!(result.fanout_complete.count, 20);
+}
+
+#[test]
+fn publish_load_counts_every_answered_request() {
+    let addr = baseline();
+    let args = PublishArgs {
+        kind: PublishTarget::Noop,
+        base_url: format!("http://{addr}"),
+        admin_secret: None,
+        concurrency: 4,
+        requests: 200,
+        warmup: 10,
+        max_secs: 30,
+        server_pids: vec![],
+    };
+    let result = publish::run(&args).unwrap();
+    assert_eq!((result.ok, result.failures), (200, 0));
+    assert_eq!(result.latency.count, 200);
+}
