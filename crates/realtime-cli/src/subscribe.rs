@@ -1,0 +1,79 @@
+//! `realtime subscribe`: live events as JSON lines on stdout, status on stderr.
+
+use std::io::Write;
+
+use futures_util::StreamExt;
+use realtime_client::subscriber::Disconnect;
+use realtime_client::{Client, Subscriber, SubscriberEvent};
+use realtime_types::ws::ServerFrame;
+use realtime_types::{Capability, TokenIssueRequest};
+
+/// What `subscribe` was asked for.
+pub(crate) struct SubscribeArgs {
+    pub(crate) channels: Vec<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) presence: bool,
+    pub(crate) count: Option<u64>,
+}
+
+pub(crate) async fn run(client: Client, args: SubscribeArgs) -> anyhow::Result<()> {
+    let mut capabilities = vec![Capability::Subscribe];
+    if args.presence {
+        capabilities.push(Capability::Presence);
+    }
+    let request = TokenIssueRequest {
+        user_id: args.user_id,
+        client_id: args.client_id,
+        channels: Some(args.channels.clone()),
+        capabilities: Some(capabilities),
+        ttl_seconds: None,
+        idempotency_key: None,
+    };
+    let mut builder = Subscriber::builder().issue_tokens_with(client, request);
+    for channel in &args.channels {
+        builder = builder.channel(channel.clone());
+    }
+    let mut subscriber = builder.connect().await?;
+    let mut messages: u64 = 0;
+    let mut stdout = std::io::stdout();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut closing = false;
+    loop {
+        let event = tokio::select! {
+            event = subscriber.next() => event,
+            _ = &mut ctrl_c, if !closing => {
+                closing = true;
+                subscriber.close().await;
+                continue;
+            }
+        };
+        let Some(event) = event else { return Ok(()) };
+        match event {
+            SubscriberEvent::Frame(frame) => {
+                let is_message = matches!(frame, ServerFrame::Message { .. });
+                if let ServerFrame::Error { code, message, channel, .. } = &frame {
+                    eprintln!(
+                        "server: {code}: {message}{}",
+                        channel.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
+                    );
+                }
+                writeln!(stdout, "{}", serde_json::to_string(&frame)?)?;
+                stdout.flush()?;
+                if is_message {
+                    messages += 1;
+                    if args.count.is_some_and(|count| messages >= count) && !closing {
+                        closing = true;
+                        subscriber.close().await;
+                    }
+                }
+            }
+            SubscriberEvent::Reconnecting { reason, attempt, retry_in } => {
+                eprintln!("connection lost ({reason}); reconnecting in {retry_in:?} (attempt {attempt})");
+            }
+            SubscriberEvent::Stopped { reason: Disconnect::ClosedByClient } => return Ok(()),
+            SubscriberEvent::Stopped { reason } => anyhow::bail!("the subscription stopped: {reason}"),
+        }
+    }
+}
