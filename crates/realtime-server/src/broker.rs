@@ -6,6 +6,7 @@
 //! the one function [`apply`].
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 

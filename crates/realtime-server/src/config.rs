@@ -23,6 +23,12 @@ pub struct Config {
     pub store: String,
     /// `memory` (embedded default, one node) or `redis://…` (several nodes).
     pub broker: String,
+    /// Prefix of every Redis key and pub/sub channel of the Redis broker, so several
+    /// deployments (or test runs) can share one Redis.
+    pub redis_prefix: String,
+    /// With the Redis broker: a node that stops heartbeating (crashed, cut off) loses
+    /// its presence members and subscriber counts after this many seconds.
+    pub node_expiry_seconds: u32,
     /// Guards the admin API (`/admin/v1/…`); the admin API is off when unset.
     pub admin_secret: Option<Secret>,
     /// Signs client tokens; generated and persisted in the store on first start when unset.
@@ -107,6 +113,8 @@ pub const DEFAULTS: &str = r#"
 listen = "127.0.0.1:8080"
 store = "sqlite://realtime.db"
 broker = "memory"
+redis_prefix = "realtime"
+node_expiry_seconds = 10
 dev_account_credit = 2000000
 idempotency_ttl_hours = 24
 history_per_channel = 100

@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::broker::Broker;
 use crate::broker::memory::MemoryBroker;
+use crate::broker::redis::RedisBroker;
 use crate::config::Config;
 use crate::gateway::hub::Hub;
 use crate::service::Service;
@@ -85,9 +86,11 @@ impl RunningServer {
         let public_url =
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
         let hub = Arc::new(Hub::default());
+        let kill = CancellationToken::new();
         let broker: Arc<dyn Broker> = match config.broker.as_str() {
             "memory" => MemoryBroker::new(hub.clone()),
-            other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" (redis:// is not in this build yet)"),
+            url if url.starts_with("redis://") => RedisBroker::connect(&config, hub.clone(), &kill).await?,
+            other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" or redis://<host>:<port>"),
         };
         let service = Arc::new(Service {
             tokens: TokenKeys::new(&secret),
@@ -97,7 +100,7 @@ impl RunningServer {
             hub,
             public_url,
             shutdown: CancellationToken::new(),
-            kill: CancellationToken::new(),
+            kill,
         });
         let dev_api_key = match service.store.is_empty().await? {
             true => Some(service.create_account(service.config.dev_account_credit).await?.1),

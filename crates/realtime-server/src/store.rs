@@ -5,6 +5,7 @@
 //! checked before a store is called. The embedded backend is [`sqlite`]; several nodes
 //! share a PostgreSQL backend.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -249,7 +250,10 @@ pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?));
     }
-    anyhow::bail!("unsupported store {url:?}: use sqlite://<file> (postgres:// is not available in this build yet)")
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(postgres::PostgresStore::open(url).await?));
+    }
+    anyhow::bail!("unsupported store {url:?}: use sqlite://<file> or postgres://<user>@<host>/<database>")
 }
 
 /// How long a claimed idempotency key is held by a request that has not finished; after

@@ -174,6 +174,11 @@ impl Hub {
         channels
     }
 
+    /// Live connections on this node.
+    pub fn connection_count(&self) -> usize {
+        self.state.read().expect("hub lock").connections.len()
+    }
+
     /// Live connections of a token.
     pub fn connections_of_token(&self, jti: &str) -> usize {
         self.state.read().expect("hub lock").connections.values().filter(|c| c.jti == jti).count()
@@ -219,6 +224,13 @@ impl Hub {
     /// Local subscribers of `key`.
     pub fn subscriber_count(&self, key: &ChannelKey) -> u32 {
         self.state.read().expect("hub lock").channels.get(key).map_or(0, |s| s.len() as u32)
+    }
+
+    /// Local subscribers of every channel that has any (a broker shares them with other
+    /// nodes).
+    pub fn subscriber_counts(&self) -> HashMap<ChannelKey, u32> {
+        let state = self.state.read().expect("hub lock");
+        state.channels.iter().map(|(key, subscribers)| (key.clone(), subscribers.len() as u32)).collect()
     }
 
     /// Closes every local connection using token `jti`; returns how many.

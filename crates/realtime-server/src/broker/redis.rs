@@ -1,0 +1,765 @@
+//! The broker of several nodes: Redis pub/sub for events, Redis hashes for live state.
+//!
+//! Layout, under the configured prefix `P` (so deployments and test runs sharing one
+//! Redis never meet):
+//!
+//! - `P:events`: the one pub/sub channel every node publishes its [`ClusterEvent`]s to.
+//!   One channel keeps everything a node publishes, for every channel of every account,
+//!   in the order the node sent it; a node applies its own events to its hub directly
+//!   and ignores their echo.
+//! - `P:reply:<node>`: counts sent back to a node that published a command (revocation,
+//!   disconnect, channel delete) so it can report how many sockets the cluster acted on.
+//! - `P:node:<node>`: the node's heartbeat, a key that expires after
+//!   `node_expiry_seconds` unless the node refreshes it (every third of that, at most
+//!   every second). `P:nodes` lists the nodes to watch.
+//! - `P:presence:<account>:<channel>`: a hash from client id to the member and the nodes
+//!   holding its sockets. Reads count only nodes whose heartbeat is alive, so a dead
+//!   node's members vanish when its heartbeat expires; then a surviving node reaps its
+//!   entries and announces `presence.leave` for members no other node holds.
+//! - `P:subs:<account>:<channel>`: a hash from node to its local subscriber count,
+//!   written by each node at most 250 ms after it changes.
+//! - `P:owned:<node>`: the hashes a node has entries in, for the reaper.
+//!
+//! Every multi-key step is one Lua script, so it is atomic across nodes. Every command is
+//! sent "fail fast" with a 2 s timeout: while Redis is unreachable, calls return
+//! [`BrokerError`] at once (the REST side answers 503) and the client reconnects in the
+//! background every 500 ms. When Redis comes back (possibly empty), the node's next
+//! heartbeat notices its missing key and writes its presence and counts again.
+//!
+//! Delivery is at-most-once: events published while a node's subscription is down are
+//! lost for that node, as they are for a node that is down.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::ws::Utf8Bytes;
+use fred::clients::SubscriberClient;
+use fred::prelude::*;
+use fred::types::Message;
+use realtime_types::PresenceMember;
+use realtime_types::ws::ServerFrame;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Broker, BrokerError, ClusterEvent, apply};
+use crate::config::Config;
+use crate::gateway::hub::{ChannelKey, Hub, encode};
+
+/// The longest a Redis command may take before the caller gets a [`BrokerError`].
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a disconnected client tries Redis again.
+const RECONNECT_DELAY_MS: u32 = 500;
+/// How often local subscriber counts are shared.
+const COUNT_SYNC_INTERVAL: Duration = Duration::from_millis(250);
+/// The longest a command's publisher waits for other nodes' counts.
+const REPLY_WAIT: Duration = Duration::from_secs(1);
+/// Events a node may fall behind by before it loses some (it logs how many).
+const PUBSUB_BUFFER: usize = 16 * 1024;
+
+/// Adds this node to a member's entry; returns 1 when no other live node holds the
+/// member (the join is the member's first socket in the cluster).
+const JOIN: &str = r#"
+local hash, owned = KEYS[1], KEYS[2]
+local alive, node, client, member = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local nodes, first = {}, 1
+local raw = redis.call('HGET', hash, client)
+if raw then
+  for _, n in ipairs(cjson.decode(raw).n) do
+    if n ~= node and redis.call('EXISTS', alive .. n) == 1 then
+      table.insert(nodes, n)
+      first = 0
+    end
+  end
+end
+table.insert(nodes, node)
+redis.call('HSET', hash, client, cjson.encode({m = member, n = nodes}))
+redis.call('SADD', owned, hash)
+return first
+"#;
+
+/// Removes this node from a member's entry; returns 1 when no other live node holds the
+/// member (the leave is the member's last socket in the cluster).
+const LEAVE: &str = r#"
+local hash = KEYS[1]
+local alive, node, client = ARGV[1], ARGV[2], ARGV[3]
+local raw = redis.call('HGET', hash, client)
+if not raw then return 1 end
+local entry, nodes = cjson.decode(raw), {}
+for _, n in ipairs(entry.n) do
+  if n ~= node and redis.call('EXISTS', alive .. n) == 1 then table.insert(nodes, n) end
+end
+if #nodes == 0 then
+  redis.call('HDEL', hash, client)
+  return 1
+end
+redis.call('HSET', hash, client, cjson.encode({m = entry.m, n = nodes}))
+return 0
+"#;
+
+/// The members held by at least one live node, as JSON texts.
+const MEMBERS: &str = r#"
+local alive, out, live = ARGV[1], {}, {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  for _, n in ipairs(cjson.decode(all[i + 1]).n) do
+    if live[n] == nil then live[n] = redis.call('EXISTS', alive .. n) == 1 end
+    if live[n] then
+      table.insert(out, cjson.decode(all[i + 1]).m)
+      break
+    end
+  end
+end
+return out
+"#;
+
+/// Subscribers on live nodes other than this one.
+const REMOTE_SUBSCRIBERS: &str = r#"
+local alive, node, total = ARGV[1], ARGV[2], 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= node and redis.call('EXISTS', alive .. all[i]) == 1 then total = total + tonumber(all[i + 1]) end
+end
+return total
+"#;
+
+/// Publishes a frame and returns the subscribers other live nodes had for its channel,
+/// in one round trip.
+const PUBLISH_FRAME: &str = r#"
+local alive, node, events, payload, total = ARGV[1], ARGV[2], ARGV[3], ARGV[4], 0
+redis.call('PUBLISH', events, payload)
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= node and redis.call('EXISTS', alive .. all[i]) == 1 then total = total + tonumber(all[i + 1]) end
+end
+return total
+"#;
+
+/// Writes changed local subscriber counts: ARGV = node, then (hash, count) pairs.
+const WRITE_COUNTS: &str = r#"
+local owned, node = KEYS[1], ARGV[1]
+for i = 2, #ARGV, 2 do
+  if ARGV[i + 1] == '0' then
+    redis.call('HDEL', ARGV[i], node)
+  else
+    redis.call('HSET', ARGV[i], node, ARGV[i + 1])
+    redis.call('SADD', owned, ARGV[i])
+  end
+end
+return 1
+"#;
+
+/// Refreshes the node's heartbeat; returns 1 when it was still there (0: it expired, or
+/// Redis lost its data, and the node must write its state again).
+const HEARTBEAT: &str = r#"
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+return existed
+"#;
+
+/// Makes this node's part of one presence hash exactly ARGV[2..] ((client, member)
+/// pairs), leaving other nodes' parts alone.
+const RESYNC_PRESENCE: &str = r#"
+local hash, owned, node = KEYS[1], KEYS[2], ARGV[1]
+local mine = {}
+for i = 2, #ARGV, 2 do mine[ARGV[i]] = ARGV[i + 1] end
+local all = redis.call('HGETALL', hash)
+for i = 1, #all, 2 do
+  local client, entry, nodes = all[i], cjson.decode(all[i + 1]), {}
+  for _, n in ipairs(entry.n) do
+    if n ~= node then table.insert(nodes, n) end
+  end
+  if mine[client] then
+    table.insert(nodes, node)
+    mine[client] = nil
+  end
+  if #nodes == 0 then
+    redis.call('HDEL', hash, client)
+  else
+    redis.call('HSET', hash, client, cjson.encode({m = entry.m, n = nodes}))
+  end
+end
+for client, member in pairs(mine) do
+  redis.call('HSET', hash, client, cjson.encode({m = member, n = {node}}))
+end
+redis.call('SADD', owned, hash)
+return 1
+"#;
+
+/// Removes every node whose heartbeat expired from the hashes it had entries in;
+/// returns (presence hash, member) pairs of members no live node holds any more. The
+/// node leaves `P:nodes` in the same step, so exactly one reaper handles it.
+const REAP: &str = r#"
+local nodes, prefix = KEYS[1], ARGV[1]
+local alive, presence = prefix .. ':node:', prefix .. ':presence:'
+local leaves = {}
+for _, dead in ipairs(redis.call('SMEMBERS', nodes)) do
+  if redis.call('EXISTS', alive .. dead) == 0 then
+    local owned = prefix .. ':owned:' .. dead
+    for _, hash in ipairs(redis.call('SMEMBERS', owned)) do
+      if string.sub(hash, 1, #presence) == presence then
+        local all = redis.call('HGETALL', hash)
+        for i = 1, #all, 2 do
+          local entry, kept, held = cjson.decode(all[i + 1]), {}, false
+          for _, n in ipairs(entry.n) do
+            if n == dead then held = true else table.insert(kept, n) end
+          end
+          if held then
+            local live = false
+            for _, n in ipairs(kept) do
+              if redis.call('EXISTS', alive .. n) == 1 then live = true end
+            end
+            if #kept == 0 then
+              redis.call('HDEL', hash, all[i])
+            else
+              redis.call('HSET', hash, all[i], cjson.encode({m = entry.m, n = kept}))
+            end
+            if not live then
+              table.insert(leaves, hash)
+              table.insert(leaves, entry.m)
+            end
+          end
+        end
+      else
+        redis.call('HDEL', hash, dead)
+      end
+    end
+    redis.call('DEL', owned)
+    redis.call('SREM', nodes, dead)
+  end
+end
+return leaves
+"#;
+
+/// An event as it travels between nodes: this header as one JSON line, then, for
+/// frames, the frame's JSON text as the publisher serialised it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    /// The publishing node.
+    from: String,
+    /// Set when the publisher waits for each node's count on `P:reply:<from>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply: Option<u64>,
+    event: WireEvent,
+}
+
+/// A [`ClusterEvent`] without its frame text.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireEvent {
+    Frame { account_id: String, channel: String },
+    ChannelDeleted { account_id: String, channel: String },
+    TokenRevoked { jti: String },
+    ClientDisconnected { account_id: String, client_id: String, channel: Option<String> },
+}
+
+fn to_wire(event: &ClusterEvent) -> (WireEvent, Option<&str>) {
+    match event {
+        ClusterEvent::Frame { key, frame } => (
+            WireEvent::Frame { account_id: key.account_id.clone(), channel: key.channel.clone() },
+            Some(frame.as_str()),
+        ),
+        ClusterEvent::ChannelDeleted { key } => {
+            (WireEvent::ChannelDeleted { account_id: key.account_id.clone(), channel: key.channel.clone() }, None)
+        }
+        ClusterEvent::TokenRevoked { jti } => (WireEvent::TokenRevoked { jti: jti.clone() }, None),
+        ClusterEvent::ClientDisconnected { account_id, client_id, channel } => (
+            WireEvent::ClientDisconnected {
+                account_id: account_id.clone(),
+                client_id: client_id.clone(),
+                channel: channel.clone(),
+            },
+            None,
+        ),
+    }
+}
+
+fn encode_envelope(from: &str, reply: Option<u64>, event: &ClusterEvent) -> String {
+    let (wire, frame) = to_wire(event);
+    let header =
+        serde_json::to_string(&Envelope { from: from.to_owned(), reply, event: wire }).expect("envelopes serialise");
+    format!("{header}\n{}", frame.unwrap_or(""))
+}
+
+fn decode_envelope(payload: &str) -> Option<(Envelope, ClusterEvent)> {
+    let (header, frame) = payload.split_once('\n')?;
+    let envelope: Envelope = serde_json::from_str(header).ok()?;
+    let event = match &envelope.event {
+        WireEvent::Frame { account_id, channel } => {
+            ClusterEvent::Frame { key: ChannelKey::new(account_id, channel), frame: Utf8Bytes::from(frame.to_owned()) }
+        }
+        WireEvent::ChannelDeleted { account_id, channel } => {
+            ClusterEvent::ChannelDeleted { key: ChannelKey::new(account_id, channel) }
+        }
+        WireEvent::TokenRevoked { jti } => ClusterEvent::TokenRevoked { jti: jti.clone() },
+        WireEvent::ClientDisconnected { account_id, client_id, channel } => ClusterEvent::ClientDisconnected {
+            account_id: account_id.clone(),
+            client_id: client_id.clone(),
+            channel: channel.clone(),
+        },
+    };
+    Some((envelope, event))
+}
+
+/// Key and channel names under one prefix.
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn events(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+    fn replies(&self, node: &str) -> String {
+        format!("{}:reply:{node}", self.prefix)
+    }
+    /// Prefix of heartbeat keys; the node id follows.
+    fn alive(&self) -> String {
+        format!("{}:node:", self.prefix)
+    }
+    fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+    fn owned(&self, node: &str) -> String {
+        format!("{}:owned:{node}", self.prefix)
+    }
+    fn presence(&self, key: &ChannelKey) -> String {
+        format!("{}:presence:{}:{}", self.prefix, key.account_id, key.channel)
+    }
+    fn subs(&self, key: &ChannelKey) -> String {
+        format!("{}:subs:{}:{}", self.prefix, key.account_id, key.channel)
+    }
+    /// The channel of a presence hash (account ids hold no `:`).
+    fn channel_of_presence(&self, hash: &str) -> Option<ChannelKey> {
+        let rest = hash.strip_prefix(&self.prefix)?.strip_prefix(":presence:")?;
+        let (account_id, channel) = rest.split_once(':')?;
+        Some(ChannelKey::new(account_id, channel))
+    }
+}
+
+/// This node's own presence: sockets per member per channel. Only a member's first and
+/// last socket on this node reach Redis.
+#[derive(Default)]
+struct LocalPresence {
+    counts: HashMap<ChannelKey, BTreeMap<String, (PresenceMember, u32)>>,
+    /// Channels whose Redis entries may disagree with `counts` (a leave failed).
+    stale: HashSet<ChannelKey>,
+}
+
+/// The Redis broker of one node.
+pub struct RedisBroker {
+    node: String,
+    keys: Keys,
+    node_expiry: Duration,
+    client: Client,
+    subscriber: SubscriberClient,
+    hub: Arc<Hub>,
+    presence: tokio::sync::Mutex<LocalPresence>,
+    written_counts: tokio::sync::Mutex<HashMap<ChannelKey, u32>>,
+    pending: Mutex<HashMap<u64, mpsc::UnboundedSender<u32>>>,
+    next_request: AtomicU64,
+    degraded: AtomicBool,
+    /// Cancelled when the node is killed or this broker dropped: the background tasks
+    /// end, the connections close, and every call fails.
+    stop: CancellationToken,
+    this: Weak<RedisBroker>,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password; it is not kept here.
+        f.debug_struct("RedisBroker").field("node", &self.node).field("prefix", &self.keys.prefix).finish()
+    }
+}
+
+impl Drop for RedisBroker {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn options() -> Options {
+    Options { fail_fast: true, timeout: Some(COMMAND_TIMEOUT), max_attempts: Some(1), ..Default::default() }
+}
+
+fn unavailable(error: Error) -> BrokerError {
+    BrokerError(format!("redis: {error}"))
+}
+
+impl RedisBroker {
+    /// Connects to the Redis at `config.broker` (failing when it is unreachable at
+    /// start), subscribes, and starts the heartbeat; events from other nodes are applied
+    /// to `hub`. `kill` stops everything as a crash would: no goodbye, the heartbeat
+    /// just stops.
+    pub async fn connect(config: &Config, hub: Arc<Hub>, kill: &CancellationToken) -> anyhow::Result<Arc<Self>> {
+        let redis_config = fred::prelude::Config::from_url(&config.broker)
+            .map_err(|error| anyhow::anyhow!("the broker URL is not a Redis URL: {}", error.details()))?;
+        let mut builder = Builder::from_config(redis_config);
+        builder
+            .with_connection_config(|connection| {
+                connection.connection_timeout = COMMAND_TIMEOUT;
+                connection.internal_command_timeout = COMMAND_TIMEOUT;
+                connection.max_command_attempts = 1;
+                connection.unresponsive.max_timeout = Some(COMMAND_TIMEOUT * 2);
+                connection.unresponsive.interval = Duration::from_millis(500);
+            })
+            .with_performance_config(|performance| {
+                performance.default_command_timeout = COMMAND_TIMEOUT;
+                performance.broadcast_channel_capacity = PUBSUB_BUFFER;
+            })
+            .set_policy(ReconnectPolicy::new_constant(0, RECONNECT_DELAY_MS));
+        let client = builder.build()?;
+        let subscriber = builder.build_subscriber_client()?;
+        client.init().await.map_err(|e| anyhow::anyhow!("Redis at the broker URL is unreachable: {e}"))?;
+        subscriber.init().await.map_err(|e| anyhow::anyhow!("Redis at the broker URL is unreachable: {e}"))?;
+
+        let node = ulid::Ulid::generate().to_string();
+        let keys = Keys { prefix: config.redis_prefix.clone() };
+        let node_expiry = Duration::from_secs(u64::from(config.node_expiry_seconds.max(1)));
+        let stop = kill.child_token();
+        let broker = Arc::new_cyclic(|this| RedisBroker {
+            node,
+            keys,
+            node_expiry,
+            client: client.clone(),
+            subscriber: subscriber.clone(),
+            hub,
+            presence: tokio::sync::Mutex::new(LocalPresence::default()),
+            written_counts: tokio::sync::Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            degraded: AtomicBool::new(false),
+            stop: stop.clone(),
+            this: this.clone(),
+        });
+
+        // Take the receiver before subscribing so that nothing is missed.
+        let messages = subscriber.message_rx();
+        let _resubscriber = subscriber.manage_subscriptions();
+        subscriber.subscribe(vec![broker.keys.events(), broker.keys.replies(&broker.node)]).await?;
+        broker.heartbeat().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+
+        tokio::spawn(listen(Arc::downgrade(&broker), messages, stop.clone()));
+        tokio::spawn(maintain(Arc::downgrade(&broker), client.reconnect_rx(), stop.clone()));
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            let _ = client.quit().await;
+            let _ = subscriber.quit().await;
+        });
+        Ok(broker)
+    }
+
+    /// This node's id in Redis.
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    fn alive(&self) -> Result<(), BrokerError> {
+        match self.stop.is_cancelled() {
+            true => Err(BrokerError("the node is stopping".into())),
+            false => Ok(()),
+        }
+    }
+
+    fn this(&self) -> Result<Arc<dyn Broker>, BrokerError> {
+        let this: Arc<dyn Broker> = self.this.upgrade().ok_or_else(|| BrokerError("the node is stopping".into()))?;
+        Ok(this)
+    }
+
+    async fn script<R: FromValue>(&self, lua: &str, keys: Vec<String>, args: Vec<String>) -> Result<R, BrokerError> {
+        self.alive()?;
+        self.client.with_options(&options()).eval(lua, keys, args).await.map_err(unavailable)
+    }
+
+    /// Logs the first failure of a background step and the recovery, not every retry.
+    fn note(&self, result: Result<(), BrokerError>, what: &str) {
+        match result {
+            Ok(()) => {
+                if self.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!(node = %self.node, "redis is reachable again");
+                }
+            }
+            Err(error) => {
+                if !self.degraded.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(node = %self.node, %error, what, "redis unreachable; retrying");
+                }
+            }
+        }
+    }
+
+    /// Refreshes the heartbeat; writes this node's state again when Redis had lost it.
+    async fn heartbeat(&self) -> Result<(), BrokerError> {
+        let keys = vec![format!("{}{}", self.keys.alive(), self.node), self.keys.nodes()];
+        let ttl = self.node_expiry.as_millis().to_string();
+        let existed: i64 = self.script(HEARTBEAT, keys, vec![self.node.clone(), ttl]).await?;
+        let lost = existed == 0;
+        let mut presence = self.presence.lock().await;
+        let channels: Vec<ChannelKey> = match lost {
+            true => presence.counts.keys().chain(presence.stale.iter()).cloned().collect(),
+            false => presence.stale.iter().cloned().collect(),
+        };
+        for key in channels {
+            let mut args = vec![self.node.clone()];
+            for (client_id, (member, _)) in presence.counts.get(&key).into_iter().flatten() {
+                args.push(client_id.clone());
+                args.push(serde_json::to_string(member).expect("members serialise"));
+            }
+            let keys = vec![self.keys.presence(&key), self.keys.owned(&self.node)];
+            let _: i64 = self.script(RESYNC_PRESENCE, keys, args).await?;
+            presence.stale.remove(&key);
+        }
+        drop(presence);
+        if lost {
+            self.written_counts.lock().await.clear();
+        }
+        Ok(())
+    }
+
+    /// Shares the local subscriber counts that changed since the last call.
+    async fn write_counts(&self) -> Result<(), BrokerError> {
+        let now = self.hub.subscriber_counts();
+        let mut written = self.written_counts.lock().await;
+        let mut args = vec![self.node.clone()];
+        for (key, count) in &now {
+            if written.get(key) != Some(count) {
+                args.push(self.keys.subs(key));
+                args.push(count.to_string());
+            }
+        }
+        for key in written.keys().filter(|key| !now.contains_key(*key)) {
+            args.push(self.keys.subs(key));
+            args.push("0".to_owned());
+        }
+        if args.len() == 1 {
+            return Ok(());
+        }
+        let _: i64 = self.script(WRITE_COUNTS, vec![self.keys.owned(&self.node)], args).await?;
+        *written = now;
+        Ok(())
+    }
+
+    /// Removes dead nodes' entries and announces the leaves of their members.
+    async fn reap(&self) -> Result<(), BrokerError> {
+        let leaves: Vec<String> = self.script(REAP, vec![self.keys.nodes()], vec![self.keys.prefix.clone()]).await?;
+        for pair in leaves.chunks_exact(2) {
+            let (Some(key), Ok(member)) =
+                (self.keys.channel_of_presence(&pair[0]), serde_json::from_str::<PresenceMember>(&pair[1]))
+            else {
+                continue;
+            };
+            tracing::info!(channel = %key.channel, client_id = %member.client_id, "member of a dead node left");
+            let frame = encode(&ServerFrame::PresenceLeave { channel: key.channel.clone(), member });
+            self.publish(ClusterEvent::Frame { key, frame }).await?;
+        }
+        Ok(())
+    }
+
+    /// Handles one message of the subscription.
+    async fn receive(&self, message: Message) {
+        let Some(payload) = message.value.as_str().map(|text| text.into_owned()) else { return };
+        if message.channel.as_str() == self.keys.replies(&self.node) {
+            let Some((id, count)) = payload.split_once(' ') else { return };
+            let (Ok(id), Ok(count)) = (id.parse::<u64>(), count.parse::<u32>()) else { return };
+            if let Some(waiting) = self.pending.lock().expect("pending lock").get(&id) {
+                let _ = waiting.send(count);
+            }
+            return;
+        }
+        let Some((envelope, event)) = decode_envelope(&payload) else {
+            tracing::warn!("an event from another node could not be read; ignored");
+            return;
+        };
+        if envelope.from == self.node {
+            return;
+        }
+        let Ok(this) = self.this() else { return };
+        let acted = apply(&self.hub, &this, event).await;
+        if let Some(id) = envelope.reply {
+            let client = self.client.clone();
+            let channel = self.keys.replies(&envelope.from);
+            tokio::spawn(async move {
+                let sent: Result<i64, Error> =
+                    client.with_options(&options()).publish(channel, format!("{id} {acted}")).await;
+                if let Err(error) = sent {
+                    tracing::debug!(%error, "count of a command not sent back");
+                }
+            });
+        }
+    }
+
+    /// Publishes a command and sums the sockets every node acted on (this one directly,
+    /// the others through replies, waiting at most [`REPLY_WAIT`]).
+    async fn publish_command(&self, event: ClusterEvent) -> Result<u32, BrokerError> {
+        let this = self.this()?;
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (sender, mut replies) = mpsc::unbounded_channel();
+        self.pending.lock().expect("pending lock").insert(id, sender);
+        let _forget = Forget { pending: &self.pending, id };
+        let payload = encode_envelope(&self.node, Some(id), &event);
+        self.alive()?;
+        let receivers: i64 =
+            self.client.with_options(&options()).publish(self.keys.events(), payload).await.map_err(unavailable)?;
+        let mut acted = apply(&self.hub, &this, event).await;
+        // This node's own subscription is among the receivers when it is connected.
+        let expected = receivers - i64::from(self.subscriber.is_connected());
+        let deadline = tokio::time::Instant::now() + REPLY_WAIT;
+        for _ in 0..expected.max(0) {
+            match tokio::time::timeout_at(deadline, replies.recv()).await {
+                Ok(Some(count)) => acted += count,
+                Ok(None) | Err(_) => {
+                    tracing::debug!(id, "not every node reported its count in time");
+                    break;
+                }
+            }
+        }
+        Ok(acted)
+    }
+}
+
+/// Forgets a pending command when its publisher is done (or gave up).
+struct Forget<'a> {
+    pending: &'a Mutex<HashMap<u64, mpsc::UnboundedSender<u32>>>,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().expect("pending lock").remove(&self.id);
+    }
+}
+
+/// Applies other nodes' events, one at a time, in the order Redis delivers them.
+async fn listen(broker: Weak<RedisBroker>, mut messages: broadcast::Receiver<Message>, stop: CancellationToken) {
+    loop {
+        let message = tokio::select! {
+            () = stop.cancelled() => return,
+            message = messages.recv() => message,
+        };
+        match message {
+            Ok(message) => {
+                let Some(broker) = broker.upgrade() else { return };
+                broker.receive(message).await;
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "this node fell behind the cluster's events; those were not delivered here");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Shares subscriber counts, heartbeats and reaps dead nodes, until the node stops.
+async fn maintain(broker: Weak<RedisBroker>, mut reconnects: broadcast::Receiver<Server>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(COUNT_SYNC_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick: u64 = 0;
+    loop {
+        let reconnected = tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => false,
+            _ = reconnects.recv() => true,
+        };
+        let Some(broker) = broker.upgrade() else { return };
+        let heartbeat_every = (broker.node_expiry / 3).clamp(COUNT_SYNC_INTERVAL, Duration::from_secs(1));
+        let ticks_per_heartbeat = (heartbeat_every.as_millis() / COUNT_SYNC_INTERVAL.as_millis()).max(1) as u64;
+        if reconnected || tick % ticks_per_heartbeat == 0 {
+            let result = async {
+                broker.heartbeat().await?;
+                broker.reap().await
+            }
+            .await;
+            broker.note(result, "heartbeat");
+        }
+        let result = broker.write_counts().await;
+        broker.note(result, "subscriber counts");
+        tick += 1;
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, event: ClusterEvent) -> Result<u32, BrokerError> {
+        let key = match &event {
+            ClusterEvent::Frame { key, .. } => key.clone(),
+            ClusterEvent::ChannelDeleted { .. }
+            | ClusterEvent::TokenRevoked { .. }
+            | ClusterEvent::ClientDisconnected { .. } => return self.publish_command(event).await,
+        };
+        let this = self.this()?;
+        let payload = encode_envelope(&self.node, None, &event);
+        let args = vec![self.keys.alive(), self.node.clone(), self.keys.events(), payload];
+        let remote: i64 = self.script(PUBLISH_FRAME, vec![self.keys.subs(&key)], args).await?;
+        let local = apply(&self.hub, &this, event).await;
+        Ok(local + u32::try_from(remote).unwrap_or(0))
+    }
+
+    async fn join(&self, key: &ChannelKey, member: &PresenceMember) -> Result<bool, BrokerError> {
+        let mut presence = self.presence.lock().await;
+        if let Some((_, sockets)) = presence.counts.get_mut(key).and_then(|m| m.get_mut(&member.client_id)) {
+            *sockets += 1;
+            return Ok(false);
+        }
+        let keys = vec![self.keys.presence(key), self.keys.owned(&self.node)];
+        let args = vec![
+            self.keys.alive(),
+            self.node.clone(),
+            member.client_id.clone(),
+            serde_json::to_string(member).expect("members serialise"),
+        ];
+        let first: i64 = self.script(JOIN, keys, args).await?;
+        presence.counts.entry(key.clone()).or_default().insert(member.client_id.clone(), (member.clone(), 1));
+        Ok(first == 1)
+    }
+
+    async fn leave(&self, key: &ChannelKey, member: &PresenceMember) -> Result<bool, BrokerError> {
+        let mut presence = self.presence.lock().await;
+        let Some(members) = presence.counts.get_mut(key) else { return Ok(false) };
+        let Some((_, sockets)) = members.get_mut(&member.client_id) else { return Ok(false) };
+        *sockets -= 1;
+        if *sockets > 0 {
+            return Ok(false);
+        }
+        members.remove(&member.client_id);
+        if members.is_empty() {
+            presence.counts.remove(key);
+        }
+        let args = vec![self.keys.alive(), self.node.clone(), member.client_id.clone()];
+        match self.script::<i64>(LEAVE, vec![self.keys.presence(key)], args).await {
+            Ok(last) => Ok(last == 1),
+            Err(error) => {
+                // The socket is gone either way; the next heartbeat removes the entry.
+                presence.stale.insert(key.clone());
+                Err(error)
+            }
+        }
+    }
+
+    async fn members(&self, key: &ChannelKey) -> Result<Vec<PresenceMember>, BrokerError> {
+        let texts: Vec<String> = self.script(MEMBERS, vec![self.keys.presence(key)], vec![self.keys.alive()]).await?;
+        let mut members = BTreeMap::new();
+        for text in texts {
+            match serde_json::from_str::<PresenceMember>(&text) {
+                Ok(member) => {
+                    members.insert(member.client_id.clone(), member);
+                }
+                Err(error) => tracing::warn!(%error, "a presence entry could not be read; ignored"),
+            }
+        }
+        Ok(members.into_values().collect())
+    }
+
+    async fn subscriber_count(&self, key: &ChannelKey) -> Result<u32, BrokerError> {
+        let args = vec![self.keys.alive(), self.node.clone()];
+        let remote: i64 = self.script(REMOTE_SUBSCRIBERS, vec![self.keys.subs(key)], args).await?;
+        Ok(self.hub.subscriber_count(key) + u32::try_from(remote).unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<(), BrokerError> {
+        self.alive()?;
+        self.client.with_options(&options()).ping::<()>(None).await.map_err(unavailable)
+    }
+}

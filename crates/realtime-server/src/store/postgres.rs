@@ -1,0 +1,522 @@
+//! The shared store of several nodes: PostgreSQL.
+//!
+//! Every guarantee of the store traits holds across nodes because it is the database's:
+//! a debit is one conditional `UPDATE` (the row lock orders concurrent debits), an effect
+//! and its debit commit in one transaction, and an idempotency claim takes the key's row
+//! with `SELECT … FOR UPDATE` (or creates it with `INSERT … ON CONFLICT DO NOTHING`), so
+//! two nodes racing for one key are ordered by PostgreSQL, not by a lock of either node.
+//! Transactions run at the default READ COMMITTED level; each statement that decides
+//! something locks the rows it decides on.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use realtime_types::ChannelType;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use super::*;
+
+/// How long a request waits for a pooled connection before the store reports itself
+/// unavailable (the REST side answers 503 then).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` and applies the migrations (nodes starting
+    /// together are serialised by the migrator's advisory lock).
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool =
+            PgPoolOptions::new().max_connections(16).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Closes the pool's connections (tests drop their database afterwards).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn channel_type(text: &str) -> StoreResult<ChannelType> {
+    match text {
+        "public" => Ok(ChannelType::Public),
+        "private" => Ok(ChannelType::Private),
+        "presence" => Ok(ChannelType::Presence),
+        other => Err(StoreError::Internal(sqlx::Error::Decode(format!("unknown channel type {other:?}").into()))),
+    }
+}
+
+fn channel_row(row: &PgRow) -> StoreResult<ChannelRow> {
+    Ok(ChannelRow {
+        channel_id: row.try_get("channel_id")?,
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        channel_type: channel_type(row.try_get("channel_type")?)?,
+        created_at: row.try_get("created_at")?,
+        last_published_at: row.try_get("last_published_at")?,
+    })
+}
+
+fn account_row(row: &PgRow) -> StoreResult<AccountRow> {
+    Ok(AccountRow { account_id: row.try_get("account_id")?, balance: row.try_get("balance")? })
+}
+
+/// Debits `price` inside `tx`, or reports the balance that does not cover it. The
+/// conditional update locks the account row, so concurrent debits on any node queue.
+async fn debit(tx: &mut Transaction<'static, Postgres>, account_id: &str, price: i64) -> StoreResult<()> {
+    if price == 0 {
+        return Ok(());
+    }
+    let updated = sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE account_id = $2 AND balance >= $1")
+        .bind(price)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    if updated.rows_affected() == 1 {
+        return Ok(());
+    }
+    let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .unwrap_or(0);
+    Err(StoreError::InsufficientCredit { balance, required: price })
+}
+
+#[async_trait]
+impl Accounts for PostgresStore {
+    async fn create_account(&self, account_id: &str, key_hash: &[u8; 32], balance: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO accounts (account_id, key_hash, balance, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(account_id)
+            .bind(key_hash.as_slice())
+            .bind(balance)
+            .bind(Utc::now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn account_by_key_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<AccountRow>> {
+        let row = sqlx::query("SELECT account_id, balance FROM accounts WHERE key_hash = $1")
+            .bind(key_hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(account_row).transpose()
+    }
+
+    async fn account(&self, account_id: &str) -> StoreResult<Option<AccountRow>> {
+        let row = sqlx::query("SELECT account_id, balance FROM accounts WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(account_row).transpose()
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts)").fetch_one(&self.pool).await?;
+        Ok(!any)
+    }
+
+    async fn charge(&self, account_id: &str, price: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        debit(&mut tx, account_id, price).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_checkout(&self, checkout: &CheckoutRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO checkouts (checkout_id, account_id, amount, completed, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&checkout.checkout_id)
+        .bind(&checkout.account_id)
+        .bind(checkout.amount)
+        .bind(checkout.completed)
+        .bind(checkout.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn checkout(&self, checkout_id: &str) -> StoreResult<Option<CheckoutRow>> {
+        let row = sqlx::query(
+            "SELECT checkout_id, account_id, amount, completed, expires_at FROM checkouts WHERE checkout_id = $1",
+        )
+        .bind(checkout_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(CheckoutRow {
+                checkout_id: row.try_get("checkout_id")?,
+                account_id: row.try_get("account_id")?,
+                amount: row.try_get("amount")?,
+                completed: row.try_get("completed")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn complete_checkout(&self, checkout_id: &str, now: DateTime<Utc>) -> StoreResult<Completion> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock makes a second completion (on this node or another) wait and then
+        // see `completed`.
+        let row = sqlx::query(
+            "SELECT account_id, amount, completed, expires_at FROM checkouts WHERE checkout_id = $1 FOR UPDATE",
+        )
+        .bind(checkout_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(Completion::NotFound) };
+        if row.try_get::<bool, _>("completed")? {
+            return Ok(Completion::AlreadyCompleted);
+        }
+        if row.try_get::<DateTime<Utc>, _>("expires_at")? < now {
+            return Ok(Completion::Expired);
+        }
+        let account_id: String = row.try_get("account_id")?;
+        let amount: i64 = row.try_get("amount")?;
+        sqlx::query("UPDATE checkouts SET completed = TRUE WHERE checkout_id = $1")
+            .bind(checkout_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE account_id = $2")
+            .bind(amount)
+            .bind(&account_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Completion::Credited)
+    }
+}
+
+#[async_trait]
+impl Channels for PostgresStore {
+    async fn create_channel(&self, channel: &ChannelRow, price: i64) -> StoreResult<(ChannelRow, bool)> {
+        let mut tx = self.pool.begin().await?;
+        // A concurrent create of the same name waits on the unique index here and then
+        // does nothing, so only the creator is charged.
+        let inserted = sqlx::query(
+            "INSERT INTO channels (account_id, name, channel_id, channel_type, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, name) DO NOTHING",
+        )
+        .bind(&channel.account_id)
+        .bind(&channel.name)
+        .bind(&channel.channel_id)
+        .bind(channel.channel_type.as_str())
+        .bind(channel.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            let row = sqlx::query("SELECT * FROM channels WHERE account_id = $1 AND name = $2")
+                .bind(&channel.account_id)
+                .bind(&channel.name)
+                .fetch_one(&mut *tx)
+                .await?;
+            return Ok((channel_row(&row)?, false));
+        }
+        debit(&mut tx, &channel.account_id, price).await?;
+        tx.commit().await?;
+        Ok((channel.clone(), true))
+    }
+
+    async fn channel(&self, account_id: &str, name: &str) -> StoreResult<Option<ChannelRow>> {
+        let row = sqlx::query("SELECT * FROM channels WHERE account_id = $1 AND name = $2")
+            .bind(account_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(channel_row).transpose()
+    }
+
+    async fn list_channels(&self, account_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<ChannelRow>> {
+        // `COLLATE "C"` orders by bytes, as SQLite does, whatever the database's locale.
+        let rows = sqlx::query(
+            "SELECT * FROM channels WHERE account_id = $1 AND name COLLATE \"C\" > $2 \
+             ORDER BY name COLLATE \"C\" LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(channel_row).collect()
+    }
+
+    async fn delete_channel(&self, account_id: &str, name: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM channels WHERE account_id = $1 AND name = $2")
+            .bind(account_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM messages WHERE account_id = $1 AND channel = $2")
+            .bind(account_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn record_messages(
+        &self,
+        account_id: &str,
+        messages: &[MessageRow],
+        price: i64,
+        keep: u32,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // Lock the batch's channels in name order first: two batches naming the same
+        // channels in different orders then queue instead of deadlocking.
+        let mut names: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        sqlx::query("SELECT name FROM channels WHERE account_id = $1 AND name = ANY($2) ORDER BY name FOR UPDATE")
+            .bind(account_id)
+            .bind(&names)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (index, message) in messages.iter().enumerate() {
+            let updated = sqlx::query("UPDATE channels SET last_published_at = $3 WHERE account_id = $1 AND name = $2")
+                .bind(account_id)
+                .bind(&message.channel)
+                .bind(message.published_at)
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::ChannelNotFound { index });
+            }
+        }
+        debit(&mut tx, account_id, price).await?;
+        for message in messages {
+            sqlx::query(
+                "INSERT INTO messages (account_id, channel, message_id, event, data, published_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(account_id)
+            .bind(&message.channel)
+            .bind(&message.message_id)
+            .bind(&message.event)
+            .bind(&message.data)
+            .bind(message.published_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for name in names {
+            sqlx::query(
+                "DELETE FROM messages WHERE account_id = $1 AND channel = $2 AND message_id NOT IN \
+                 (SELECT message_id FROM messages WHERE account_id = $1 AND channel = $2 \
+                  ORDER BY message_id DESC LIMIT $3)",
+            )
+            .bind(account_id)
+            .bind(name)
+            .bind(i64::from(keep))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Tokens for PostgresStore {
+    async fn record_token(&self, token: &TokenRow, price: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        debit(&mut tx, &token.account_id, price).await?;
+        sqlx::query("INSERT INTO tokens (jti, account_id, client_id, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(&token.jti)
+            .bind(&token.account_id)
+            .bind(&token.client_id)
+            .bind(token.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn token(&self, account_id: &str, jti: &str) -> StoreResult<Option<TokenRow>> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE account_id = $1 AND jti = $2")
+            .bind(account_id)
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(TokenRow {
+                jti: row.try_get("jti")?,
+                account_id: row.try_get("account_id")?,
+                client_id: row.try_get("client_id")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn revoke_token(&self, account_id: &str, jti: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE tokens SET revoked = TRUE WHERE account_id = $1 AND jti = $2")
+            .bind(account_id)
+            .bind(jti)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn is_revoked(&self, jti: &str) -> StoreResult<bool> {
+        let revoked: Option<bool> = sqlx::query_scalar("SELECT revoked FROM tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(revoked.unwrap_or(false))
+    }
+}
+
+/// What a claim finds in the key's row.
+fn judge(row: &PgRow, fingerprint: &str, now: DateTime<Utc>, since: DateTime<Utc>) -> StoreResult<Option<Claim>> {
+    let created_at: DateTime<Utc> = row.try_get("created_at")?;
+    if created_at < since {
+        return Ok(None);
+    }
+    let stored: String = row.try_get("fingerprint")?;
+    if stored != fingerprint {
+        return Ok(Some(Claim::Mismatch));
+    }
+    if let Some(response) = row.try_get::<Option<String>, _>("response")? {
+        return Ok(Some(Claim::Replay(response)));
+    }
+    if row.try_get::<DateTime<Utc>, _>("lease_until")? > now {
+        return Ok(Some(Claim::InFlight));
+    }
+    Ok(None)
+}
+
+#[async_trait]
+impl Idempotency for PostgresStore {
+    async fn claim(
+        &self,
+        scope: &IdempotencyScope<'_>,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Claim> {
+        let lease_until = now + chrono::Duration::seconds(super::LEASE_SECONDS);
+        // Two rounds at most: a first claim that loses the insert race to another node
+        // finds that node's row, locked and committed, on the second round.
+        for _ in 0..2 {
+            let mut tx = self.pool.begin().await?;
+            let row = sqlx::query(
+                "SELECT fingerprint, response, created_at, lease_until FROM idempotency \
+                 WHERE account_id = $1 AND operation = $2 AND key = $3 FOR UPDATE",
+            )
+            .bind(scope.account_id)
+            .bind(scope.operation)
+            .bind(scope.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let taken = match row {
+                Some(row) => {
+                    if let Some(claim) = judge(&row, fingerprint, now, since)? {
+                        return Ok(claim);
+                    }
+                    // Expired, or abandoned past its lease: take it over.
+                    sqlx::query(
+                        "UPDATE idempotency SET fingerprint = $4, response = NULL, created_at = $5, lease_until = $6 \
+                         WHERE account_id = $1 AND operation = $2 AND key = $3",
+                    )
+                    .bind(scope.account_id)
+                    .bind(scope.operation)
+                    .bind(scope.key)
+                    .bind(fingerprint)
+                    .bind(now)
+                    .bind(lease_until)
+                    .execute(&mut *tx)
+                    .await?;
+                    true
+                }
+                None => {
+                    let inserted = sqlx::query(
+                        "INSERT INTO idempotency (account_id, operation, key, fingerprint, response, created_at, \
+                         lease_until) VALUES ($1, $2, $3, $4, NULL, $5, $6) \
+                         ON CONFLICT (account_id, operation, key) DO NOTHING",
+                    )
+                    .bind(scope.account_id)
+                    .bind(scope.operation)
+                    .bind(scope.key)
+                    .bind(fingerprint)
+                    .bind(now)
+                    .bind(lease_until)
+                    .execute(&mut *tx)
+                    .await?;
+                    inserted.rows_affected() == 1
+                }
+            };
+            if taken {
+                tx.commit().await?;
+                return Ok(Claim::Owned);
+            }
+        }
+        // The row was inserted and deleted (released) between our rounds: the other
+        // request is, or just was, running.
+        Ok(Claim::InFlight)
+    }
+
+    async fn finish(&self, scope: &IdempotencyScope<'_>, response: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE idempotency SET response = $4 WHERE account_id = $1 AND operation = $2 AND key = $3")
+            .bind(scope.account_id)
+            .bind(scope.operation)
+            .bind(scope.key)
+            .bind(response)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, scope: &IdempotencyScope<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM idempotency WHERE account_id = $1 AND operation = $2 AND key = $3 AND response IS NULL",
+        )
+        .bind(scope.account_id)
+        .bind(scope.operation)
+        .bind(scope.key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        // Two nodes starting together race here; the conflict makes the loser read the
+        // winner's value.
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        let value: String =
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
+        Ok(value)
+    }
+}

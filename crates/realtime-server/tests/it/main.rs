@@ -1,0 +1,6 @@
+//! Integration tests of the reference server: a real node on a loopback port, a real
+//! SQLite file, real WebSocket clients.
+
+mod live;
+mod rest;
+mod support;
