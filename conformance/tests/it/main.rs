@@ -1,0 +1,6 @@
+//! The harness against real targets: the reference server, and deliberately broken
+//! targets (a tampering proxy in front of it) that each class of check must catch.
+
+mod broken;
+mod reference;
+mod support;

@@ -1,0 +1,77 @@
+//! The reference server is certified, and a run is repeatable.
+
+use realtime_conformance::{Kind, Outcome};
+
+use crate::support::Target;
+
+/// Checks that fail against the reference server today.
+/// FIXME(issue 6 report): the server looks the channel up before it checks the credit, so a
+/// zero-credit publish to a channel the account lacks is a 404, and the 402 the contract
+/// promises for every billable call without credit is never observable for publish.
+const KNOWN_SERVER_BUGS: [&str; 2] = [
+    "credit/publish without credit is 402 and is not delivered",
+    "credit/publish.batch without credit is 402 and is not delivered",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_server_passes_every_check_but_the_known_bugs() {
+    let target = Target::reference().await;
+    let report = target.certify().await;
+    let table = report.render_table();
+    for check in &report.checks {
+        match &check.outcome {
+            Outcome::Pass => {}
+            Outcome::Fail(_) => assert!(KNOWN_SERVER_BUGS.contains(&check.id.as_str()), "{table}"),
+            Outcome::Skip(reason) => panic!("{} was skipped ({reason}) with every key given\n{table}", check.id),
+        }
+    }
+    for kind in Kind::ALL {
+        assert!(report.summary_of(kind).passed > 0, "no {} check passed\n{table}", kind.as_str());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_the_same_target_gives_the_same_verdict() {
+    let target = Target::reference().await;
+    let first = target.certify().await;
+    // The first run completed the checkout, so the zero-credit account now has credit:
+    // a second run with the same keys must say why it skips the 402 path, not pass it.
+    let mut second = {
+        let mut config = realtime_conformance::Config::new(&target.base_url, &target.funded_key);
+        config.live_bound = std::time::Duration::from_secs(2);
+        realtime_conformance::run(&config).await.expect("the harness runs")
+    };
+    let outcomes = |report: &realtime_conformance::Report| -> Vec<(String, &'static str)> {
+        report
+            .checks
+            .iter()
+            .filter(|check| check.kind != Kind::Credit)
+            .map(|check| {
+                let label = match check.outcome {
+                    Outcome::Pass => "pass",
+                    Outcome::Fail(_) => "fail",
+                    Outcome::Skip(_) => "skip",
+                };
+                (check.id.clone(), label)
+            })
+            .collect()
+    };
+    assert_eq!(outcomes(&first), outcomes(&second));
+    second.checks.retain(|check| check.kind == Kind::Credit);
+    for check in &second.checks {
+        assert_eq!(check.outcome, Outcome::Skip("no zero-credit key given (--zero-credit-api-key)".to_owned()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_credit_key_with_credit_skips_the_402_path_with_a_reason() {
+    let target = Target::reference().await;
+    let mut config = realtime_conformance::Config::new(&target.base_url, &target.funded_key);
+    config.zero_credit_api_key = Some(target.funded_key.clone());
+    let report = realtime_conformance::run(&config).await.expect("the harness runs");
+    let check = report.check("credit/token.issue without credit is 402 INSUFFICIENT_CREDIT").expect("credit check");
+    match &check.outcome {
+        Outcome::Skip(reason) => assert!(reason.contains("has a balance of"), "{reason}"),
+        other => panic!("expected a skip, got {other:?}"),
+    }
+}

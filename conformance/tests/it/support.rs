@@ -1,0 +1,202 @@
+//! A reference server per test, and a proxy in front of it that alters traffic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use realtime_conformance::{Config, Report};
+use realtime_server::testing::TestServer;
+use tokio::net::TcpListener;
+
+/// A request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyRequest {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl ProxyRequest {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn set_header(&mut self, name: &str, value: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.to_owned()));
+    }
+}
+
+/// A response on its way back to the harness.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl ProxyResponse {
+    pub(crate) fn json(status: u16, content_type: &str, body: &serde_json::Value) -> ProxyResponse {
+        ProxyResponse {
+            status,
+            headers: vec![("content-type".to_owned(), content_type.to_owned())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn body_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub(crate) fn set_body_json(&mut self, body: &serde_json::Value) {
+        self.body = body.to_string().into_bytes();
+    }
+}
+
+type Before = dyn Fn(&mut ProxyRequest) -> Option<ProxyResponse> + Send + Sync;
+type After = dyn Fn(&ProxyRequest, &mut ProxyResponse) + Send + Sync;
+
+/// How a broken target differs from the reference server: `before` may rewrite a request
+/// or answer it itself; `after` may rewrite the answer.
+pub(crate) struct Tamper {
+    pub(crate) before: Box<Before>,
+    pub(crate) after: Box<After>,
+}
+
+impl Tamper {
+    pub(crate) fn after(after: impl Fn(&ProxyRequest, &mut ProxyResponse) + Send + Sync + 'static) -> Tamper {
+        Tamper { before: Box::new(|_| None), after: Box::new(after) }
+    }
+
+    pub(crate) fn before(
+        before: impl Fn(&mut ProxyRequest) -> Option<ProxyResponse> + Send + Sync + 'static,
+    ) -> Tamper {
+        Tamper { before: Box::new(before), after: Box::new(|_, _| {}) }
+    }
+}
+
+struct ProxyState {
+    upstream: String,
+    client: reqwest::Client,
+    tamper: Tamper,
+}
+
+/// The reference server, its keys, and (when asked) a tampering proxy in front of it.
+pub(crate) struct Target {
+    pub(crate) server: TestServer,
+    pub(crate) funded_key: String,
+    pub(crate) zero_key: String,
+    pub(crate) base_url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Target {
+    /// The reference server, reached directly.
+    pub(crate) async fn reference() -> Target {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(dir.path()).await.expect("the reference server starts");
+        let funded_key = server.create_account(2_000_000).await.expect("funded account");
+        let zero_key = server.create_account(0).await.expect("zero-credit account");
+        let base_url = server.base_url();
+        Target { server, funded_key, zero_key, base_url, _dir: dir }
+    }
+
+    /// The reference server behind a proxy that applies `tamper` (built with the keys).
+    pub(crate) async fn broken(tamper: impl FnOnce(&Target) -> Tamper) -> Target {
+        let mut target = Target::reference().await;
+        let state = Arc::new(ProxyState {
+            upstream: target.server.base_url(),
+            client: reqwest::Client::new(),
+            tamper: tamper(&target),
+        });
+        let app = Router::new().fallback(forward).with_state(state);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let address = listener.local_addr().expect("proxy address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        target.base_url = format!("http://{address}");
+        target
+    }
+
+    /// Runs the whole harness against this target (dev checkout on, short live bound).
+    pub(crate) async fn certify(&self) -> Report {
+        let mut config = Config::new(&self.base_url, &self.funded_key);
+        config.zero_credit_api_key = Some(self.zero_key.clone());
+        config.dev_checkout = true;
+        config.live_bound = Duration::from_secs(2);
+        realtime_conformance::run(&config).await.expect("the harness runs")
+    }
+}
+
+async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = to_bytes(body, 16 * 1024 * 1024).await.map(|b| b.to_vec()).unwrap_or_default();
+    let mut proxied = ProxyRequest {
+        method: parts.method.to_string(),
+        path: parts.uri.path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_else(|| "/".to_owned()),
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "host" | "content-length" | "connection"))
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .collect(),
+        body,
+    };
+    let mut answer = match (state.tamper.before)(&mut proxied) {
+        Some(answer) => answer,
+        None => match upstream(&state, &proxied).await {
+            Ok(answer) => answer,
+            Err(err) => {
+                return Response::builder()
+                    .status(StatusCode::BAD_GATEWAY)
+                    .body(Body::from(format!("proxy: {err}")))
+                    .unwrap_or_default();
+            }
+        },
+    };
+    (state.tamper.after)(&proxied, &mut answer);
+    let mut response = Response::builder().status(answer.status);
+    for (name, value) in &answer.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            response = response.header(name, value);
+        }
+    }
+    response.body(Body::from(answer.body)).unwrap_or_default()
+}
+
+async fn upstream(state: &ProxyState, request: &ProxyRequest) -> Result<ProxyResponse, reqwest::Error> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut builder = state.client.request(method, format!("{}{}", state.upstream, request.path));
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let response = builder.body(request.body.clone()).send().await?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection"))
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect();
+    let body = response.bytes().await?.to_vec();
+    Ok(ProxyResponse { status, headers, body })
+}
+
+/// The mismatch of a check that must have failed.
+pub(crate) fn failure<'a>(report: &'a Report, id: &str) -> &'a str {
+    let check = report.check(id).unwrap_or_else(|| panic!("no check {id:?} in the report:\n{}", report.render_table()));
+    match &check.outcome {
+        realtime_conformance::Outcome::Fail(mismatch) => mismatch,
+        other => panic!("{id} should have failed, it is {other:?}\n{}", report.render_table()),
+    }
+}
