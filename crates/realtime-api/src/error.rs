@@ -12,14 +12,14 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// [`ErrorCode::Unavailable`], never sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    problem: Problem,
+    problem: Box<Problem>,
     retry_after_seconds: Option<u32>,
 }
 
 impl ApiError {
     /// A problem of kind `code` with a detail for people.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        ApiError { problem: Problem::new(code, detail), retry_after_seconds: None }
+        ApiError { problem: Box::new(Problem::new(code, detail)), retry_after_seconds: None }
     }
 
     /// 401 `UNAUTHENTICATED`.
@@ -132,7 +132,7 @@ impl std::error::Error for ApiError {}
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.problem).unwrap_or_default();
+        let body = serde_json::to_vec(&*self.problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

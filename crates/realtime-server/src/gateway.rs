@@ -242,11 +242,10 @@ async fn subscribe(
         }
     };
     let key = hub::ChannelKey::new(&claims.acc, &channel);
-    if row.channel_type == ChannelType::Presence && claims.can(Capability::Presence) {
-        if let Err(error) = presence::join(&service.broker, connection, &channel).await {
-            tracing::warn!(%error, "subscribe: presence unavailable");
-            return frame_error(ErrorCode::Unavailable, "presence is unavailable; retry", Some(channel));
-        }
+    let joins_presence = row.channel_type == ChannelType::Presence && claims.can(Capability::Presence);
+    if joins_presence && let Err(error) = presence::join(&service.broker, connection, &channel).await {
+        tracing::warn!(%error, "subscribe: presence unavailable");
+        return frame_error(ErrorCode::Unavailable, "presence is unavailable; retry", Some(channel));
     }
     service.hub.subscribe(connection, &channel);
     let members = match row.channel_type {

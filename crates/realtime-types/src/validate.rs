@@ -64,10 +64,8 @@ impl Checker {
     }
 
     fn idempotency_key(&mut self, key: Option<&str>) {
-        if let Some(key) = key {
-            if let Err(detail) = check_idempotency_key(key) {
-                self.error("/idempotency_key", detail);
-            }
+        if let Some(Err(detail)) = key.map(check_idempotency_key) {
+            self.error("/idempotency_key", detail);
         }
     }
 
@@ -88,10 +86,8 @@ impl Checker {
     }
 
     fn capabilities(&mut self, pointer: &str, capabilities: Option<&[crate::Capability]>) {
-        if let Some(capabilities) = capabilities {
-            if capabilities.len() > crate::Capability::ALL.len() {
-                self.error(pointer, "must list each capability at most once");
-            }
+        if capabilities.is_some_and(|c| c.len() > crate::Capability::ALL.len()) {
+            self.error(pointer, "must list each capability at most once");
         }
     }
 }
@@ -202,10 +198,8 @@ impl Validate for ChannelCreateRequest {
 impl Validate for ChannelListQuery {
     fn validate(&self) -> Result<(), Rejection> {
         let mut check = Checker::default();
-        if let Some(limit) = self.limit {
-            if limit == 0 || limit > PAGE_MAX_LIMIT {
-                check.error("/limit", format!("must be 1-{PAGE_MAX_LIMIT}"));
-            }
+        if self.limit.is_some_and(|limit| limit == 0 || limit > PAGE_MAX_LIMIT) {
+            check.error("/limit", format!("must be 1-{PAGE_MAX_LIMIT}"));
         }
         if self.cursor.as_ref().is_some_and(|cursor| cursor.len() > 512) {
             check.error("/cursor", "is not a cursor returned by channel.list");

@@ -30,6 +30,15 @@ fn capabilities(requested: Option<Vec<Capability>>) -> Vec<Capability> {
     capabilities
 }
 
+/// What a new gateway token allows.
+struct Grant {
+    client_id: String,
+    user_id: Option<String>,
+    channels: Option<Vec<String>>,
+    capabilities: Vec<Capability>,
+    ttl_seconds: u32,
+}
+
 impl Service {
     async fn existing_channel(&self, caller: &Caller, name: &str) -> Result<ChannelRow, ApiError> {
         if validate::check_channel_name(name).is_err() {
@@ -64,16 +73,8 @@ impl Service {
     }
 
     /// Issues and records a gateway token, charging `price`.
-    async fn issue_token(
-        &self,
-        caller: &Caller,
-        client_id: String,
-        user_id: Option<String>,
-        channels: Option<Vec<String>>,
-        capabilities: Vec<Capability>,
-        ttl_seconds: u32,
-        price: i64,
-    ) -> Result<(Claims, String), ApiError> {
+    async fn issue_token(&self, caller: &Caller, grant: Grant, price: i64) -> Result<(Claims, String), ApiError> {
+        let Grant { client_id, user_id, channels, capabilities, ttl_seconds } = grant;
         let claims =
             Claims::new(&caller.account_id, client_id, user_id, channels, capabilities, Utc::now(), ttl_seconds);
         let row = TokenRow {
@@ -135,11 +136,13 @@ impl RealtimeApi for Service {
             let (claims, token) = self
                 .issue_token(
                     caller,
-                    client_id,
-                    user_id,
-                    request.channels.clone(),
-                    capabilities,
-                    clamp_ttl(request.ttl_seconds),
+                    Grant {
+                        client_id,
+                        user_id,
+                        channels: request.channels.clone(),
+                        capabilities,
+                        ttl_seconds: clamp_ttl(request.ttl_seconds),
+                    },
                     self.config.prices.token_issue,
                 )
                 .await?;
@@ -334,11 +337,13 @@ impl RealtimeApi for Service {
                     let (claims, token) = self
                         .issue_token(
                             caller,
-                            request.client_id.clone(),
-                            None,
-                            Some(request.channels.clone()),
-                            capabilities,
-                            ttl,
+                            Grant {
+                                client_id: request.client_id.clone(),
+                                user_id: None,
+                                channels: Some(request.channels.clone()),
+                                capabilities,
+                                ttl_seconds: ttl,
+                            },
                             price,
                         )
                         .await?;
