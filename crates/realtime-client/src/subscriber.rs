@@ -232,7 +232,7 @@ impl SubscriberBuilder {
         let task = session::Task {
             token,
             provider: self.provider,
-            desired: self.channels,
+            channels: session::Channels::new(self.channels),
             policy: self.reconnect,
             commands: commands_rx,
             events: events_tx,

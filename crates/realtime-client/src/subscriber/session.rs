@@ -126,6 +126,65 @@ pub(super) fn next_step(reason: &Disconnect, has_provider: bool) -> Next {
     }
 }
 
+/// The channels a subscriber wants, kept in step with what its owner asks for and what
+/// the server says, so that a reconnection subscribes to exactly the right ones.
+#[derive(Debug, Default)]
+pub(super) struct Channels {
+    /// Subscribed to after every (re)connection.
+    wanted: BTreeSet<String>,
+    /// Asked for on this connection and not yet confirmed.
+    pending: BTreeSet<String>,
+}
+
+impl Channels {
+    pub(super) fn new(wanted: BTreeSet<String>) -> Self {
+        Channels { wanted, pending: BTreeSet::new() }
+    }
+
+    /// The owner sent a frame.
+    fn asked(&mut self, frame: &ClientFrame) {
+        match frame {
+            ClientFrame::Subscribe { channel } => {
+                self.wanted.insert(channel.clone());
+                self.pending.insert(channel.clone());
+            }
+            ClientFrame::Unsubscribe { channel } => {
+                self.wanted.remove(channel);
+                self.pending.remove(channel);
+            }
+            ClientFrame::Publish { .. } | ClientFrame::Ping {} => {}
+        }
+    }
+
+    /// A new connection is open: every wanted channel is asked for again.
+    fn resubscribing(&mut self) -> Vec<String> {
+        self.pending = self.wanted.clone();
+        self.wanted.iter().cloned().collect()
+    }
+
+    /// The server sent a frame: a deleted channel, a server-side unsubscribe, or a
+    /// refused subscription is not subscribed to again.
+    fn observed(&mut self, frame: &ServerFrame) {
+        match frame {
+            ServerFrame::Subscribed { channel, .. } => {
+                self.pending.remove(channel);
+            }
+            ServerFrame::Unsubscribed { channel, reason } => match reason {
+                UnsubscribeReason::ChannelDeleted | UnsubscribeReason::DisconnectedByServer => {
+                    self.wanted.remove(channel);
+                }
+                UnsubscribeReason::Requested => {}
+            },
+            ServerFrame::Error { code: ErrorCode::NotFound | ErrorCode::Forbidden, channel: Some(channel), .. }
+                if self.pending.remove(channel) =>
+            {
+                self.wanted.remove(channel);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// After this many failed connection attempts in a row the token is renewed before the
 /// next one (when there is a provider): its `endpoint` may have moved.
 const RENEW_AFTER_FAILURES: u32 = 3;
@@ -135,7 +194,7 @@ pub(super) struct Task {
     pub(super) token: RealtimeToken,
     pub(super) provider: Option<TokenProvider>,
     /// The channels to be subscribed to after every (re)connection.
-    pub(super) desired: BTreeSet<String>,
+    pub(super) channels: Channels,
     pub(super) policy: ReconnectPolicy,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) events: mpsc::Sender<SubscriberEvent>,
@@ -222,46 +281,10 @@ impl Task {
             tokio::select! {
                 () = &mut deadline => return true,
                 command = self.commands.recv() => match command {
-                    Some(Command::Send(frame)) => self.remember(&frame),
+                    Some(Command::Send(frame)) => self.channels.asked(&frame),
                     Some(Command::Close) | None => return false,
                 },
             }
-        }
-    }
-
-    /// Keeps the set of wanted channels in step with what the owner asked for.
-    fn remember(&mut self, frame: &ClientFrame) {
-        match frame {
-            ClientFrame::Subscribe { channel } => {
-                self.desired.insert(channel.clone());
-            }
-            ClientFrame::Unsubscribe { channel } => {
-                self.desired.remove(channel);
-            }
-            ClientFrame::Publish { .. } | ClientFrame::Ping {} => {}
-        }
-    }
-
-    /// Keeps the set of wanted channels in step with what the server says: a deleted
-    /// channel, a server-side unsubscribe, or a refused subscription is not subscribed
-    /// to again.
-    fn observe(&mut self, frame: &ServerFrame, pending: &mut BTreeSet<String>) {
-        match frame {
-            ServerFrame::Subscribed { channel, .. } => {
-                pending.remove(channel);
-            }
-            ServerFrame::Unsubscribed { channel, reason } => match reason {
-                UnsubscribeReason::ChannelDeleted | UnsubscribeReason::DisconnectedByServer => {
-                    self.desired.remove(channel);
-                }
-                UnsubscribeReason::Requested => {}
-            },
-            ServerFrame::Error { code: ErrorCode::NotFound | ErrorCode::Forbidden, channel: Some(channel), .. }
-                if pending.remove(channel) =>
-            {
-                self.desired.remove(channel);
-            }
-            _ => {}
         }
     }
 
@@ -279,9 +302,8 @@ impl Task {
             return Ended::ByOwner;
         }
         let (mut sink, mut stream) = socket.split();
-        let mut pending = self.desired.clone();
-        for channel in &self.desired {
-            if let Err(error) = sink.send(text(&ClientFrame::Subscribe { channel: channel.clone() })).await {
+        for channel in self.channels.resubscribing() {
+            if let Err(error) = sink.send(text(&ClientFrame::Subscribe { channel })).await {
                 return Ended::Lost(Disconnect::Unreachable(error.to_string()));
             }
         }
@@ -295,10 +317,7 @@ impl Task {
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::Send(frame)) => {
-                        self.remember(&frame);
-                        if let ClientFrame::Subscribe { channel } = &frame {
-                            pending.insert(channel.clone());
-                        }
+                        self.channels.asked(&frame);
                         if let Err(error) = sink.send(text(&frame)).await {
                             return Ended::Lost(Disconnect::Unreachable(error.to_string()));
                         }
@@ -321,7 +340,7 @@ impl Task {
                                     continue;
                                 }
                             };
-                            self.observe(&frame, &mut pending);
+                            self.channels.observed(&frame);
                             match frame {
                                 ServerFrame::Pong {} => continue,
                                 ServerFrame::Disconnecting { code, .. } => announced = Some(code),
@@ -400,6 +419,47 @@ mod tests {
             next_step(&Disconnect::Unreachable("refused".into()), false),
             Next::Reconnect { immediately: false }
         );
+    }
+
+    fn channels(names: &[&str]) -> Channels {
+        Channels::new(names.iter().map(|name| (*name).to_owned()).collect())
+    }
+
+    #[test]
+    fn every_wanted_channel_is_subscribed_again_after_a_reconnection() {
+        let mut wanted = channels(&["a"]);
+        wanted.asked(&ClientFrame::Subscribe { channel: "b".into() });
+        wanted.asked(&ClientFrame::Subscribe { channel: "c".into() });
+        wanted.asked(&ClientFrame::Unsubscribe { channel: "c".into() });
+        assert_eq!(wanted.resubscribing(), ["a", "b"]);
+    }
+
+    #[test]
+    fn channels_the_server_ended_or_refused_are_not_subscribed_again() {
+        let mut wanted = channels(&["deleted", "kicked", "missing", "fine", "erred-later"]);
+        wanted.resubscribing();
+        for channel in ["fine", "erred-later"] {
+            wanted.observed(&ServerFrame::Subscribed { channel: channel.into(), members: vec![] });
+        }
+        wanted.observed(&ServerFrame::Unsubscribed {
+            channel: "deleted".into(),
+            reason: UnsubscribeReason::ChannelDeleted,
+        });
+        wanted.observed(&ServerFrame::Unsubscribed {
+            channel: "kicked".into(),
+            reason: UnsubscribeReason::DisconnectedByServer,
+        });
+        let refusal = |channel: &str| ServerFrame::Error {
+            code: ErrorCode::NotFound,
+            message: String::new(),
+            channel: Some(channel.into()),
+            request_id: None,
+        };
+        wanted.observed(&refusal("missing"));
+        // An error about a channel that is already subscribed (say, a failed publish)
+        // does not drop the subscription.
+        wanted.observed(&refusal("erred-later"));
+        assert_eq!(wanted.resubscribing(), ["erred-later", "fine"]);
     }
 
     #[test]
