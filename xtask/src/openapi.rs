@@ -7,7 +7,10 @@ use anyhow::{Context, bail};
 /// The committed documents and the text they must hold.
 fn documents() -> Vec<(PathBuf, String)> {
     let dir = workspace_root().join("openapi");
-    vec![(dir.join("realtime.openapi.json"), realtime_api::openapi_json())]
+    vec![
+        (dir.join("realtime.openapi.json"), realtime_api::openapi_json()),
+        (dir.join("realtime.asyncapi.json"), realtime_api::asyncapi_json()),
+    ]
 }
 
 pub(crate) fn workspace_root() -> PathBuf {

@@ -16,6 +16,7 @@
 //!
 //! An implementation never builds an HTTP response: it returns values, this crate maps them.
 
+pub mod asyncapi;
 mod doc;
 pub mod error;
 pub mod extract;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use realtime_types::*;
 
+pub use asyncapi::{asyncapi, asyncapi_json};
 pub use doc::{openapi, openapi_json};
 pub use error::ApiError;
 pub use extract::IdempotencyKey;

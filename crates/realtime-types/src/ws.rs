@@ -234,6 +234,21 @@ impl CloseCode {
         }
     }
 
+    /// What the code means, for people and for the AsyncAPI document.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            CloseCode::TokenInvalid => "the token is missing, malformed, badly signed or for another purpose",
+            CloseCode::TokenExpired => "the token expired; connect again with a fresh token",
+            CloseCode::TokenRevoked => "the token was revoked",
+            CloseCode::DisconnectedByServer => "realtime.user.disconnect cut this client; do not reconnect on your own",
+            CloseCode::ProtocolError => "the client broke the protocol (for example a binary frame)",
+            CloseCode::ConnectionLimit => "the token already holds the most live connections allowed",
+            CloseCode::SlowConsumer => "the client read too slowly and its outbound queue filled up",
+            CloseCode::ServerShutdown => "the server is shutting down; reconnect",
+            CloseCode::HeartbeatTimeout => "no frame arrived within the heartbeat timeout; reconnect",
+        }
+    }
+
     /// Whether a client may reconnect on its own after this close.
     pub const fn may_reconnect(self) -> bool {
         self.code() >= 4100
@@ -254,5 +269,46 @@ impl TryFrom<u16> for CloseCode {
             .into_iter()
             .find(|code| code.code() == value)
             .ok_or_else(|| format!("{value} is not a close code of this protocol"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(schema: &serde_json::Value) -> Vec<String> {
+        schema["oneOf"]
+            .as_array()
+            .expect("a tagged enum is a oneOf")
+            .iter()
+            .map(|variant| variant["properties"]["type"]["const"].as_str().expect("each variant has a type").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn server_frame_types_are_exactly_the_event_types() {
+        let schema = serde_json::to_value(schemars::schema_for!(ServerFrame)).unwrap();
+        let expected: Vec<String> = crate::EventType::ALL
+            .iter()
+            .map(|t| serde_json::to_value(t).unwrap().as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(tags(&schema), expected);
+    }
+
+    #[test]
+    fn close_codes_round_trip_through_their_numbers() {
+        for code in CloseCode::ALL {
+            assert_eq!(CloseCode::try_from(code.code()), Ok(code));
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.code()));
+        }
+        assert!(CloseCode::try_from(1000).is_err());
+    }
+
+    #[test]
+    fn client_frames_are_parsed_from_their_documented_json() {
+        let frame: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","channel":"room-42"}"#).unwrap();
+        assert_eq!(frame, ClientFrame::Subscribe { channel: "room-42".into() });
+        let ping: ClientFrame = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
+        assert_eq!(ping, ClientFrame::Ping {});
     }
 }

@@ -33,6 +33,29 @@ fn committed_document_is_the_generated_one() {
     }
 }
 
+#[test]
+fn committed_asyncapi_document_is_the_generated_one() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi/realtime.asyncapi.json");
+    let committed = std::fs::read_to_string(path).expect("openapi/realtime.asyncapi.json is committed");
+    let generated = realtime_api::asyncapi_json();
+    if committed != generated {
+        let diff = similar::TextDiff::from_lines(committed.as_str(), generated.as_str())
+            .unified_diff()
+            .context_radius(2)
+            .header("committed", "generated")
+            .to_string();
+        panic!("openapi/realtime.asyncapi.json is stale: run `cargo xtask openapi` to update\n{diff}");
+    }
+}
+
+#[test]
+fn asyncapi_server_frames_are_the_event_types_of_the_rest_contract() {
+    let document = realtime_api::asyncapi();
+    let variants = document["components"]["schemas"]["ServerFrame"]["oneOf"].as_array().unwrap();
+    let types: Vec<Value> = variants.iter().map(|v| v["properties"]["type"]["const"].clone()).collect();
+    assert_eq!(Value::Array(types), serde_json::to_value(EventType::ALL).unwrap());
+}
+
 fn document_operations() -> BTreeSet<(String, String, String)> {
     let document = document();
     let mut operations = BTreeSet::new();
