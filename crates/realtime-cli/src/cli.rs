@@ -149,15 +149,12 @@ pub(crate) enum Command {
     /// List the event types a subscriber can receive.
     #[command(after_help = "Example:\n  realtime events")]
     Events,
-    /// Certify a server against the contract (the conformance harness).
+    /// Certify the server at --url (with --api-key) against the contract: the conformance harness.
     #[command(
-        after_help = "Example:\n  realtime conformance\n  cargo xtask conformance --base-url http://127.0.0.1:8080"
+        after_help = "Examples:\n  realtime conformance --reference      # a fresh in-process reference server\n  \
+                            realtime conformance --zero-credit-api-key ifr_pk_… --junit report.xml"
     )]
-    Conformance {
-        /// Options of the harness.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    Conformance(ConformanceArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  realtime completions bash > ~/.local/share/bash-completion/completions/realtime"
@@ -166,6 +163,32 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// Options of `realtime conformance`.
+#[derive(Debug, Args)]
+pub(crate) struct ConformanceArgs {
+    /// Start a reference server in a temporary directory and certify it instead.
+    #[arg(long)]
+    pub(crate) reference: bool,
+    /// An API key of an account with a zero balance, for the 402 path (skipped without it).
+    #[arg(long, hide_env_values = true, env = "REALTIME_CONFORMANCE_ZERO_CREDIT_API_KEY")]
+    pub(crate) zero_credit_api_key: Option<String>,
+    /// The target serves the reference dev checkout (`POST <checkout_url>/complete`).
+    #[arg(long)]
+    pub(crate) dev_checkout: bool,
+    /// The OpenAPI document to check against [default: the committed one].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) spec: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+    /// Write a JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) report_json: Option<PathBuf>,
+    /// Print each check as it finishes.
+    #[arg(long, short)]
+    pub(crate) verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

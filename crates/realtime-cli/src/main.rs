@@ -1,13 +1,15 @@
 //! `realtime`: the command line of the realtime contract, for people and scripts.
 //!
-//! Every operation of the contract is a command; `serve` runs the reference server and
-//! `subscribe` streams live events. [`cli`] defines the command line, [`settings`] merges
-//! flags, environment and config file, [`commands`] calls the typed client, and
-//! [`output`] prints tables, JSON and problems.
+//! Every operation of the contract is a command; `serve` runs the reference server,
+//! `subscribe` streams live events and `conformance` certifies a server. [`cli`] defines
+//! the command line, [`settings`] merges flags, environment and config file,
+//! [`commands`] and [`subscribe`] call the typed client, [`local`] runs server-side code
+//! in this process, and [`output`] prints tables, JSON and problems.
 
 mod admin;
 mod cli;
 mod commands;
+mod local;
 mod output;
 mod settings;
 mod subscribe;
@@ -37,7 +39,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.global, admin_secret)?;
     let out = Output { json: cli.global.json };
     match cli.command {
-        Command::Serve { server_config } => serve(server_config).await,
+        Command::Serve { server_config } => local::serve(server_config).await,
         Command::Account(command) => commands::account(&settings, out, command).await,
         Command::Token(command) => commands::token(&settings.client()?, out, command).await,
         Command::Channel(command) => commands::channel(&settings.client()?, out, command).await,
@@ -55,22 +57,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Auth(command) => commands::auth(&settings.client()?, out, command).await,
         Command::Events => commands::events(&settings.client()?, out).await,
-        Command::Conformance { args } => conformance(args),
+        Command::Conformance(args) => local::conformance(&settings, args).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "realtime", &mut std::io::stdout());
             Ok(())
         }
     }
-}
-
-async fn serve(server_config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let _ = server_config;
-    anyhow::bail!("`realtime serve` is not available in this build; run `cargo run -p realtime-server`")
-}
-
-fn conformance(args: Vec<String>) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!(
-        "run the conformance harness with `cargo xtask conformance` (add --base-url to certify another server)"
-    )
 }

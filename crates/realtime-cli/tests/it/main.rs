@@ -1,0 +1,174 @@
+//! The `realtime` binary against a reference server on a loopback port.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use realtime_server::testing::TestServer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+/// A reference server, and `realtime` commands configured for it.
+struct Cli {
+    server: TestServer,
+    _dir: tempfile::TempDir,
+}
+
+/// What a finished command printed.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cli {
+    async fn start() -> Cli {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(dir.path()).await.unwrap();
+        Cli { server, _dir: dir }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_realtime"));
+        command
+            .args(args)
+            .env("REALTIME_URL", self.server.base_url())
+            .env("REALTIME_API_KEY", self.server.api_key())
+            .env("REALTIME_CLI_CONFIG", "/dev/null")
+            .env_remove("REALTIME_ADMIN_SECRET")
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> Ran {
+        self.run_with_stdin(args, "").await
+    }
+
+    async fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Ran {
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.unwrap().unwrap();
+        Ran {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+}
+
+#[tokio::test]
+async fn subscribe_prints_what_publish_sends_as_json_lines() {
+    let cli = Cli::start().await;
+    assert_eq!(cli.run(&["channel", "create", "room-42"]).await.code, Some(0));
+    let mut subscriber = cli
+        .command(&["subscribe", "room-42", "--client-id", "terminal-2", "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().expect("a line")
+    };
+    let connected = json(&next_line().await);
+    assert_eq!(connected["type"], "connected");
+    assert_eq!(connected["client_id"], "terminal-2");
+    assert_eq!(json(&next_line().await)["type"], "subscribed");
+
+    let published = cli.run(&["--json", "publish", "room-42", "message", r#"{"text":"hi"}"#]).await;
+    assert_eq!(published.code, Some(0), "{}", published.stderr);
+    let published = json(&published.stdout);
+    assert_eq!(published["delivered"], 1);
+
+    let message = json(&next_line().await);
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["data"], serde_json::json!({"text": "hi"}));
+    assert_eq!(message["message_id"], published["message_id"]);
+    let status = tokio::time::timeout(Duration::from_secs(10), subscriber.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "--count 1 exits after the first message");
+}
+
+#[tokio::test]
+async fn a_problem_is_shown_with_title_code_and_detail_and_exits_1() {
+    let cli = Cli::start().await;
+    let ran = cli.run(&["channel", "get", "never-created"]).await;
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("Not found (NOT_FOUND, HTTP 404)"), "{}", ran.stderr);
+    assert!(ran.stdout.is_empty());
+    let ran = cli.run(&["--json", "channel", "get", "never-created"]).await;
+    assert_eq!(json(&ran.stderr)["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_exits_3() {
+    let cli = Cli::start().await;
+    let ran = cli.run(&["--url", "http://127.0.0.1:9", "--retries", "0", "account", "show"]).await;
+    assert_eq!(ran.code, Some(3), "{}", ran.stderr);
+}
+
+#[tokio::test]
+async fn tables_for_people_and_json_for_scripts() {
+    let cli = Cli::start().await;
+    let created = cli.run(&["--json", "channel", "create", "lobby", "--type", "presence"]).await;
+    assert_eq!(json(&created.stdout)["created"], true);
+    let table = cli.run(&["channel", "list"]).await;
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    let mut lines = table.stdout.lines();
+    assert!(lines.next().unwrap().starts_with("NAME"), "{}", table.stdout);
+    assert!(lines.next().unwrap().starts_with("lobby"), "{}", table.stdout);
+    let listed = cli.run(&["--json", "channel", "list", "--all"]).await;
+    assert_eq!(json(&listed.stdout)[0]["type"], "presence");
+}
+
+#[tokio::test]
+async fn batch_publishes_json_lines_from_stdin() {
+    let cli = Cli::start().await;
+    cli.run(&["channel", "create", "room-42"]).await;
+    let input =
+        "{\"channel\":\"room-42\",\"event\":\"a\",\"data\":1}\n{\"channel\":\"room-42\",\"event\":\"b\",\"data\":2}\n";
+    let ran = cli.run_with_stdin(&["--json", "batch"], input).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(json(&ran.stdout)["published"], 2);
+}
+
+#[tokio::test]
+async fn publish_reads_data_from_stdin_and_replays_with_the_same_key() {
+    let cli = Cli::start().await;
+    cli.run(&["channel", "create", "room-42"]).await;
+    let args = ["--json", "publish", "room-42", "tick", "--idempotency-key", "tick-1"];
+    let first = cli.run_with_stdin(&args, "{\"n\":1}\n").await;
+    let second = cli.run_with_stdin(&args, "{\"n\":1}\n").await;
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_eq!(json(&first.stdout)["message_id"], json(&second.stdout)["message_id"]);
+    assert!(second.stderr.contains("replayed"), "{}", second.stderr);
+}
+
+#[tokio::test]
+async fn account_create_uses_the_admin_secret() {
+    let cli = Cli::start().await;
+    let refused = cli.run(&["account", "create", "--balance", "0"]).await;
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains("admin secret"), "{}", refused.stderr);
+    let created = cli
+        .run(&["--json", "account", "create", "--balance", "1000000", "--admin-secret", cli.server.admin_secret()])
+        .await;
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    let account = json(&created.stdout);
+    let key = account["api_key"].as_str().unwrap();
+    let shown = cli.run(&["--json", "--api-key", key, "account", "show"]).await;
+    assert_eq!(json(&shown.stdout)["balance"], 1_000_000);
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_a_shell() {
+    let cli = Cli::start().await;
+    let ran = cli.run(&["completions", "bash"]).await;
+    assert_eq!(ran.code, Some(0));
+    assert!(ran.stdout.contains("realtime"), "{}", ran.stdout);
+}
