@@ -4,3 +4,4 @@
 mod live;
 mod rest;
 mod support;
+mod vendors;
