@@ -1,4 +1,5 @@
-//! Authentication: no key, a malformed key and an unknown key all get a 401 problem.
+//! Authentication and tenancy: no key, a malformed key and an unknown key all get a 401
+//! problem, and one account's key never sees another account's channels.
 
 use std::time::Instant;
 
@@ -38,6 +39,80 @@ pub(crate) async fn run(ctx: &Ctx) {
             ctx.record(&id, KIND, started, result);
         }
     }
+    tenancy(ctx).await;
+}
+
+const TENANCY: [&str; 3] = [
+    "auth/another account's channel is 404 NOT_FOUND",
+    "auth/another account's channel is not listed",
+    "auth/another account cannot publish to a channel",
+];
+
+/// The zero-credit account (another tenant) looks at a channel of the funded one. Reads
+/// are free, so no credit is needed.
+async fn tenancy(ctx: &Ctx) {
+    let Some(other) = ctx.config.zero_credit_api_key.clone() else {
+        for id in TENANCY {
+            ctx.skip(id, KIND, "needs a second account: no zero-credit key given (--zero-credit-api-key)");
+        }
+        return;
+    };
+    let started = Instant::now();
+    let channel = ctx.name("tenancy");
+    if let Err(err) = ctx.create_channel(&channel, "public").await {
+        ctx.record("auth/tenancy setup", KIND, started, Err(format!("creating channel {channel}: {err}")));
+        for id in TENANCY {
+            ctx.skip(id, KIND, "the setup failed");
+        }
+        return;
+    }
+
+    let started = Instant::now();
+    let get = Request::new("GET", ctx.path("realtime.channel.get", &[&channel])).bearer(&other);
+    let result = ctx.expect("realtime.channel.get", &get, 404, Some("NOT_FOUND")).await.map(drop);
+    ctx.record(TENANCY[0], KIND, started, result);
+
+    let started = Instant::now();
+    let result = async {
+        // Follow the cursor a bounded number of pages: the channel must be on none of them.
+        let mut cursor: Option<String> = None;
+        for _ in 0..50 {
+            let query =
+                cursor.as_deref().map(|c| format!("&cursor={}", crate::context::encode_segment(c))).unwrap_or_default();
+            let list = Request::new("GET", format!("{}?limit=100{query}", ctx.path("realtime.channel.list", &[])))
+                .bearer(&other);
+            let page = ctx.expect("realtime.channel.list", &list, 200, None).await?.json();
+            let names: Vec<&str> =
+                page["channels"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+            if names.contains(&channel.as_str()) {
+                return Err(format!("channel.list of another account lists {channel}"));
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(()),
+            }
+        }
+        Err("channel.list did not end within 50 pages".to_owned())
+    }
+    .await;
+    ctx.record(TENANCY[1], KIND, started, result);
+
+    let started = Instant::now();
+    let publish = Request::new("POST", ctx.path("realtime.publish", &[]))
+        .bearer(&other)
+        .json(&json!({"channel": channel, "event": "conformance.tenancy", "data": {}}));
+    let result = async {
+        let response = ctx.call("realtime.publish", &publish).await?;
+        match response.status {
+            // Without credit a 402 is as good a refusal as a 404: neither publishes.
+            402 | 404 => Ok(()),
+            status => Err(format!("a publish by another account got status {status}, expected 404 (or 402)")),
+        }
+    }
+    .await;
+    ctx.record(TENANCY[2], KIND, started, result);
+
+    ctx.delete_channel(&channel).await;
 }
 
 /// A body that would be valid, so only the credentials are wrong.

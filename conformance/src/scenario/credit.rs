@@ -242,7 +242,17 @@ impl Calls<'_> {
 
 /// The call is refused with a 402 problem that says where to top up.
 async fn refused(ctx: &Ctx, request: &Request, operation: &str) -> Result<(), String> {
-    let response = ctx.expect(operation, request, 402, Some("INSUFFICIENT_CREDIT")).await?;
+    let response = ctx.expect(operation, request, 402, Some("INSUFFICIENT_CREDIT")).await.map_err(|mismatch| {
+        if mismatch.contains("(NOT_FOUND)") {
+            // Say why a 404 is wrong here: otherwise it reads like a harness mistake.
+            format!(
+                "{mismatch} — the contract gives every billable call the balance does not cover a 402 \
+                 (info.description); answering 404 first makes the zero-credit 402 unobservable"
+            )
+        } else {
+            mismatch
+        }
+    })?;
     topup_link(&response)
 }
 

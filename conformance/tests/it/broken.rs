@@ -1,5 +1,6 @@
 //! Deliberately broken targets: each must make its class of check fail.
 
+use realtime_conformance::Outcome;
 use serde_json::json;
 
 use crate::support::{ProxyResponse, Tamper, Target, failure};
@@ -153,8 +154,12 @@ async fn a_plain_text_error_fails_the_auth_checks() {
     })
     .await;
     let report = target.certify().await;
-    let summary = report.summary_of(realtime_conformance::Kind::Auth);
-    assert_eq!(summary.passed, 0, "{}", report.render_table());
+    let unauthenticated: Vec<_> =
+        report.checks.iter().filter(|check| check.id.ends_with("is 401 UNAUTHENTICATED")).collect();
+    assert_eq!(unauthenticated.len(), 16);
+    for check in unauthenticated {
+        assert!(matches!(check.outcome, Outcome::Fail(_)), "{} passed a plain-text 401", check.id);
+    }
     let mismatch = failure(&report, "auth/account.get with no Authorization header is 401 UNAUTHENTICATED");
     assert!(mismatch.contains("problem code None"), "{mismatch}");
 }
@@ -176,4 +181,28 @@ async fn a_server_error_for_invalid_data_fails_the_negative_checks() {
     let report = target.certify().await;
     let mismatch = failure(&report, "negative/realtime.channel.create with name over 164 bytes");
     assert!(mismatch.contains("status 500") && mismatch.contains("expected a 4xx"), "{mismatch}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_ignores_tenancy_fails_the_tenancy_checks() {
+    // Every read by the second account is answered as if by the first.
+    let target = Target::broken(|target| {
+        let zero = format!("Bearer {}", target.zero_key);
+        let funded = format!("Bearer {}", target.funded_key);
+        Tamper::before(move |request| {
+            if request.method == "GET"
+                && request.path.starts_with("/v1/realtime/channel/")
+                && request.header("authorization") == Some(zero.as_str())
+            {
+                request.set_header("authorization", &funded);
+            }
+            None
+        })
+    })
+    .await;
+    let report = target.certify().await;
+    let mismatch = failure(&report, "auth/another account's channel is 404 NOT_FOUND");
+    assert!(mismatch.contains("status 200"), "{mismatch}");
+    let mismatch = failure(&report, "auth/another account's channel is not listed");
+    assert!(mismatch.contains("lists"), "{mismatch}");
 }
