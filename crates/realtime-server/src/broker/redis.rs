@@ -561,7 +561,7 @@ impl RedisBroker {
     /// Handles one message of the subscription.
     async fn receive(&self, message: Message) {
         let Some(payload) = message.value.as_str().map(|text| text.into_owned()) else { return };
-        if message.channel.as_str() == self.keys.replies(&self.node) {
+        if *message.channel == *self.keys.replies(&self.node) {
             let Some((id, count)) = payload.split_once(' ') else { return };
             let (Ok(id), Ok(count)) = (id.parse::<u64>(), count.parse::<u32>()) else { return };
             if let Some(waiting) = self.pending.lock().expect("pending lock").get(&id) {

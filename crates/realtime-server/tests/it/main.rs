@@ -5,3 +5,4 @@ mod live;
 mod rest;
 mod support;
 mod vendors;
+mod multinode; mod store_suite; mod broker_suite; mod engines;

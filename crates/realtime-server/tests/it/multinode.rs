@@ -1,0 +1,333 @@
+//! Two nodes on two loopback ports sharing one PostgreSQL database and one Redis
+//! prefix: what one node is asked to do reaches the sockets of the other.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use realtime_server::{Config, RunningServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::engines::{PgDatabase, PrivateRedis, RedisPrefix, redis_url};
+use crate::support::{Answer, Ending, PROMPTLY, Ws};
+
+/// The documented bound after which a dead node's members are gone (the default
+/// `node_expiry_seconds`).
+const NODE_EXPIRY: Duration = Duration::from_secs(10);
+
+/// Two nodes, the funded key of the dev account node A created, and their engines.
+struct Cluster {
+    a: RunningServer,
+    b: Option<RunningServer>,
+    key: String,
+    http: reqwest::Client,
+    _redis: RedisPrefix,
+    _database: PgDatabase,
+}
+
+async fn node(database: &PgDatabase, redis: &RedisPrefix) -> RunningServer {
+    let config = Config::with(json!({
+        "listen": "127.0.0.1:0",
+        "store": database.url,
+        "broker": redis.url,
+        "redis_prefix": redis.prefix,
+        "admin_secret": "test-admin-secret",
+    }))
+    .unwrap();
+    RunningServer::start(config).await.unwrap()
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        Self::start_on(&redis_url()).await
+    }
+
+    async fn start_on(redis: &str) -> Cluster {
+        let database = PgDatabase::create().await;
+        let redis = RedisPrefix::on(redis).await;
+        let a = node(&database, &redis).await;
+        let b = node(&database, &redis).await;
+        let key = a.dev_api_key.clone().expect("node A created the dev account");
+        assert!(b.dev_api_key.is_none(), "node B found the account A created");
+        Cluster { a, b: Some(b), key, http: reqwest::Client::new(), _redis: redis, _database: database }
+    }
+
+    fn b(&self) -> &RunningServer {
+        self.b.as_ref().expect("node B runs")
+    }
+
+    async fn send(
+        &self,
+        node: &RunningServer,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", node.base_url()))
+            .header("authorization", format!("Bearer {}", self.key));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        Answer { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    async fn post(&self, node: &RunningServer, path: &str, body: Value) -> Answer {
+        self.send(node, "POST", path, Some(body), &[]).await
+    }
+
+    async fn get(&self, node: &RunningServer, path: &str) -> Answer {
+        self.send(node, "GET", path, None, &[]).await
+    }
+
+    async fn balance(&self) -> i64 {
+        self.get(&self.a, "/v1/account").await.ok()["balance"].as_i64().unwrap()
+    }
+
+    async fn create_channel(&self, name: &str, kind: &str) {
+        self.post(&self.a, "/v1/realtime/channel/create", json!({"name": name, "type": kind})).await.ok();
+    }
+
+    /// A token issued by node A whose endpoint is `node`'s.
+    async fn token(&self, node: &RunningServer, client_id: &str, capabilities: &[&str]) -> Value {
+        let mut token = self
+            .post(&self.a, "/v1/realtime/token/issue", json!({"client_id": client_id, "capabilities": capabilities}))
+            .await
+            .ok();
+        token["endpoint"] = json!(format!("ws://{}/v1/realtime/ws", node.addr));
+        token
+    }
+
+    /// A socket on `node` subscribed to `channel`; returns it and its `subscribed` frame.
+    async fn subscriber(
+        &self,
+        node: &RunningServer,
+        client_id: &str,
+        channel: &str,
+        capabilities: &[&str],
+    ) -> (Ws, Value) {
+        let token = self.token(node, client_id, capabilities).await;
+        let mut ws = Ws::connect(&token).await;
+        ws.send(json!({"type": "subscribe", "channel": channel})).await;
+        let subscribed = ws.expect("subscribed").await;
+        (ws, subscribed)
+    }
+
+    /// Client ids present on `channel`, as `node` sees them.
+    async fn present(&self, node: &RunningServer, channel: &str) -> Vec<String> {
+        let presence = self.get(node, &format!("/v1/realtime/presence/get/{channel}")).await.ok();
+        presence["members"].as_array().unwrap().iter().map(|m| m["client_id"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+/// Polls `check` until it holds, for at most `within`; returns how long it took.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_socket_on_node_b_receives_in_order_what_node_a_publishes() {
+    let cluster = Cluster::start().await;
+    cluster.create_channel("room", "public").await;
+    let (mut reader, _) = cluster.subscriber(cluster.b(), "reader", "room", &["subscribe"]).await;
+    eventually(PROMPTLY, || async {
+        cluster.get(&cluster.a, "/v1/realtime/channel/get/room").await.ok()["subscriber_count"] == 1
+    })
+    .await;
+    let mut published = Vec::new();
+    for n in 0..50 {
+        let answer = cluster
+            .post(&cluster.a, "/v1/realtime/publish", json!({"channel": "room", "event": "tick", "data": n}))
+            .await
+            .ok();
+        assert_eq!(answer["delivered"], 1, "A counts B's subscriber");
+        published.push(answer["message_id"].clone());
+    }
+    for (n, message_id) in published.iter().enumerate() {
+        let frame = reader.expect("message").await;
+        assert_eq!((&frame["data"], &frame["message_id"]), (&json!(n), message_id));
+    }
+    reader.expect_silence().await;
+}
+
+#[tokio::test]
+async fn presence_is_the_union_of_both_nodes_and_a_killed_node_loses_its_members_within_the_bound() {
+    let mut cluster = Cluster::start().await;
+    cluster.create_channel("lobby", "presence").await;
+    let (mut alice, _) = cluster.subscriber(&cluster.a, "alice", "lobby", &["subscribe", "presence"]).await;
+    let (_bob, subscribed) = cluster.subscriber(cluster.b(), "bob", "lobby", &["subscribe", "presence"]).await;
+    let members: Vec<_> = subscribed["members"].as_array().unwrap().iter().map(|m| m["client_id"].clone()).collect();
+    assert_eq!(members, [json!("alice"), json!("bob")], "B's subscriber sees A's member");
+    let joined = alice.expect("presence.join").await;
+    assert_eq!(joined["member"]["client_id"], "bob");
+    assert_eq!(cluster.present(&cluster.a, "lobby").await, ["alice", "bob"]);
+    assert_eq!(cluster.present(cluster.b(), "lobby").await, ["alice", "bob"]);
+    let channel = cluster.get(&cluster.a, "/v1/realtime/channel/get/lobby").await.ok();
+    assert_eq!(channel["member_count"], 2);
+
+    cluster.b.take().expect("node B runs").kill();
+    let killed = Instant::now();
+    let gone = eventually(NODE_EXPIRY + Duration::from_secs(2), || async {
+        cluster.present(&cluster.a, "lobby").await == ["alice"]
+    })
+    .await;
+    let left = alice.next(NODE_EXPIRY).await.expect("a presence.leave for bob");
+    assert_eq!((left["type"].as_str(), left["member"]["client_id"].as_str()), (Some("presence.leave"), Some("bob")));
+    let announced = killed.elapsed();
+    eprintln!("node B killed: bob left presence after {gone:?}, presence.leave announced after {announced:?}");
+    assert!(gone <= NODE_EXPIRY + Duration::from_millis(500), "{gone:?}");
+    assert!(announced <= NODE_EXPIRY + Duration::from_millis(1500), "{announced:?}");
+}
+
+#[tokio::test]
+async fn token_revoke_and_user_disconnect_on_node_a_cut_sockets_on_node_b() {
+    let cluster = Cluster::start().await;
+    let revoked_token = cluster.token(cluster.b(), "revoked", &["subscribe"]).await;
+    let mut revoked = Ws::connect(&revoked_token).await;
+    let disconnected_token = cluster.token(cluster.b(), "target", &["subscribe"]).await;
+    let mut disconnected = Ws::connect(&disconnected_token).await;
+
+    let answer =
+        cluster.post(&cluster.a, "/v1/realtime/token/revoke", json!({"token_or_jti": revoked_token["jti"]})).await.ok();
+    assert_eq!(answer["disconnected"], 1, "B reported the socket it closed");
+    assert_eq!(revoked.ending().await, Ending::Closed(4003));
+    let mut again = Ws::open(&revoked_token).await;
+    assert_eq!(again.ending().await, Ending::Closed(4003), "B refuses the revoked token too");
+
+    let answer = cluster.post(&cluster.a, "/v1/realtime/user/disconnect", json!({"client_id": "target"})).await.ok();
+    assert_eq!(answer["disconnected"], 1);
+    assert_eq!(disconnected.ending().await, Ending::Closed(4004));
+}
+
+#[tokio::test]
+async fn channel_delete_on_node_a_unsubscribes_node_b_subscribers() {
+    let cluster = Cluster::start().await;
+    cluster.create_channel("doomed", "public").await;
+    let (mut reader, _) = cluster.subscriber(cluster.b(), "reader", "doomed", &["subscribe"]).await;
+    let answer = cluster.send(&cluster.a, "DELETE", "/v1/realtime/channel/delete/doomed", None, &[]).await.ok();
+    assert_eq!(answer["unsubscribed"], 1);
+    let frame = reader.expect("unsubscribed").await;
+    assert_eq!((frame["channel"].as_str(), frame["reason"].as_str()), (Some("doomed"), Some("channel_deleted")));
+    reader.expect_silence().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_used_on_node_a_replays_on_node_b() {
+    let cluster = Cluster::start().await;
+    cluster.create_channel("room", "public").await;
+    let before = cluster.balance().await;
+    let body = json!({"channel": "room", "event": "once", "data": {"n": 1}});
+    let key = [("idempotency-key", "cross-node")];
+    let first = cluster.send(&cluster.a, "POST", "/v1/realtime/publish", Some(body.clone()), &key).await;
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let first = first.ok();
+    let replay = cluster.send(cluster.b(), "POST", "/v1/realtime/publish", Some(body), &key).await;
+    assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(replay.ok(), first);
+    assert_eq!(before - cluster.balance().await, 10, "one publish was charged");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_same_key_requests_over_both_nodes_have_one_effect_and_one_charge() {
+    let cluster = Cluster::start().await;
+    cluster.create_channel("room", "public").await;
+    let (mut reader, _) = cluster.subscriber(cluster.b(), "reader", "room", &["subscribe"]).await;
+    let before = cluster.balance().await;
+    let body = json!({"channel": "room", "event": "once", "data": 1});
+    let requests = (0..20).map(|n| {
+        let node = if n % 2 == 0 { &cluster.a } else { cluster.b() };
+        cluster.send(node, "POST", "/v1/realtime/publish", Some(body.clone()), &[("idempotency-key", "contested")])
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let mut ids = BTreeSet::new();
+    let mut fresh = 0;
+    for answer in &answers {
+        match answer.status {
+            StatusCode::OK => {
+                ids.insert(answer.body["message_id"].to_string());
+                fresh += usize::from(answer.headers.get("idempotent-replayed").is_none());
+            }
+            StatusCode::CONFLICT => answer.problem(409, "IDEMPOTENCY_KEY_IN_USE"),
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one request ran");
+    assert!(ids.len() <= 1, "every 200 names the same message");
+    assert_eq!(before - cluster.balance().await, 10, "one publish was charged");
+    reader.expect("message").await;
+    reader.expect_silence().await;
+}
+
+#[tokio::test]
+async fn a_redis_restart_fails_publishes_with_503_and_delivery_resumes_without_restarting_nodes() {
+    let mut redis = PrivateRedis::start().await;
+    let cluster = Cluster::start_on(&redis.url()).await;
+    cluster.create_channel("room", "public").await;
+    let (mut reader, _) = cluster.subscriber(cluster.b(), "reader", "room", &["subscribe"]).await;
+    let publish =
+        |n: u32| cluster.post(&cluster.a, "/v1/realtime/publish", json!({"channel": "room", "event": "e", "data": n}));
+    publish(0).await.ok();
+    assert_eq!(reader.expect("message").await["data"], 0);
+
+    redis.stop().await;
+    let started = Instant::now();
+    let failed = publish(1).await;
+    failed.problem(503, "UNAVAILABLE");
+    assert!(started.elapsed() < Duration::from_secs(3), "the 503 came quickly: {:?}", started.elapsed());
+    let ready = cluster.get(&cluster.a, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
+    assert!(ready.body["broker"].as_str().unwrap().starts_with("unavailable"), "{}", ready.body);
+    assert_eq!(cluster.get(cluster.b(), "/healthz").await.status, StatusCode::OK, "B is alive");
+
+    redis.start_again().await;
+    let restarted = Instant::now();
+    // Each node reconnects and resubscribes on its own; publish until B's socket gets one.
+    let mut n = 2;
+    let resumed = loop {
+        assert!(restarted.elapsed() < Duration::from_secs(20), "delivery did not resume");
+        let answer = publish(n).await;
+        if answer.status == StatusCode::OK {
+            if let Some(frame) = reader.next(Duration::from_millis(500)).await {
+                assert_eq!(frame["type"], "message", "{frame}");
+                break frame["data"].as_u64().unwrap();
+            }
+        } else {
+            answer.problem(503, "UNAVAILABLE");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        n += 1;
+    };
+    eprintln!("delivery resumed {:?} after Redis came back (message {resumed})", restarted.elapsed());
+    let mut last = resumed;
+    for m in n + 1..n + 6 {
+        publish(m).await.ok();
+        // A message published just before B resubscribed may still arrive first.
+        loop {
+            let data = reader.expect("message").await["data"].as_u64().unwrap();
+            assert!(data > last, "delivery is in order again: {data} after {last}");
+            last = data;
+            if data == u64::from(m) {
+                break;
+            }
+        }
+    }
+    eventually(PROMPTLY, || async { cluster.get(&cluster.a, "/readyz").await.status == StatusCode::OK }).await;
+}
