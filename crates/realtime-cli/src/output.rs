@@ -15,10 +15,10 @@ pub(crate) struct Output {
 impl Output {
     /// Prints one object: `field  value` lines, or the JSON body.
     pub(crate) fn object<T: Serialize>(&self, body: &T) -> anyhow::Result<()> {
-        let value = serde_json::to_value(body)?;
         if self.json {
-            return print_json(&value);
+            return print_json(body);
         }
+        let value = serde_json::to_value(body)?;
         let Value::Object(fields) = &value else {
             println!("{}", cell(&value));
             return Ok(());
@@ -36,7 +36,7 @@ impl Output {
         columns: &[&str],
     ) -> anyhow::Result<()> {
         if self.json {
-            return print_json(&serde_json::to_value(body)?);
+            return print_json(body);
         }
         if rows.is_empty() {
             println!("(none)");
@@ -52,7 +52,8 @@ impl Output {
     }
 }
 
-fn print_json(value: &Value) -> anyhow::Result<()> {
+/// Pretty JSON in the field order of the wire type.
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut stdout, value)?;
     writeln!(stdout)?;
