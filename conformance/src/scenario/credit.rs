@@ -267,10 +267,11 @@ fn topup_link(response: &Response) -> Result<(), String> {
 async fn not_delivered(ctx: &Ctx, socket: &mut Result<Socket, String>, channel: &str) -> Result<(), String> {
     let socket = socket.as_mut().map_err(|err| format!("no live subscriber to watch the channel: {err}"))?;
     let marker = publish_marker(ctx, channel).await?;
+    let deadline = Instant::now() + ctx.config.live_bound;
     loop {
-        let frame = socket
-            .expect(&format!("the marker message {marker}"), ctx.config.live_bound, |frame| frame["type"] == "message")
-            .await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame =
+            socket.expect(&format!("the marker message {marker}"), left, |frame| frame["type"] == "message").await?;
         if frame["event"] == REFUSED_EVENT {
             return Err(format!("a refused publish was delivered to a live subscriber: {frame}"));
         }
