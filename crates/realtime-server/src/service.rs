@@ -124,6 +124,13 @@ impl Service {
             .collect();
         let price = self.config.prices.publish * rows.len() as i64;
         let single = rows.len() == 1;
+        // Credit is checked before the channels exist, so a billable call the balance does
+        // not cover is always a 402 (the atomic debit in the store still decides races).
+        let account = self.store.account(account_id).await.map_err(|e| self.store_error(e))?;
+        let balance = account.map_or(0, |a| a.balance);
+        if balance < price {
+            return Err(ApiError::insufficient_credit("publishing", balance, price, self.topup_url()));
+        }
         self.store.record_messages(account_id, &rows, price, self.config.history_per_channel).await.map_err(
             |error| match error {
                 StoreError::ChannelNotFound { .. } if single => {
