@@ -1,4 +1,6 @@
-//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure: fmt,
+//! clippy, the contract drift check, the tests, conformance, the Redocly lint, the
+//! generated TypeScript clients and a bench smoke run.
 
 use std::process::Command;
 
@@ -11,7 +13,11 @@ pub(crate) fn run() -> anyhow::Result<()> {
     step("clippy", "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     step("openapi drift", "cargo", &["xtask", "openapi", "--check"])?;
     step("tests", "cargo", &["test", "--workspace"])?;
+    step("conformance", "cargo", &["xtask", "conformance"])?;
     step("lint", "npx", &["--yes", "@redocly/cli@2.77.0", "lint", "openapi/realtime.openapi.json"])?;
+    step("generated clients", "cargo", &["xtask", "clients"])?;
+    // A smoke run on the debug build: it fails on errors and lost messages, never on figures.
+    step("bench smoke", "cargo", &["xtask", "bench", "--quick", "--profile", "dev"])?;
     println!("ci: all checks passed");
     Ok(())
 }
