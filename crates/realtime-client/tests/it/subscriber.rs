@@ -313,3 +313,26 @@ async fn after_a_restart_on_a_new_port_the_subscriber_follows_a_fresh_tokens_end
     assert_eq!(message(&mut subscriber, "moved").await, serde_json::json!(true));
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn heartbeats_keep_an_idle_subscriber_connected_past_the_servers_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = serde_json::json!({ "gateway": { "heartbeat_interval_seconds": 1, "heartbeat_timeout_seconds": 2 } });
+    let server = TestServer::start_with(dir.path(), gateway).await.unwrap();
+    let client = Client::new(server.base_url(), server.api_key()).unwrap();
+    create_channel(&client, "quiet", ChannelType::Public).await;
+    let token = client.token_issue(token_request("idle")).await.unwrap();
+    let mut subscriber = Subscriber::builder().token(token).channel("quiet").connect().await.unwrap();
+    let connected = subscriber.next_event().await.unwrap();
+    assert!(
+        matches!(connected, SubscriberEvent::Frame(ServerFrame::Connected { heartbeat_timeout_seconds: 2, .. })),
+        "{connected:?}"
+    );
+    subscribed(&mut subscriber, "quiet").await;
+    // Silent for twice the server's timeout: only the subscriber's pings keep it alive.
+    let idle = tokio::time::timeout(Duration::from_secs(4), subscriber.next_event()).await;
+    assert!(idle.is_err(), "nothing should happen on an idle, healthy connection: {idle:?}");
+    client.publish(publish_request("quiet", "still-here", serde_json::json!(true))).await.unwrap();
+    assert_eq!(message(&mut subscriber, "still-here").await, serde_json::json!(true));
+    server.stop().await.unwrap();
+}
