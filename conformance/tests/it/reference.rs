@@ -4,24 +4,15 @@ use realtime_conformance::{Kind, Outcome};
 
 use crate::support::Target;
 
-/// Checks that fail against the reference server today.
-/// FIXME(issue 6 report): the server looks the channel up before it checks the credit, so a
-/// zero-credit publish to a channel the account lacks is a 404, and the 402 the contract
-/// promises for every billable call without credit is never observable for publish.
-const KNOWN_SERVER_BUGS: [&str; 2] = [
-    "credit/publish without credit is 402 and is not delivered",
-    "credit/publish.batch without credit is 402 and is not delivered",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reference_server_passes_every_check_but_the_known_bugs() {
+async fn reference_server_passes_every_check() {
     let target = Target::reference().await;
     let report = target.certify().await;
     let table = report.render_table();
     for check in &report.checks {
         match &check.outcome {
             Outcome::Pass => {}
-            Outcome::Fail(_) => assert!(KNOWN_SERVER_BUGS.contains(&check.id.as_str()), "{table}"),
+            Outcome::Fail(mismatch) => panic!("{} failed: {mismatch}\n{table}", check.id),
             Outcome::Skip(reason) => panic!("{} was skipped ({reason}) with every key given\n{table}", check.id),
         }
     }
