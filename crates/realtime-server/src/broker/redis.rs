@@ -666,7 +666,7 @@ async fn maintain(broker: Weak<RedisBroker>, mut reconnects: broadcast::Receiver
         let Some(broker) = broker.upgrade() else { return };
         let heartbeat_every = (broker.node_expiry / 3).clamp(COUNT_SYNC_INTERVAL, Duration::from_secs(1));
         let ticks_per_heartbeat = (heartbeat_every.as_millis() / COUNT_SYNC_INTERVAL.as_millis()).max(1) as u64;
-        if reconnected || tick % ticks_per_heartbeat == 0 {
+        if reconnected || tick.is_multiple_of(ticks_per_heartbeat) {
             let result = async {
                 broker.heartbeat().await?;
                 broker.reap().await

@@ -331,3 +331,35 @@ async fn a_redis_restart_fails_publishes_with_503_and_delivery_resumes_without_r
     }
     eventually(PROMPTLY, || async { cluster.get(&cluster.a, "/readyz").await.status == StatusCode::OK }).await;
 }
+
+/// The checks that did not pass against `base_url`, with the keys given, and the report.
+async fn not_passed(base_url: &str, funded_key: &str, zero_key: &str) -> (BTreeSet<String>, String) {
+    let mut config = realtime_conformance::Config::new(base_url, funded_key);
+    config.zero_credit_api_key = Some(zero_key.to_owned());
+    config.dev_checkout = true;
+    config.live_bound = Duration::from_secs(2);
+    let report = realtime_conformance::run(&config).await.expect("the harness runs");
+    let table = report.render_table();
+    assert!(report.checks.len() > 50, "{table}");
+    let ids = report
+        .checks
+        .iter()
+        .filter(|check| !matches!(check.outcome, realtime_conformance::Outcome::Pass))
+        .map(|check| check.id.clone())
+        .collect();
+    (ids, table)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_harness_gives_node_a_of_two_nodes_the_verdict_of_a_single_node() {
+    let cluster = Cluster::start().await;
+    let zero = cluster.a.service.create_account(0).await.unwrap().1;
+    let two_nodes = not_passed(&cluster.a.base_url(), &cluster.key, &zero).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let single = realtime_server::testing::TestServer::start(dir.path()).await.unwrap();
+    let funded = single.create_account(2_000_000).await.unwrap();
+    let zero = single.create_account(0).await.unwrap();
+    let one_node = not_passed(&single.base_url(), &funded, &zero).await;
+    assert_eq!(two_nodes.0, one_node.0, "two nodes:\n{}\none node:\n{}", two_nodes.1, one_node.1);
+}
