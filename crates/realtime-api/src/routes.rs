@@ -67,7 +67,11 @@ operations! {
 /// problem+json answers for unknown paths and methods.
 pub fn router(api: SharedApi) -> axum::Router {
     let (router, _) = openapi_router().split_for_parts();
-    router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(api)
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(api)
+        .layer(axum::middleware::from_fn(crate::error::attach_request_id))
 }
 
 /// The routes and their document, registered together.

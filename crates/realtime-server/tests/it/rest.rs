@@ -314,3 +314,12 @@ async fn seed_000_aliases_behave_like_the_documented_paths() {
     let presence = env.get("/v1/realtime/channels/orders/presence").await.ok();
     assert_eq!(presence["members"], json!([]));
 }
+
+#[tokio::test]
+async fn problems_carry_the_request_id_of_their_response() {
+    let env = Env::start().await;
+    let answer = env.send_as("ifr_pk_proj_unknown", "GET", "/v1/account", None, &[]).await;
+    answer.problem(401, "UNAUTHENTICATED");
+    let header = answer.headers.get("x-request-id").expect("every response has a request id");
+    assert_eq!(answer.body["request_id"], header.to_str().unwrap());
+}
