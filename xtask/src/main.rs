@@ -27,6 +27,7 @@ enum Command {
         check: bool,
     },
     /// Certify an implementation of the contract (the reference server when no --base-url).
+    #[command(disable_help_flag = true)]
     Conformance {
         /// Options of the harness; see `cargo xtask conformance --help`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -35,6 +36,7 @@ enum Command {
     /// Generate TypeScript types from the contract and type-check the example client.
     Clients,
     /// Run the benchmarks and write target/bench/report.{md,json}.
+    #[command(disable_help_flag = true)]
     Bench {
         /// Options of the bench; see `cargo xtask bench --help`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -22,6 +22,15 @@ impl ApiError {
         ApiError { problem: Box::new(Problem::new(code, detail)), retry_after_seconds: None }
     }
 
+    /// An error that answers with exactly `problem` (for proxies and clients that relay a
+    /// problem they received). The status follows the code, as everywhere.
+    pub fn from_problem(problem: Problem) -> Self {
+        let mut problem = problem;
+        problem.status = problem.code.status();
+        problem.type_uri = problem.code.type_uri();
+        ApiError { problem: Box::new(problem), retry_after_seconds: None }
+    }
+
     /// 401 `UNAUTHENTICATED`.
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthenticated, detail)
