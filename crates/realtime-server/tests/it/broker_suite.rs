@@ -313,6 +313,7 @@ mod redis_cluster {
         );
         eprintln!("a killed node's member vanished after {gone:?} (expiry {EXPIRY} s)");
         watcher.silence().await;
-        assert!(gone <= Duration::from_secs(EXPIRY) + Duration::from_millis(500), "{gone:?}");
+        // The bound holds in Redis; the second is for this test's polling on a loaded machine.
+        assert!(gone <= Duration::from_secs(EXPIRY + 1), "{gone:?}");
     }
 }

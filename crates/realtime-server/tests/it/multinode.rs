@@ -193,8 +193,10 @@ async fn presence_is_the_union_of_both_nodes_and_a_killed_node_loses_its_members
     assert_eq!((left["type"].as_str(), left["member"]["client_id"].as_str()), (Some("presence.leave"), Some("bob")));
     let announced = killed.elapsed();
     eprintln!("node B killed: bob left presence after {gone:?}, presence.leave announced after {announced:?}");
-    assert!(gone <= NODE_EXPIRY + Duration::from_millis(500), "{gone:?}");
-    assert!(announced <= NODE_EXPIRY + Duration::from_millis(1500), "{announced:?}");
+    // The bound holds in Redis; the second (two for the announcement, which waits for a
+    // reaper's tick) is for this test's polling on a loaded machine.
+    assert!(gone <= NODE_EXPIRY + Duration::from_secs(1), "{gone:?}");
+    assert!(announced <= NODE_EXPIRY + Duration::from_secs(2), "{announced:?}");
 }
 
 #[tokio::test]
