@@ -84,17 +84,7 @@ impl From<ClientError> for realtime_api::ApiError {
         use realtime_api::ApiError;
         match error {
             ClientError::Api { problem, retry_after, .. } => {
-                let problem = *problem;
-                let mut api_error = match problem.code {
-                    ErrorCode::ValidationError if !problem.errors.is_empty() => ApiError::invalid(problem.errors),
-                    ErrorCode::InsufficientCredit => match (problem.balance, problem.required, problem.topup_url) {
-                        (Some(balance), Some(required), Some(topup_url)) => {
-                            ApiError::insufficient_credit("this operation", balance, required, topup_url)
-                        }
-                        _ => ApiError::new(problem.code, problem.detail.unwrap_or_default()),
-                    },
-                    code => ApiError::new(code, problem.detail.unwrap_or_default()),
-                };
+                let mut api_error = ApiError::from_problem(*problem);
                 if let Some(retry_after) = retry_after {
                     api_error = api_error.with_retry_after(u32::try_from(retry_after.as_secs()).unwrap_or(u32::MAX));
                 }
