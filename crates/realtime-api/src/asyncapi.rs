@@ -24,10 +24,10 @@ fn schema_into<T: schemars::JsonSchema>(defs: &mut Map<String, Value>) -> Value 
 fn rewrite_refs(value: &mut Value) {
     match value {
         Value::Object(object) => {
-            if let Some(Value::String(reference)) = object.get_mut("$ref") {
-                if let Some(name) = reference.strip_prefix("#/$defs/") {
-                    *reference = format!("#/components/schemas/{name}");
-                }
+            if let Some(Value::String(reference)) = object.get_mut("$ref")
+                && let Some(name) = reference.strip_prefix("#/$defs/")
+            {
+                *reference = format!("#/components/schemas/{name}");
             }
             object.values_mut().for_each(rewrite_refs);
         }
