@@ -1,8 +1,11 @@
 //! Integration tests of the reference server: a real node on a loopback port, a real
 //! SQLite file, real WebSocket clients.
 
+mod broker_suite;
+mod engines;
 mod live;
+mod multinode;
 mod rest;
+mod store_suite;
 mod support;
 mod vendors;
-mod multinode; mod store_suite; mod broker_suite; mod engines;
