@@ -3,24 +3,20 @@
 //! time minus the send time the publisher wrote into it (one monotonic clock, since
 //! publisher and subscribers share this process).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::latency::{self, Summary};
 use crate::proc_stats;
 use crate::target::{self, Endpoints, Prepared, TargetKind};
+use crate::wsclient::{Frame, WsClient};
 
 /// What to run, against which target.
 #[derive(Debug, Clone, clap::Args)]
@@ -342,18 +338,33 @@ impl Subscriber {
         ping.tick().await;
         let mut last_seq: Option<u64> = None;
         loop {
+            let mut pong = None;
+            loop {
+                match ws.next_frame() {
+                    Ok(Some(Frame::Message(data))) => self.on_frame(data, &mut last_seq),
+                    Ok(Some(Frame::Ping(data))) => pong = Some(data.to_vec()),
+                    Ok(Some(Frame::Pong)) => {}
+                    Ok(Some(Frame::Close(code))) => {
+                        return self.disconnected(format!("closed by the server (code {code:?})"));
+                    }
+                    Ok(None) => break,
+                    Err(e) => return self.disconnected(format!("read: {e:#}")),
+                }
+            }
+            if let Some(data) = pong
+                && let Err(e) = ws.send_pong(&data).await
+            {
+                return self.disconnected(format!("pong: {e}"));
+            }
             tokio::select! {
                 _ = self.stop.changed() => return,
-                frame = ws.next() => match frame {
-                    Some(Ok(Message::Text(text))) => self.on_frame(text.as_bytes(), &mut last_seq),
-                    Some(Ok(Message::Binary(data))) => self.on_frame(&data, &mut last_seq),
-                    Some(Ok(Message::Close(close))) => return self.disconnected(format!("closed by the server: {close:?}")),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return self.disconnected(format!("read: {e}")),
-                    None => return self.disconnected("the server closed the connection".to_owned()),
+                read = ws.fill() => match read {
+                    Ok(0) => return self.disconnected("the server closed the connection".to_owned()),
+                    Ok(_) => {}
+                    Err(e) => return self.disconnected(format!("read: {e}")),
                 },
                 _ = ping.tick(), if heartbeat.is_some() => {
-                    if let Err(e) = ws.send(Message::text(r#"{"type":"ping"}"#)).await {
+                    if let Err(e) = ws.send_text(r#"{"type":"ping"}"#).await {
                         return self.disconnected(format!("ping: {e}"));
                     }
                 }
@@ -400,33 +411,22 @@ impl Subscriber {
     }
 }
 
-type Ws = WebSocketStream<TcpStream>;
-
-/// Opens the socket (from `source_ip`), does the WebSocket handshake and, for our
-/// server, the subscribe handshake; returns the heartbeat interval the server asks for.
-async fn connect(url: &str, source_ip: Ipv4Addr, kind: TargetKind) -> anyhow::Result<(Ws, Option<Duration>)> {
-    let authority = url.strip_prefix("ws://").context("only ws:// URLs")?.split('/').next().unwrap_or_default();
-    let addr: SocketAddr = tokio::net::lookup_host(authority).await?.next().context("no address")?;
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from((source_ip, 0)))?;
-    let stream = socket.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    // The default 128 KiB read buffer, zero-filled on first use, would cost 1.3 GB at
-    // 10,000 subscribers.
-    let config = WebSocketConfig::default().read_buffer_size(8192);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+/// Opens the connection (from `source_ip`) and, for our server, does the subscribe
+/// handshake; returns the heartbeat interval the server asks for.
+async fn connect(url: &str, source_ip: Ipv4Addr, kind: TargetKind) -> anyhow::Result<(WsClient, Option<Duration>)> {
+    let mut ws = WsClient::connect(url, source_ip).await?;
     match kind {
         TargetKind::Baseline | TargetKind::Nchan => Ok((ws, None)),
         TargetKind::Realtime => {
-            let connected = next_json(&mut ws).await?;
+            let connected: serde_json::Value = serde_json::from_slice(&ws.next_message().await?)?;
             if connected["type"] != "connected" {
                 bail!("expected a connected frame, got {connected}");
             }
             let heartbeat = connected["heartbeat_interval_seconds"].as_u64().unwrap_or(25).max(1);
             let subscribe = serde_json::json!({ "type": "subscribe", "channel": target::CHANNEL }).to_string();
-            ws.send(Message::text(subscribe)).await?;
+            ws.send_text(&subscribe).await?;
             loop {
-                let frame = next_json(&mut ws).await?;
+                let frame: serde_json::Value = serde_json::from_slice(&ws.next_message().await?)?;
                 match frame["type"].as_str() {
                     Some("subscribed") => break,
                     Some("error") => bail!("subscribe refused: {frame}"),
@@ -434,16 +434,6 @@ async fn connect(url: &str, source_ip: Ipv4Addr, kind: TargetKind) -> anyhow::Re
                 }
             }
             Ok((ws, Some(Duration::from_secs(heartbeat))))
-        }
-    }
-}
-
-async fn next_json(ws: &mut Ws) -> anyhow::Result<serde_json::Value> {
-    loop {
-        match ws.next().await.context("closed during the handshake")?? {
-            Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
-            Message::Close(close) => bail!("closed during the handshake: {close:?}"),
-            _ => {}
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod servers;
 pub mod suite;
 pub mod svg;
 pub mod target;
+pub mod wsclient;
 
 /// Raises the soft open-file limit to the hard one and checks that `needed` fit.
 pub fn raise_nofile_limit(needed: u64) -> anyhow::Result<()> {

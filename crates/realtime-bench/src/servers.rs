@@ -102,7 +102,9 @@ pub fn start_ours(config: &OursConfig<'_>) -> anyhow::Result<Server> {
         .env("REALTIME_STORE", format!("sqlite://{}", config.dir.join("bench.db").display()))
         .env("REALTIME_ADMIN_SECRET", config.admin_secret)
         .env("REALTIME_GATEWAY__MAX_CONNECTIONS_PER_TOKEN", "100000")
-        .env("RUST_LOG", "warn");
+        .env("REALTIME_LOG", "warn")
+        // A realtime.toml in the working directory would be read too.
+        .current_dir(config.dir);
     for (key, value) in config.env {
         command.env(key, value);
     }

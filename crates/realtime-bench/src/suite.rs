@@ -385,6 +385,13 @@ impl Suite {
                     ));
                 }
                 Ok(result) => results.push(result),
+                Err(e) if format!("{e:#}").contains("unsupported broker") => {
+                    return group(FanoutRow::skipped(
+                        TargetKind::Realtime,
+                        label,
+                        format!("skipped: the server does not support REALTIME_BROKER=redis:// ({e:#})"),
+                    ));
+                }
                 Err(e) => errors.push(format!("{e:#}")),
             }
         }
@@ -394,7 +401,12 @@ impl Suite {
     fn multi_node_once(&mut self, load: Load, run: usize) -> anyhow::Result<FanoutResult> {
         let dir = self.scratch(&format!("multi-node-{run}"));
         let secret = admin_secret();
-        let env = [("REALTIME_BROKER", "redis://127.0.0.1:6379".to_owned())];
+        // Both nodes share the SQLite file (WAL works across processes on one host) and
+        // a Redis key prefix of this run's own.
+        let env = [
+            ("REALTIME_BROKER", "redis://127.0.0.1:6379".to_owned()),
+            ("REALTIME_REDIS_PREFIX", format!("bench_{}", secret.trim_start_matches("bench-admin-").replace('-', "_"))),
+        ];
         let node = |name| OursConfig { binary: &self.ours_bin, dir: &dir, name, admin_secret: &secret, env: &env };
         let a = servers::start_ours(&node("node-a"))?;
         let b = servers::start_ours(&node("node-b"))?;

@@ -1,8 +1,11 @@
 //! The kinds of server the bench drives, and what differs between them on the wire:
 //! setup, the publish request, the WebSocket URL and the subscribe handshake.
 
+use std::sync::LazyLock;
+
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -174,11 +177,13 @@ pub fn publish_body(kind: TargetKind, seq: u64, sent_ns: u64, pad: &str) -> Stri
 /// A byte search, not a JSON parse: every target puts the publish's data in the frame
 /// verbatim (ours inside its envelope), and the load generator must stay cheap.
 pub fn bench_fields(frame: &[u8]) -> Option<(u64, u64)> {
-    Some((number_after(frame, b"\"bench_seq\":")?, number_after(frame, b"\"bench_t\":")?))
+    static SEQ: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"bench_seq\":"));
+    static SENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"bench_t\":"));
+    Some((number_after(frame, &SEQ)?, number_after(frame, &SENT)?))
 }
 
-fn number_after(frame: &[u8], key: &[u8]) -> Option<u64> {
-    let start = memchr::memmem::find(frame, key)? + key.len();
+fn number_after(frame: &[u8], key: &Finder<'_>) -> Option<u64> {
+    let start = key.find(frame)? + key.needle().len();
     let digits = frame[start..].iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(&frame[start..start + digits]).ok()?.parse().ok()
 }
