@@ -43,6 +43,8 @@ pub struct Config {
     pub request_timeout_seconds: u64,
     /// The price table.
     pub prices: Prices,
+    /// Requests per account and node.
+    pub rate_limit: RateLimitConfig,
     /// The WebSocket gateway.
     pub gateway: GatewayConfig,
     /// Vendor credentials for `realtime.auth.sign`.
@@ -60,6 +62,15 @@ pub struct Prices {
     pub publish: i64,
     /// `realtime.auth.sign`.
     pub auth_sign: i64,
+}
+
+/// A per-account request budget on each node (GCRA: a steady rate plus a burst).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second; 0 turns the limit off.
+    pub requests_per_second: u32,
+    /// Requests allowed at once above the steady rate.
+    pub burst: u32,
 }
 
 /// The WebSocket gateway's knobs.
@@ -125,6 +136,10 @@ token_issue = 100
 channel_create = 1000
 publish = 10
 auth_sign = 100
+
+[rate_limit]
+requests_per_second = 2000
+burst = 4000
 
 [gateway]
 heartbeat_interval_seconds = 25

@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::broker::Broker;
@@ -47,7 +46,13 @@ pub fn app(service: Arc<Service>) -> Router {
                 .with_state(service),
         )
         .layer(DefaultBodyLimit::max(BODY_MAX_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => realtime_api::ApiError::unavailable(format!("the request took longer than {timeout:?}"))
+                    .into_response(),
+            }
+        }))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -95,6 +100,7 @@ impl RunningServer {
             url if url.starts_with("redis://") => RedisBroker::connect(&config, hub.clone(), &kill).await?,
             other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" or redis://<host>:<port>"),
         };
+        let config_rate_limit = config.rate_limit;
         let service = Arc::new(Service {
             tokens: TokenKeys::new(&secret),
             config,
@@ -104,6 +110,7 @@ impl RunningServer {
             public_url,
             shutdown: CancellationToken::new(),
             kill,
+            rate_limiter: crate::service::rate_limiter(&config_rate_limit),
         });
         let dev_api_key = match service.store.is_empty().await? {
             true => Some(service.create_account(service.config.dev_account_credit).await?.1),

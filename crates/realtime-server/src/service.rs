@@ -40,6 +40,18 @@ pub struct Service {
     pub shutdown: CancellationToken,
     /// Cancelled when the node is killed: sockets are dropped without a close frame.
     pub kill: CancellationToken,
+    /// Per-account request budgets on this node; `None` when unlimited.
+    pub rate_limiter: Option<RateLimiter>,
+}
+
+/// Request budgets keyed by account id.
+pub type RateLimiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// The limiter `config` asks for.
+pub fn rate_limiter(config: &crate::config::RateLimitConfig) -> Option<RateLimiter> {
+    let rate = std::num::NonZeroU32::new(config.requests_per_second)?;
+    let burst = std::num::NonZeroU32::new(config.burst).unwrap_or(rate);
+    Some(governor::RateLimiter::dashmap(governor::Quota::per_second(rate).allow_burst(burst)))
 }
 
 /// The SHA-256 of an API key, as stored.
@@ -81,6 +93,18 @@ impl Service {
         let key = new_api_key();
         self.store.create_account(&account_id, &hash_api_key(&key), balance).await.map_err(|e| self.store_error(e))?;
         Ok((account_id, key))
+    }
+
+    /// Spends one request of the account's budget, or says when to retry.
+    pub fn check_rate(&self, account_id: &str) -> Result<(), ApiError> {
+        use governor::clock::{Clock, DefaultClock};
+        let Some(limiter) = &self.rate_limiter else { return Ok(()) };
+        limiter.check_key(&account_id.to_owned()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let seconds = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX).saturating_add(1);
+            ApiError::new(ErrorCode::RateLimited, format!("too many requests for this account; retry in {seconds} s"))
+                .with_retry_after(seconds)
+        })
     }
 
     /// Turns a store failure into the problem the client sees.

@@ -112,6 +112,7 @@ impl RealtimeApi for Service {
             // The row was found by its hash; comparing again in constant time keeps the
             // check independent of how the engine's index compares.
             Some(account) if bool::from(hash.ct_eq(&hash_api_key(key.expose()))) => {
+                self.check_rate(&account.account_id)?;
                 Ok(Caller { account_id: account.account_id })
             }
             _ => Err(ApiError::unauthenticated("the API key is not valid")),

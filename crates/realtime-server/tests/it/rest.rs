@@ -323,3 +323,17 @@ async fn problems_carry_the_request_id_of_their_response() {
     let header = answer.headers.get("x-request-id").expect("every response has a request id");
     assert_eq!(answer.body["request_id"], header.to_str().unwrap());
 }
+
+#[tokio::test]
+async fn an_account_over_its_request_budget_gets_429_with_retry_after() {
+    let env = Env::start_with(json!({"rate_limit": {"requests_per_second": 1, "burst": 3}})).await;
+    for _ in 0..3 {
+        env.get("/v1/realtime/event/types").await.ok();
+    }
+    let limited = env.get("/v1/realtime/event/types").await;
+    limited.problem(429, "RATE_LIMITED");
+    let retry_after: u64 = limited.headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "retry after {retry_after} s");
+    let other = env.server.create_account(0).await.unwrap();
+    env.send_as(&other, "GET", "/v1/realtime/event/types", None, &[]).await.ok();
+}

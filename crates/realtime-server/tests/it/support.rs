@@ -179,13 +179,10 @@ impl Ws {
     }
 
     /// The next frame, which must be of `kind`.
-    #[track_caller]
-    pub(crate) fn expect(&mut self, kind: &'static str) -> impl std::future::Future<Output = Value> + '_ {
-        async move {
-            let frame = self.next(PROMPTLY).await.unwrap_or_else(|| panic!("no {kind} frame arrived"));
-            assert_eq!(frame["type"], kind, "{frame}");
-            frame
-        }
+    pub(crate) async fn expect(&mut self, kind: &'static str) -> Value {
+        let frame = self.next(PROMPTLY).await.unwrap_or_else(|| panic!("no {kind} frame arrived"));
+        assert_eq!(frame["type"], kind, "{frame}");
+        frame
     }
 
     /// Nothing arrives for a short while.
