@@ -25,6 +25,17 @@ struct Cluster {
     _database: PgDatabase,
 }
 
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Stop both nodes before their engines are cleaned up, so that no heartbeat
+        // writes a key after the cleanup.
+        self.a.service.kill.cancel();
+        if let Some(b) = &self.b {
+            b.service.kill.cancel();
+        }
+    }
+}
+
 async fn node(database: &PgDatabase, redis: &RedisPrefix) -> RunningServer {
     let config = Config::with(json!({
         "listen": "127.0.0.1:0",

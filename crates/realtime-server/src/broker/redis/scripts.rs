@@ -99,11 +99,13 @@ return 1
 "#;
 
 /// Refreshes the node's heartbeat; returns 1 when it was still there (0: it expired, or
-/// Redis lost its data, and the node must write its state again).
+/// Redis lost its data, and the node must write its state again). The list of nodes
+/// outlives its last node by a day.
 pub(super) const HEARTBEAT: &str = r#"
 local existed = redis.call('EXISTS', KEYS[1])
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], 86400000)
 return existed
 "#;
 
