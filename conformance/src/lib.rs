@@ -6,6 +6,7 @@
 //!
 //! Layout:
 //! - [`spec`]: the document, its operations and a response validator per status.
+//! - [`protocol`]: the AsyncAPI document and a validator of the frames a gateway sends.
 //! - [`curl`] and [`examples`]: the documented curl examples, kept as data in
 //!   `conformance/examples/`, parsed and bound to the run's state.
 //! - `scenario/`: the checks, one module per kind (examples, idempotency, credit, auth,
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod curl;
 pub mod examples;
 pub mod http;
+pub mod protocol;
 pub mod report;
 pub mod spec;
 

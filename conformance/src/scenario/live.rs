@@ -29,6 +29,7 @@ const INVALID_REFUSED: &str = "live/an invalid token is refused";
 const DELETE: &str = "live/channel.delete unsubscribes the subscribers (channel_deleted)";
 const DELETED_404: &str = "live/publishing to a deleted channel is 404 NOT_FOUND";
 const EVENT_TYPES: &str = "live/every frame type received is in event.types";
+const FRAME_SCHEMA: &str = "live/every frame received matches the AsyncAPI ServerFrame schema";
 
 const ALL: [&str; 16] = [
     CONNECT,
@@ -286,6 +287,18 @@ pub(crate) async fn run(ctx: &Ctx) {
     }
     .await;
     ctx.record(EVENT_TYPES, KIND, started, result);
+
+    let started = Instant::now();
+    let result = crate::protocol::FrameValidator::committed().and_then(|validator| {
+        if received.is_empty() {
+            return Err("no frame was received at all".to_owned());
+        }
+        for frame in &received {
+            validator.check(frame).map_err(|violation| format!("frame {frame} breaks the protocol: {violation}"))?;
+        }
+        Ok(())
+    });
+    ctx.record(FRAME_SCHEMA, KIND, started, result);
 }
 
 /// Records a check whose success yields something later checks need.
