@@ -2,8 +2,10 @@
 //!
 //! - [`service`]: the domain core; implements `realtime_api::RealtimeApi`.
 //! - [`gateway`]: the WebSocket gateway and this node's [`gateway::hub::Hub`].
-//! - [`store`]: durable state behind small traits (SQLite embedded).
-//! - [`broker`]: how events and presence cross nodes (in-memory for one node).
+//! - [`store`]: durable state behind small traits (SQLite embedded, PostgreSQL for
+//!   several nodes).
+//! - [`broker`]: how events and presence cross nodes (in-memory for one node, Redis for
+//!   several).
 //! - [`tokens`], [`vendors`]: token and signature formats.
 //! - [`server`]: start, serve and stop a node; [`admin`] and [`checkout`] are the
 //!   reference server's own routes outside the contract.

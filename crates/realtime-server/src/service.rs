@@ -128,6 +128,25 @@ impl Service {
         ApiError::unavailable(error)
     }
 
+    /// Refuses with 503 before any effect when the broker is unreachable, so an outage
+    /// never leaves a recorded and charged effect behind a failed answer.
+    pub async fn require_broker(&self) -> Result<(), ApiError> {
+        self.broker.ping().await.map_err(|e| self.broker_error(e))
+    }
+
+    /// Hands an event to the broker after its effect is committed. Should the broker fail
+    /// in between (it answered the ping a moment ago), the effect stands and the failure
+    /// is logged: answering 503 would invite a retry that repeats the effect and the charge.
+    pub async fn announce(&self, event: ClusterEvent) -> u32 {
+        match self.broker.publish(event).await {
+            Ok(count) => count,
+            Err(error) => {
+                tracing::error!(%error, "an effect was committed but could not be announced to the cluster");
+                0
+            }
+        }
+    }
+
     /// Records and fans out messages of one account, in order; charges each. The one
     /// path of REST publishes, batches and client publishes.
     pub async fn publish_messages(
@@ -150,6 +169,7 @@ impl Service {
         let single = rows.len() == 1;
         // Credit is checked before the channels exist, so a billable call the balance does
         // not cover is always a 402 (the atomic debit in the store still decides races).
+        self.require_broker().await?;
         let account = self.store.account(account_id).await.map_err(|e| self.store_error(e))?;
         let balance = account.map_or(0, |a| a.balance);
         if balance < price {
@@ -177,8 +197,7 @@ impl Service {
                 published_at: row.published_at,
             });
             let key = ChannelKey::new(account_id, &row.channel);
-            let delivered =
-                self.broker.publish(ClusterEvent::Frame { key, frame }).await.map_err(|e| self.broker_error(e))?;
+            let delivered = self.announce(ClusterEvent::Frame { key, frame }).await;
             published.push(Published {
                 message_id: row.message_id,
                 channel: row.channel,

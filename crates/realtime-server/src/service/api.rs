@@ -181,7 +181,10 @@ impl RealtimeApi for Service {
             if token.is_none() {
                 return Err(ApiError::not_found("no token with this jti was issued by this account"));
             }
+            self.require_broker().await?;
             self.store.revoke_token(&caller.account_id, &jti).await.map_err(|e| self.store_error(e))?;
+            // Unlike other effects, a revocation that did not reach the live sockets is
+            // answered 503: retrying it is free and harmless, and it must reach them.
             let disconnected = self
                 .broker
                 .publish(ClusterEvent::TokenRevoked { jti: jti.clone() })
@@ -265,12 +268,11 @@ impl RealtimeApi for Service {
         let print = fingerprint(&channel);
         self.idempotent(caller, "realtime.channel.delete", key, print, async {
             let row = self.existing_channel(caller, &channel).await?;
+            self.require_broker().await?;
             self.store.delete_channel(&caller.account_id, &row.name).await.map_err(|e| self.store_error(e))?;
             let unsubscribed = self
-                .broker
-                .publish(ClusterEvent::ChannelDeleted { key: ChannelKey::new(&caller.account_id, &row.name) })
-                .await
-                .map_err(|e| self.broker_error(e))?;
+                .announce(ClusterEvent::ChannelDeleted { key: ChannelKey::new(&caller.account_id, &row.name) })
+                .await;
             Ok(ChannelDeleted { channel: row.name, deleted: true, status: DeleteStatus::Deleted, unsubscribed })
         })
         .await
