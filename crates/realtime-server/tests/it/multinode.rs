@@ -364,15 +364,9 @@ async fn not_passed(base_url: &str, funded_key: &str, zero_key: &str) -> (BTreeS
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_conformance_harness_gives_node_a_of_two_nodes_the_verdict_of_a_single_node() {
+async fn the_conformance_harness_passes_against_node_a_of_two_nodes() {
     let cluster = Cluster::start().await;
     let zero = cluster.a.service.create_account(0).await.unwrap().1;
-    let two_nodes = not_passed(&cluster.a.base_url(), &cluster.key, &zero).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let single = realtime_server::testing::TestServer::start(dir.path()).await.unwrap();
-    let funded = single.create_account(2_000_000).await.unwrap();
-    let zero = single.create_account(0).await.unwrap();
-    let one_node = not_passed(&single.base_url(), &funded, &zero).await;
-    assert_eq!(two_nodes.0, one_node.0, "two nodes:\n{}\none node:\n{}", two_nodes.1, one_node.1);
+    let (not_passed, table) = not_passed(&cluster.a.base_url(), &cluster.key, &zero).await;
+    assert!(not_passed.is_empty(), "checks that did not pass against node A: {not_passed:?}\n{table}");
 }
