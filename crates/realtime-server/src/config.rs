@@ -39,6 +39,10 @@ pub struct Config {
     pub idempotency_ttl_hours: u32,
     /// How many recent messages are kept per channel.
     pub history_per_channel: u32,
+    /// Which logs to write, as a `tracing` filter (e.g. `info,realtime_server=debug`).
+    pub log: String,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
     /// Seconds a request may take before it is answered with 503.
     pub request_timeout_seconds: u64,
     /// The price table.
@@ -49,6 +53,16 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Vendor credentials for `realtime.auth.sign`.
     pub vendors: VendorsConfig,
+}
+
+/// How logs are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event, with the span fields (method, path, request id).
+    Json,
 }
 
 /// Prices of billable operations, in micro-USD (1 USD = 1,000,000).
@@ -130,6 +144,8 @@ dev_account_credit = 2000000
 idempotency_ttl_hours = 24
 history_per_channel = 100
 request_timeout_seconds = 30
+log = "info,tower_http=warn"
+log_format = "text"
 
 [prices]
 token_issue = 100

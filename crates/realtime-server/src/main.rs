@@ -18,13 +18,12 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other:?}; see --help"),
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REALTIME_LOG")
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let config = realtime_server::Config::load(config_file.as_deref())?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        realtime_server::config::LogFormat::Json => logs.json().init(),
+        realtime_server::config::LogFormat::Text => logs.init(),
+    }
     tokio::runtime::Runtime::new()?.block_on(realtime_server::serve(config))
 }
