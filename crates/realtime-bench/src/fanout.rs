@@ -107,6 +107,8 @@ pub struct FanoutResult {
     pub server_cpu_secs: f64,
     /// This load generator's CPU seconds during the publish phase.
     pub loadgen_cpu_secs: f64,
+    /// Wall time of the publish phase; CPU seconds near it mean a saturated CPU.
+    pub publish_phase_secs: f64,
     pub loadgen_cpu_total_secs: f64,
     pub errors: Vec<String>,
 }
@@ -214,6 +216,7 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
 
     let server_cpu_start = proc_stats::sample(&args.server_pids).cpu_seconds;
     let loadgen_cpu_start = proc_stats::self_cpu_seconds();
+    let phase_start = Instant::now();
     let outcome = if args.publishes > 0 && connected > 0 {
         publish_from_thread(&prepared, args).await?
     } else {
@@ -223,6 +226,7 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
     drain(&shared, expected, Duration::from_secs(args.drain_secs)).await;
     let server_cpu_end = proc_stats::sample(&args.server_pids).cpu_seconds;
     let loadgen_cpu_end = proc_stats::self_cpu_seconds();
+    let phase_secs = phase_start.elapsed().as_secs_f64();
     let after = proc_stats::sample(&args.server_pids);
 
     let _ = stop_tx.send(true);
@@ -279,6 +283,7 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
         },
         server_cpu_secs: server_cpu_end - server_cpu_start,
         loadgen_cpu_secs: loadgen_cpu_end - loadgen_cpu_start,
+        publish_phase_secs: phase_secs,
         loadgen_cpu_total_secs: loadgen_cpu_end - started_cpu,
         errors,
     })

@@ -73,6 +73,9 @@ pub struct FanoutMedian {
     pub lost_worst: u64,
     pub server_cpu_secs: f64,
     pub loadgen_cpu_secs: f64,
+    /// Share of the publish phase's wall time the server (and the load generator) spent on CPU.
+    pub server_busy: f64,
+    pub loadgen_busy: f64,
     pub idle_kib_per_conn: f64,
     pub connect_secs: f64,
     /// The percentile curve of the run whose p99 is the median, for the plot.
@@ -144,10 +147,16 @@ fn fanout_median(runs: &[FanoutResult]) -> FanoutMedian {
         lost_worst: runs.iter().map(|r| r.lost).max().unwrap_or(0),
         server_cpu_secs: m(|r| r.server_cpu_secs),
         loadgen_cpu_secs: m(|r| r.loadgen_cpu_secs),
+        server_busy: m(|r| busy(r.server_cpu_secs, r.publish_phase_secs)),
+        loadgen_busy: m(|r| busy(r.loadgen_cpu_secs, r.publish_phase_secs)),
         idle_kib_per_conn: m(|r| r.idle_kib_per_conn),
         connect_secs: m(|r| r.connect_secs),
         curve: typical.latency.curve.clone(),
     }
+}
+
+fn busy(cpu: f64, wall: f64) -> f64 {
+    if wall > 0.0 { cpu / wall } else { 0.0 }
 }
 
 /// The REST publish scenario.
@@ -364,7 +373,7 @@ fn fanout_section(md: &mut String, group: &FanoutGroup) {
     let _ = writeln!(md, "## {}\n", group.title);
     let _ = writeln!(
         md,
-        "| target | delivered msg/s | publishes/s | p50 ms | p99 ms | p99.9 ms | max ms | first sub p50 ms | fan-out done p99 ms | publish HTTP p50 ms | lost | server CPU s | loadgen CPU s | idle KiB/conn |"
+        "| target | delivered msg/s | publishes/s | p50 ms | p99 ms | p99.9 ms | max ms | first sub p50 ms | fan-out done p99 ms | publish HTTP p50 ms | lost | server CPU s (busy) | loadgen CPU s (busy) | idle KiB/conn |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &group.rows {
@@ -373,7 +382,7 @@ fn fanout_section(md: &mut String, group: &FanoutGroup) {
                 let flag = if status == Status::Failed { " (FAILED)" } else { "" };
                 let _ = writeln!(
                     md,
-                    "| {}{flag} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} |",
+                    "| {}{flag} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} ({:.0}%) | {:.2} ({:.0}%) | {:.2} |",
                     row.label,
                     m.delivered_per_sec,
                     m.publish_rate,
@@ -386,7 +395,9 @@ fn fanout_section(md: &mut String, group: &FanoutGroup) {
                     m.publish_http_p50_ms,
                     m.lost_worst,
                     m.server_cpu_secs,
+                    m.server_busy * 100.0,
                     m.loadgen_cpu_secs,
+                    m.loadgen_busy * 100.0,
                     m.idle_kib_per_conn,
                 );
             }

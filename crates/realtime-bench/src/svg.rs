@@ -61,7 +61,8 @@ fn panel(svg: &mut String, group: &FanoutGroup, y0: f64) {
     let hi = values.fold(0.0, f64::max).max(lo * 10.0);
     let (log_lo, log_hi) = (lo.log10().floor(), hi.log10().ceil());
     let x = |q: f64| LEFT + nines(q) / MAX_NINES * plot_w;
-    let y = |ms: f64| y0 + TOP + plot_h - (ms.max(lo).log10() - log_lo) / (log_hi - log_lo) * plot_h;
+    // Points below the lowest decade (a p0 of 0) sit on the axis.
+    let y = |ms: f64| y0 + TOP + plot_h - (ms.max(10f64.powf(log_lo)).log10() - log_lo) / (log_hi - log_lo) * plot_h;
 
     let _ = writeln!(
         svg,
