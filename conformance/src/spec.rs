@@ -261,7 +261,6 @@ pub fn code_status(code: &str) -> Option<u16> {
         "UNSUPPORTED_MEDIA_TYPE" => 415,
         "INSUFFICIENT_CREDIT" => 402,
         "RATE_LIMITED" => 429,
-        "TIMEOUT" => 504,
         "INTERNAL" => 500,
         "UNAVAILABLE" => 503,
         _ => return None,

@@ -201,3 +201,18 @@ impl<S: Send + Sync, T: DeserializeOwned + Validate> FromRequestParts<S> for Val
         Ok(ValidQuery(value))
     }
 }
+
+/// A channel name from the path. A segment that is not a valid UTF-8 name names no
+/// channel: 404 `NOT_FOUND`, as for any channel that does not exist.
+pub struct ChannelPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChannelPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(channel)| ChannelPath(channel))
+            .map_err(|_| ApiError::not_found("no channel has this name"))
+    }
+}

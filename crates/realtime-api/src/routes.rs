@@ -7,7 +7,7 @@
 #![allow(deprecated)] // The seed-000 aliases are deprecated on purpose, and registered here.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use realtime_types::*;
@@ -15,7 +15,7 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::{Authenticated, IdempotencyHeader, ValidJson, ValidQuery, merge_idempotency_keys};
+use crate::extract::{Authenticated, ChannelPath, IdempotencyHeader, ValidJson, ValidQuery, merge_idempotency_keys};
 use crate::responses::{BadQuery, Billable, ChannelNotFound, DeleteErrors, ReadErrors, TokenNotFound, WriteErrors};
 use crate::{ApiError, Reply, SharedApi};
 
@@ -231,7 +231,7 @@ async fn channel_create_alias(
 async fn channel_get(
     State(api): State<SharedApi>,
     Authenticated(caller): Authenticated,
-    Path(channel): Path<String>,
+    ChannelPath(channel): ChannelPath,
 ) -> Result<Json<Channel>, ApiError> {
     api.channel_get(&caller, channel).await.map(Json)
 }
@@ -267,7 +267,7 @@ async fn channel_delete(
     State(api): State<SharedApi>,
     Authenticated(caller): Authenticated,
     IdempotencyHeader(key): IdempotencyHeader,
-    Path(channel): Path<String>,
+    ChannelPath(channel): ChannelPath,
 ) -> Result<Reply<ChannelDeleted>, ApiError> {
     api.channel_delete(&caller, key, channel).await
 }
@@ -325,7 +325,7 @@ async fn publish_batch(
 async fn presence_get(
     State(api): State<SharedApi>,
     Authenticated(caller): Authenticated,
-    Path(channel): Path<String>,
+    ChannelPath(channel): ChannelPath,
 ) -> Result<Json<Presence>, ApiError> {
     api.presence_get(&caller, channel).await.map(Json)
 }
@@ -341,7 +341,7 @@ async fn presence_get(
 async fn presence_get_alias(
     state: State<SharedApi>,
     caller: Authenticated,
-    channel: Path<String>,
+    channel: ChannelPath,
 ) -> Result<Json<Presence>, ApiError> {
     presence_get(state, caller, channel).await
 }

@@ -40,7 +40,7 @@ impl Validate for NewAccount {
 }
 
 /// The created account; the key is shown only here.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Deserialize, Serialize)]
 pub struct CreatedAccount {
     /// The account id.
     pub account_id: String,
@@ -48,6 +48,16 @@ pub struct CreatedAccount {
     pub api_key: String,
     /// Its credit.
     pub balance: i64,
+}
+
+impl std::fmt::Debug for CreatedAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedAccount")
+            .field("account_id", &self.account_id)
+            .field("api_key", &"<redacted>")
+            .field("balance", &self.balance)
+            .finish()
+    }
 }
 
 fn check_admin(service: &Service, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -62,12 +72,25 @@ fn check_admin(service: &Service, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The admin secret, checked before anything else of the request is looked at.
+struct Admin;
+
+impl axum::extract::FromRequestParts<Arc<Service>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        service: &Arc<Service>,
+    ) -> Result<Self, ApiError> {
+        check_admin(service, &parts.headers).map(|()| Admin)
+    }
+}
+
 async fn create_account(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    _admin: Admin,
     ValidJson(request): ValidJson<NewAccount>,
 ) -> Result<Json<CreatedAccount>, ApiError> {
-    check_admin(&service, &headers)?;
     let (account_id, api_key) = service.create_account(request.balance).await?;
     Ok(Json(CreatedAccount { account_id, api_key, balance: request.balance }))
 }

@@ -31,6 +31,10 @@ pub struct Config {
     pub node_expiry_seconds: u32,
     /// Guards the admin API (`/admin/v1/…`); the admin API is off when unset.
     pub admin_secret: Option<Secret>,
+    /// Serves the dev checkout (`/checkout/{id}` and its unauthenticated `complete`), which
+    /// credits accounts without payment: for development and tests only. Turn it off on a
+    /// deployed server, where a payment provider completes checkouts.
+    pub dev_checkout: bool,
     /// Signs client tokens; generated and persisted in the store on first start when unset.
     pub token_secret: Option<Secret>,
     /// Credit of the dev account created on first start, in micro-USD.
@@ -138,6 +142,7 @@ pub const DEFAULTS: &str = r#"
 listen = "127.0.0.1:8080"
 store = "sqlite://realtime.db"
 broker = "memory"
+dev_checkout = true
 redis_prefix = "realtime"
 node_expiry_seconds = 10
 dev_account_credit = 2000000
@@ -191,12 +196,48 @@ impl Config {
             None => figment = figment.merge(Toml::file("realtime.toml")),
         }
         figment = figment.merge(Env::prefixed("REALTIME_").split("__"));
-        Ok(figment.extract()?)
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// The defaults with `overrides` applied (for tests and embedding).
     pub fn with(overrides: impl Serialize) -> anyhow::Result<Config> {
         let figment = Figment::new().merge(Toml::string(DEFAULTS)).merge(Serialized::defaults(overrides));
-        Ok(figment.extract()?)
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses settings the server cannot run with, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let gateway = &self.gateway;
+        let checks = [
+            (gateway.heartbeat_interval_seconds == 0, "gateway.heartbeat_interval_seconds must be at least 1"),
+            (gateway.heartbeat_timeout_seconds == 0, "gateway.heartbeat_timeout_seconds must be at least 1"),
+            (
+                gateway.heartbeat_timeout_seconds < gateway.heartbeat_interval_seconds,
+                "gateway.heartbeat_timeout_seconds must not be below gateway.heartbeat_interval_seconds",
+            ),
+            (gateway.outbound_queue == 0, "gateway.outbound_queue must be at least 1"),
+            (gateway.max_connections_per_token == 0, "gateway.max_connections_per_token must be at least 1"),
+            (self.request_timeout_seconds == 0, "request_timeout_seconds must be at least 1"),
+            (self.idempotency_ttl_hours == 0, "idempotency_ttl_hours must be at least 1"),
+            (self.dev_account_credit < 0, "dev_account_credit must not be negative"),
+            (
+                [self.prices.token_issue, self.prices.channel_create, self.prices.publish, self.prices.auth_sign]
+                    .iter()
+                    .any(|price| *price < 0),
+                "prices must not be negative",
+            ),
+            (
+                self.token_secret.as_ref().is_some_and(|secret| secret.expose().len() < 32),
+                "token_secret must be at least 32 characters",
+            ),
+        ];
+        match checks.iter().find(|(broken, _)| *broken) {
+            Some((_, message)) => anyhow::bail!("invalid configuration: {message}"),
+            None => Ok(()),
+        }
     }
 }

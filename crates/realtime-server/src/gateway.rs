@@ -62,13 +62,28 @@ async fn authorize(service: &Service, token: Option<String>) -> Result<Claims, R
         Ok(true) => return Err(Refusal::Close(CloseCode::TokenRevoked, "the token was revoked")),
         Err(error) => {
             tracing::warn!(%error, "revocation check failed");
-            return Err(Refusal::Close(CloseCode::ServerShutdown, "the server cannot check the token now"));
+            return Err(Refusal::Close(CloseCode::TryAgainLater, "the server cannot check the token now; retry later"));
         }
     }
     if service.hub.connections_of_token(&claims.jti) >= service.config.gateway.max_connections_per_token {
         return Err(Refusal::Close(CloseCode::ConnectionLimit, "the token has too many live connections"));
     }
     Ok(claims)
+}
+
+async fn recheck(service: &Service, claims: &Claims) -> Option<(CloseCode, &'static str)> {
+    match service.store.is_revoked(&claims.jti).await {
+        Ok(false) => {}
+        Ok(true) => return Some((CloseCode::TokenRevoked, "the token was revoked")),
+        Err(error) => {
+            tracing::warn!(%error, "revocation check failed");
+            return Some((CloseCode::TryAgainLater, "the server cannot check the token now; retry later"));
+        }
+    }
+    if service.hub.connections_of_token(&claims.jti) > service.config.gateway.max_connections_per_token {
+        return Some((CloseCode::ConnectionLimit, "the token has too many live connections"));
+    }
+    None
 }
 
 async fn upgrade(
@@ -118,6 +133,12 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
         outbound_tx,
     ));
     service.hub.connect(connection.clone());
+    // The checks before the upgrade raced revocations and other connects of the token;
+    // now that this connection is registered (so a revocation reaches it), check again.
+    if let Some((code, reason)) = recheck(&service, &claims).await {
+        service.hub.disconnect(&connection);
+        return refuse(socket, code, reason).await;
+    }
     let (mut sink, mut stream) = socket.split();
 
     let connected = encode(&ServerFrame::Connected {
@@ -161,7 +182,11 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
                         break End::Close(CloseCode::ProtocolError, "frames must be JSON text".into());
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_seen = Instant::now(),
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break End::Gone,
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "socket read failed");
+                        break End::Close(CloseCode::ProtocolError, "the frame could not be read (too large?)".into());
+                    }
+                    Some(Ok(Message::Close(_))) | None => break End::Gone,
                 },
                 (code, reason) = connection.closed() => break End::Close(code, reason),
                 _ = &mut expiry => break End::Close(CloseCode::TokenExpired, "the token expired".into()),
@@ -248,6 +273,14 @@ async fn subscribe(
         return frame_error(ErrorCode::Unavailable, "presence is unavailable; retry", Some(channel));
     }
     service.hub.subscribe(connection, &channel);
+    // A deletion applied between the lookup above and the subscription would have missed
+    // this socket; look again now that the subscription is visible to deletions.
+    if !matches!(service.store.channel(&claims.acc, &channel).await, Ok(Some(now)) if now.channel_id == row.channel_id)
+    {
+        service.hub.unsubscribe(connection, &channel);
+        presence::leave(&service.broker, connection, &channel).await;
+        return frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel));
+    }
     let members = match row.channel_type {
         ChannelType::Presence => service.broker.members(&key).await.unwrap_or_default(),
         ChannelType::Public | ChannelType::Private => Vec::new(),
@@ -274,6 +307,9 @@ async fn publish(
     }
     if !claims.allows_channel(&channel) {
         return refuse(ErrorCode::Forbidden, "the token does not allow this channel".into(), channel);
+    }
+    if let Err(error) = service.check_rate(&claims.acc) {
+        return refuse(error.code(), error.problem().detail.clone().unwrap_or_default(), channel);
     }
     let request = PublishRequest { channel: channel.clone(), event, data, idempotency_key: None };
     if let Err(rejection) = request.validate() {

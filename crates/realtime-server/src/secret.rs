@@ -5,7 +5,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 /// A configured or generated secret (admin secret, token signing key, vendor secrets).
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 

@@ -101,7 +101,7 @@ impl RunningServer {
             other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" or redis://<host>:<port>"),
         };
         let config_rate_limit = config.rate_limit;
-        let service = Arc::new(Service {
+        let service = Arc::new_cyclic(|this| Service {
             tokens: TokenKeys::new(&secret),
             config,
             store,
@@ -111,8 +111,14 @@ impl RunningServer {
             shutdown: CancellationToken::new(),
             kill,
             rate_limiter: crate::service::rate_limiter(&config_rate_limit),
+            this: this.clone(),
         });
-        let dev_api_key = match service.store.is_empty().await? {
+        // The setting is the guard: of several nodes starting on one empty store, exactly
+        // one creates the dev account.
+        let marker = crate::service::new_id("start");
+        let dev_api_key = match service.store.is_empty().await?
+            && service.store.init_setting("dev_account", &marker).await? == marker
+        {
             true => Some(service.create_account(service.config.dev_account_credit).await?.1),
             false => dev_api_key,
         };

@@ -42,6 +42,8 @@ pub struct Service {
     pub kill: CancellationToken,
     /// Per-account request budgets on this node; `None` when unlimited.
     pub rate_limiter: Option<RateLimiter>,
+    /// This service, for work that must outlive the request that started it.
+    pub this: std::sync::Weak<Service>,
 }
 
 /// Request budgets keyed by account id.
@@ -155,10 +157,13 @@ impl Service {
         messages: Vec<(String, String, serde_json::Value)>,
     ) -> Result<Vec<Published>, ApiError> {
         let now: DateTime<Utc> = Utc::now();
+        // One monotonic generator per call: the ids of a batch sort in publish order even
+        // within one millisecond.
+        let mut ids = ulid::Generator::new();
         let rows: Vec<MessageRow> = messages
             .iter()
             .map(|(channel, event, data)| MessageRow {
-                message_id: ulid::Ulid::generate().to_string(),
+                message_id: ids.generate().unwrap_or_else(|_| ulid::Ulid::generate()).to_string(),
                 channel: channel.clone(),
                 event: event.clone(),
                 data: data.to_string(),

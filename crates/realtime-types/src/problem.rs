@@ -34,8 +34,6 @@ pub enum ErrorCode {
     InsufficientCredit,
     /// 429: too many requests; retry after the `Retry-After` header.
     RateLimited,
-    /// 504: a command sent to a client got no response in time.
-    Timeout,
     /// 500: an unexpected failure; the detail is in the server's log, never here.
     Internal,
     /// 503: a backing engine (store or broker) is unreachable; retry later.
@@ -44,7 +42,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadRequest,
         ErrorCode::ValidationError,
         ErrorCode::Unauthenticated,
@@ -58,7 +56,6 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::InsufficientCredit,
         ErrorCode::RateLimited,
-        ErrorCode::Timeout,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
     ];
@@ -79,7 +76,6 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::InsufficientCredit => 402,
             ErrorCode::RateLimited => 429,
-            ErrorCode::Timeout => 504,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
         }
@@ -101,7 +97,6 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::InsufficientCredit => "Insufficient credit",
             ErrorCode::RateLimited => "Too many requests",
-            ErrorCode::Timeout => "Timed out",
             ErrorCode::Internal => "Internal error",
             ErrorCode::Unavailable => "Service unavailable",
         }
@@ -123,7 +118,6 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::InsufficientCredit => "INSUFFICIENT_CREDIT",
             ErrorCode::RateLimited => "RATE_LIMITED",
-            ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::Unavailable => "UNAVAILABLE",
         }

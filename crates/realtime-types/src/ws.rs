@@ -193,12 +193,16 @@ pub enum CloseCode {
     TokenRevoked,
     /// 4004: `user.disconnect` cut this client; do not reconnect on your own.
     DisconnectedByServer,
-    /// 4005: the client broke the protocol (a binary frame, bad JSON, unknown type).
+    /// 4005: the client broke the protocol (a binary frame, or a frame over 64 KiB);
+    /// a text frame that is not a client frame only gets an `error` frame.
     ProtocolError,
     /// 4006: the token already has the most live connections allowed.
     ConnectionLimit,
     /// 4100: the client read too slowly and its outbound queue filled up.
     SlowConsumer,
+    /// 4101: the server cannot serve the connection now (its store is unreachable);
+    /// reconnect after a backoff.
+    TryAgainLater,
     /// 4200: the server is shutting down.
     ServerShutdown,
     /// 4201: no frame arrived within the heartbeat timeout.
@@ -207,7 +211,7 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every close code.
-    pub const ALL: [CloseCode; 9] = [
+    pub const ALL: [CloseCode; 10] = [
         CloseCode::TokenInvalid,
         CloseCode::TokenExpired,
         CloseCode::TokenRevoked,
@@ -215,6 +219,7 @@ impl CloseCode {
         CloseCode::ProtocolError,
         CloseCode::ConnectionLimit,
         CloseCode::SlowConsumer,
+        CloseCode::TryAgainLater,
         CloseCode::ServerShutdown,
         CloseCode::HeartbeatTimeout,
     ];
@@ -229,6 +234,7 @@ impl CloseCode {
             CloseCode::ProtocolError => 4005,
             CloseCode::ConnectionLimit => 4006,
             CloseCode::SlowConsumer => 4100,
+            CloseCode::TryAgainLater => 4101,
             CloseCode::ServerShutdown => 4200,
             CloseCode::HeartbeatTimeout => 4201,
         }
@@ -241,9 +247,10 @@ impl CloseCode {
             CloseCode::TokenExpired => "the token expired; connect again with a fresh token",
             CloseCode::TokenRevoked => "the token was revoked",
             CloseCode::DisconnectedByServer => "realtime.user.disconnect cut this client; do not reconnect on your own",
-            CloseCode::ProtocolError => "the client broke the protocol (for example a binary frame)",
+            CloseCode::ProtocolError => "the client broke the protocol (a binary frame, or a frame over 64 KiB)",
             CloseCode::ConnectionLimit => "the token already holds the most live connections allowed",
             CloseCode::SlowConsumer => "the client read too slowly and its outbound queue filled up",
+            CloseCode::TryAgainLater => "the server cannot serve the connection now; reconnect after a backoff",
             CloseCode::ServerShutdown => "the server is shutting down; reconnect",
             CloseCode::HeartbeatTimeout => "no frame arrived within the heartbeat timeout; reconnect",
         }

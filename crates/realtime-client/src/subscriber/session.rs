@@ -113,7 +113,7 @@ pub(super) fn next_step(reason: &Disconnect, has_provider: bool) -> Next {
         Disconnect::Closed { code, .. } => match code {
             CloseCode::TokenInvalid | CloseCode::TokenExpired | CloseCode::TokenRevoked => refresh,
             CloseCode::DisconnectedByServer | CloseCode::ProtocolError | CloseCode::ConnectionLimit => Next::Stop,
-            CloseCode::SlowConsumer => Next::Reconnect { immediately: false },
+            CloseCode::SlowConsumer | CloseCode::TryAgainLater => Next::Reconnect { immediately: false },
             CloseCode::ServerShutdown | CloseCode::HeartbeatTimeout => Next::Reconnect { immediately: true },
         },
         Disconnect::Refused { status: 401 | 403 } => refresh,

@@ -15,7 +15,15 @@ pub async fn join(broker: &Arc<dyn Broker>, connection: &Connection, channel: &s
     }
     let key = ChannelKey::new(&connection.account_id, channel);
     let member = connection.member();
-    if broker.join(&key, &member).await? {
+    let first = match broker.join(&key, &member).await {
+        Ok(first) => first,
+        Err(error) => {
+            // Not counted: a later subscribe must try again.
+            connection.take_present(channel);
+            return Err(error);
+        }
+    };
+    if first {
         let frame = encode(&ServerFrame::PresenceJoin { channel: channel.to_owned(), member });
         broker.publish(ClusterEvent::Frame { key, frame }).await?;
     }

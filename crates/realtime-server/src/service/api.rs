@@ -1,5 +1,7 @@
 //! The contract's operations, implemented on the [`Service`].
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,7 +9,6 @@ use chrono::Utc;
 use realtime_api::{ApiError, ApiKey, Caller, IdempotencyKey, RealtimeApi, Reply};
 use realtime_types::limits::{DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, PAGE_DEFAULT_LIMIT};
 use realtime_types::*;
-use subtle::ConstantTimeEq;
 
 use super::idempotency::fingerprint;
 use super::{Service, hash_api_key, new_id};
@@ -108,14 +109,14 @@ impl RealtimeApi for Service {
     async fn authenticate(&self, key: &ApiKey) -> Result<Caller, ApiError> {
         let hash = hash_api_key(key.expose());
         let account = self.store.account_by_key_hash(&hash).await.map_err(|e| self.store_error(e))?;
+        // Keys carry 160 random bits and are looked up by their SHA-256, so the lookup
+        // reveals nothing about a stored key through its timing.
         match account {
-            // The row was found by its hash; comparing again in constant time keeps the
-            // check independent of how the engine's index compares.
-            Some(account) if bool::from(hash.ct_eq(&hash_api_key(key.expose()))) => {
+            Some(account) => {
                 self.check_rate(&account.account_id)?;
                 Ok(Caller { account_id: account.account_id })
             }
-            _ => Err(ApiError::unauthenticated("the API key is not valid")),
+            None => Err(ApiError::unauthenticated("the API key is not valid")),
         }
     }
 
@@ -125,8 +126,15 @@ impl RealtimeApi for Service {
         key: Option<IdempotencyKey>,
         request: TokenIssueRequest,
     ) -> Result<Reply<RealtimeToken>, ApiError> {
-        let print = fingerprint(&TokenIssueRequest { idempotency_key: None, ..request.clone() });
-        self.idempotent(caller, "realtime.token.issue", key, print, async {
+        let print = fingerprint(&TokenIssueRequest {
+            idempotency_key: None,
+            capabilities: Some(capabilities(request.capabilities.clone())),
+            ..request.clone()
+        });
+        let owner = caller.clone();
+        self.idempotent(caller, "realtime.token.issue", key, print, move |service: Arc<Service>| async move {
+            let this = &*service;
+            let caller = &owner;
             let client_id = request
                 .client_id
                 .clone()
@@ -134,7 +142,7 @@ impl RealtimeApi for Service {
                 .unwrap_or_else(|| format!("anon_{}", ulid::Ulid::generate()));
             let user_id = request.user_id.clone().or_else(|| request.client_id.clone());
             let capabilities = capabilities(request.capabilities.clone());
-            let (claims, token) = self
+            let (claims, token) = this
                 .issue_token(
                     caller,
                     Grant {
@@ -144,7 +152,7 @@ impl RealtimeApi for Service {
                         capabilities,
                         ttl_seconds: clamp_ttl(request.ttl_seconds),
                     },
-                    self.config.prices.token_issue,
+                    this.config.prices.token_issue,
                 )
                 .await?;
             Ok(RealtimeToken {
@@ -153,7 +161,7 @@ impl RealtimeApi for Service {
                 user_id: claims.uid.clone(),
                 jti: claims.jti.clone(),
                 expires_at: claims.expires_at(),
-                endpoint: self.endpoint(),
+                endpoint: this.endpoint(),
                 channels: claims.chs.clone(),
                 capabilities: claims.caps.clone(),
             })
@@ -168,28 +176,31 @@ impl RealtimeApi for Service {
         request: TokenRevokeRequest,
     ) -> Result<Reply<TokenRevoked>, ApiError> {
         let print = fingerprint(&TokenRevokeRequest { idempotency_key: None, ..request.clone() });
-        self.idempotent(caller, "realtime.token.revoke", key, print, async {
+        let owner = caller.clone();
+        self.idempotent(caller, "realtime.token.revoke", key, print, move |service: Arc<Service>| async move {
+            let this = &*service;
+            let caller = &owner;
             let jti = if request.token_or_jti.matches('.').count() == 2 {
-                self.tokens
+                this.tokens
                     .verify_ignoring_expiry(&request.token_or_jti)
                     .map_err(|_| ApiError::not_found("the token was not issued by this server"))?
                     .jti
             } else {
                 request.token_or_jti.clone()
             };
-            let token = self.store.token(&caller.account_id, &jti).await.map_err(|e| self.store_error(e))?;
+            let token = this.store.token(&caller.account_id, &jti).await.map_err(|e| this.store_error(e))?;
             if token.is_none() {
                 return Err(ApiError::not_found("no token with this jti was issued by this account"));
             }
-            self.require_broker().await?;
-            self.store.revoke_token(&caller.account_id, &jti).await.map_err(|e| self.store_error(e))?;
+            this.require_broker().await?;
+            this.store.revoke_token(&caller.account_id, &jti).await.map_err(|e| this.store_error(e))?;
             // Unlike other effects, a revocation that did not reach the live sockets is
             // answered 503: retrying it is free and harmless, and it must reach them.
-            let disconnected = self
+            let disconnected = this
                 .broker
                 .publish(ClusterEvent::TokenRevoked { jti: jti.clone() })
                 .await
-                .map_err(|e| self.broker_error(e))?;
+                .map_err(|e| this.broker_error(e))?;
             Ok(TokenRevoked { revoked: true, jti, disconnected })
         })
         .await
@@ -201,8 +212,15 @@ impl RealtimeApi for Service {
         key: Option<IdempotencyKey>,
         request: ChannelCreateRequest,
     ) -> Result<Reply<ChannelCreated>, ApiError> {
-        let print = fingerprint(&ChannelCreateRequest { idempotency_key: None, ..request.clone() });
-        self.idempotent(caller, "realtime.channel.create", key, print, async {
+        let print = fingerprint(&ChannelCreateRequest {
+            idempotency_key: None,
+            channel_type: Some(request.channel_type.unwrap_or_default()),
+            ..request.clone()
+        });
+        let owner = caller.clone();
+        self.idempotent(caller, "realtime.channel.create", key, print, move |service: Arc<Service>| async move {
+            let this = &*service;
+            let caller = &owner;
             let channel_type = request.channel_type.unwrap_or_default();
             let row = ChannelRow {
                 channel_id: new_id("ch"),
@@ -212,11 +230,11 @@ impl RealtimeApi for Service {
                 created_at: Utc::now(),
                 last_published_at: None,
             };
-            let (row, created) = self
+            let (row, created) = this
                 .store
-                .create_channel(&row, self.config.prices.channel_create)
+                .create_channel(&row, this.config.prices.channel_create)
                 .await
-                .map_err(|e| self.charge_error("creating a channel", e))?;
+                .map_err(|e| this.charge_error("creating a channel", e))?;
             if row.channel_type != channel_type {
                 return Err(ApiError::conflict(format!(
                     "channel {:?} exists with type {}; delete it first to change its type",
@@ -266,11 +284,14 @@ impl RealtimeApi for Service {
         channel: String,
     ) -> Result<Reply<ChannelDeleted>, ApiError> {
         let print = fingerprint(&channel);
-        self.idempotent(caller, "realtime.channel.delete", key, print, async {
-            let row = self.existing_channel(caller, &channel).await?;
-            self.require_broker().await?;
-            self.store.delete_channel(&caller.account_id, &row.name).await.map_err(|e| self.store_error(e))?;
-            let unsubscribed = self
+        let owner = caller.clone();
+        self.idempotent(caller, "realtime.channel.delete", key, print, move |service: Arc<Service>| async move {
+            let this = &*service;
+            let caller = &owner;
+            let row = this.existing_channel(caller, &channel).await?;
+            this.require_broker().await?;
+            this.store.delete_channel(&caller.account_id, &row.name).await.map_err(|e| this.store_error(e))?;
+            let unsubscribed = this
                 .announce(ClusterEvent::ChannelDeleted { key: ChannelKey::new(&caller.account_id, &row.name) })
                 .await;
             Ok(ChannelDeleted { channel: row.name, deleted: true, status: DeleteStatus::Deleted, unsubscribed })
@@ -285,9 +306,12 @@ impl RealtimeApi for Service {
         request: PublishRequest,
     ) -> Result<Reply<Published>, ApiError> {
         let print = fingerprint(&PublishRequest { idempotency_key: None, ..request.clone() });
-        self.idempotent(caller, "realtime.publish", key, print, async {
+        let owner = caller.clone();
+        self.idempotent(caller, "realtime.publish", key, print, move |service: Arc<Service>| async move {
+            let this = &*service;
+            let caller = &owner;
             let message = (request.channel.clone(), request.event.clone(), request.data.clone());
-            let mut published = self.publish_messages(&caller.account_id, vec![message]).await?;
+            let mut published = this.publish_messages(&caller.account_id, vec![message]).await?;
             Ok(published.remove(0))
         })
         .await
@@ -300,10 +324,13 @@ impl RealtimeApi for Service {
         request: PublishBatchRequest,
     ) -> Result<Reply<BatchPublished>, ApiError> {
         let print = fingerprint(&PublishBatchRequest { idempotency_key: None, ..request.clone() });
-        self.idempotent(caller, "realtime.publish.batch", key, print, async {
+        let owner = caller.clone();
+        self.idempotent(caller, "realtime.publish.batch", key, print, move |service: Arc<Service>| async move {
+            let this = &*service;
+            let caller = &owner;
             let messages =
                 request.messages.iter().map(|m| (m.channel.clone(), m.event.clone(), m.data.clone())).collect();
-            let messages = self.publish_messages(&caller.account_id, messages).await?;
+            let messages = this.publish_messages(&caller.account_id, messages).await?;
             Ok(BatchPublished { published: messages.len() as u32, messages })
         })
         .await
@@ -328,16 +355,24 @@ impl RealtimeApi for Service {
         key: Option<IdempotencyKey>,
         request: AuthSignRequest,
     ) -> Result<Reply<VendorToken>, ApiError> {
-        let print = fingerprint(&AuthSignRequest { idempotency_key: None, ..request.clone() });
-        self.idempotent(caller, "realtime.auth.sign", key, print, async {
-            let vendor = request.vendor.unwrap_or(self.config.vendors.default);
+        let print = fingerprint(&AuthSignRequest {
+            idempotency_key: None,
+            capabilities: Some(capabilities(request.capabilities.clone())),
+            vendor: Some(request.vendor.unwrap_or(self.config.vendors.default)),
+            ..request.clone()
+        });
+        let owner = caller.clone();
+        self.idempotent(caller, "realtime.auth.sign", key, print, move |service: Arc<Service>| async move {
+            let this = &*service;
+            let caller = &owner;
+            let vendor = request.vendor.unwrap_or(this.config.vendors.default);
             let capabilities = capabilities(request.capabilities.clone());
             let ttl = clamp_ttl(request.ttl_seconds);
-            let price = self.config.prices.auth_sign;
+            let price = this.config.prices.auth_sign;
             let now = Utc::now();
             let token = match vendor {
                 Vendor::Realtime => {
-                    let (claims, token) = self
+                    let (claims, token) = this
                         .issue_token(
                             caller,
                             Grant {
@@ -367,9 +402,9 @@ impl RealtimeApi for Service {
                         }
                         (None, false) => None,
                     };
-                    self.store.charge(&caller.account_id, price).await.map_err(|e| self.charge_error("signing", e))?;
+                    this.store.charge(&caller.account_id, price).await.map_err(|e| this.charge_error("signing", e))?;
                     let token = vendors::pusher_auth(
-                        &self.config.vendors.pusher,
+                        &this.config.vendors.pusher,
                         &socket_id,
                         &channel,
                         channel_data.as_deref(),
@@ -379,21 +414,21 @@ impl RealtimeApi for Service {
                 Vendor::Ably => {
                     let capability = vendors::ably_capability(&request.channels, &capabilities);
                     let token_request = vendors::ably_token_request(
-                        &self.config.vendors.ably_key,
+                        &this.config.vendors.ably_key,
                         &request.client_id,
                         capability,
                         ttl,
                         now,
                     )
                     .map_err(ApiError::internal)?;
-                    self.store.charge(&caller.account_id, price).await.map_err(|e| self.charge_error("signing", e))?;
+                    this.store.charge(&caller.account_id, price).await.map_err(|e| this.charge_error("signing", e))?;
                     let token = serde_json::to_string(&token_request).map_err(ApiError::internal)?;
                     VendorToken::Ably { token, token_request }
                 }
                 Vendor::Liveblocks => {
-                    self.store.charge(&caller.account_id, price).await.map_err(|e| self.charge_error("signing", e))?;
+                    this.store.charge(&caller.account_id, price).await.map_err(|e| this.charge_error("signing", e))?;
                     let token = vendors::liveblocks_token(
-                        &self.config.vendors.liveblocks,
+                        &this.config.vendors.liveblocks,
                         &request.client_id,
                         &request.channels,
                         &capabilities,
@@ -419,16 +454,19 @@ impl RealtimeApi for Service {
         request: UserDisconnectRequest,
     ) -> Result<Reply<UserDisconnected>, ApiError> {
         let print = fingerprint(&UserDisconnectRequest { idempotency_key: None, ..request.clone() });
-        self.idempotent(caller, "realtime.user.disconnect", key, print, async {
+        let owner = caller.clone();
+        self.idempotent(caller, "realtime.user.disconnect", key, print, move |service: Arc<Service>| async move {
+            let this = &*service;
+            let caller = &owner;
             if let Some(channel) = &request.channel {
-                self.existing_channel(caller, channel).await?;
+                this.existing_channel(caller, channel).await?;
             }
             let event = ClusterEvent::ClientDisconnected {
                 account_id: caller.account_id.clone(),
                 client_id: request.client_id.clone(),
                 channel: request.channel.clone(),
             };
-            let disconnected = self.broker.publish(event).await.map_err(|e| self.broker_error(e))?;
+            let disconnected = this.broker.publish(event).await.map_err(|e| this.broker_error(e))?;
             Ok(UserDisconnected { disconnected })
         })
         .await
@@ -456,7 +494,10 @@ impl RealtimeApi for Service {
         request: TopupRequest,
     ) -> Result<Reply<Checkout>, ApiError> {
         let print = fingerprint(&TopupRequest { idempotency_key: None, ..request.clone() });
-        self.idempotent(caller, "account.topup", key, print, async {
+        let owner = caller.clone();
+        self.idempotent(caller, "account.topup", key, print, move |service: Arc<Service>| async move {
+            let this = &*service;
+            let caller = &owner;
             let row = CheckoutRow {
                 checkout_id: new_id("co"),
                 account_id: caller.account_id.clone(),
@@ -464,9 +505,9 @@ impl RealtimeApi for Service {
                 completed: false,
                 expires_at: Utc::now() + chrono::Duration::hours(24),
             };
-            self.store.create_checkout(&row).await.map_err(|e| self.store_error(e))?;
+            this.store.create_checkout(&row).await.map_err(|e| this.store_error(e))?;
             Ok(Checkout {
-                checkout_url: format!("{}/checkout/{}", self.public_url, row.checkout_id),
+                checkout_url: format!("{}/checkout/{}", this.public_url, row.checkout_id),
                 checkout_id: row.checkout_id,
                 amount: request.amount,
                 status: CheckoutStatus::Pending,

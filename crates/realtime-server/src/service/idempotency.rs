@@ -2,6 +2,7 @@
 //! second effect and no second charge.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::Utc;
 use realtime_api::{ApiError, Caller, IdempotencyKey, Reply};
@@ -24,7 +25,12 @@ impl Service {
     /// Runs `effect` once per (account, operation, key). Without a key it just runs.
     /// Only successes are stored: a 402, 4xx or 5xx releases the key so a corrected
     /// retry (after a top-up, say) goes through.
-    pub(super) async fn idempotent<T, F>(
+    ///
+    /// Once the key is claimed, the effect and the storing of its answer run in a task of
+    /// their own: a request cancelled half-way (client gone, timeout, shutdown) can then
+    /// never leave a committed effect without its stored answer, which a retry would
+    /// otherwise repeat after the lease.
+    pub(super) async fn idempotent<T, F, Fut>(
         &self,
         caller: &Caller,
         operation: &'static str,
@@ -33,10 +39,12 @@ impl Service {
         effect: F,
     ) -> Result<Reply<T>, ApiError>
     where
-        T: Serialize + DeserializeOwned,
-        F: Future<Output = Result<T, ApiError>>,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(Arc<Service>) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
     {
-        let Some(key) = key else { return effect.await.map(Reply::fresh) };
+        let service = self.this.upgrade().ok_or_else(|| ApiError::unavailable("the node is shutting down"))?;
+        let Some(key) = key else { return effect(service).await.map(Reply::fresh) };
         let scope = IdempotencyScope { account_id: &caller.account_id, operation, key: key.as_str() };
         let now = Utc::now();
         let since = now - chrono::Duration::hours(i64::from(self.config.idempotency_ttl_hours));
@@ -52,21 +60,33 @@ impl Service {
                 ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was used with a different request; use a new key",
             )),
-            Claim::Owned => match effect.await {
-                Ok(body) => {
-                    let text = serde_json::to_string(&body).map_err(ApiError::internal)?;
-                    if let Err(error) = self.store.finish(&scope, &text).await {
-                        tracing::error!(%error, operation, "idempotent response not stored");
+            Claim::Owned => {
+                let account_id = caller.account_id.clone();
+                let key = key.as_str().to_owned();
+                let run = effect(service.clone());
+                let task = tokio::spawn(async move {
+                    let scope = IdempotencyScope { account_id: &account_id, operation, key: &key };
+                    let result = run.await;
+                    match &result {
+                        Ok(body) => {
+                            let stored = match serde_json::to_string(body) {
+                                Ok(text) => service.store.finish(&scope, &text).await.map_err(|e| e.to_string()),
+                                Err(error) => Err(error.to_string()),
+                            };
+                            if let Err(error) = stored {
+                                tracing::error!(%error, operation, "idempotent response not stored");
+                            }
+                        }
+                        Err(_) => {
+                            if let Err(error) = service.store.release(&scope).await {
+                                tracing::error!(%error, operation, "idempotency key not released");
+                            }
+                        }
                     }
-                    Ok(Reply::fresh(body))
-                }
-                Err(error) => {
-                    if let Err(release_error) = self.store.release(&scope).await {
-                        tracing::error!(%release_error, operation, "idempotency key not released");
-                    }
-                    Err(error)
-                }
-            },
+                    result
+                });
+                task.await.map_err(ApiError::internal)?.map(Reply::fresh)
+            }
         }
     }
 }

@@ -207,7 +207,8 @@ async fn an_expired_token_closes_its_socket() {
 
 #[tokio::test]
 async fn a_silent_client_is_dropped_after_the_heartbeat_timeout_and_a_pinging_one_is_kept() {
-    let env = Env::start_with(json!({"gateway": {"heartbeat_timeout_seconds": 1}})).await;
+    let env =
+        Env::start_with(json!({"gateway": {"heartbeat_interval_seconds": 1, "heartbeat_timeout_seconds": 1}})).await;
     let token = env.token("quiet", &[], &["subscribe"]).await;
     let mut silent = Ws::connect(&token).await;
     let mut pinging = Ws::connect(&token).await;
