@@ -122,6 +122,7 @@ impl RunningServer {
             true => Some(service.create_account(service.config.dev_account_credit).await?.1),
             false => dev_api_key,
         };
+        tokio::spawn(purge_periodically(service.clone()));
         let app = app(service.clone());
         let shutdown = service.shutdown.clone();
         let task = tokio::spawn(async move {
@@ -158,6 +159,26 @@ impl RunningServer {
         shutdown_signal().await;
         tracing::info!("shutting down");
         self.stop().await
+    }
+}
+
+/// How often expired idempotency records, tokens and checkouts are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+async fn purge_periodically(service: Arc<Service>) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = service.shutdown.cancelled() => return,
+            _ = service.kill.cancelled() => return,
+        }
+        let now = chrono::Utc::now();
+        let before = now - chrono::Duration::hours(i64::from(service.config.idempotency_ttl_hours));
+        match service.store.purge(before, now).await {
+            Ok(deleted) => tracing::debug!(deleted, "purged expired records"),
+            Err(error) => tracing::warn!(%error, "purge failed; will retry"),
+        }
     }
 }
 

@@ -243,6 +243,10 @@ pub trait Store: Accounts + Channels + Tokens + Idempotency {
     async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
     /// Sets a setting unless it is set; returns the value that is set afterwards.
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
+    /// Deletes what no longer matters: idempotency records created before
+    /// `idempotency_before`, and tokens and checkouts that expired before `now` (a revoked
+    /// token past its expiry is refused for its expiry anyway). Returns the rows deleted.
+    async fn purge(&self, idempotency_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Opens the store named by `url`.

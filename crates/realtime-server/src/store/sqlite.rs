@@ -450,6 +450,18 @@ impl Store for SqliteStore {
             .await?)
     }
 
+    async fn purge(&self, idempotency_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut deleted = 0;
+        for (statement, cutoff) in [
+            ("DELETE FROM idempotency WHERE created_at < ?1", idempotency_before),
+            ("DELETE FROM tokens WHERE expires_at < ?1", now),
+            ("DELETE FROM checkouts WHERE expires_at < ?1", now),
+        ] {
+            deleted += sqlx::query(statement).bind(text(cutoff)).execute(&self.pool).await?.rows_affected();
+        }
+        Ok(deleted)
+    }
+
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
         sqlx::query("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")
             .bind(name)

@@ -54,6 +54,7 @@ suite!(
     a_checkout_credits_exactly_once,
     an_expired_or_unknown_checkout_credits_nothing,
     a_setting_keeps_its_first_value,
+    purging_deletes_only_expired_records,
 );
 
 fn hash(n: u8) -> [u8; 32] {
@@ -382,4 +383,28 @@ async fn a_setting_keeps_its_first_value(store: Arc<dyn Store>) {
     assert_eq!(store.init_setting("token_secret", "first").await.unwrap(), "first");
     assert_eq!(store.init_setting("token_secret", "second").await.unwrap(), "first");
     assert_eq!(store.setting("token_secret").await.unwrap().as_deref(), Some("first"));
+}
+
+async fn purging_deletes_only_expired_records(store: Arc<dyn Store>) {
+    let id = account(&store, 0).await;
+    let now = Utc::now();
+    let token =
+        |jti: &str, expires_at| TokenRow { jti: jti.into(), account_id: id.clone(), client_id: "c".into(), expires_at };
+    store.record_token(&token("expired", now - Duration::hours(1)), 0).await.unwrap();
+    store.record_token(&token("live", now + Duration::hours(1)), 0).await.unwrap();
+    let old = scope(&id, "old");
+    store.claim(&old, "fp", now - Duration::hours(30), now - Duration::hours(60)).await.unwrap();
+    store.finish(&old, "{}").await.unwrap();
+    let recent = scope(&id, "recent");
+    store.claim(&recent, "fp", now, now - Duration::hours(24)).await.unwrap();
+    store.finish(&recent, "{}").await.unwrap();
+
+    let deleted = store.purge(now - Duration::hours(24), now).await.unwrap();
+
+    assert_eq!(deleted, 2, "the expired token and the old idempotency record");
+    assert_eq!(store.token(&id, "expired").await.unwrap(), None);
+    assert!(store.token(&id, "live").await.unwrap().is_some());
+    let since = now - Duration::hours(48);
+    assert_eq!(store.claim(&old, "fp", now, since).await.unwrap(), Claim::Owned, "the old record is gone");
+    assert_eq!(store.claim(&recent, "fp", now, since).await.unwrap(), Claim::Replay("{}".into()));
 }
