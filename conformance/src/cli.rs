@@ -9,7 +9,7 @@ use crate::{Config, Report};
 
 /// Certify an implementation of the realtime contract: replay the documented examples and
 /// the promised scenarios, and check every response against the OpenAPI document.
-#[derive(Debug, Clone, Parser)]
+#[derive(Clone, Parser)]
 #[command(name = "realtime-conformance", version)]
 pub struct Args {
     /// The target, e.g. http://127.0.0.1:8080.

@@ -22,7 +22,7 @@ const FUNDED_BALANCE: i64 = 2_000_000;
 
 /// Certify an implementation of the realtime contract. With no --base-url, the reference
 /// server is built, started on embedded defaults in a temporary directory, and certified.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "cargo xtask conformance")]
 struct Args {
     /// The target to certify; the reference server when omitted.

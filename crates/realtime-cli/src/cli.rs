@@ -22,7 +22,7 @@ Example session:
   realtime publish room-42 message '{\"text\":\"hi\"}'  # terminal 3";
 
 /// `realtime`: publish, subscribe and manage a realtime server from the shell.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "realtime", version, about, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
     #[command(flatten)]
@@ -31,8 +31,8 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// Flags every command accepts.
-#[derive(Debug, Args)]
+/// Flags every command accepts. No `Debug`: it holds the API key.
+#[derive(Args)]
 pub(crate) struct GlobalArgs {
     /// Base URL of the server [default: http://127.0.0.1:8080].
     #[arg(long, global = true, env = "REALTIME_URL", value_name = "URL")]
@@ -63,7 +63,7 @@ pub(crate) struct WriteArgs {
     pub(crate) idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub(crate) enum Command {
     /// Run the reference server (one node, SQLite) until Ctrl-C.
     #[command(after_help = "Example:\n  realtime serve\n  REALTIME_LISTEN=127.0.0.1:9000 realtime serve server.toml")]
@@ -165,8 +165,8 @@ pub(crate) enum Command {
     },
 }
 
-/// Options of `realtime conformance`.
-#[derive(Debug, Args)]
+/// Options of `realtime conformance`. No `Debug`: it holds an API key.
+#[derive(Args)]
 pub(crate) struct ConformanceArgs {
     /// Start a reference server in a temporary directory and certify it instead.
     #[arg(long)]

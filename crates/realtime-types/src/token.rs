@@ -61,8 +61,8 @@ pub struct TokenIssueRequest {
     pub idempotency_key: Option<String>,
 }
 
-/// A signed client token and where to use it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// A signed client token and where to use it. Its `Debug` hides the token.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyXzQyIn0.sig",
     "client_id": "user_42",
@@ -118,4 +118,19 @@ pub struct TokenRevoked {
     pub jti: String,
     /// How many live sockets using the token were closed.
     pub disconnected: u32,
+}
+
+impl std::fmt::Debug for RealtimeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealtimeToken")
+            .field("token", &"<redacted>")
+            .field("client_id", &self.client_id)
+            .field("user_id", &self.user_id)
+            .field("jti", &self.jti)
+            .field("expires_at", &self.expires_at)
+            .field("endpoint", &self.endpoint)
+            .field("channels", &self.channels)
+            .field("capabilities", &self.capabilities)
+            .finish()
+    }
 }
