@@ -232,17 +232,57 @@ async fn every_documented_limit_accepts_the_limit_and_refuses_one_past_it() {
     let reserved = json!({"channel": longest, "event": "pusher:subscribe", "data": 1});
     env.post(PUBLISH, reserved).await.problem(422, "VALIDATION_ERROR");
 
-    let body = "x".repeat(2 * 1024 * 1024 + 1);
-    let oversized = env
-        .http
-        .post(env.url(PUBLISH))
-        .header("authorization", format!("Bearer {}", env.key))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    // Bodies: exactly 2 MiB (JSON padded with spaces) passes, one byte more does not.
+    let post_raw = |body: String| {
+        env.http
+            .post(env.url("/v1/realtime/publish/batch"))
+            .header("authorization", format!("Bearer {}", env.key))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let batch = json!({"messages": [{"channel": longest, "event": "e", "data": 1}]}).to_string();
+    let padded = |len: usize| format!("{batch}{}", " ".repeat(len - batch.len()));
+    assert_eq!(post_raw(padded(2 * 1024 * 1024)).await.unwrap().status().as_u16(), 200);
+    let oversized = post_raw(padded(2 * 1024 * 1024 + 1)).await.unwrap();
     assert_eq!(oversized.status().as_u16(), 413);
+    let problem: serde_json::Value = oversized.json().await.unwrap();
+    assert_eq!(problem["code"], "PAYLOAD_TOO_LARGE");
+
+    let client_id = "u".repeat(128);
+    env.post("/v1/realtime/user/disconnect", json!({"client_id": client_id})).await.ok();
+    let too_long = json!({"client_id": format!("{client_id}u")});
+    env.post("/v1/realtime/user/disconnect", too_long).await.problem(422, "VALIDATION_ERROR");
+
+    let key = "k".repeat(255);
+    let disconnect = json!({"client_id": "c"});
+    env.send_as(
+        &env.key,
+        "POST",
+        "/v1/realtime/user/disconnect",
+        Some(disconnect.clone()),
+        &[("idempotency-key", &key)],
+    )
+    .await
+    .ok();
+    let longer = format!("{key}k");
+    let refused = env
+        .send_as(&env.key, "POST", "/v1/realtime/user/disconnect", Some(disconnect), &[("idempotency-key", &longer)])
+        .await;
+    refused.problem(400, "BAD_REQUEST");
+
+    let channels: Vec<String> = (0..100).map(|i| format!("c{i}")).collect();
+    env.post("/v1/realtime/auth/sign", json!({"client_id": "c", "channels": channels, "vendor": "ably"})).await.ok();
+    let channels: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
+    let sign = json!({"client_id": "c", "channels": channels, "vendor": "ably"});
+    env.post("/v1/realtime/auth/sign", sign).await.problem(422, "VALIDATION_ERROR");
+
+    for amount in [1_000_000, 1_000_000_000] {
+        env.post("/v1/account/topup", json!({"amount": amount})).await.ok();
+    }
+    for amount in [999_999, 1_000_000_001] {
+        env.post("/v1/account/topup", json!({"amount": amount})).await.problem(422, "VALIDATION_ERROR");
+    }
 }
 
 #[tokio::test]
