@@ -56,11 +56,15 @@ pub(crate) async fn run(ctx: &Ctx) {
             return;
         }
         Ok(balance) if balance != 0 => {
+            // A failure, not a skip: the caller asked for the 402 path, and a key that an
+            // earlier run topped up (--dev-checkout credits it) must not turn into a pass.
             let reason = format!(
-                "the --zero-credit-api-key account has a balance of {balance}; give the key of an account with none"
+                "the --zero-credit-api-key account has a balance of {balance} (an earlier run with \
+                 --dev-checkout tops it up); give the key of an account with none"
             );
+            ctx.record("credit/setup", KIND, started, Err(reason));
             for id in all {
-                ctx.skip(id, KIND, &reason);
+                ctx.skip(id, KIND, "the zero-credit key is funded");
             }
             return;
         }
