@@ -86,6 +86,9 @@ struct Suite {
 
 pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    // The servers started from here inherit the raised limit.
+    let most_subscribers = fanout_loads(args.quick).iter().map(|l| l.subscribers).max().unwrap_or(0);
+    crate::raise_nofile_limit(most_subscribers.max(10_000) as u64 + 100)?;
     let bench_bin = std::env::current_exe()?;
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
