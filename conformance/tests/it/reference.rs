@@ -59,14 +59,16 @@ async fn a_second_run_on_the_same_target_gives_the_same_verdict() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_zero_credit_key_with_credit_skips_the_402_path_with_a_reason() {
+async fn a_zero_credit_key_with_credit_fails_the_run_and_says_why() {
     let target = Target::reference().await;
     let mut config = realtime_conformance::Config::new(&target.base_url, &target.funded_key);
     config.zero_credit_api_key = Some(target.funded_key.clone());
     let report = realtime_conformance::run(&config).await.expect("the harness runs");
-    let check = report.check("credit/token.issue without credit is 402 INSUFFICIENT_CREDIT").expect("credit check");
-    match &check.outcome {
-        Outcome::Skip(reason) => assert!(reason.contains("has a balance of"), "{reason}"),
-        other => panic!("expected a skip, got {other:?}"),
+    let setup = report.check("credit/setup").expect("the setup is reported");
+    match &setup.outcome {
+        Outcome::Fail(reason) => assert!(reason.contains("has a balance of"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
     }
+    let check = report.check("credit/token.issue without credit is 402 INSUFFICIENT_CREDIT").expect("credit check");
+    assert!(matches!(check.outcome, Outcome::Skip(_)), "{:?}", check.outcome);
 }
