@@ -314,13 +314,13 @@ impl Channels for PostgresStore {
         }
         for name in names {
             sqlx::query(
-                "DELETE FROM messages WHERE account_id = $1 AND channel = $2 AND message_id NOT IN \
+                "DELETE FROM messages WHERE account_id = $1 AND channel = $2 AND message_id < \
                  (SELECT message_id FROM messages WHERE account_id = $1 AND channel = $2 \
-                  ORDER BY message_id DESC LIMIT $3)",
+                  ORDER BY message_id DESC LIMIT 1 OFFSET $3)",
             )
             .bind(account_id)
             .bind(name)
-            .bind(i64::from(keep))
+            .bind(i64::from(keep.max(1)) - 1)
             .execute(&mut *tx)
             .await?;
         }

@@ -1,8 +1,10 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! SQLite has one writer at a time, so every writing transaction starts with
-//! `BEGIN IMMEDIATE`: it takes the write lock up front and never has to upgrade (which is
-//! where deferred transactions deadlock). Readers are not blocked in WAL mode.
+//! SQLite has one writer at a time. Every write goes through a pool of exactly one
+//! connection, so writers queue fairly in the pool instead of contending for SQLite's
+//! lock (whose busy handler sleeps and retries); writing transactions still start with
+//! `BEGIN IMMEDIATE` so they never have to upgrade. Reads use their own pool and are not
+//! blocked by the writer in WAL mode.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,7 +20,10 @@ use super::*;
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Reads.
     pool: SqlitePool,
+    /// Writes: one connection.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -30,13 +35,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
@@ -99,7 +105,7 @@ impl Accounts for SqliteStore {
             .bind(key_hash.as_slice())
             .bind(balance)
             .bind(text(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -143,7 +149,7 @@ impl Accounts for SqliteStore {
         .bind(checkout.amount)
         .bind(checkout.completed)
         .bind(text(checkout.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -291,14 +297,19 @@ impl Channels for SqliteStore {
             .bind(text(message.published_at))
             .execute(&mut *tx)
             .await?;
+        }
+        let channels: std::collections::BTreeSet<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
+        for channel in channels {
+            // The newest `keep` stay: everything older than the keep-th newest goes. The
+            // primary key (account, channel, message_id) makes this a short index walk.
             sqlx::query(
-                "DELETE FROM messages WHERE account_id = ?1 AND channel = ?2 AND message_id NOT IN \
+                "DELETE FROM messages WHERE account_id = ?1 AND channel = ?2 AND message_id < \
                  (SELECT message_id FROM messages WHERE account_id = ?1 AND channel = ?2 \
-                  ORDER BY message_id DESC LIMIT ?3)",
+                  ORDER BY message_id DESC LIMIT 1 OFFSET ?3)",
             )
             .bind(account_id)
-            .bind(&message.channel)
-            .bind(i64::from(keep))
+            .bind(channel)
+            .bind(i64::from(keep.max(1)) - 1)
             .execute(&mut *tx)
             .await?;
         }
@@ -344,7 +355,7 @@ impl Tokens for SqliteStore {
         sqlx::query("UPDATE tokens SET revoked = 1 WHERE account_id = ?1 AND jti = ?2")
             .bind(account_id)
             .bind(jti)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -418,7 +429,7 @@ impl Idempotency for SqliteStore {
             .bind(scope.operation)
             .bind(scope.key)
             .bind(response)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -430,7 +441,7 @@ impl Idempotency for SqliteStore {
         .bind(scope.account_id)
         .bind(scope.operation)
         .bind(scope.key)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -457,7 +468,7 @@ impl Store for SqliteStore {
             ("DELETE FROM tokens WHERE expires_at < ?1", now),
             ("DELETE FROM checkouts WHERE expires_at < ?1", now),
         ] {
-            deleted += sqlx::query(statement).bind(text(cutoff)).execute(&self.pool).await?.rows_affected();
+            deleted += sqlx::query(statement).bind(text(cutoff)).execute(&self.writer).await?.rows_affected();
         }
         Ok(deleted)
     }
@@ -466,7 +477,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let value: String =
             sqlx::query_scalar("SELECT value FROM settings WHERE name = ?1").bind(name).fetch_one(&self.pool).await?;
