@@ -118,7 +118,8 @@ impl<T: Serialize> IntoResponse for Reply<T> {
 ///
 /// The token is limited to `channels` (all channels of the account when omitted) and
 /// `capabilities` (default `subscribe`); its lifetime is clamped to `MAX_TTL_SECONDS`.
-/// Connect to `endpoint` with it. Billable.
+/// Connect to `endpoint` with it. Billable. An idempotent replay returns the same token,
+/// even when it has been revoked since (the gateway then refuses it with 4003).
 #[utoipa::path(post, path = "/v1/realtime/token/issue", operation_id = "realtime.token.issue", tag = "token",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = TokenIssueRequest,
