@@ -180,7 +180,19 @@ impl Channels {
             {
                 self.wanted.remove(channel);
             }
-            _ => {}
+            // Any other refusal (an unavailable store, say) is not final: the channel stays
+            // wanted and is asked for again on the next connection.
+            ServerFrame::Error { channel: Some(channel), .. } => {
+                self.pending.remove(channel);
+            }
+            ServerFrame::Error { channel: None, .. }
+            | ServerFrame::Connected { .. }
+            | ServerFrame::Message { .. }
+            | ServerFrame::PresenceJoin { .. }
+            | ServerFrame::PresenceLeave { .. }
+            | ServerFrame::Published { .. }
+            | ServerFrame::Pong {}
+            | ServerFrame::Disconnecting { .. } => {}
         }
     }
 }
