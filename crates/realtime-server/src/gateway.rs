@@ -31,6 +31,11 @@ use crate::tokens::{Claims, TokenError};
 /// Bytes the server reads from a socket at a time; small, because idle sockets are the
 /// common case and each one keeps its buffer.
 const READ_BUFFER: usize = 4 * 1024;
+/// Bytes of outgoing frames buffered before they are written; a burst of queued frames
+/// goes out in one write, and an idle socket never grows this buffer.
+const WRITE_BUFFER: usize = 8 * 1024;
+/// Most queued frames sent in one write.
+const WRITE_BATCH: usize = 64;
 /// Largest frame a client may send.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
@@ -98,14 +103,16 @@ async fn upgrade(
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::to_owned);
     let authorization = authorize(&service, params.token.or(bearer)).await;
-    upgrade.read_buffer_size(READ_BUFFER).write_buffer_size(0).max_message_size(MAX_CLIENT_MESSAGE).on_upgrade(
-        move |socket| async move {
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
             match authorization {
                 Ok(claims) => run(socket, service, claims).await,
                 Err(Refusal::Close(code, reason)) => refuse(socket, code, reason).await,
             }
-        },
-    )
+        })
 }
 
 async fn refuse(mut socket: WebSocket, code: CloseCode, reason: &str) {
@@ -163,10 +170,19 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
             tokio::select! {
                 queued = outbound.recv() => {
                     let Some(frame) = queued else { break End::Gone };
-                    // A client that stops reading blocks this send; a close request
-                    // (slow consumer, revocation) must still win.
+                    // Frames queued meanwhile go out in the same write (one syscall for a
+                    // burst). A client that stops reading blocks the write; a close
+                    // request (slow consumer, revocation) must still win.
+                    let write = async {
+                        sink.feed(Message::Text(frame)).await?;
+                        for _ in 0..WRITE_BATCH {
+                            let Ok(frame) = outbound.try_recv() else { break };
+                            sink.feed(Message::Text(frame)).await?;
+                        }
+                        sink.flush().await
+                    };
                     tokio::select! {
-                        sent = sink.send(Message::Text(frame)) => if sent.is_err() { break End::Gone },
+                        sent = write => if sent.is_err() { break End::Gone },
                         (code, reason) = connection.closed() => break End::Close(code, reason),
                         _ = service.kill.cancelled() => break End::Gone,
                     }
