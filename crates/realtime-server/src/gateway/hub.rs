@@ -2,9 +2,11 @@
 //!
 //! Fan-out is the hot path: a frame is serialised once, and each subscriber gets a
 //! clone of the same reference-counted buffer through a bounded queue with `try_send`,
-//! so a publish never waits on a slow socket and holds no lock while it hands frames out
-//! (the subscriber list is a copy-on-write `Arc<[..]>` snapshot). A subscriber whose queue
-//! is full is cut as a slow consumer instead of growing memory.
+//! so a publish never waits on a slow socket. It iterates a snapshot of the channel's
+//! subscribers (rebuilt lazily after changes, so subscribing stays O(1)) without the hub
+//! lock, holding only the channel's order lock so that racing publishes reach every
+//! subscriber in the same order. A subscriber whose queue is full is cut as a slow
+//! consumer instead of growing memory.
 //!
 //! The hub knows only this node. Presence across nodes and the routing of commands to
 //! the node holding a socket belong to the [`Broker`](crate::broker::Broker).
@@ -144,10 +146,28 @@ impl Connection {
     }
 }
 
+/// The subscribers fan-out iterates.
+type Snapshot = Arc<[Arc<Connection>]>;
+
+/// The subscribers of one channel on this node.
+#[derive(Default)]
+struct Subscribers {
+    /// By connection id: subscribing and unsubscribing are O(1).
+    members: HashMap<u64, Arc<Connection>>,
+    /// What fan-out iterates, rebuilt on the first delivery after a change; so a burst of
+    /// subscriptions costs one rebuild, not one copy each.
+    snapshot: Option<Snapshot>,
+    /// Held while a frame is handed out (never across an `.await`), so every subscriber
+    /// sees a channel's frames in the same order even when publishes race.
+    order: Arc<Mutex<()>>,
+}
+
 #[derive(Default)]
 struct State {
-    channels: HashMap<ChannelKey, Arc<[Arc<Connection>]>>,
+    channels: HashMap<ChannelKey, Subscribers>,
     connections: HashMap<u64, Arc<Connection>>,
+    /// Live connections per token id.
+    per_token: HashMap<String, usize>,
 }
 
 /// This node's connections and subscriptions.
@@ -159,7 +179,9 @@ pub struct Hub {
 impl Hub {
     /// Registers a new connection.
     pub fn connect(&self, connection: Arc<Connection>) {
-        self.state.write().expect("hub lock").connections.insert(connection.id, connection);
+        let mut state = self.state.write().expect("hub lock");
+        *state.per_token.entry(connection.jti.clone()).or_default() += 1;
+        state.connections.insert(connection.id, connection);
     }
 
     /// Forgets a connection and all its subscriptions; returns the channels it was
@@ -167,7 +189,14 @@ impl Hub {
     pub fn disconnect(&self, connection: &Connection) -> Vec<String> {
         let channels = connection.subscriptions();
         let mut state = self.state.write().expect("hub lock");
-        state.connections.remove(&connection.id);
+        if state.connections.remove(&connection.id).is_some()
+            && let Some(count) = state.per_token.get_mut(&connection.jti)
+        {
+            *count -= 1;
+            if *count == 0 {
+                state.per_token.remove(&connection.jti);
+            }
+        }
         for channel in &channels {
             remove_subscriber(&mut state, &ChannelKey::new(&connection.account_id, channel), connection.id);
         }
@@ -181,7 +210,7 @@ impl Hub {
 
     /// Live connections of a token.
     pub fn connections_of_token(&self, jti: &str) -> usize {
-        self.state.read().expect("hub lock").connections.values().filter(|c| c.jti == jti).count()
+        self.state.read().expect("hub lock").per_token.get(jti).copied().unwrap_or(0)
     }
 
     /// Subscribes a connection; false when it already was.
@@ -191,10 +220,9 @@ impl Hub {
         }
         let key = ChannelKey::new(&connection.account_id, channel);
         let mut state = self.state.write().expect("hub lock");
-        let subscribers = state.channels.entry(key).or_insert_with(|| Arc::from(Vec::new()));
-        let mut next: Vec<Arc<Connection>> = subscribers.iter().cloned().collect();
-        next.push(connection.clone());
-        *subscribers = Arc::from(next);
+        let subscribers = state.channels.entry(key).or_default();
+        subscribers.members.insert(connection.id, connection.clone());
+        subscribers.snapshot = None;
         true
     }
 
@@ -210,8 +238,8 @@ impl Hub {
 
     /// Hands `frame` to every local subscriber of `key`; returns how many took it.
     pub fn deliver(&self, key: &ChannelKey, frame: &Utf8Bytes) -> u32 {
-        let subscribers = self.state.read().expect("hub lock").channels.get(key).cloned();
-        let Some(subscribers) = subscribers else { return 0 };
+        let Some((subscribers, order)) = self.snapshot(key) else { return 0 };
+        let _in_order = order.lock().expect("order lock");
         let mut delivered = 0;
         for subscriber in subscribers.iter() {
             if subscriber.send(frame.clone()) {
@@ -221,16 +249,34 @@ impl Hub {
         delivered
     }
 
+    /// The subscribers of `key` to hand a frame to, and the channel's order lock.
+    fn snapshot(&self, key: &ChannelKey) -> Option<(Snapshot, Arc<Mutex<()>>)> {
+        {
+            let state = self.state.read().expect("hub lock");
+            let subscribers = state.channels.get(key)?;
+            if let Some(snapshot) = &subscribers.snapshot {
+                return Some((snapshot.clone(), subscribers.order.clone()));
+            }
+        }
+        let mut state = self.state.write().expect("hub lock");
+        let subscribers = state.channels.get_mut(key)?;
+        let snapshot = subscribers
+            .snapshot
+            .get_or_insert_with(|| subscribers.members.values().cloned().collect::<Vec<_>>().into())
+            .clone();
+        Some((snapshot, subscribers.order.clone()))
+    }
+
     /// Local subscribers of `key`.
     pub fn subscriber_count(&self, key: &ChannelKey) -> u32 {
-        self.state.read().expect("hub lock").channels.get(key).map_or(0, |s| s.len() as u32)
+        self.state.read().expect("hub lock").channels.get(key).map_or(0, |s| s.members.len() as u32)
     }
 
     /// Local subscribers of every channel that has any (a broker shares them with other
     /// nodes).
     pub fn subscriber_counts(&self) -> HashMap<ChannelKey, u32> {
         let state = self.state.read().expect("hub lock");
-        state.channels.iter().map(|(key, subscribers)| (key.clone(), subscribers.len() as u32)).collect()
+        state.channels.iter().map(|(key, subscribers)| (key.clone(), subscribers.members.len() as u32)).collect()
     }
 
     /// Closes every local connection using token `jti`; returns how many.
@@ -277,6 +323,7 @@ impl Hub {
     pub fn drop_channel(&self, key: &ChannelKey) -> Vec<Arc<Connection>> {
         let subscribers = self.state.write().expect("hub lock").channels.remove(key);
         let Some(subscribers) = subscribers else { return Vec::new() };
+        let subscribers: Vec<Arc<Connection>> = subscribers.members.into_values().collect();
         let frame = encode(&ServerFrame::Unsubscribed {
             channel: key.channel.clone(),
             reason: UnsubscribeReason::ChannelDeleted,
@@ -285,7 +332,7 @@ impl Hub {
             subscriber.subscriptions.lock().expect("subscriptions lock").remove(&key.channel);
             subscriber.send(frame.clone());
         }
-        subscribers.to_vec()
+        subscribers
     }
 
     /// Closes every connection (shutdown).
@@ -310,10 +357,10 @@ impl Hub {
 
 fn remove_subscriber(state: &mut State, key: &ChannelKey, connection_id: u64) {
     let Some(subscribers) = state.channels.get_mut(key) else { return };
-    let next: Vec<Arc<Connection>> = subscribers.iter().filter(|c| c.id != connection_id).cloned().collect();
-    if next.is_empty() {
+    if subscribers.members.remove(&connection_id).is_some() {
+        subscribers.snapshot = None;
+    }
+    if subscribers.members.is_empty() {
         state.channels.remove(key);
-    } else {
-        *subscribers = Arc::from(next);
     }
 }
