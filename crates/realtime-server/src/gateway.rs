@@ -30,7 +30,7 @@ use crate::tokens::{Claims, TokenError};
 
 /// Bytes the server reads from a socket at a time; small, because idle sockets are the
 /// common case and each one keeps its buffer.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 2 * 1024;
 /// Bytes of outgoing frames buffered before they are written; a burst of queued frames
 /// goes out in one write, and an idle socket never grows this buffer.
 const WRITE_BUFFER: usize = 8 * 1024;
@@ -160,6 +160,14 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
     let expires_in = (claims.expires_at() - chrono::Utc::now()).to_std().unwrap_or_default();
     let expiry = tokio::time::sleep(expires_in);
     tokio::pin!(expiry);
+    // Created once, not per loop turn: each of these registers a waiter, and re-registering
+    // on every frame would cost every socket a lock on the shared tokens.
+    let closed = connection.closed();
+    tokio::pin!(closed);
+    let shutdown = service.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let kill = service.kill.cancelled();
+    tokio::pin!(kill);
     let mut last_seen = Instant::now();
     let mut heartbeat = tokio::time::interval(heartbeat_timeout / 4);
 
@@ -183,8 +191,8 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
                     };
                     tokio::select! {
                         sent = write => if sent.is_err() { break End::Gone },
-                        (code, reason) = connection.closed() => break End::Close(code, reason),
-                        _ = service.kill.cancelled() => break End::Gone,
+                        (code, reason) = &mut closed => break End::Close(code, reason),
+                        _ = &mut kill => break End::Gone,
                     }
                 }
                 incoming = stream.next() => match incoming {
@@ -204,17 +212,17 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
                     }
                     Some(Ok(Message::Close(_))) | None => break End::Gone,
                 },
-                (code, reason) = connection.closed() => break End::Close(code, reason),
+                (code, reason) = &mut closed => break End::Close(code, reason),
                 _ = &mut expiry => break End::Close(CloseCode::TokenExpired, "the token expired".into()),
                 _ = heartbeat.tick() => {
                     if last_seen.elapsed() > heartbeat_timeout {
                         break End::Close(CloseCode::HeartbeatTimeout, "no frame within the heartbeat timeout".into());
                     }
                 }
-                _ = service.shutdown.cancelled() => {
+                _ = &mut shutdown => {
                     break End::Close(CloseCode::ServerShutdown, "the server is shutting down".into());
                 }
-                _ = service.kill.cancelled() => break End::Gone,
+                _ = &mut kill => break End::Gone,
             }
         }
     };
