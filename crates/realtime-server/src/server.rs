@@ -112,6 +112,7 @@ impl RunningServer {
             kill,
             rate_limiter: crate::service::rate_limiter(&config_rate_limit),
             this: this.clone(),
+            known_keys: Default::default(),
         });
         // The setting is the guard: of several nodes starting on one empty store, exactly
         // one creates the dev account.

@@ -44,7 +44,13 @@ pub struct Service {
     pub rate_limiter: Option<RateLimiter>,
     /// This service, for work that must outlive the request that started it.
     pub this: std::sync::Weak<Service>,
+    /// Accounts by API key hash. A key never changes account and keys are never deleted,
+    /// so entries never go stale; the map is emptied when it reaches its bound.
+    pub known_keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
 }
+
+/// Most API keys remembered by [`Service::known_keys`].
+pub const KNOWN_KEYS_BOUND: usize = 10_000;
 
 /// Request budgets keyed by account id.
 pub type RateLimiter = governor::DefaultKeyedRateLimiter<String>;
@@ -172,14 +178,9 @@ impl Service {
             .collect();
         let price = self.config.prices.publish * rows.len() as i64;
         let single = rows.len() == 1;
-        // Credit is checked before the channels exist, so a billable call the balance does
-        // not cover is always a 402 (the atomic debit in the store still decides races).
+        // The store reports a balance that does not cover the price before a missing
+        // channel, so a billable call the balance does not cover is always a 402.
         self.require_broker().await?;
-        let account = self.store.account(account_id).await.map_err(|e| self.store_error(e))?;
-        let balance = account.map_or(0, |a| a.balance);
-        if balance < price {
-            return Err(ApiError::insufficient_credit("publishing", balance, price, self.topup_url()));
-        }
         self.store.record_messages(account_id, &rows, price, self.config.history_per_channel).await.map_err(
             |error| match error {
                 StoreError::ChannelNotFound { .. } if single => {

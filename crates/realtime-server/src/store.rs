@@ -168,7 +168,8 @@ pub trait Channels: Send + Sync {
     /// Deletes the channel and its messages; false when it did not exist.
     async fn delete_channel(&self, account_id: &str, name: &str) -> StoreResult<bool>;
     /// Records messages in order and debits `price` in one transaction, keeping the last
-    /// `keep` per channel. Every channel must exist, else nothing is recorded.
+    /// `keep` per channel. Every channel must exist, else nothing is recorded. A balance
+    /// that does not cover `price` is reported before a missing channel.
     async fn record_messages(
         &self,
         account_id: &str,

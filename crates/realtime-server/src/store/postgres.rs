@@ -276,8 +276,12 @@ impl Channels for PostgresStore {
         keep: u32,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        // Lock the batch's channels in name order first: two batches naming the same
-        // channels in different orders then queue instead of deadlocking.
+        // Credit first: a call the balance does not cover is refused as such, whatever
+        // else is wrong with it (the transaction undoes the debit on any later refusal).
+        // Every writer takes the account row before any channel row, so the order is fixed.
+        debit(&mut tx, account_id, price).await?;
+        // Lock the batch's channels in name order: two batches naming the same channels
+        // in different orders then queue instead of deadlocking.
         let mut names: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
         names.sort_unstable();
         names.dedup();
@@ -297,7 +301,6 @@ impl Channels for PostgresStore {
                 return Err(StoreError::ChannelNotFound { index });
             }
         }
-        debit(&mut tx, account_id, price).await?;
         for message in messages {
             sqlx::query(
                 "INSERT INTO messages (account_id, channel, message_id, event, data, published_at) \

@@ -272,6 +272,9 @@ impl Channels for SqliteStore {
         keep: u32,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
+        // Credit first: a call the balance does not cover is refused as such, whatever
+        // else is wrong with it (the transaction undoes the debit on any later refusal).
+        debit(&mut tx, account_id, price).await?;
         for (index, message) in messages.iter().enumerate() {
             let updated = sqlx::query("UPDATE channels SET last_published_at = ?3 WHERE account_id = ?1 AND name = ?2")
                 .bind(account_id)
@@ -283,7 +286,6 @@ impl Channels for SqliteStore {
                 return Err(StoreError::ChannelNotFound { index });
             }
         }
-        debit(&mut tx, account_id, price).await?;
         for message in messages {
             sqlx::query(
                 "INSERT INTO messages (account_id, channel, message_id, event, data, published_at) \
@@ -379,6 +381,23 @@ impl Idempotency for SqliteStore {
         since: DateTime<Utc>,
     ) -> StoreResult<Claim> {
         let lease_until = text(now + chrono::Duration::seconds(super::LEASE_SECONDS));
+        // The common case, a new key, is one statement; only a key seen before needs the
+        // transaction below to decide between replay, in-flight, mismatch and takeover.
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency (account_id, operation, key, fingerprint, response, created_at, lease_until) \
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6) ON CONFLICT (account_id, operation, key) DO NOTHING",
+        )
+        .bind(scope.account_id)
+        .bind(scope.operation)
+        .bind(scope.key)
+        .bind(fingerprint)
+        .bind(text(now))
+        .bind(&lease_until)
+        .execute(&self.writer)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Claim::Owned);
+        }
         let mut tx = self.write().await?;
         let row = sqlx::query(
             "SELECT fingerprint, response, created_at, lease_until FROM idempotency \

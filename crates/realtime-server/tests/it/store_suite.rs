@@ -55,6 +55,7 @@ suite!(
     an_expired_or_unknown_checkout_credits_nothing,
     a_setting_keeps_its_first_value,
     purging_deletes_only_expired_records,
+    without_credit_a_missing_channel_is_reported_as_insufficient_credit,
 );
 
 fn hash(n: u8) -> [u8; 32] {
@@ -407,4 +408,14 @@ async fn purging_deletes_only_expired_records(store: Arc<dyn Store>) {
     let since = now - Duration::hours(48);
     assert_eq!(store.claim(&old, "fp", now, since).await.unwrap(), Claim::Owned, "the old record is gone");
     assert_eq!(store.claim(&recent, "fp", now, since).await.unwrap(), Claim::Replay("{}".into()));
+}
+
+async fn without_credit_a_missing_channel_is_reported_as_insufficient_credit(store: Arc<dyn Store>) {
+    let id = account(&store, 0).await;
+    let refused = store.record_messages(&id, &[message("never-created", "e")], 10, 100).await;
+    assert!(matches!(refused, Err(StoreError::InsufficientCredit { balance: 0, required: 10 })), "{refused:?}");
+    let funded = account(&store, 100).await;
+    let missing = store.record_messages(&funded, &[message("never-created", "e")], 10, 100).await;
+    assert!(matches!(missing, Err(StoreError::ChannelNotFound { index: 0 })), "{missing:?}");
+    assert_eq!(balance(&store, &funded).await, 100, "the refused call was not charged");
 }
