@@ -87,7 +87,6 @@ impl RunningServer {
     /// Opens the store, creates the dev account on first start, binds and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let store = store::open(&config.store).await?;
-        let dev_api_key = None;
         let secret = Service::token_secret(&config, store.as_ref()).await?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -117,11 +116,12 @@ impl RunningServer {
         // The setting is the guard: of several nodes starting on one empty store, exactly
         // one creates the dev account.
         let marker = crate::service::new_id("start");
-        let dev_api_key = match service.store.is_empty().await?
-            && service.store.init_setting("dev_account", &marker).await? == marker
-        {
-            true => Some(service.create_account(service.config.dev_account_credit).await?.1),
-            false => dev_api_key,
+        let first_start = service.store.is_empty().await?
+            && service.store.init_setting("dev_account", &marker).await? == marker;
+        let dev_api_key = if first_start {
+            Some(service.create_account(service.config.dev_account_credit).await?.1)
+        } else {
+            None
         };
         tokio::spawn(purge_periodically(service.clone()));
         let app = app(service.clone());
