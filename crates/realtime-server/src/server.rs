@@ -116,13 +116,10 @@ impl RunningServer {
         // The setting is the guard: of several nodes starting on one empty store, exactly
         // one creates the dev account.
         let marker = crate::service::new_id("start");
-        let first_start = service.store.is_empty().await?
-            && service.store.init_setting("dev_account", &marker).await? == marker;
-        let dev_api_key = if first_start {
-            Some(service.create_account(service.config.dev_account_credit).await?.1)
-        } else {
-            None
-        };
+        let first_start =
+            service.store.is_empty().await? && service.store.init_setting("dev_account", &marker).await? == marker;
+        let dev_api_key =
+            if first_start { Some(service.create_account(service.config.dev_account_credit).await?.1) } else { None };
         tokio::spawn(purge_periodically(service.clone()));
         let app = app(service.clone());
         let shutdown = service.shutdown.clone();
