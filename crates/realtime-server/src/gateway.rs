@@ -54,29 +54,21 @@ enum Refusal {
     Close(CloseCode, &'static str),
 }
 
-async fn authorize(service: &Service, token: Option<String>) -> Result<Claims, Refusal> {
+/// Verifies the token's signature, audience and expiry (no I/O).
+fn authorize(service: &Service, token: Option<String>) -> Result<Claims, Refusal> {
     let Some(token) = token else {
         return Err(Refusal::Close(CloseCode::TokenInvalid, "connect with ?token=<token> or a Bearer header"));
     };
-    let claims = service.tokens.verify(&token).map_err(|error| match error {
+    service.tokens.verify(&token).map_err(|error| match error {
         TokenError::Expired => Refusal::Close(CloseCode::TokenExpired, "the token expired"),
         TokenError::Invalid => Refusal::Close(CloseCode::TokenInvalid, "the token is not valid"),
-    })?;
-    match service.store.is_revoked(&claims.jti).await {
-        Ok(false) => {}
-        Ok(true) => return Err(Refusal::Close(CloseCode::TokenRevoked, "the token was revoked")),
-        Err(error) => {
-            tracing::warn!(%error, "revocation check failed");
-            return Err(Refusal::Close(CloseCode::TryAgainLater, "the server cannot check the token now; retry later"));
-        }
-    }
-    if service.hub.connections_of_token(&claims.jti) >= service.config.gateway.max_connections_per_token {
-        return Err(Refusal::Close(CloseCode::ConnectionLimit, "the token has too many live connections"));
-    }
-    Ok(claims)
+    })
 }
 
-async fn recheck(service: &Service, claims: &Claims) -> Option<(CloseCode, &'static str)> {
+/// Decides whether a registered connection may stay: its token is not revoked and the
+/// token holds no more connections than allowed. It runs once the connection is in the
+/// hub, so a revocation or another connect racing it cannot slip through.
+async fn admit(service: &Service, claims: &Claims) -> Option<(CloseCode, &'static str)> {
     match service.store.is_revoked(&claims.jti).await {
         Ok(false) => {}
         Ok(true) => return Some((CloseCode::TokenRevoked, "the token was revoked")),
@@ -102,7 +94,7 @@ async fn upgrade(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::to_owned);
-    let authorization = authorize(&service, params.token.or(bearer)).await;
+    let authorization = authorize(&service, params.token.or(bearer));
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
@@ -140,9 +132,7 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
         outbound_tx,
     ));
     service.hub.connect(connection.clone());
-    // The checks before the upgrade raced revocations and other connects of the token;
-    // now that this connection is registered (so a revocation reaches it), check again.
-    if let Some((code, reason)) = recheck(&service, &claims).await {
+    if let Some((code, reason)) = admit(&service, &claims).await {
         service.hub.disconnect(&connection);
         return refuse(socket, code, reason).await;
     }

@@ -31,6 +31,8 @@ use crate::{admin, checkout, gateway, store};
 pub fn app(service: Arc<Service>) -> Router {
     let api: SharedApi = service.clone();
     let timeout = Duration::from_secs(service.config.request_timeout_seconds);
+    // Rendered once: the document is the same for the life of the process.
+    let document = bytes::Bytes::from(realtime_api::openapi_json());
     realtime_api::router(api)
         .merge(gateway::router(service.clone()))
         .merge(admin::router(service.clone()))
@@ -39,10 +41,7 @@ pub fn app(service: Arc<Service>) -> Router {
             Router::new()
                 .route("/healthz", get(|| async { "ok" }))
                 .route("/readyz", get(ready))
-                .route(
-                    "/openapi.json",
-                    get(|| async { ([("content-type", "application/json")], realtime_api::openapi_json()) }),
-                )
+                .route("/openapi.json", get(move || async move { ([("content-type", "application/json")], document) }))
                 .with_state(service),
         )
         .layer(DefaultBodyLimit::max(BODY_MAX_BYTES))

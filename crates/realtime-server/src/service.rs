@@ -131,6 +131,16 @@ impl Service {
         }
     }
 
+    /// Like [`store_error`](Self::store_error), naming the billable `operation` in a 402.
+    pub fn charge_error(&self, operation: &str, error: StoreError) -> ApiError {
+        match error {
+            StoreError::InsufficientCredit { balance, required } => {
+                ApiError::insufficient_credit(operation, balance, required, self.topup_url())
+            }
+            other => self.store_error(other),
+        }
+    }
+
     /// Turns a broker failure into the problem the client sees.
     pub fn broker_error(&self, error: BrokerError) -> ApiError {
         ApiError::unavailable(error)
@@ -187,10 +197,7 @@ impl Service {
                     ApiError::not_found(format!("channel {:?} does not exist; create it first", rows[0].channel))
                         .with_field(FieldError::new("/channel", "does not exist"))
                 }
-                StoreError::InsufficientCredit { balance, required } => {
-                    ApiError::insufficient_credit("publishing", balance, required, self.topup_url())
-                }
-                other => self.store_error(other),
+                other => self.charge_error("publishing", other),
             },
         )?;
         let mut published = Vec::with_capacity(rows.len());

@@ -14,7 +14,7 @@ use super::idempotency::fingerprint;
 use super::{Service, hash_api_key, new_id};
 use crate::broker::ClusterEvent;
 use crate::gateway::hub::ChannelKey;
-use crate::store::{ChannelRow, CheckoutRow, StoreError, TokenRow};
+use crate::store::{ChannelRow, CheckoutRow, TokenRow};
 use crate::tokens::Claims;
 use crate::vendors;
 
@@ -84,23 +84,9 @@ impl Service {
             client_id: claims.sub.clone(),
             expires_at: claims.expires_at(),
         };
-        self.store.record_token(&row, price).await.map_err(|error| match error {
-            StoreError::InsufficientCredit { balance, required } => {
-                ApiError::insufficient_credit("issuing a token", balance, required, self.topup_url())
-            }
-            other => self.store_error(other),
-        })?;
+        self.store.record_token(&row, price).await.map_err(|e| self.charge_error("issuing a token", e))?;
         let token = self.tokens.sign(&claims);
         Ok((claims, token))
-    }
-
-    fn charge_error(&self, operation: &str, error: StoreError) -> ApiError {
-        match error {
-            StoreError::InsufficientCredit { balance, required } => {
-                ApiError::insufficient_credit(operation, balance, required, self.topup_url())
-            }
-            other => self.store_error(other),
-        }
     }
 }
 
