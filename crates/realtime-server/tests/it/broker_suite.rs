@@ -4,7 +4,7 @@
 //! (`broker_suite::redis_cluster::…`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use realtime_server::broker::ClusterEvent;
@@ -202,26 +202,13 @@ async fn the_engine_answers_ping(engine: BrokerEngine) {
 /// Two Redis broker nodes sharing one prefix.
 mod redis_cluster {
     use super::*;
+    use crate::support::eventually;
 
     async fn two_nodes(overrides: Value) -> (RedisPrefix, BrokerEngine, BrokerEngine) {
         let prefix = RedisPrefix::create().await;
         let a = BrokerEngine::redis(&prefix, overrides.clone()).await;
         let b = BrokerEngine::redis(&prefix, overrides).await;
         (prefix, a, b)
-    }
-
-    /// Polls `check` until it holds, for at most `within`.
-    async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let started = Instant::now();
-        while !check().await {
-            assert!(started.elapsed() < within, "not within {within:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        started.elapsed()
     }
 
     #[tokio::test]

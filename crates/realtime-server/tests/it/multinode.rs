@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::engines::{PgDatabase, PrivateRedis, RedisPrefix, redis_url};
-use crate::support::{Answer, Ending, PROMPTLY, Ws};
+use crate::support::{Answer, Ending, PROMPTLY, Ws, eventually};
 
 /// The documented bound after which a dead node's members are gone (the default
 /// `node_expiry_seconds`).
@@ -138,20 +138,6 @@ impl Cluster {
         let presence = self.get(node, &format!("/v1/realtime/presence/get/{channel}")).await.ok();
         presence["members"].as_array().unwrap().iter().map(|m| m["client_id"].as_str().unwrap().to_owned()).collect()
     }
-}
-
-/// Polls `check` until it holds, for at most `within`; returns how long it took.
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    started.elapsed()
 }
 
 #[tokio::test]
