@@ -58,8 +58,42 @@ pub(crate) fn base() -> Document {
 
 /// The whole document, as the router registers it.
 pub fn openapi() -> Document {
-    let (_, document) = crate::routes::openapi_router().split_for_parts();
+    let (_, mut document) = crate::routes::openapi_router().split_for_parts();
+    document_idempotency(&mut document);
     document
+}
+
+/// Every state-changing operation takes an `Idempotency-Key` and may answer a replay;
+/// the handlers do not repeat it, it is added here to each of them.
+fn document_idempotency(document: &mut Document) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{RefOr, Required};
+
+    for item in document.paths.paths.values_mut() {
+        let writes = [(&mut item.post, "the same key and body replay"), (&mut item.delete, "the same key replays")];
+        for (operation, replays) in writes {
+            let Some(operation) = operation.as_mut() else { continue };
+            let key = ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(format!("Makes retries safe: {replays} the first response.")))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null])),
+                ))
+                .build();
+            operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(key));
+            let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200") else { continue };
+            let replayed = HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Boolean)))
+                .description(Some("`true` when this is the stored response of an earlier request."))
+                .build();
+            ok.headers.insert("Idempotent-Replayed".to_owned(), RefOr::T(replayed));
+        }
+    }
 }
 
 /// The document as committed: pretty JSON with a trailing newline.

@@ -3,11 +3,13 @@
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use bytes::Bytes;
-use realtime_types::validate::check_idempotency_key;
 use realtime_types::{FieldError, Validate};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{ApiError, ApiKey, Caller, SharedApi};
+use crate::idempotency::Fingerprint;
+use crate::routes::App;
+use crate::{ApiError, ApiKey, Caller, IdempotencyKey};
 
 /// The prefix every API key starts with.
 pub const API_KEY_PREFIX: &str = "ifr_pk_";
@@ -15,12 +17,12 @@ pub const API_KEY_PREFIX: &str = "ifr_pk_";
 /// The authenticated caller, from `Authorization: Bearer <api key>`.
 pub struct Authenticated(pub Caller);
 
-impl FromRequestParts<SharedApi> for Authenticated {
+impl FromRequestParts<App> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, api: &SharedApi) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let key = bearer_api_key(&parts.headers)?;
-        api.authenticate(&key).await.map(Authenticated)
+        app.api.authenticate(&key).await.map(Authenticated)
     }
 }
 
@@ -44,23 +46,6 @@ pub fn bearer_api_key(headers: &HeaderMap) -> Result<ApiKey, ApiError> {
         return Err(ApiError::unauthenticated("the API key is malformed; keys look like ifr_pk_proj_…"));
     }
     Ok(ApiKey::new(key))
-}
-
-/// An idempotency key: 1-255 visible ASCII characters, scoped per account and operation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    /// Checks and wraps a key.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        check_idempotency_key(raw)?;
-        Ok(IdempotencyKey(raw.to_owned()))
-    }
-
-    /// The key.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// The `Idempotency-Key` header. Both the IETF draft's quoted form (`"abc"`) and
@@ -97,6 +82,39 @@ pub fn merge_idempotency_keys(
             "the Idempotency-Key header and the idempotency_key field differ; send one, or the same in both",
         )),
         (header, body) => Ok(header.or(body)),
+    }
+}
+
+/// A state-changing request: its body, its idempotency key (the header and the
+/// documented `idempotency_key` field merged) and its fingerprint.
+pub struct Keyed<T> {
+    /// The validated request.
+    pub request: T,
+    /// The key, when the caller sent one.
+    pub key: Option<IdempotencyKey>,
+    /// What identifies the request apart from its key.
+    pub fingerprint: Fingerprint,
+}
+
+impl<T: Serialize> Keyed<T> {
+    /// A request without a body field for the key (a `DELETE`): `request` is what the
+    /// path names.
+    pub fn new(request: T, key: Option<IdempotencyKey>) -> Self {
+        Keyed { fingerprint: Fingerprint::of(&request), request, key }
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Validate + Serialize> FromRequest<S> for Keyed<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let IdempotencyHeader(header) = IdempotencyHeader::from_request_parts(&mut parts, state).await?;
+        let ValidJson(request) = ValidJson::<T>::from_request(Request::from_parts(parts, body), state).await?;
+        let value = serde_json::to_value(&request).map_err(ApiError::internal)?;
+        let body_key = value.get("idempotency_key").and_then(|key| key.as_str());
+        let key = merge_idempotency_keys(header, body_key)?;
+        Ok(Keyed { fingerprint: Fingerprint::of(&value), request, key })
     }
 }
 

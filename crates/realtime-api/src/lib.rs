@@ -1,26 +1,37 @@
 //! The realtime API as a Rust trait, and the HTTP face built from any implementation of it.
 //!
-//! The contract has one source: the handlers in [`routes`] carry `#[utoipa::path]`
-//! attributes, [`router`] registers them with utoipa-axum's `routes!`, and [`openapi`]
-//! is what that registration produces. A route therefore cannot exist without being in the
-//! document, and the committed `openapi/realtime.openapi.json` is held equal to
-//! [`openapi`] by a test.
+//! Without features this crate is what every party to the contract shares:
 //!
 //! - [`RealtimeApi`]: one async method per operation, typed request in,
-//!   `Result<typed response, ApiError>` out. The reference server implements it; so could
-//!   any other backend.
-//! - [`ApiError`]: the one error type, turned into RFC 9457 problem+json in exactly one
-//!   place ([`error`]).
-//! - [`extract`]: Bearer API keys, `Idempotency-Key`, and JSON bodies whose rejections
-//!   are problem+json.
+//!   `Result<typed response, ApiError>` out. Methods are pure domain methods: validation
+//!   and idempotency happen before they are called, once for every implementation.
+//! - [`ApiError`]: the one error type, a problem with a stable code.
+//! - [`operations`]: the route table (method and path of every operation).
+//! - [`idempotency`]: idempotent execution over a small [`IdempotencyStore`] trait.
+//!
+//! With the `router` feature it adds the HTTP face: the handlers in [`routes`] carry
+//! `#[utoipa::path]` attributes, [`router`] registers them with utoipa-axum's `routes!`,
+//! and [`openapi`] is what that registration produces. A route therefore cannot exist
+//! without being in the document, and the committed `openapi/realtime.openapi.json` is
+//! held equal to [`openapi`] by a test. [`extract`] holds the extractors whose rejections
+//! are problem+json; `ApiError` becomes a response in exactly one place.
 //!
 //! An implementation never builds an HTTP response: it returns values, this crate maps them.
 
+#[cfg(feature = "router")]
 pub mod asyncapi;
+#[cfg(feature = "router")]
 mod doc;
+#[cfg(feature = "router")]
+mod documented_errors;
 pub mod error;
+#[cfg(feature = "router")]
 pub mod extract;
-mod responses;
+pub mod idempotency;
+pub mod operations;
+#[cfg(feature = "router")]
+mod response;
+#[cfg(feature = "router")]
 pub mod routes;
 
 use std::sync::Arc;
@@ -28,11 +39,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use realtime_types::*;
 
+#[cfg(feature = "router")]
 pub use asyncapi::{asyncapi, asyncapi_json};
+#[cfg(feature = "router")]
 pub use doc::{openapi, openapi_json};
 pub use error::ApiError;
-pub use extract::IdempotencyKey;
-pub use routes::{OPERATIONS, OperationRoute, router};
+pub use idempotency::{Idempotency, IdempotencyKey, IdempotencyStore};
+pub use operations::{OPERATIONS, OperationRoute};
+#[cfg(feature = "router")]
+pub use routes::router;
 
 /// The authenticated caller of a request.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,84 +111,44 @@ impl<T> Reply<T> {
 pub type SharedApi = Arc<dyn RealtimeApi>;
 
 /// Every operation of the contract. Requests arrive validated against the documented
-/// limits ([`realtime_types::Validate`]); `idempotency_key` is the merged header and body
-/// key. Methods that change state return a [`Reply`], so an implementation can replay.
+/// limits ([`realtime_types::Validate`]), and state-changing ones arrive through
+/// [`Idempotency::run`]: an implementation sees each keyed request once, and makes it
+/// crash-safe by committing [`idempotency::Seal::current`] with its effect.
 #[async_trait]
 pub trait RealtimeApi: Send + Sync + 'static {
     /// Resolves an API key to its caller; an unknown key is `ApiError::unauthenticated`.
     async fn authenticate(&self, key: &ApiKey) -> Result<Caller, ApiError>;
 
     /// `realtime.token.issue`
-    async fn token_issue(
-        &self,
-        caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: TokenIssueRequest,
-    ) -> Result<Reply<RealtimeToken>, ApiError>;
+    async fn token_issue(&self, caller: &Caller, request: TokenIssueRequest) -> Result<RealtimeToken, ApiError>;
     /// `realtime.token.revoke`
-    async fn token_revoke(
-        &self,
-        caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: TokenRevokeRequest,
-    ) -> Result<Reply<TokenRevoked>, ApiError>;
+    async fn token_revoke(&self, caller: &Caller, request: TokenRevokeRequest) -> Result<TokenRevoked, ApiError>;
     /// `realtime.channel.create`
-    async fn channel_create(
-        &self,
-        caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: ChannelCreateRequest,
-    ) -> Result<Reply<ChannelCreated>, ApiError>;
+    async fn channel_create(&self, caller: &Caller, request: ChannelCreateRequest) -> Result<ChannelCreated, ApiError>;
     /// `realtime.channel.get`
     async fn channel_get(&self, caller: &Caller, channel: String) -> Result<Channel, ApiError>;
     /// `realtime.channel.list`
     async fn channel_list(&self, caller: &Caller, query: ChannelListQuery) -> Result<ChannelList, ApiError>;
     /// `realtime.channel.delete`
-    async fn channel_delete(
-        &self,
-        caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        channel: String,
-    ) -> Result<Reply<ChannelDeleted>, ApiError>;
+    async fn channel_delete(&self, caller: &Caller, channel: String) -> Result<ChannelDeleted, ApiError>;
     /// `realtime.publish`
-    async fn publish(
-        &self,
-        caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: PublishRequest,
-    ) -> Result<Reply<Published>, ApiError>;
+    async fn publish(&self, caller: &Caller, request: PublishRequest) -> Result<Published, ApiError>;
     /// `realtime.publish.batch`
-    async fn publish_batch(
-        &self,
-        caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: PublishBatchRequest,
-    ) -> Result<Reply<BatchPublished>, ApiError>;
+    async fn publish_batch(&self, caller: &Caller, request: PublishBatchRequest) -> Result<BatchPublished, ApiError>;
     /// `realtime.presence.get`
     async fn presence_get(&self, caller: &Caller, channel: String) -> Result<Presence, ApiError>;
     /// `realtime.auth.sign`
-    async fn auth_sign(
-        &self,
-        caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: AuthSignRequest,
-    ) -> Result<Reply<VendorToken>, ApiError>;
+    async fn auth_sign(&self, caller: &Caller, request: AuthSignRequest) -> Result<VendorToken, ApiError>;
     /// `realtime.event.types`
     async fn event_types(&self, caller: &Caller) -> Result<EventTypes, ApiError>;
     /// `realtime.user.disconnect`
     async fn user_disconnect(
         &self,
         caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
         request: UserDisconnectRequest,
-    ) -> Result<Reply<UserDisconnected>, ApiError>;
+    ) -> Result<UserDisconnected, ApiError>;
     /// `account.get`
     async fn account_get(&self, caller: &Caller) -> Result<Account, ApiError>;
     /// `account.topup`
-    async fn account_topup(
-        &self,
-        caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: TopupRequest,
-    ) -> Result<Reply<Checkout>, ApiError>;
+    async fn account_topup(&self, caller: &Caller, request: TopupRequest) -> Result<Checkout, ApiError>;
 }

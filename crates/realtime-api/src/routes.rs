@@ -1,81 +1,71 @@
-//! The handlers of every operation, the route table, and the router built from them.
+//! The handlers of every operation, and the router built from them.
 //!
-//! Handlers only extract, delegate to [`RealtimeApi`](crate::RealtimeApi) and map the
-//! result; they hold no logic. Their doc comments become the operations' summaries and
-//! descriptions in the document.
+//! Handlers only extract, delegate to [`RealtimeApi`](crate::RealtimeApi) (state-changing
+//! ones through [`Idempotency`]) and map the result; they hold no logic. Their doc
+//! comments become the operations' summaries and descriptions in the document.
 
 #![allow(deprecated)] // The seed-000 aliases are deprecated on purpose, and registered here.
 
+use std::future::Future;
+
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use realtime_types::*;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::{Authenticated, ChannelPath, IdempotencyHeader, ValidJson, ValidQuery, merge_idempotency_keys};
-use crate::responses::{BadQuery, Billable, ChannelNotFound, DeleteErrors, ReadErrors, TokenNotFound, WriteErrors};
-use crate::{ApiError, Reply, SharedApi};
+use crate::documented_errors::{
+    BadQuery, Billable, ChannelNotFound, DeleteErrors, ReadErrors, TokenNotFound, WriteErrors,
+};
+use crate::extract::{Authenticated, ChannelPath, IdempotencyHeader, Keyed, ValidQuery};
+use crate::operations::{self, OperationRoute};
+use crate::{ApiError, Caller, Idempotency, Reply, SharedApi};
 
-/// One operation of the contract: how the router serves it and how clients call it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OperationRoute {
-    /// The operationId (the capability name).
-    pub id: &'static str,
-    /// The HTTP method, upper case.
-    pub method: &'static str,
-    /// The path template, with `{channel}` where a channel name goes.
-    pub path: &'static str,
-    /// True for the seed-000 SDK aliases.
-    pub deprecated: bool,
+/// What the router serves: an implementation of the API, and where the idempotency keys
+/// of its state-changing operations live.
+#[derive(Clone)]
+pub struct App {
+    /// The implementation.
+    pub api: SharedApi,
+    /// Idempotent execution of every `POST` and `DELETE`.
+    pub idempotency: Idempotency,
 }
 
-macro_rules! operations {
-    ($($name:ident = $id:literal, $method:literal, $path:literal, $deprecated:literal;)*) => {
-        $(
-            #[doc = concat!("`", $id, "`: `", $method, " ", $path, "`")]
-            pub const $name: OperationRoute = OperationRoute { id: $id, method: $method, path: $path, deprecated: $deprecated };
-        )*
-        /// Every operation the router serves; a test holds this table equal to the document.
-        pub const OPERATIONS: &[OperationRoute] = &[$($name),*];
-    };
-}
-
-operations! {
-    TOKEN_ISSUE = "realtime.token.issue", "POST", "/v1/realtime/token/issue", false;
-    TOKEN_REVOKE = "realtime.token.revoke", "POST", "/v1/realtime/token/revoke", false;
-    CHANNEL_CREATE = "realtime.channel.create", "POST", "/v1/realtime/channel/create", false;
-    CHANNEL_GET = "realtime.channel.get", "GET", "/v1/realtime/channel/get/{channel}", false;
-    CHANNEL_LIST = "realtime.channel.list", "GET", "/v1/realtime/channel/list", false;
-    CHANNEL_DELETE = "realtime.channel.delete", "DELETE", "/v1/realtime/channel/delete/{channel}", false;
-    PUBLISH = "realtime.publish", "POST", "/v1/realtime/publish", false;
-    PUBLISH_BATCH = "realtime.publish.batch", "POST", "/v1/realtime/publish/batch", false;
-    PRESENCE_GET = "realtime.presence.get", "GET", "/v1/realtime/presence/get/{channel}", false;
-    AUTH_SIGN = "realtime.auth.sign", "POST", "/v1/realtime/auth/sign", false;
-    EVENT_TYPES = "realtime.event.types", "GET", "/v1/realtime/event/types", false;
-    USER_DISCONNECT = "realtime.user.disconnect", "POST", "/v1/realtime/user/disconnect", false;
-    ACCOUNT_GET = "account.get", "GET", "/v1/account", false;
-    ACCOUNT_TOPUP = "account.topup", "POST", "/v1/account/topup", false;
-    TOKEN_ISSUE_ALIAS = "realtime.token.issue.alias", "POST", "/v1/realtime/token", true;
-    CHANNEL_CREATE_ALIAS = "realtime.channel.create.alias", "POST", "/v1/realtime/channels", true;
-    PRESENCE_GET_ALIAS = "realtime.presence.get.alias", "GET", "/v1/realtime/channels/{channel}/presence", true;
+impl App {
+    /// Runs a state-changing operation: once per idempotency key, through `effect`.
+    async fn write<R, T, F, Fut>(
+        &self,
+        caller: Caller,
+        operation: OperationRoute,
+        keyed: Keyed<R>,
+        effect: F,
+    ) -> Result<Reply<T>, ApiError>
+    where
+        F: FnOnce(SharedApi, Caller, R) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let Keyed { request, key, fingerprint } = keyed;
+        let run = effect(self.api.clone(), caller.clone(), request);
+        self.idempotency.run(&caller, operation.id, key, fingerprint, run).await
+    }
 }
 
 /// The router of every operation, over any implementation of the API, with
 /// problem+json answers for unknown paths and methods.
-pub fn router(api: SharedApi) -> axum::Router {
+pub fn router(api: SharedApi, idempotency: Idempotency) -> axum::Router {
     let (router, _) = openapi_router().split_for_parts();
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(api)
-        .layer(axum::middleware::from_fn(crate::error::attach_request_id))
+        .with_state(App { api, idempotency })
+        .layer(axum::middleware::from_fn(crate::response::attach_request_id))
 }
 
 /// The routes and their document, registered together.
-pub(crate) fn openapi_router() -> OpenApiRouter<SharedApi> {
+pub(crate) fn openapi_router() -> OpenApiRouter<App> {
     OpenApiRouter::with_openapi(crate::doc::base())
         .routes(routes!(token_issue))
         .routes(routes!(token_revoke))
@@ -104,16 +94,6 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, "this path does not accept this method")
 }
 
-impl<T: Serialize> IntoResponse for Reply<T> {
-    fn into_response(self) -> Response {
-        let mut response = (StatusCode::OK, Json(self.body)).into_response();
-        if self.replayed {
-            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-        }
-        response
-    }
-}
-
 /// Issue a client token for the WebSocket gateway.
 ///
 /// The token is limited to `channels` (all channels of the account when omitted) and
@@ -121,20 +101,19 @@ impl<T: Serialize> IntoResponse for Reply<T> {
 /// Connect to `endpoint` with it. Billable. An idempotent replay returns the same token,
 /// even when it has been revoked since (the gateway then refuses it with 4003).
 #[utoipa::path(post, path = "/v1/realtime/token/issue", operation_id = "realtime.token.issue", tag = "token",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = TokenIssueRequest,
-    responses((status = 200, description = "The token.", body = RealtimeToken,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "The token.", body = RealtimeToken),
         Billable, WriteErrors),
     security(("bearer" = [])))]
 async fn token_issue(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
-    IdempotencyHeader(header): IdempotencyHeader,
-    ValidJson(request): ValidJson<TokenIssueRequest>,
+    keyed: Keyed<TokenIssueRequest>,
 ) -> Result<Reply<RealtimeToken>, ApiError> {
-    let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
-    api.token_issue(&caller, key, request).await
+    app.write(caller, operations::TOKEN_ISSUE, keyed, |api, caller, request| async move {
+        api.token_issue(&caller, request).await
+    })
+    .await
 }
 
 /// Issue a client token (deprecated SDK path).
@@ -142,19 +121,16 @@ async fn token_issue(
 /// The path the SDKs use; identical to `POST /v1/realtime/token/issue`.
 #[deprecated = "use POST /v1/realtime/token/issue"]
 #[utoipa::path(post, path = "/v1/realtime/token", operation_id = "realtime.token.issue.alias", tag = "token",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = TokenIssueRequest,
-    responses((status = 200, description = "The token.", body = RealtimeToken,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "The token.", body = RealtimeToken),
         Billable, WriteErrors),
     security(("bearer" = [])))]
 async fn token_issue_alias(
-    state: State<SharedApi>,
+    state: State<App>,
     caller: Authenticated,
-    header: IdempotencyHeader,
-    body: ValidJson<TokenIssueRequest>,
+    keyed: Keyed<TokenIssueRequest>,
 ) -> Result<Reply<RealtimeToken>, ApiError> {
-    token_issue(state, caller, header, body).await
+    token_issue(state, caller, keyed).await
 }
 
 /// Revoke a token.
@@ -163,20 +139,19 @@ async fn token_issue_alias(
 /// with close code 4003, and the token is refused until it expires. Revoking twice is not
 /// an error.
 #[utoipa::path(post, path = "/v1/realtime/token/revoke", operation_id = "realtime.token.revoke", tag = "token",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = TokenRevokeRequest,
-    responses((status = 200, description = "The token is revoked.", body = TokenRevoked,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "The token is revoked.", body = TokenRevoked),
         TokenNotFound, WriteErrors),
     security(("bearer" = [])))]
 async fn token_revoke(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
-    IdempotencyHeader(header): IdempotencyHeader,
-    ValidJson(request): ValidJson<TokenRevokeRequest>,
+    keyed: Keyed<TokenRevokeRequest>,
 ) -> Result<Reply<TokenRevoked>, ApiError> {
-    let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
-    api.token_revoke(&caller, key, request).await
+    app.write(caller, operations::TOKEN_REVOKE, keyed, |api, caller, request| async move {
+        api.token_revoke(&caller, request).await
+    })
+    .await
 }
 
 /// Create a channel.
@@ -185,20 +160,19 @@ async fn token_revoke(
 /// `created: false` (and is not charged); with another type it is a 409 `CONFLICT`.
 /// Billable when a channel is created.
 #[utoipa::path(post, path = "/v1/realtime/channel/create", operation_id = "realtime.channel.create", tag = "channel",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = ChannelCreateRequest,
-    responses((status = 200, description = "The channel.", body = ChannelCreated,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "The channel.", body = ChannelCreated),
         Billable, WriteErrors),
     security(("bearer" = [])))]
 async fn channel_create(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
-    IdempotencyHeader(header): IdempotencyHeader,
-    ValidJson(request): ValidJson<ChannelCreateRequest>,
+    keyed: Keyed<ChannelCreateRequest>,
 ) -> Result<Reply<ChannelCreated>, ApiError> {
-    let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
-    api.channel_create(&caller, key, request).await
+    app.write(caller, operations::CHANNEL_CREATE, keyed, |api, caller, request| async move {
+        api.channel_create(&caller, request).await
+    })
+    .await
 }
 
 /// Create a channel (deprecated SDK path).
@@ -206,19 +180,16 @@ async fn channel_create(
 /// The path the SDKs use; identical to `POST /v1/realtime/channel/create`.
 #[deprecated = "use POST /v1/realtime/channel/create"]
 #[utoipa::path(post, path = "/v1/realtime/channels", operation_id = "realtime.channel.create.alias", tag = "channel",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = ChannelCreateRequest,
-    responses((status = 200, description = "The channel.", body = ChannelCreated,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "The channel.", body = ChannelCreated),
         Billable, WriteErrors),
     security(("bearer" = [])))]
 async fn channel_create_alias(
-    state: State<SharedApi>,
+    state: State<App>,
     caller: Authenticated,
-    header: IdempotencyHeader,
-    body: ValidJson<ChannelCreateRequest>,
+    keyed: Keyed<ChannelCreateRequest>,
 ) -> Result<Reply<ChannelCreated>, ApiError> {
-    channel_create(state, caller, header, body).await
+    channel_create(state, caller, keyed).await
 }
 
 /// Get a channel.
@@ -230,11 +201,11 @@ async fn channel_create_alias(
     responses((status = 200, description = "The channel.", body = Channel), ChannelNotFound, ReadErrors),
     security(("bearer" = [])))]
 async fn channel_get(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
     ChannelPath(channel): ChannelPath,
 ) -> Result<Json<Channel>, ApiError> {
-    api.channel_get(&caller, channel).await.map(Json)
+    app.api.channel_get(&caller, channel).await.map(Json)
 }
 
 /// List the account's channels.
@@ -246,11 +217,11 @@ async fn channel_get(
     responses((status = 200, description = "A page of channels.", body = ChannelList), BadQuery, ReadErrors),
     security(("bearer" = [])))]
 async fn channel_list(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
     ValidQuery(query): ValidQuery<ChannelListQuery>,
 ) -> Result<Json<ChannelList>, ApiError> {
-    api.channel_list(&caller, query).await.map(Json)
+    app.api.channel_list(&caller, query).await.map(Json)
 }
 
 /// Delete a channel.
@@ -258,19 +229,21 @@ async fn channel_list(
 /// Every subscriber receives `unsubscribed` with reason `channel_deleted` and stops
 /// receiving its events; the name can be created again afterwards.
 #[utoipa::path(delete, path = "/v1/realtime/channel/delete/{channel}", operation_id = "realtime.channel.delete", tag = "channel",
-    params(("channel" = String, Path, description = "The channel name.", max_length = 164),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key replays the first response.")),
-    responses((status = 200, description = "The channel is deleted.", body = ChannelDeleted,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    params(("channel" = String, Path, description = "The channel name.", max_length = 164)),
+    responses((status = 200, description = "The channel is deleted.", body = ChannelDeleted),
         DeleteErrors),
     security(("bearer" = [])))]
 async fn channel_delete(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
     IdempotencyHeader(key): IdempotencyHeader,
     ChannelPath(channel): ChannelPath,
 ) -> Result<Reply<ChannelDeleted>, ApiError> {
-    api.channel_delete(&caller, key, channel).await
+    let keyed = Keyed::new(channel, key);
+    app.write(caller, operations::CHANNEL_DELETE, keyed, |api, caller, channel| async move {
+        api.channel_delete(&caller, channel).await
+    })
+    .await
 }
 
 /// Publish an event to a channel.
@@ -278,20 +251,22 @@ async fn channel_delete(
 /// Every subscriber of the channel receives it, in publish order, with the returned
 /// `message_id`; `delivered` counts the connections it was handed to. Billable.
 #[utoipa::path(post, path = "/v1/realtime/publish", operation_id = "realtime.publish", tag = "publish",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = PublishRequest,
-    responses((status = 200, description = "The event is published.", body = Published,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "The event is published.", body = Published),
         Billable, ChannelNotFound, WriteErrors),
     security(("bearer" = [])))]
 async fn publish(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
-    IdempotencyHeader(header): IdempotencyHeader,
-    ValidJson(request): ValidJson<PublishRequest>,
+    keyed: Keyed<PublishRequest>,
 ) -> Result<Reply<Published>, ApiError> {
-    let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
-    api.publish(&caller, key, request).await
+    app.write(
+        caller,
+        operations::PUBLISH,
+        keyed,
+        |api, caller, request| async move { api.publish(&caller, request).await },
+    )
+    .await
 }
 
 /// Publish several events at once.
@@ -299,20 +274,19 @@ async fn publish(
 /// All or nothing: one bad message (or unknown channel) rejects the batch, and the
 /// problem's `errors[].pointer` names its index. Each message is charged.
 #[utoipa::path(post, path = "/v1/realtime/publish/batch", operation_id = "realtime.publish.batch", tag = "publish",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = PublishBatchRequest,
-    responses((status = 200, description = "Every event is published.", body = BatchPublished,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "Every event is published.", body = BatchPublished),
         Billable, ChannelNotFound, WriteErrors),
     security(("bearer" = [])))]
 async fn publish_batch(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
-    IdempotencyHeader(header): IdempotencyHeader,
-    ValidJson(request): ValidJson<PublishBatchRequest>,
+    keyed: Keyed<PublishBatchRequest>,
 ) -> Result<Reply<BatchPublished>, ApiError> {
-    let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
-    api.publish_batch(&caller, key, request).await
+    app.write(caller, operations::PUBLISH_BATCH, keyed, |api, caller, request| async move {
+        api.publish_batch(&caller, request).await
+    })
+    .await
 }
 
 /// Get the live members of a channel.
@@ -324,11 +298,11 @@ async fn publish_batch(
     responses((status = 200, description = "The members.", body = Presence), ChannelNotFound, ReadErrors),
     security(("bearer" = [])))]
 async fn presence_get(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
     ChannelPath(channel): ChannelPath,
 ) -> Result<Json<Presence>, ApiError> {
-    api.presence_get(&caller, channel).await.map(Json)
+    app.api.presence_get(&caller, channel).await.map(Json)
 }
 
 /// Get the live members of a channel (deprecated SDK path).
@@ -340,7 +314,7 @@ async fn presence_get(
     responses((status = 200, description = "The members.", body = Presence), ChannelNotFound, ReadErrors),
     security(("bearer" = [])))]
 async fn presence_get_alias(
-    state: State<SharedApi>,
+    state: State<App>,
     caller: Authenticated,
     channel: ChannelPath,
 ) -> Result<Json<Presence>, ApiError> {
@@ -353,20 +327,19 @@ async fn presence_get_alias(
 /// only), Ably (a TokenRequest), Liveblocks (an access token) or this server's own
 /// gateway. Billable.
 #[utoipa::path(post, path = "/v1/realtime/auth/sign", operation_id = "realtime.auth.sign", tag = "auth",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = AuthSignRequest,
-    responses((status = 200, description = "The signed authorization.", body = VendorToken,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "The signed authorization.", body = VendorToken),
         Billable, WriteErrors),
     security(("bearer" = [])))]
 async fn auth_sign(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
-    IdempotencyHeader(header): IdempotencyHeader,
-    ValidJson(request): ValidJson<AuthSignRequest>,
+    keyed: Keyed<AuthSignRequest>,
 ) -> Result<Reply<VendorToken>, ApiError> {
-    let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
-    api.auth_sign(&caller, key, request).await
+    app.write(caller, operations::AUTH_SIGN, keyed, |api, caller, request| async move {
+        api.auth_sign(&caller, request).await
+    })
+    .await
 }
 
 /// List the event types a subscriber can receive.
@@ -376,10 +349,10 @@ async fn auth_sign(
     responses((status = 200, description = "The event types.", body = EventTypes), ReadErrors),
     security(("bearer" = [])))]
 async fn event_types(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<EventTypes>, ApiError> {
-    api.event_types(&caller).await.map(Json)
+    app.api.event_types(&caller).await.map(Json)
 }
 
 /// Disconnect a client.
@@ -388,31 +361,27 @@ async fn event_types(
 /// unsubscribes it from that channel (reason `disconnected_by_server`). Unknown clients
 /// give `disconnected: 0`.
 #[utoipa::path(post, path = "/v1/realtime/user/disconnect", operation_id = "realtime.user.disconnect", tag = "user",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = UserDisconnectRequest,
-    responses((status = 200, description = "What was cut.", body = UserDisconnected,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "What was cut.", body = UserDisconnected),
         ChannelNotFound, WriteErrors),
     security(("bearer" = [])))]
 async fn user_disconnect(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
-    IdempotencyHeader(header): IdempotencyHeader,
-    ValidJson(request): ValidJson<UserDisconnectRequest>,
+    keyed: Keyed<UserDisconnectRequest>,
 ) -> Result<Reply<UserDisconnected>, ApiError> {
-    let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
-    api.user_disconnect(&caller, key, request).await
+    app.write(caller, operations::USER_DISCONNECT, keyed, |api, caller, request| async move {
+        api.user_disconnect(&caller, request).await
+    })
+    .await
 }
 
 /// Get the calling account and its balance.
 #[utoipa::path(get, path = "/v1/account", operation_id = "account.get", tag = "account",
     responses((status = 200, description = "The account.", body = Account), ReadErrors),
     security(("bearer" = [])))]
-async fn account_get(
-    State(api): State<SharedApi>,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<Account>, ApiError> {
-    api.account_get(&caller).await.map(Json)
+async fn account_get(State(app): State<App>, Authenticated(caller): Authenticated) -> Result<Json<Account>, ApiError> {
+    app.api.account_get(&caller).await.map(Json)
 }
 
 /// Start a top-up.
@@ -420,18 +389,17 @@ async fn account_get(
 /// Returns a checkout; the account is credited, exactly once, when the payer completes
 /// it at `checkout_url`.
 #[utoipa::path(post, path = "/v1/account/topup", operation_id = "account.topup", tag = "account",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response.")),
     request_body = TopupRequest,
-    responses((status = 200, description = "The checkout to complete.", body = Checkout,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored response of an earlier request."))),
+    responses((status = 200, description = "The checkout to complete.", body = Checkout),
         WriteErrors),
     security(("bearer" = [])))]
 async fn account_topup(
-    State(api): State<SharedApi>,
+    State(app): State<App>,
     Authenticated(caller): Authenticated,
-    IdempotencyHeader(header): IdempotencyHeader,
-    ValidJson(request): ValidJson<TopupRequest>,
+    keyed: Keyed<TopupRequest>,
 ) -> Result<Reply<Checkout>, ApiError> {
-    let key = merge_idempotency_keys(header, request.idempotency_key.as_deref())?;
-    api.account_topup(&caller, key, request).await
+    app.write(caller, operations::ACCOUNT_TOPUP, keyed, |api, caller, request| async move {
+        api.account_topup(&caller, request).await
+    })
+    .await
 }

@@ -1,13 +1,16 @@
 //! [`RealtimeApi`] for [`Client`]: the client implements the very trait the server does.
 //!
 //! This makes coverage a compile-time fact: an operation added to the trait does not
-//! compile until the client can call it. It also lets a `Client` stand behind
-//! [`realtime_api::router`], as a proxy to another server.
+//! compile until the client can call it. It also lets a `Client` stand behind the
+//! contract's router (`realtime_api::router`, with the `router` feature), as a proxy to
+//! another server; the router's own idempotency then covers the proxy, and each
+//! state-changing call goes upstream with a fresh idempotency key of its own, so that the
+//! client's retries of it are safe too.
 //!
 //! The `Caller` argument is ignored: the client's API key decides who calls.
 
 use async_trait::async_trait;
-use realtime_api::{ApiError, ApiKey, Caller, IdempotencyKey, RealtimeApi, Reply};
+use realtime_api::{ApiError, ApiKey, Caller, RealtimeApi};
 use realtime_types::*;
 
 use crate::client::Client;
@@ -20,31 +23,20 @@ impl RealtimeApi for Client {
         Ok(Caller { account_id: account.account_id })
     }
 
-    async fn token_issue(
-        &self,
-        _caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: TokenIssueRequest,
-    ) -> Result<Reply<RealtimeToken>, ApiError> {
-        Ok(self.token_issue_with(idempotency_key, request).await?)
+    async fn token_issue(&self, _caller: &Caller, request: TokenIssueRequest) -> Result<RealtimeToken, ApiError> {
+        Ok(Client::token_issue(self, request).await?)
     }
 
-    async fn token_revoke(
-        &self,
-        _caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: TokenRevokeRequest,
-    ) -> Result<Reply<TokenRevoked>, ApiError> {
-        Ok(self.token_revoke_with(idempotency_key, request).await?)
+    async fn token_revoke(&self, _caller: &Caller, request: TokenRevokeRequest) -> Result<TokenRevoked, ApiError> {
+        Ok(Client::token_revoke(self, request).await?)
     }
 
     async fn channel_create(
         &self,
         _caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
         request: ChannelCreateRequest,
-    ) -> Result<Reply<ChannelCreated>, ApiError> {
-        Ok(self.channel_create_with(idempotency_key, request).await?)
+    ) -> Result<ChannelCreated, ApiError> {
+        Ok(Client::channel_create(self, request).await?)
     }
 
     async fn channel_get(&self, _caller: &Caller, channel: String) -> Result<Channel, ApiError> {
@@ -55,44 +47,24 @@ impl RealtimeApi for Client {
         Ok(Client::channel_list(self, query).await?)
     }
 
-    async fn channel_delete(
-        &self,
-        _caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        channel: String,
-    ) -> Result<Reply<ChannelDeleted>, ApiError> {
-        Ok(self.channel_delete_with(idempotency_key, &channel).await?)
+    async fn channel_delete(&self, _caller: &Caller, channel: String) -> Result<ChannelDeleted, ApiError> {
+        Ok(Client::channel_delete(self, &channel).await?)
     }
 
-    async fn publish(
-        &self,
-        _caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: PublishRequest,
-    ) -> Result<Reply<Published>, ApiError> {
-        Ok(self.publish_with(idempotency_key, request).await?)
+    async fn publish(&self, _caller: &Caller, request: PublishRequest) -> Result<Published, ApiError> {
+        Ok(Client::publish(self, request).await?)
     }
 
-    async fn publish_batch(
-        &self,
-        _caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: PublishBatchRequest,
-    ) -> Result<Reply<BatchPublished>, ApiError> {
-        Ok(self.publish_batch_with(idempotency_key, request).await?)
+    async fn publish_batch(&self, _caller: &Caller, request: PublishBatchRequest) -> Result<BatchPublished, ApiError> {
+        Ok(Client::publish_batch(self, request).await?)
     }
 
     async fn presence_get(&self, _caller: &Caller, channel: String) -> Result<Presence, ApiError> {
         Ok(Client::presence_get(self, &channel).await?)
     }
 
-    async fn auth_sign(
-        &self,
-        _caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: AuthSignRequest,
-    ) -> Result<Reply<VendorToken>, ApiError> {
-        Ok(self.auth_sign_with(idempotency_key, request).await?)
+    async fn auth_sign(&self, _caller: &Caller, request: AuthSignRequest) -> Result<VendorToken, ApiError> {
+        Ok(Client::auth_sign(self, request).await?)
     }
 
     async fn event_types(&self, _caller: &Caller) -> Result<EventTypes, ApiError> {
@@ -102,22 +74,16 @@ impl RealtimeApi for Client {
     async fn user_disconnect(
         &self,
         _caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
         request: UserDisconnectRequest,
-    ) -> Result<Reply<UserDisconnected>, ApiError> {
-        Ok(self.user_disconnect_with(idempotency_key, request).await?)
+    ) -> Result<UserDisconnected, ApiError> {
+        Ok(Client::user_disconnect(self, request).await?)
     }
 
     async fn account_get(&self, _caller: &Caller) -> Result<Account, ApiError> {
         Ok(Client::account_get(self).await?)
     }
 
-    async fn account_topup(
-        &self,
-        _caller: &Caller,
-        idempotency_key: Option<IdempotencyKey>,
-        request: TopupRequest,
-    ) -> Result<Reply<Checkout>, ApiError> {
-        Ok(self.account_topup_with(idempotency_key, request).await?)
+    async fn account_topup(&self, _caller: &Caller, request: TopupRequest) -> Result<Checkout, ApiError> {
+        Ok(Client::account_topup(self, request).await?)
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use realtime_api::routes::OperationRoute;
+use realtime_api::OperationRoute;
 use realtime_api::{IdempotencyKey, Reply};
 use realtime_types::Problem;
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn channel_names_are_percent_encoded_into_the_path() {
         let client = Client::builder("http://127.0.0.1:1/prefix/").build().unwrap();
-        let url = client.url(realtime_api::routes::CHANNEL_GET, &Target::Channel("a;b=c@d,e.f_g-h")).unwrap();
+        let url = client.url(realtime_api::operations::CHANNEL_GET, &Target::Channel("a;b=c@d,e.f_g-h")).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:1/prefix/v1/realtime/channel/get/a%3Bb%3Dc%40d%2Ce.f_g-h");
     }
 
@@ -330,7 +330,7 @@ mod tests {
     fn list_parameters_go_in_the_query_string() {
         let client = Client::builder("http://127.0.0.1:1").build().unwrap();
         let target = Target::Query(vec![("cursor", "a b&c".to_owned()), ("limit", "5".to_owned())]);
-        let url = client.url(realtime_api::routes::CHANNEL_LIST, &target).unwrap();
+        let url = client.url(realtime_api::operations::CHANNEL_LIST, &target).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:1/v1/realtime/channel/list?cursor=a+b%26c&limit=5");
     }
 

@@ -5,7 +5,7 @@
 //! answer was replayed. Without a key the request's `idempotency_key` field is used, or a
 //! fresh ULID.
 
-use realtime_api::routes;
+use realtime_api::operations as routes;
 use realtime_api::{IdempotencyKey, Reply};
 use realtime_types::*;
 

@@ -12,7 +12,7 @@ use realtime_api::extract::ValidJson;
 use realtime_types::{FieldError, Rejection, Validate};
 use serde::{Deserialize, Serialize};
 
-use crate::service::Service;
+use crate::service::{MAX_BALANCE, Service};
 
 /// The admin routes; none when no admin secret is configured.
 pub fn router(service: Arc<Service>) -> Router {
@@ -34,6 +34,12 @@ impl Validate for NewAccount {
     fn validate(&self) -> Result<(), Rejection> {
         if self.balance < 0 {
             return Err(Rejection::Invalid(vec![FieldError::new("/balance", "must not be negative")]));
+        }
+        if self.balance > MAX_BALANCE {
+            return Err(Rejection::Invalid(vec![FieldError::new(
+                "/balance",
+                format!("must be at most {MAX_BALANCE} micro-USD"),
+            )]));
         }
         Ok(())
     }

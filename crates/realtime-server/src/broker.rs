@@ -3,7 +3,10 @@
 //! One node uses [`memory::MemoryBroker`], which loops every event straight back into
 //! this node's [`Hub`]. Several nodes share a Redis broker. Either way the gateway and the
 //! REST side only see the [`Broker`] trait, and every event is applied to a node's hub by
-//! the one function [`apply`].
+//! the one function [`apply`], which reports what it did; the broker that applied it then
+//! announces the presence leaves that caused ([`announce`]). Presence itself (a member's
+//! first socket joins, its last one leaves) is counted through the trait by [`join`] and
+//! [`leave`], so both brokers share one implementation of it.
 
 pub mod memory;
 pub mod redis;
@@ -15,7 +18,9 @@ use axum::extract::ws::Utf8Bytes;
 use realtime_types::PresenceMember;
 use realtime_types::ws::{CloseCode, UnsubscribeReason};
 
-use crate::gateway::hub::{ChannelKey, Hub};
+use realtime_types::ws::ServerFrame;
+
+use crate::hub::{ChannelKey, Connection, Hub, encode};
 
 /// Something every node must act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,29 +80,107 @@ pub trait Broker: Send + Sync {
     async fn ping(&self) -> Result<(), BrokerError>;
 }
 
-/// Applies an event to this node's hub; returns how many local sockets it acted on.
-/// Presence leaves caused by the event are published through `broker`.
-pub async fn apply(hub: &Hub, broker: &Arc<dyn Broker>, event: ClusterEvent) -> u32 {
+/// What applying an event did on this node.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Local sockets acted on (delivered to, closed or unsubscribed).
+    pub acted: u32,
+    /// Sockets that stopped being subscribed to a channel, whose presence must end.
+    pub unsubscribed: Vec<(Arc<Connection>, String)>,
+}
+
+/// Applies an event to this node's hub and reports what it did. It never waits: the
+/// presence leaves it causes are for the caller to [`announce`].
+pub fn apply(hub: &Hub, event: ClusterEvent) -> Applied {
     match event {
-        ClusterEvent::Frame { key, frame } => hub.deliver(&key, &frame),
+        ClusterEvent::Frame { key, frame } => Applied { acted: hub.deliver(&key, &frame), unsubscribed: Vec::new() },
         ClusterEvent::ChannelDeleted { key } => {
             let dropped = hub.drop_channel(&key);
-            for connection in &dropped {
-                crate::gateway::presence::leave(broker, connection, &key.channel).await;
+            Applied {
+                acted: dropped.len() as u32,
+                unsubscribed: dropped.into_iter().map(|connection| (connection, key.channel.clone())).collect(),
             }
-            dropped.len() as u32
         }
-        ClusterEvent::TokenRevoked { jti } => hub.close_token(&jti, CloseCode::TokenRevoked, "the token was revoked"),
-        ClusterEvent::ClientDisconnected { account_id, client_id, channel: None } => {
-            hub.close_client(&account_id, &client_id, CloseCode::DisconnectedByServer, "disconnected by the server")
-        }
+        ClusterEvent::TokenRevoked { jti } => Applied {
+            acted: hub.close_token(&jti, CloseCode::TokenRevoked, "the token was revoked"),
+            unsubscribed: Vec::new(),
+        },
+        ClusterEvent::ClientDisconnected { account_id, client_id, channel: None } => Applied {
+            acted: hub.close_client(
+                &account_id,
+                &client_id,
+                CloseCode::DisconnectedByServer,
+                "disconnected by the server",
+            ),
+            unsubscribed: Vec::new(),
+        },
         ClusterEvent::ClientDisconnected { account_id, client_id, channel: Some(channel) } => {
             let key = ChannelKey::new(account_id, channel);
             let acted = hub.unsubscribe_client(&key, &client_id, UnsubscribeReason::DisconnectedByServer);
-            for connection in &acted {
-                crate::gateway::presence::leave(broker, connection, &key.channel).await;
+            Applied {
+                acted: acted.len() as u32,
+                unsubscribed: acted.into_iter().map(|connection| (connection, key.channel.clone())).collect(),
             }
-            acted.len() as u32
         }
+    }
+}
+
+/// Ends the presence of what [`apply`] unsubscribed, through `broker`; returns the count
+/// of sockets acted on.
+pub async fn announce(broker: &dyn Broker, applied: Applied) -> u32 {
+    for (connection, channel) in &applied.unsubscribed {
+        leave(broker, connection, channel).await;
+    }
+    applied.acted
+}
+
+/// Counts `connection` in `channel`'s presence; the member's first socket (on any node)
+/// announces `presence.join` to the channel's subscribers.
+pub async fn join(broker: &dyn Broker, connection: &Connection, channel: &str) -> Result<(), BrokerError> {
+    if !connection.mark_present(channel) {
+        return Ok(());
+    }
+    let key = ChannelKey::new(&connection.account_id, channel);
+    let member = connection.member();
+    let first = match broker.join(&key, &member).await {
+        Ok(first) => first,
+        Err(error) => {
+            // Not counted: a later subscribe must try again.
+            connection.take_present(channel);
+            return Err(error);
+        }
+    };
+    if first {
+        let frame = encode(&ServerFrame::PresenceJoin { channel: channel.to_owned(), member });
+        broker.publish(ClusterEvent::Frame { key, frame }).await?;
+    }
+    Ok(())
+}
+
+/// Stops counting `connection` in `channel`'s presence; the member's last socket
+/// announces `presence.leave`. Failures are logged: a leave must never fail a close.
+pub async fn leave(broker: &dyn Broker, connection: &Connection, channel: &str) {
+    if !connection.take_present(channel) {
+        return;
+    }
+    let key = ChannelKey::new(&connection.account_id, channel);
+    let member = connection.member();
+    let result = async {
+        if broker.leave(&key, &member).await? {
+            let frame = encode(&ServerFrame::PresenceLeave { channel: channel.to_owned(), member });
+            broker.publish(ClusterEvent::Frame { key, frame }).await?;
+        }
+        Ok::<_, BrokerError>(())
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(%error, channel, "presence leave not recorded");
+    }
+}
+
+/// Every way `connection` counts in presence ends (the socket closed).
+pub async fn leave_all(broker: &dyn Broker, connection: &Connection) {
+    for channel in connection.present_channels() {
+        leave(broker, connection, &channel).await;
     }
 }

@@ -13,7 +13,7 @@ use realtime_api::ApiError;
 use realtime_types::CheckoutStatus;
 use serde::{Deserialize, Serialize};
 
-use crate::service::Service;
+use crate::service::{MAX_BALANCE, Service};
 use crate::store::Completion;
 
 /// The checkout routes; none unless `dev_checkout` is on.
@@ -61,13 +61,21 @@ async fn complete(
     State(service): State<Arc<Service>>,
     Path(checkout_id): Path<String>,
 ) -> Result<Json<Completed>, ApiError> {
-    let completion =
-        service.store.complete_checkout(&checkout_id, Utc::now()).await.map_err(|e| service.store_error(e))?;
+    let completion = service
+        .store
+        .complete_checkout(&checkout_id, Utc::now(), MAX_BALANCE)
+        .await
+        .map_err(|e| service.store_error(e))?;
     let credited = match completion {
         Completion::Credited => true,
         Completion::AlreadyCompleted => false,
         Completion::Expired => return Err(ApiError::conflict("the checkout expired; start a new top-up")),
         Completion::NotFound => return Err(ApiError::not_found("no such checkout")),
+        Completion::OverLimit => {
+            return Err(ApiError::conflict(format!(
+                "crediting this checkout would take the balance past the maximum of {MAX_BALANCE} micro-USD"
+            )));
+        }
     };
     let checkout = service.store.checkout(&checkout_id).await.map_err(|e| service.store_error(e))?;
     let amount = checkout.map_or(0, |c| c.amount);

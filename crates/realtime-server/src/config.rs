@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
-/// Everything the server needs to know at start.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything the server needs to know at start. Its `Debug` hides the secrets, including
+/// passwords in the `store` and `broker` URLs.
+#[derive(Clone, Deserialize)]
 pub struct Config {
     /// Where to listen (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
@@ -57,6 +58,82 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Vendor credentials for `realtime.auth.sign`.
     pub vendors: VendorsConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field needs a decision here: print it, or hide it.
+        let Config {
+            listen,
+            public_url,
+            store,
+            broker,
+            redis_prefix,
+            node_expiry_seconds,
+            admin_secret,
+            dev_checkout,
+            token_secret,
+            dev_account_credit,
+            idempotency_ttl_hours,
+            history_per_channel,
+            log,
+            log_format,
+            request_timeout_seconds,
+            prices,
+            rate_limit,
+            gateway,
+            vendors,
+        } = self;
+        f.debug_struct("Config")
+            .field("listen", listen)
+            .field("public_url", public_url)
+            .field("store", &redact_url(store))
+            .field("broker", &redact_url(broker))
+            .field("redis_prefix", redis_prefix)
+            .field("node_expiry_seconds", node_expiry_seconds)
+            .field("admin_secret", admin_secret)
+            .field("dev_checkout", dev_checkout)
+            .field("token_secret", token_secret)
+            .field("dev_account_credit", dev_account_credit)
+            .field("idempotency_ttl_hours", idempotency_ttl_hours)
+            .field("history_per_channel", history_per_channel)
+            .field("log", log)
+            .field("log_format", log_format)
+            .field("request_timeout_seconds", request_timeout_seconds)
+            .field("prices", prices)
+            .field("rate_limit", rate_limit)
+            .field("gateway", gateway)
+            .field("vendors", vendors)
+            .finish()
+    }
+}
+
+/// `url` with its password replaced by `<redacted>`, for `Debug`: `postgres://user:pw@host/db`
+/// becomes `postgres://user:<redacted>@host/db`. A user name without a password is hidden
+/// too, since some services take the secret there, and so is the whole query, since
+/// drivers accept `?password=`. Anything that is not a URL (`memory`) is kept as it is.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The user info is everything before the last `@` ahead of the first `/`: a password
+    // may hold an unescaped `?`, `#` or `@`, and no part of it may reach the output.
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => (format!("{user}:<redacted>@"), host),
+            None => ("<redacted>@".to_owned(), host),
+        },
+        None => (String::new(), authority),
+    };
+    let location = format!("{host}{path}");
+    match location.find(['?', '#']) {
+        Some(at) => format!("{scheme}://{userinfo}{}?<redacted>", &location[..at]),
+        None => format!("{scheme}://{userinfo}{location}"),
+    }
 }
 
 /// How logs are written to stderr.

@@ -1,13 +1,13 @@
 //! The WebSocket gateway: `GET /v1/realtime/ws?token=…`.
 //!
-//! One task per connection drives everything with `select!`: frames from the client,
-//! frames queued for the client, the heartbeat deadline, the token's expiry, and close
-//! requests from the rest of the server (revocation, disconnects, slow consumer,
-//! shutdown). No task is spawned per message or per subscriber.
+//! One task per connection runs the two halves of its split socket side by side: a
+//! writer that drains the connection's queue and watches close requests, the token's
+//! expiry, shutdown and kill, and a reader that handles the client's frames one at a time
+//! and keeps the heartbeat. So a client frame waiting on the store or the broker never
+//! holds up the frames going out; whichever half ends first decides how the socket
+//! closes. No task is spawned per message or per subscriber.
 
-pub mod hub;
-pub mod presence;
-
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,14 +17,17 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
 use realtime_types::{Capability, ChannelType, ErrorCode, PublishRequest, Validate};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use self::hub::{Connection, encode};
+use crate::broker::{join, leave, leave_all};
+use crate::hub::{ChannelKey, Connection, encode};
 use crate::service::{Service, frame_error};
 use crate::tokens::{Claims, TokenError};
 
@@ -38,6 +41,8 @@ const WRITE_BUFFER: usize = 8 * 1024;
 const WRITE_BATCH: usize = 64;
 /// Largest frame a client may send.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Longest the server waits to send its last frames to a socket that may never drain.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The gateway's route.
 pub fn router(service: Arc<Service>) -> Router {
@@ -117,6 +122,9 @@ async fn refuse(mut socket: WebSocket, code: CloseCode, reason: &str) {
 enum End {
     /// Close with this code, after a `disconnecting` frame.
     Close(CloseCode, String),
+    /// The client sent a close frame: answer it (tungstenite has queued the echo of its
+    /// code) and send nothing else.
+    ClosedByClient,
     /// The peer went away, or the node was killed: nothing to send.
     Gone,
 }
@@ -148,6 +156,56 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
     });
     let heartbeat_timeout = Duration::from_secs(u64::from(gateway.heartbeat_timeout_seconds));
     let expires_in = (claims.expires_at() - chrono::Utc::now()).to_std().unwrap_or_default();
+
+    let end = if sink.send(Message::Text(connected)).await.is_err() {
+        End::Gone
+    } else {
+        let finish = CancellationToken::new();
+        let mut writer = pin!(write(&mut sink, &mut outbound, &service, &connection, expires_in));
+        let mut reader = pin!(read(&mut stream, &service, &connection, &claims, heartbeat_timeout, &finish));
+        let (end, reader_ended) = tokio::select! {
+            end = &mut writer => (end, false),
+            end = &mut reader => (end, true),
+        };
+        // A handler cut off mid-way could leave a charged message undelivered or a
+        // presence count behind, so the frame being handled is finished first; the reader
+        // then stops without reading another. A killed node drops everything, as a crash.
+        if !reader_ended && !service.kill.is_cancelled() {
+            finish.cancel();
+            reader.await;
+        }
+        end
+    };
+
+    service.hub.disconnect(&connection);
+    leave_all(service.broker.as_ref(), &connection).await;
+    match end {
+        End::Close(code, reason) => {
+            let frame = encode(&ServerFrame::Disconnecting { code, reason: reason.clone() });
+            let goodbye = async {
+                sink.send(Message::Text(frame)).await?;
+                sink.send(Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) }))).await
+            };
+            // A slow consumer's socket may never drain; do not wait on it for long.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+        }
+        End::ClosedByClient => {
+            // Flushes the queued echo of the client's close frame, or the client sees 1006.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        }
+        End::Gone => {}
+    }
+}
+
+/// The writing half of a connection: sends queued frames, and ends the connection when
+/// it is asked to close, the token expires, the server shuts down or the node is killed.
+async fn write(
+    sink: &mut SplitSink<WebSocket, Message>,
+    outbound: &mut mpsc::Receiver<Utf8Bytes>,
+    service: &Service,
+    connection: &Connection,
+    expires_in: Duration,
+) -> End {
     let expiry = tokio::time::sleep(expires_in);
     tokio::pin!(expiry);
     // Created once, not per loop turn: each of these registers a waiter, and re-registering
@@ -158,75 +216,81 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
     tokio::pin!(shutdown);
     let kill = service.kill.cancelled();
     tokio::pin!(kill);
-    let mut last_seen = Instant::now();
-    let mut heartbeat = tokio::time::interval(heartbeat_timeout / 4);
-
-    let end = if sink.send(Message::Text(connected)).await.is_err() {
-        End::Gone
-    } else {
-        loop {
-            tokio::select! {
-                queued = outbound.recv() => {
-                    let Some(frame) = queued else { break End::Gone };
-                    // Frames queued meanwhile go out in the same write (one syscall for a
-                    // burst). A client that stops reading blocks the write; a close
-                    // request (slow consumer, revocation) must still win.
-                    let write = async {
+    loop {
+        tokio::select! {
+            queued = outbound.recv() => {
+                let Some(frame) = queued else { return End::Gone };
+                // Frames queued meanwhile go out in the same write (one syscall for a
+                // burst). A client that stops reading blocks the write; a close request
+                // (slow consumer, revocation) must still win.
+                let write = async {
+                    sink.feed(Message::Text(frame)).await?;
+                    for _ in 0..WRITE_BATCH {
+                        let Ok(frame) = outbound.try_recv() else { break };
                         sink.feed(Message::Text(frame)).await?;
-                        for _ in 0..WRITE_BATCH {
-                            let Ok(frame) = outbound.try_recv() else { break };
-                            sink.feed(Message::Text(frame)).await?;
-                        }
-                        sink.flush().await
-                    };
-                    tokio::select! {
-                        sent = write => if sent.is_err() { break End::Gone },
-                        (code, reason) = &mut closed => break End::Close(code, reason),
-                        _ = &mut kill => break End::Gone,
                     }
+                    sink.flush().await
+                };
+                tokio::select! {
+                    sent = write => if sent.is_err() { return End::Gone },
+                    (code, reason) = &mut closed => return End::Close(code, reason),
+                    _ = &mut kill => return End::Gone,
                 }
-                incoming = stream.next() => match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        last_seen = Instant::now();
-                        if let Some(end) = handle_frame(&service, &connection, &claims, &text).await {
-                            break end;
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        break End::Close(CloseCode::ProtocolError, "frames must be JSON text".into());
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_seen = Instant::now(),
-                    Some(Err(error)) => {
-                        tracing::debug!(%error, "socket read failed");
-                        break End::Close(CloseCode::ProtocolError, "the frame could not be read (too large?)".into());
-                    }
-                    Some(Ok(Message::Close(_))) | None => break End::Gone,
-                },
-                (code, reason) = &mut closed => break End::Close(code, reason),
-                _ = &mut expiry => break End::Close(CloseCode::TokenExpired, "the token expired".into()),
-                _ = heartbeat.tick() => {
-                    if last_seen.elapsed() > heartbeat_timeout {
-                        break End::Close(CloseCode::HeartbeatTimeout, "no frame within the heartbeat timeout".into());
-                    }
-                }
-                _ = &mut shutdown => {
-                    break End::Close(CloseCode::ServerShutdown, "the server is shutting down".into());
-                }
-                _ = &mut kill => break End::Gone,
             }
+            (code, reason) = &mut closed => return End::Close(code, reason),
+            _ = &mut expiry => return End::Close(CloseCode::TokenExpired, "the token expired".into()),
+            _ = &mut shutdown => {
+                return End::Close(CloseCode::ServerShutdown, "the server is shutting down".into());
+            }
+            _ = &mut kill => return End::Gone,
         }
-    };
+    }
+}
 
-    service.hub.disconnect(&connection);
-    presence::leave_all(&service.broker, &connection).await;
-    if let End::Close(code, reason) = end {
-        let frame = encode(&ServerFrame::Disconnecting { code, reason: reason.clone() });
-        let goodbye = async {
-            sink.send(Message::Text(frame)).await?;
-            sink.send(Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) }))).await
+/// The reading half of a connection: handles the client's frames one at a time, in order,
+/// and ends the connection on a protocol error, a close frame or a silence longer than
+/// the heartbeat timeout. Once `finish` is cancelled it stops before reading again.
+async fn read(
+    stream: &mut SplitStream<WebSocket>,
+    service: &Arc<Service>,
+    connection: &Arc<Connection>,
+    claims: &Claims,
+    heartbeat_timeout: Duration,
+    finish: &CancellationToken,
+) -> End {
+    let finished = finish.cancelled();
+    tokio::pin!(finished);
+    // Silence is measured only while waiting on the socket: a frame that arrived while a
+    // slow handler ran counts when it is read.
+    let silence = tokio::time::sleep(heartbeat_timeout);
+    tokio::pin!(silence);
+    loop {
+        silence.as_mut().reset(Instant::now() + heartbeat_timeout);
+        let incoming = tokio::select! {
+            biased;
+            _ = &mut finished => return End::Gone,
+            incoming = stream.next() => incoming,
+            _ = &mut silence => {
+                return End::Close(CloseCode::HeartbeatTimeout, "no frame within the heartbeat timeout".into());
+            }
         };
-        // A slow consumer's socket may never drain; do not wait on it for long.
-        let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+        match incoming {
+            Some(Ok(Message::Text(text))) => {
+                if let Some(end) = handle_frame(service, connection, claims, &text).await {
+                    return end;
+                }
+            }
+            Some(Ok(Message::Binary(_))) => {
+                return End::Close(CloseCode::ProtocolError, "frames must be JSON text".into());
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_))) => return End::ClosedByClient,
+            Some(Err(error)) => {
+                tracing::debug!(%error, "socket read failed");
+                return End::Close(CloseCode::ProtocolError, "the frame could not be read (too large?)".into());
+            }
+            None => return End::Gone,
+        }
     }
 }
 
@@ -249,7 +313,7 @@ async fn handle_frame(
         ClientFrame::Subscribe { channel } => subscribe(service, connection, claims, channel).await,
         ClientFrame::Unsubscribe { channel } => {
             service.hub.unsubscribe(connection, &channel);
-            presence::leave(&service.broker, connection, &channel).await;
+            leave(service.broker.as_ref(), connection, &channel).await;
             ServerFrame::Unsubscribed { channel, reason: UnsubscribeReason::Requested }
         }
         ClientFrame::Publish { channel, event, data, request_id } => {
@@ -280,9 +344,9 @@ async fn subscribe(
             return frame_error(ErrorCode::Unavailable, "the store is unavailable; retry", Some(channel));
         }
     };
-    let key = hub::ChannelKey::new(&claims.acc, &channel);
+    let key = ChannelKey::new(&claims.acc, &channel);
     let joins_presence = row.channel_type == ChannelType::Presence && claims.can(Capability::Presence);
-    if joins_presence && let Err(error) = presence::join(&service.broker, connection, &channel).await {
+    if joins_presence && let Err(error) = join(service.broker.as_ref(), connection, &channel).await {
         tracing::warn!(%error, "subscribe: presence unavailable");
         return frame_error(ErrorCode::Unavailable, "presence is unavailable; retry", Some(channel));
     }
@@ -292,7 +356,7 @@ async fn subscribe(
     if !matches!(service.store.channel(&claims.acc, &channel).await, Ok(Some(now)) if now.channel_id == row.channel_id)
     {
         service.hub.unsubscribe(connection, &channel);
-        presence::leave(&service.broker, connection, &channel).await;
+        leave(service.broker.as_ref(), connection, &channel).await;
         return frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel));
     }
     let members = match row.channel_type {

@@ -1,7 +1,8 @@
 //! The reference implementation of the realtime contract.
 //!
 //! - [`service`]: the domain core; implements `realtime_api::RealtimeApi`.
-//! - [`gateway`]: the WebSocket gateway and this node's [`gateway::hub::Hub`].
+//! - [`gateway`]: the WebSocket gateway.
+//! - [`hub`]: this node's live connections and the fan-out to them.
 //! - [`store`]: durable state behind small traits (SQLite embedded, PostgreSQL for
 //!   several nodes).
 //! - [`broker`]: how events and presence cross nodes (in-memory for one node, Redis for
@@ -16,6 +17,7 @@ pub mod broker;
 pub mod checkout;
 pub mod config;
 pub mod gateway;
+pub mod hub;
 pub mod secret;
 pub mod server;
 pub mod service;

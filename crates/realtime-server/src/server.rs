@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use realtime_api::SharedApi;
+use realtime_api::{Idempotency, SharedApi};
 use realtime_types::limits::BODY_MAX_BYTES;
 use realtime_types::ws::CloseCode;
 use tokio::net::TcpListener;
@@ -22,7 +22,7 @@ use crate::broker::Broker;
 use crate::broker::memory::MemoryBroker;
 use crate::broker::redis::RedisBroker;
 use crate::config::Config;
-use crate::gateway::hub::Hub;
+use crate::hub::Hub;
 use crate::service::Service;
 use crate::tokens::TokenKeys;
 use crate::{admin, checkout, gateway, store};
@@ -33,7 +33,9 @@ pub fn app(service: Arc<Service>) -> Router {
     let timeout = Duration::from_secs(service.config.request_timeout_seconds);
     // Rendered once: the document is the same for the life of the process.
     let document = bytes::Bytes::from(realtime_api::openapi_json());
-    realtime_api::router(api)
+    let retention = Duration::from_secs(u64::from(service.config.idempotency_ttl_hours) * 3600);
+    let idempotency = Idempotency::new(service.store.clone(), retention);
+    realtime_api::router(api, idempotency)
         .merge(gateway::router(service.clone()))
         .merge(admin::router(service.clone()))
         .merge(checkout::router(service.clone()))
@@ -86,6 +88,15 @@ impl RunningServer {
     /// Opens the store, creates the dev account on first start, binds and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let store = store::open(&config.store).await?;
+        if config.broker == "memory" {
+            // One node: no request of this store can be running, so every key whose
+            // request died with the last process is free at once (its effect, had it
+            // committed, would have sealed an answer).
+            let released = store.release_all_leases().await?;
+            if released > 0 {
+                tracing::info!(released, "idempotency keys of requests that died with the last process released");
+            }
+        }
         let secret = Service::token_secret(&config, store.as_ref()).await?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -99,7 +110,7 @@ impl RunningServer {
             other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" or redis://<host>:<port>"),
         };
         let config_rate_limit = config.rate_limit;
-        let service = Arc::new_cyclic(|this| Service {
+        let service = Arc::new(Service {
             tokens: TokenKeys::new(&secret),
             config,
             store,
@@ -109,7 +120,6 @@ impl RunningServer {
             shutdown: CancellationToken::new(),
             kill,
             rate_limiter: crate::service::rate_limiter(&config_rate_limit),
-            this: this.clone(),
             known_keys: Default::default(),
         });
         // The setting is the guard: of several nodes starting on one empty store, exactly

@@ -1,10 +1,10 @@
 //! [`Service`]: the domain core. It implements the contract's
 //! [`RealtimeApi`](realtime_api::RealtimeApi) (in [`api`]) and serves the gateway, and it
-//! is where business rules live: prices, idempotency, token lifetimes, vendor formats.
-//! Stores and brokers only persist and move what it decides.
+//! is where business rules live: prices, token lifetimes, vendor formats, which refusal
+//! wins. Stores and brokers only persist and move what it decides; idempotency is the
+//! contract crate's, and the service only seals each effect's answer with it.
 
 mod api;
-mod idempotency;
 
 use std::sync::Arc;
 
@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, ClusterEvent};
 use crate::config::Config;
-use crate::gateway::hub::{ChannelKey, Hub, encode};
+use crate::hub::{ChannelKey, Hub, encode};
 use crate::secret::{Secret, random_bytes};
-use crate::store::{MessageRow, Store, StoreError};
+use crate::store::{MessageRow, MessagesRefused, Seal, Store, StoreError};
 use crate::tokens::TokenKeys;
 
 /// Everything a request or a socket needs; cheap to share behind an `Arc`.
@@ -42,12 +42,14 @@ pub struct Service {
     pub kill: CancellationToken,
     /// Per-account request budgets on this node; `None` when unlimited.
     pub rate_limiter: Option<RateLimiter>,
-    /// This service, for work that must outlive the request that started it.
-    pub this: std::sync::Weak<Service>,
     /// Accounts by API key hash. A key never changes account and keys are never deleted,
     /// so entries never go stale; the map is emptied when it reaches its bound.
     pub known_keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
 }
+
+/// The largest balance an account may hold, in micro-USD ($1,000,000,000): far beyond any
+/// real account, and far from `i64::MAX`, so no sum of a balance and a credit overflows.
+pub const MAX_BALANCE: i64 = 1_000_000_000_000_000;
 
 /// Most API keys remembered by [`Service::known_keys`].
 pub const KNOWN_KEYS_BOUND: usize = 10_000;
@@ -121,10 +123,10 @@ impl Service {
             StoreError::InsufficientCredit { balance, required } => {
                 ApiError::insufficient_credit("this operation", balance, required, self.topup_url())
             }
-            StoreError::ChannelNotFound { index } => {
-                let mut error = ApiError::not_found(format!("the channel of message {index} does not exist"));
-                error = error.with_field(FieldError::new(format!("/messages/{index}/channel"), "does not exist"));
-                error
+            StoreError::MessagesRefused(refused) => self.messages_refused("publishing", refused, false),
+            StoreError::LeaseLost => realtime_api::idempotency::lease_lost(),
+            StoreError::BalanceLimit { maximum } => {
+                ApiError::conflict(format!("the balance would exceed the maximum of {maximum} micro-USD"))
             }
             StoreError::Unavailable(cause) => ApiError::unavailable(cause),
             StoreError::Internal(cause) => ApiError::internal(cause),
@@ -138,6 +140,25 @@ impl Service {
                 ApiError::insufficient_credit(operation, balance, required, self.topup_url())
             }
             other => self.store_error(other),
+        }
+    }
+
+    /// The problem for messages the store refused: a balance that does not cover the price
+    /// is reported before a missing channel, so a billable call the balance does not cover
+    /// is always a 402.
+    fn messages_refused(&self, operation: &str, refused: MessagesRefused, single: bool) -> ApiError {
+        match refused {
+            MessagesRefused { insufficient_credit: Some((balance, required)), .. } => {
+                ApiError::insufficient_credit(operation, balance, required, self.topup_url())
+            }
+            MessagesRefused { insufficient_credit: None, missing_channel: Some(index) } => {
+                let pointer = if single { "/channel".to_owned() } else { format!("/messages/{index}/channel") };
+                ApiError::not_found(format!("the channel of message {index} does not exist; create it first"))
+                    .with_field(FieldError::new(pointer, "does not exist"))
+            }
+            MessagesRefused { insufficient_credit: None, missing_channel: None } => {
+                ApiError::internal("the store refused messages without a reason")
+            }
         }
     }
 
@@ -165,60 +186,72 @@ impl Service {
         }
     }
 
-    /// Records and fans out messages of one account, in order; charges each. The one
-    /// path of REST publishes, batches and client publishes.
+    /// Records and fans out messages of one account, in order; charges each. The path of
+    /// client publishes over a socket (no idempotency key there).
     pub async fn publish_messages(
         &self,
         account_id: &str,
         messages: Vec<(String, String, serde_json::Value)>,
     ) -> Result<Vec<Published>, ApiError> {
+        self.publish_sealed(account_id, messages, |_| None).await
+    }
+
+    /// Records and fans out messages of one account, in order; charges each. The one
+    /// path of REST publishes, batches and client publishes. `seal` gives the answer to
+    /// commit with the messages (see `realtime_api::idempotency`), from the messages as
+    /// published before their fan-out (`delivered` 0).
+    pub async fn publish_sealed(
+        &self,
+        account_id: &str,
+        messages: Vec<(String, String, serde_json::Value)>,
+        seal: impl FnOnce(&[Published]) -> Option<Seal>,
+    ) -> Result<Vec<Published>, ApiError> {
         let now: DateTime<Utc> = Utc::now();
         // One monotonic generator per call: the ids of a batch sort in publish order even
         // within one millisecond.
         let mut ids = ulid::Generator::new();
-        let rows: Vec<MessageRow> = messages
+        let mut published: Vec<Published> = messages
             .iter()
-            .map(|(channel, event, data)| MessageRow {
+            .map(|(channel, event, _)| Published {
                 message_id: ids.generate().unwrap_or_else(|_| ulid::Ulid::generate()).to_string(),
                 channel: channel.clone(),
                 event: event.clone(),
+                published_at: now,
+                delivered: 0,
+                status: "published".to_owned(),
+            })
+            .collect();
+        let rows: Vec<MessageRow> = published
+            .iter()
+            .zip(&messages)
+            .map(|(message, (_, _, data))| MessageRow {
+                message_id: message.message_id.clone(),
+                channel: message.channel.clone(),
+                event: message.event.clone(),
                 data: data.to_string(),
                 published_at: now,
             })
             .collect();
-        let price = self.config.prices.publish * rows.len() as i64;
-        let single = rows.len() == 1;
-        // The store reports a balance that does not cover the price before a missing
-        // channel, so a billable call the balance does not cover is always a 402.
+        let price = price_of(self.config.prices.publish, rows.len())?;
         self.require_broker().await?;
-        self.store.record_messages(account_id, &rows, price, self.config.history_per_channel).await.map_err(
-            |error| match error {
-                StoreError::ChannelNotFound { .. } if single => {
-                    ApiError::not_found(format!("channel {:?} does not exist; create it first", rows[0].channel))
-                        .with_field(FieldError::new("/channel", "does not exist"))
-                }
-                other => self.charge_error("publishing", other),
-            },
-        )?;
-        let mut published = Vec::with_capacity(rows.len());
-        for (row, (_, _, data)) in rows.into_iter().zip(messages) {
+        let seal = seal(&published);
+        self.store
+            .record_messages(account_id, &rows, price, self.config.history_per_channel, seal.as_ref())
+            .await
+            .map_err(|error| match error {
+                StoreError::MessagesRefused(refused) => self.messages_refused("publishing", refused, rows.len() == 1),
+                other => self.store_error(other),
+            })?;
+        for (message, (_, _, data)) in published.iter_mut().zip(messages) {
             let frame = encode(&ServerFrame::Message {
-                channel: row.channel.clone(),
-                message_id: row.message_id.clone(),
-                event: row.event.clone(),
+                channel: message.channel.clone(),
+                message_id: message.message_id.clone(),
+                event: message.event.clone(),
                 data,
-                published_at: row.published_at,
+                published_at: message.published_at,
             });
-            let key = ChannelKey::new(account_id, &row.channel);
-            let delivered = self.announce(ClusterEvent::Frame { key, frame }).await;
-            published.push(Published {
-                message_id: row.message_id,
-                channel: row.channel,
-                event: row.event,
-                published_at: row.published_at,
-                delivered,
-                status: "published".to_owned(),
-            });
+            let key = ChannelKey::new(account_id, &message.channel);
+            message.delivered = self.announce(ClusterEvent::Frame { key, frame }).await;
         }
         Ok(published)
     }
@@ -232,6 +265,14 @@ impl Service {
         let value = store.init_setting("token_secret", Secret::generate().expose()).await?;
         Ok(Secret::new(value))
     }
+}
+
+/// The price of `count` operations at `price` each, refused when it cannot be counted.
+pub fn price_of(price: i64, count: usize) -> Result<i64, ApiError> {
+    i64::try_from(count)
+        .ok()
+        .and_then(|count| price.checked_mul(count))
+        .ok_or_else(|| ApiError::new(ErrorCode::PayloadTooLarge, "the price of this request cannot be counted"))
 }
 
 /// A refusal of a frame sent over a socket.

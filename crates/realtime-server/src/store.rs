@@ -1,15 +1,20 @@
 //! The durable state of the server behind small traits, one per concern.
 //!
 //! Each method is one atomic step: either all of its effect (and its debit) happens, or
-//! none of it. Backends hold no business rules: names, limits, prices and signatures are
-//! checked before a store is called. The embedded backend is [`sqlite`]; several nodes
-//! share a PostgreSQL backend.
+//! none of it. Methods that commit an effect take the [`Seal`] of the idempotent request
+//! they run for, and commit its answer in the same transaction (or nothing, when the
+//! request's key was taken over). Backends hold SQL only: names, limits, prices,
+//! signatures and which refusal wins are decided by the service, and idempotency
+//! decisions by `realtime_api::idempotency`. The embedded backend is [`sqlite`]; several
+//! nodes share a PostgreSQL backend.
 
 pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use realtime_api::IdempotencyStore;
+pub use realtime_api::idempotency::Seal;
 use realtime_types::ChannelType;
 
 /// What can go wrong in a store.
@@ -23,11 +28,18 @@ pub enum StoreError {
         /// The price.
         required: i64,
     },
-    /// The message at `index` names a channel that does not exist; nothing was changed.
-    #[error("channel of message {index} does not exist")]
-    ChannelNotFound {
-        /// Index of the offending message.
-        index: usize,
+    /// Messages were not recorded, for every reason given; nothing was changed.
+    #[error("messages not recorded: {0:?}")]
+    MessagesRefused(MessagesRefused),
+    /// The idempotency key of the request was taken over by another request (this one was
+    /// presumed dead); nothing was changed.
+    #[error("the idempotency lease was lost")]
+    LeaseLost,
+    /// Crediting would take the balance past the maximum; nothing was changed.
+    #[error("the balance would exceed {maximum}")]
+    BalanceLimit {
+        /// The largest balance an account may hold.
+        maximum: i64,
     },
     /// The engine is unreachable or refused the operation.
     #[error("store unavailable")]
@@ -46,6 +58,16 @@ impl From<sqlx::Error> for StoreError {
             other => StoreError::Internal(other),
         }
     }
+}
+
+/// Why [`Channels::record_messages`] refused: every reason that held, so that the
+/// service decides which one the caller hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagesRefused {
+    /// `(balance, price)` when the balance does not cover the price.
+    pub insufficient_credit: Option<(i64, i64)>,
+    /// The index of the first message whose channel does not exist.
+    pub missing_channel: Option<usize>,
 }
 
 /// Shorthand for store results.
@@ -129,6 +151,8 @@ pub enum Completion {
     AlreadyCompleted,
     /// It expired before completion; nothing changed.
     Expired,
+    /// Crediting it would take the balance past the maximum; nothing changed.
+    OverLimit,
     /// No such checkout.
     NotFound,
 }
@@ -145,37 +169,49 @@ pub trait Accounts: Send + Sync {
     /// True when no account exists yet (first start).
     async fn is_empty(&self) -> StoreResult<bool>;
     /// Debits `price` when the balance covers it; atomic.
-    async fn charge(&self, account_id: &str, price: i64) -> StoreResult<()>;
+    async fn charge(&self, account_id: &str, price: i64, seal: Option<&Seal>) -> StoreResult<()>;
     /// Records a checkout.
-    async fn create_checkout(&self, checkout: &CheckoutRow) -> StoreResult<()>;
+    async fn create_checkout(&self, checkout: &CheckoutRow, seal: Option<&Seal>) -> StoreResult<()>;
     /// The checkout, by id.
     async fn checkout(&self, checkout_id: &str) -> StoreResult<Option<CheckoutRow>>;
-    /// Marks the checkout completed and credits its account, exactly once, atomically.
-    async fn complete_checkout(&self, checkout_id: &str, now: DateTime<Utc>) -> StoreResult<Completion>;
+    /// Marks the checkout completed and credits its account, exactly once, atomically,
+    /// unless the balance would then exceed `max_balance`.
+    async fn complete_checkout(
+        &self,
+        checkout_id: &str,
+        now: DateTime<Utc>,
+        max_balance: i64,
+    ) -> StoreResult<Completion>;
 }
 
 /// Channels and their recent messages.
 #[async_trait]
 pub trait Channels: Send + Sync {
-    /// Creates the channel and debits `price` in one transaction; when a channel of that
-    /// name exists, returns it (with `false`) and charges nothing.
-    async fn create_channel(&self, channel: &ChannelRow, price: i64) -> StoreResult<(ChannelRow, bool)>;
+    /// Creates the channel and debits `price` in one transaction (sealed); when a channel
+    /// of that name exists, returns it (with `false`), charges and seals nothing.
+    async fn create_channel(
+        &self,
+        channel: &ChannelRow,
+        price: i64,
+        seal: Option<&Seal>,
+    ) -> StoreResult<(ChannelRow, bool)>;
     /// The channel, by account and name.
     async fn channel(&self, account_id: &str, name: &str) -> StoreResult<Option<ChannelRow>>;
     /// Up to `limit` channels with names after `after`, ordered by name (keyset paging,
     /// so pages stay correct while channels come and go).
     async fn list_channels(&self, account_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<ChannelRow>>;
     /// Deletes the channel and its messages; false when it did not exist.
-    async fn delete_channel(&self, account_id: &str, name: &str) -> StoreResult<bool>;
+    async fn delete_channel(&self, account_id: &str, name: &str, seal: Option<&Seal>) -> StoreResult<bool>;
     /// Records messages in order and debits `price` in one transaction, keeping the last
-    /// `keep` per channel. Every channel must exist, else nothing is recorded. A balance
-    /// that does not cover `price` is reported before a missing channel.
+    /// `keep` per channel. When the balance does not cover `price` or a channel does not
+    /// exist, nothing is recorded and [`StoreError::MessagesRefused`] says which.
     async fn record_messages(
         &self,
         account_id: &str,
         messages: &[MessageRow],
         price: i64,
         keep: u32,
+        seal: Option<&Seal>,
     ) -> StoreResult<()>;
 }
 
@@ -183,7 +219,7 @@ pub trait Channels: Send + Sync {
 #[async_trait]
 pub trait Tokens: Send + Sync {
     /// Records an issued token and debits `price` in one transaction.
-    async fn record_token(&self, token: &TokenRow, price: i64) -> StoreResult<()>;
+    async fn record_token(&self, token: &TokenRow, price: i64, seal: Option<&Seal>) -> StoreResult<()>;
     /// The token, by id and issuing account.
     async fn token(&self, account_id: &str, jti: &str) -> StoreResult<Option<TokenRow>>;
     /// Marks the token revoked (idempotent).
@@ -192,52 +228,9 @@ pub trait Tokens: Send + Sync {
     async fn is_revoked(&self, jti: &str) -> StoreResult<bool>;
 }
 
-/// How an idempotency key stands when a request arrives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// The key is new (or its earlier holder gave up): this request owns it.
-    Owned,
-    /// The key finished before with the same request: replay this JSON body.
-    Replay(String),
-    /// The key is held by a request still running.
-    InFlight,
-    /// The key was used with a different request.
-    Mismatch,
-}
-
-/// Idempotency records, scoped per account and operation.
-#[async_trait]
-pub trait Idempotency: Send + Sync {
-    /// Claims `key` for a request with `fingerprint`, atomically across every node.
-    /// Records older than `since` are treated as absent. A claim held past `lease_until`
-    /// by a request that never finished can be taken over.
-    async fn claim(
-        &self,
-        scope: &IdempotencyScope<'_>,
-        fingerprint: &str,
-        now: DateTime<Utc>,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Claim>;
-    /// Stores the response of the owning request.
-    async fn finish(&self, scope: &IdempotencyScope<'_>, response: &str) -> StoreResult<()>;
-    /// Releases the key without storing anything (the request failed with 402, 4xx or 5xx).
-    async fn release(&self, scope: &IdempotencyScope<'_>) -> StoreResult<()>;
-}
-
-/// The scope of an idempotency key.
-#[derive(Debug, Clone, Copy)]
-pub struct IdempotencyScope<'a> {
-    /// The account.
-    pub account_id: &'a str,
-    /// The operation id.
-    pub operation: &'a str,
-    /// The key.
-    pub key: &'a str,
-}
-
 /// Every store concern, plus settings and health.
 #[async_trait]
-pub trait Store: Accounts + Channels + Tokens + Idempotency {
+pub trait Store: Accounts + Channels + Tokens + IdempotencyStore {
     /// Whether the engine answers.
     async fn ping(&self) -> StoreResult<()>;
     /// A server setting (e.g. the generated token secret).
@@ -248,6 +241,9 @@ pub trait Store: Accounts + Channels + Tokens + Idempotency {
     /// `idempotency_before`, and tokens and checkouts that expired before `now` (a revoked
     /// token past its expiry is refused for its expiry anyway). Returns the rows deleted.
     async fn purge(&self, idempotency_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Deletes every idempotency record without an answer: their requests' effects never
+    /// committed. Only for a single node starting, when no request can be running.
+    async fn release_all_leases(&self) -> StoreResult<u64>;
 }
 
 /// Opens the store named by `url`.
@@ -261,6 +257,13 @@ pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     anyhow::bail!("unsupported store {url:?}: use sqlite://<file> or postgres://<user>@<host>/<database>")
 }
 
-/// How long a claimed idempotency key is held by a request that has not finished; after
-/// that another request may take it over (the first one is presumed dead).
-pub const LEASE_SECONDS: i64 = 60;
+impl From<StoreError> for realtime_api::ApiError {
+    /// The problem for failures of the idempotency records; the service maps the others.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => realtime_api::ApiError::unavailable(cause),
+            StoreError::LeaseLost => realtime_api::idempotency::lease_lost(),
+            other => realtime_api::ApiError::internal(other),
+        }
+    }
+}

@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The calling account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"account_id": "acct_01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "balance": 2000000, "currency": "USD", "topup_url": "/v1/account/topup"}))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"account_id": "acct_01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "balance": 2000000, "currency": "USD", "topup_url": "/v1/account/topup"})))]
 pub struct Account {
     /// The account's id.
     pub account_id: String,
@@ -19,21 +19,23 @@ pub struct Account {
 }
 
 /// Add credit to the account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"amount": 5000000}))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"amount": 5000000})))]
 pub struct TopupRequest {
     /// Amount in micro-USD, from 1,000,000 ($1) to 1,000,000,000 ($1,000).
-    #[schema(minimum = 1000000, maximum = 1000000000)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000000, maximum = 1000000000))]
     pub amount: u64,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 255)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<String>,
 }
 
 /// Where a checkout stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CheckoutStatus {
     /// Waiting for the payer to complete it at `checkout_url`.
@@ -43,8 +45,9 @@ pub enum CheckoutStatus {
 }
 
 /// A checkout: open `checkout_url` to pay; the account is credited when it completes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"checkout_id": "co_01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "checkout_url": "http://127.0.0.1:8080/checkout/co_01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "amount": 5000000, "status": "pending", "expires_at": "2026-11-23T12:00:00Z"}))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"checkout_id": "co_01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "checkout_url": "http://127.0.0.1:8080/checkout/co_01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "amount": 5000000, "status": "pending", "expires_at": "2026-11-23T12:00:00Z"})))]
 pub struct Checkout {
     /// The checkout's id.
     pub checkout_id: String,

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::token::Capability;
 
 /// A realtime protocol: this server's own, or a vendor whose client libraries it serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Vendor {
     /// This server's own WebSocket protocol (see the AsyncAPI document).
@@ -25,44 +25,49 @@ pub enum Vendor {
 /// Pusher signs only the first channel and needs `socket_id` (and `channel_data` for a
 /// `presence-` channel); Ably and Liveblocks sign every channel; `realtime` returns a
 /// token of this server's own gateway. `ttl_seconds` is clamped to `MAX_TTL_SECONDS`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"client_id": "user_42", "channels": ["private-room-42"], "vendor": "pusher", "socket_id": "1234.5678"}))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"client_id": "user_42", "channels": ["private-room-42"], "vendor": "pusher", "socket_id": "1234.5678"})))]
 pub struct AuthSignRequest {
     /// The client the authorization is bound to.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_\-.:@|]+$", example = "user_42")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_\-.:@|]+$", example = "user_42")
+    )]
     pub client_id: String,
     /// The channels to authorize (1-100); Pusher signs only the first.
-    #[schema(min_items = 1, max_items = 100)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub channels: Vec<String>,
     /// What to grant; defaults to `["subscribe"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 3)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 3))]
     pub capabilities: Option<Vec<Capability>>,
     /// The protocol to sign for; defaults to the server's configured vendor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor: Option<Vendor>,
     /// Lifetime in seconds (Ably, Liveblocks, realtime); clamped to 86400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub ttl_seconds: Option<u32>,
     /// Pusher only, required: the client's socket id, e.g. `1234.5678`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^\d+\.\d+$", max_length = 64, example = "1234.5678")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\d+\.\d+$", max_length = 64, example = "1234.5678"))]
     pub socket_id: Option<String>,
     /// Pusher presence channels only, required there: the member's `user_id` and
     /// `user_info`, signed exactly as returned in the response's `channel_data`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub channel_data: Option<serde_json::Map<String, serde_json::Value>>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 255)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<String>,
 }
 
 /// An Ably TokenRequest, signed with the configured Ably key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AblyTokenRequest {
     /// `<appId>.<keyId>`.
@@ -82,7 +87,8 @@ pub struct AblyTokenRequest {
 }
 
 /// A signed authorization in the requested vendor's own format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "vendor", rename_all = "snake_case")]
 pub enum VendorToken {
     /// A gateway token of this server.
@@ -127,6 +133,45 @@ impl VendorToken {
             VendorToken::Pusher { .. } => Vendor::Pusher,
             VendorToken::Ably { .. } => Vendor::Ably,
             VendorToken::Liveblocks { .. } => Vendor::Liveblocks,
+        }
+    }
+}
+
+/// Hides the `mac`, which proves knowledge of the Ably key secret.
+impl std::fmt::Debug for AblyTokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AblyTokenRequest")
+            .field("key_name", &self.key_name)
+            .field("ttl", &self.ttl)
+            .field("capability", &self.capability)
+            .field("client_id", &self.client_id)
+            .field("timestamp", &self.timestamp)
+            .field("nonce", &self.nonce)
+            .field("mac", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Hides every variant's `token`: each one lets its holder in (the Ably one carries the
+/// `mac`).
+impl std::fmt::Debug for VendorToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VendorToken::Realtime { token: _, expires_at } => {
+                f.debug_struct("Realtime").field("token", &"<redacted>").field("expires_at", expires_at).finish()
+            }
+            VendorToken::Pusher { token: _, channel, channel_data } => f
+                .debug_struct("Pusher")
+                .field("token", &"<redacted>")
+                .field("channel", channel)
+                .field("channel_data", channel_data)
+                .finish(),
+            VendorToken::Ably { token: _, token_request } => {
+                f.debug_struct("Ably").field("token", &"<redacted>").field("token_request", token_request).finish()
+            }
+            VendorToken::Liveblocks { token: _, expires_at } => {
+                f.debug_struct("Liveblocks").field("token", &"<redacted>").field("expires_at", expires_at).finish()
+            }
         }
     }
 }

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use crate::auth_sign::Vendor;
 
 /// Who may subscribe to a channel and whether it tracks presence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelType {
     /// Any token of the account that names the channel may subscribe.
@@ -32,25 +32,30 @@ impl ChannelType {
 
 /// Create a channel. Creating an existing channel with the same type returns it; with
 /// another type it is a 409 `CONFLICT`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "room-42", "type": "presence"}))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "room-42", "type": "presence"})))]
 pub struct ChannelCreateRequest {
     /// The channel name: 1-164 bytes of `A-Z a-z 0-9 _ - = @ , . ;`.
-    #[schema(min_length = 1, max_length = 164, pattern = r"^[A-Za-z0-9_\-=@,.;]+$", example = "room-42")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 164, pattern = r"^[A-Za-z0-9_\-=@,.;]+$", example = "room-42")
+    )]
     pub name: String,
     /// Defaults to `public`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub channel_type: Option<ChannelType>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 255)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<String>,
 }
 
 /// A channel that exists (newly created or already there).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"channel_id": "ch_01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "name": "room-42", "type": "presence", "created": true}))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"channel_id": "ch_01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "name": "room-42", "type": "presence", "created": true})))]
 pub struct ChannelCreated {
     /// The channel's unique id.
     pub channel_id: String,
@@ -64,12 +69,13 @@ pub struct ChannelCreated {
 }
 
 /// A channel and its live state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
     "channel_id": "ch_01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "name": "room-42", "type": "presence",
     "vendor": "realtime", "created_at": "2026-11-22T12:00:00Z",
     "member_count": 2, "subscriber_count": 3, "last_published_at": "2026-11-22T12:01:00Z"
-}))]
+})))]
 pub struct Channel {
     /// The channel's unique id.
     pub channel_id: String,
@@ -93,21 +99,23 @@ pub struct Channel {
 }
 
 /// Paging of `channel.list`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ChannelListQuery {
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(max_length = 512)]
+    #[cfg_attr(feature = "openapi", param(max_length = 512))]
     pub cursor: Option<String>,
     /// Page size, 1-100; defaults to 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(minimum = 1, maximum = 100)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
 }
 
 /// One page of channels, ordered by name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelList {
     /// The channels of this page.
     pub channels: Vec<Channel>,
@@ -118,7 +126,8 @@ pub struct ChannelList {
 }
 
 /// What became of a deleted channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeleteStatus {
     /// The channel is gone and its subscribers were unsubscribed.
@@ -126,8 +135,9 @@ pub enum DeleteStatus {
 }
 
 /// The outcome of `channel.delete`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"channel": "room-42", "deleted": true, "status": "deleted", "unsubscribed": 3}))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"channel": "room-42", "deleted": true, "status": "deleted", "unsubscribed": 3})))]
 pub struct ChannelDeleted {
     /// The channel name.
     pub channel: String,

@@ -1,11 +1,11 @@
 //! `realtime.event.types`: the closed set of events a subscriber can receive.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The `type` of every frame the gateway can send to a client; exactly the variants of
 /// [`crate::ws::ServerFrame`] (a test keeps them equal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventType {
     /// The connection is open and authenticated.
     #[serde(rename = "connected")]
@@ -56,7 +56,8 @@ impl EventType {
 }
 
 /// The event types a subscriber can receive.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventTypes {
     /// Every event type, once.
     pub types: Vec<EventType>,

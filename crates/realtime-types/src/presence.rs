@@ -1,12 +1,10 @@
 //! `realtime.presence.get`: who is live on a presence channel.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// One present client. Several sockets of one client count once.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PresenceMember {
     /// The client id of the member's token.
     pub client_id: String,
@@ -16,8 +14,9 @@ pub struct PresenceMember {
 }
 
 /// The live members of a channel, ordered by `client_id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"channel": "room-42", "members": [{"client_id": "user_42", "user_id": "user_42"}], "count": 1}))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"channel": "room-42", "members": [{"client_id": "user_42", "user_id": "user_42"}], "count": 1})))]
 pub struct Presence {
     /// The channel.
     pub channel: String,

@@ -1,11 +1,11 @@
 //! RFC 9457 problem details and the closed set of error codes.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The stable, closed set of error codes. Clients branch on `code`, never on `title` or
 /// `detail`. Each code has exactly one HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// 400: the body is not JSON, or the request contradicts itself.
@@ -136,14 +136,15 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// One offending value of a rejected request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// JSON Pointer (RFC 6901) to the offending value in the request body, or
     /// `/<name>` for a path or query parameter.
-    #[schema(example = "/messages/3/channel")]
+    #[cfg_attr(feature = "openapi", schema(example = "/messages/3/channel"))]
     pub pointer: String,
     /// What is wrong with it and what is allowed.
-    #[schema(example = "must be at most 164 bytes")]
+    #[cfg_attr(feature = "openapi", schema(example = "must be at most 164 bytes"))]
     pub detail: String,
 }
 
@@ -155,8 +156,9 @@ impl FieldError {
 }
 
 /// An RFC 9457 problem details body (`application/problem+json`), sent with every error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
     "type": "urn:realtime:problem:insufficient-credit",
     "title": "Insufficient credit",
     "status": 402,
@@ -166,7 +168,7 @@ impl FieldError {
     "topup_url": "/v1/account/topup",
     "balance": 0,
     "required": 10
-}))]
+})))]
 pub struct Problem {
     /// A URI naming the kind of problem; one per `code`.
     #[serde(rename = "type")]
@@ -174,7 +176,7 @@ pub struct Problem {
     /// A short summary of the kind of problem; fixed per `code`.
     pub title: String,
     /// The HTTP status of this response.
-    #[schema(minimum = 400, maximum = 599)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 400, maximum = 599))]
     pub status: u16,
     /// The stable error code to branch on.
     pub code: ErrorCode,

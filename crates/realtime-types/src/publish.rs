@@ -2,40 +2,47 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// Publish one event to a channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"channel": "room-42", "event": "message", "data": {"text": "hi"}}))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"channel": "room-42", "event": "message", "data": {"text": "hi"}})))]
 pub struct PublishRequest {
     /// An existing channel of the account.
-    #[schema(min_length = 1, max_length = 164, pattern = r"^[A-Za-z0-9_\-=@,.;]+$", example = "room-42")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 164, pattern = r"^[A-Za-z0-9_\-=@,.;]+$", example = "room-42")
+    )]
     pub channel: String,
     /// The event name: 1-200 bytes of `A-Z a-z 0-9 _ - . :`, not starting with `pusher:`,
     /// `pusher_internal:` or `realtime:`.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^(?!pusher:|pusher_internal:|realtime:)[A-Za-z0-9_\-.:]+$",
-        example = "message"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^(?!pusher:|pusher_internal:|realtime:)[A-Za-z0-9_\-.:]+$",
+            example = "message"
+        )
     )]
     pub event: String,
     /// Any JSON value, at most 10240 bytes as compact JSON (larger is a 413).
-    #[schema(value_type = serde_json::Value, example = json!({"text": "hi"}))]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value, example = json!({"text": "hi"})))]
     pub data: serde_json::Value,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 255)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<String>,
 }
 
 /// A published event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
     "message_id": "01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "channel": "room-42", "event": "message",
     "published_at": "2026-11-22T12:01:00Z", "delivered": 3, "status": "published"
-}))]
+})))]
 pub struct Published {
     /// Unique and sortable (a ULID); subscribers receive it with the event.
     pub message_id: String,
@@ -52,37 +59,47 @@ pub struct Published {
 }
 
 /// One message of a batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BatchMessage {
     /// An existing channel of the account.
-    #[schema(min_length = 1, max_length = 164, pattern = r"^[A-Za-z0-9_\-=@,.;]+$")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 164, pattern = r"^[A-Za-z0-9_\-=@,.;]+$"))]
     pub channel: String,
     /// The event name, as in `publish`.
-    #[schema(min_length = 1, max_length = 200, pattern = r"^(?!pusher:|pusher_internal:|realtime:)[A-Za-z0-9_\-.:]+$")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^(?!pusher:|pusher_internal:|realtime:)[A-Za-z0-9_\-.:]+$"
+        )
+    )]
     pub event: String,
     /// Any JSON value, at most 10240 bytes as compact JSON.
-    #[schema(value_type = serde_json::Value)]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub data: serde_json::Value,
 }
 
 /// Publish 1-100 messages at once. All or nothing: one bad message rejects the batch
 /// (its index is in the problem's `errors[].pointer`), and each message is charged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"messages": [{"channel": "room-42", "event": "message", "data": {"text": "hi"}}]}))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"messages": [{"channel": "room-42", "event": "message", "data": {"text": "hi"}}]})))]
 pub struct PublishBatchRequest {
     /// The messages, published in this order.
-    #[schema(min_items = 1, max_items = 100)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub messages: Vec<BatchMessage>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 255)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<String>,
 }
 
 /// The outcome of a batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchPublished {
     /// How many messages were published (all of them).
     pub published: u32,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use realtime_api::routes::OPERATIONS;
+use realtime_api::OPERATIONS;
 use realtime_types::limits::*;
 use realtime_types::{ErrorCode, EventType};
 use serde_json::Value;
@@ -114,7 +114,7 @@ fn seed_000_paths_are_deprecated_aliases() {
 /// other method on a documented path is refused: the router serves exactly the document.
 #[tokio::test]
 async fn router_serves_exactly_the_documented_operations() {
-    let router = realtime_api::router(crate::double::api());
+    let router = crate::double::router();
     let documented = document_operations();
     let paths: BTreeSet<String> = documented.iter().map(|(_, path, _)| path.clone()).collect();
     for path in paths {

@@ -3,4 +3,5 @@
 
 mod contract;
 mod double;
+mod idempotency;
 mod problems;

@@ -308,7 +308,17 @@ impl Task {
                 interval: Duration::from_secs(u64::from((*heartbeat_interval_seconds).max(1))),
                 timeout: Duration::from_secs(u64::from((*heartbeat_timeout_seconds).max(2))),
             },
-            _ => Heartbeat { interval: Duration::from_secs(25), timeout: Duration::from_secs(60) },
+            ServerFrame::Subscribed { .. }
+            | ServerFrame::Unsubscribed { .. }
+            | ServerFrame::Message { .. }
+            | ServerFrame::PresenceJoin { .. }
+            | ServerFrame::PresenceLeave { .. }
+            | ServerFrame::Published { .. }
+            | ServerFrame::Error { .. }
+            | ServerFrame::Pong {}
+            | ServerFrame::Disconnecting { .. } => {
+                Heartbeat { interval: Duration::from_secs(25), timeout: Duration::from_secs(60) }
+            }
         };
         if self.events.send(SubscriberEvent::Frame(connected)).await.is_err() {
             return Ended::ByOwner;
@@ -356,7 +366,14 @@ impl Task {
                             match frame {
                                 ServerFrame::Pong {} => continue,
                                 ServerFrame::Disconnecting { code, .. } => announced = Some(code),
-                                _ => {}
+                                ServerFrame::Connected { .. }
+                                | ServerFrame::Subscribed { .. }
+                                | ServerFrame::Unsubscribed { .. }
+                                | ServerFrame::Message { .. }
+                                | ServerFrame::PresenceJoin { .. }
+                                | ServerFrame::PresenceLeave { .. }
+                                | ServerFrame::Published { .. }
+                                | ServerFrame::Error { .. } => {}
                             }
                             if self.events.send(SubscriberEvent::Frame(frame)).await.is_err() {
                                 return Ended::ByOwner;

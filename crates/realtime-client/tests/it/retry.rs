@@ -97,7 +97,11 @@ async fn retries_stop_after_the_policy_maximum() {
 async fn a_client_can_back_the_contract_router() {
     let harness = Harness::start().await;
     create_channel(&harness.client(), "room-42", ChannelType::Public).await;
-    let app = realtime_api::router(Arc::new(harness.client()));
+    let idempotency = realtime_api::Idempotency::new(
+        Arc::new(realtime_api::idempotency::memory::MemoryIdempotencyStore::default()),
+        Duration::from_secs(3600),
+    );
+    let app = realtime_api::router(Arc::new(harness.client()), idempotency);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let front = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -2,13 +2,13 @@
 //! presence is counted in memory.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use realtime_types::PresenceMember;
 
-use super::{Broker, BrokerError, ClusterEvent, apply};
-use crate::gateway::hub::{ChannelKey, Hub};
+use super::{Broker, BrokerError, ClusterEvent, announce, apply};
+use crate::hub::{ChannelKey, Hub};
 
 /// Sockets per member, per channel.
 type PresenceCounts = HashMap<ChannelKey, BTreeMap<String, (PresenceMember, u32)>>;
@@ -17,21 +17,20 @@ type PresenceCounts = HashMap<ChannelKey, BTreeMap<String, (PresenceMember, u32)
 pub struct MemoryBroker {
     hub: Arc<Hub>,
     presence: Mutex<PresenceCounts>,
-    this: Weak<MemoryBroker>,
 }
 
 impl MemoryBroker {
     /// A broker delivering into `hub`.
     pub fn new(hub: Arc<Hub>) -> Arc<Self> {
-        Arc::new_cyclic(|this| MemoryBroker { hub, presence: Mutex::new(HashMap::new()), this: this.clone() })
+        Arc::new(MemoryBroker { hub, presence: Mutex::new(HashMap::new()) })
     }
 }
 
 #[async_trait]
 impl Broker for MemoryBroker {
     async fn publish(&self, event: ClusterEvent) -> Result<u32, BrokerError> {
-        let this: Arc<dyn Broker> = self.this.upgrade().ok_or_else(|| BrokerError("shutting down".into()))?;
-        Ok(apply(&self.hub, &this, event).await)
+        let applied = apply(&self.hub, event);
+        Ok(announce(self, applied).await)
     }
 
     async fn join(&self, key: &ChannelKey, member: &PresenceMember) -> Result<bool, BrokerError> {

@@ -50,9 +50,9 @@ use tokio_util::sync::CancellationToken;
 use self::scripts::{
     HEARTBEAT, JOIN, LEAVE, MEMBERS, PUBLISH_FRAME, REAP, REMOTE_SUBSCRIBERS, RESYNC_PRESENCE, WRITE_COUNTS,
 };
-use super::{Broker, BrokerError, ClusterEvent, apply};
+use super::{Broker, BrokerError, ClusterEvent, announce, apply};
 use crate::config::Config;
-use crate::gateway::hub::{ChannelKey, Hub, encode};
+use crate::hub::{ChannelKey, Hub, encode};
 
 /// The longest a Redis command may take before the caller gets a [`BrokerError`].
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -196,7 +196,6 @@ pub struct RedisBroker {
     /// Cancelled when the node is killed or this broker dropped: the background tasks
     /// end, the connections close, and every call fails.
     stop: CancellationToken,
-    this: Weak<RedisBroker>,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -251,7 +250,7 @@ impl RedisBroker {
         let keys = Keys { prefix: config.redis_prefix.clone() };
         let node_expiry = Duration::from_secs(u64::from(config.node_expiry_seconds.max(1)));
         let stop = kill.child_token();
-        let broker = Arc::new_cyclic(|this| RedisBroker {
+        let broker = Arc::new(RedisBroker {
             node,
             keys,
             node_expiry,
@@ -264,7 +263,6 @@ impl RedisBroker {
             next_request: AtomicU64::new(1),
             degraded: AtomicBool::new(false),
             stop: stop.clone(),
-            this: this.clone(),
         });
 
         // Take the receiver before subscribing so that nothing is missed.
@@ -293,11 +291,6 @@ impl RedisBroker {
             true => Err(BrokerError("the node is stopping".into())),
             false => Ok(()),
         }
-    }
-
-    fn this(&self) -> Result<Arc<dyn Broker>, BrokerError> {
-        let this: Arc<dyn Broker> = self.this.upgrade().ok_or_else(|| BrokerError("the node is stopping".into()))?;
-        Ok(this)
     }
 
     async fn script<R: FromValue>(&self, lua: &str, keys: Vec<String>, args: Vec<String>) -> Result<R, BrokerError> {
@@ -406,8 +399,7 @@ impl RedisBroker {
         if envelope.from == self.node {
             return;
         }
-        let Ok(this) = self.this() else { return };
-        let acted = apply(&self.hub, &this, event).await;
+        let acted = announce(self, apply(&self.hub, event)).await;
         if let Some(id) = envelope.reply {
             let client = self.client.clone();
             let channel = self.keys.replies(&envelope.from);
@@ -424,7 +416,6 @@ impl RedisBroker {
     /// Publishes a command and sums the sockets every node acted on (this one directly,
     /// the others through replies, waiting at most [`REPLY_WAIT`]).
     async fn publish_command(&self, event: ClusterEvent) -> Result<u32, BrokerError> {
-        let this = self.this()?;
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (sender, mut replies) = mpsc::unbounded_channel();
         self.pending.lock().expect("pending lock").insert(id, sender);
@@ -433,7 +424,7 @@ impl RedisBroker {
         self.alive()?;
         let receivers: i64 =
             self.client.with_options(&options()).publish(self.keys.events(), payload).await.map_err(unavailable)?;
-        let mut acted = apply(&self.hub, &this, event).await;
+        let mut acted = announce(self, apply(&self.hub, event)).await;
         // This node's own subscription is among the receivers when it is connected.
         let expected = receivers - i64::from(self.subscriber.is_connected());
         let deadline = tokio::time::Instant::now() + REPLY_WAIT;
@@ -519,11 +510,10 @@ impl Broker for RedisBroker {
             | ClusterEvent::TokenRevoked { .. }
             | ClusterEvent::ClientDisconnected { .. } => return self.publish_command(event).await,
         };
-        let this = self.this()?;
         let payload = encode_envelope(&self.node, None, &event);
         let args = vec![self.keys.alive(), self.node.clone(), self.keys.events(), payload];
         let remote: i64 = self.script(PUBLISH_FRAME, vec![self.keys.subs(&key)], args).await?;
-        let local = apply(&self.hub, &this, event).await;
+        let local = announce(self, apply(&self.hub, event)).await;
         Ok(local + u32::try_from(remote).unwrap_or(0))
     }
 

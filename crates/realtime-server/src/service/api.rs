@@ -1,19 +1,17 @@
 //! The contract's operations, implemented on the [`Service`].
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use realtime_api::{ApiError, ApiKey, Caller, IdempotencyKey, RealtimeApi, Reply};
+use realtime_api::idempotency::Seal;
+use realtime_api::{ApiError, ApiKey, Caller, RealtimeApi};
 use realtime_types::limits::{DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, PAGE_DEFAULT_LIMIT};
 use realtime_types::*;
 
-use super::idempotency::fingerprint;
 use super::{Service, hash_api_key, new_id};
 use crate::broker::ClusterEvent;
-use crate::gateway::hub::ChannelKey;
+use crate::hub::ChannelKey;
 use crate::store::{ChannelRow, CheckoutRow, TokenRow};
 use crate::tokens::Claims;
 use crate::vendors;
@@ -73,20 +71,41 @@ impl Service {
         })
     }
 
-    /// Issues and records a gateway token, charging `price`.
-    async fn issue_token(&self, caller: &Caller, grant: Grant, price: i64) -> Result<(Claims, String), ApiError> {
+    /// Signs a gateway token for `grant` (nothing is recorded yet).
+    fn sign_token(&self, caller: &Caller, grant: Grant) -> (Claims, String) {
         let Grant { client_id, user_id, channels, capabilities, ttl_seconds } = grant;
         let claims =
             Claims::new(&caller.account_id, client_id, user_id, channels, capabilities, Utc::now(), ttl_seconds);
+        let token = self.tokens.sign(&claims);
+        (claims, token)
+    }
+
+    /// Records an issued token and charges `price`, committing `answer` with it.
+    async fn record_token(
+        &self,
+        caller: &Caller,
+        claims: &Claims,
+        price: i64,
+        operation: &str,
+        answer: &impl serde::Serialize,
+    ) -> Result<(), ApiError> {
         let row = TokenRow {
             jti: claims.jti.clone(),
             account_id: caller.account_id.clone(),
             client_id: claims.sub.clone(),
             expires_at: claims.expires_at(),
         };
-        self.store.record_token(&row, price).await.map_err(|e| self.charge_error("issuing a token", e))?;
-        let token = self.tokens.sign(&claims);
-        Ok((claims, token))
+        let seal = Seal::current(answer);
+        self.store.record_token(&row, price, seal.as_ref()).await.map_err(|e| self.charge_error(operation, e))
+    }
+
+    /// Charges `price` for a signature, committing `answer` with the charge.
+    async fn charge_signature(&self, caller: &Caller, answer: &VendorToken) -> Result<(), ApiError> {
+        let seal = Seal::current(answer);
+        self.store
+            .charge(&caller.account_id, self.config.prices.auth_sign, seal.as_ref())
+            .await
+            .map_err(|e| self.charge_error("signing", e))
     }
 }
 
@@ -116,131 +135,88 @@ impl RealtimeApi for Service {
         Ok(Caller { account_id })
     }
 
-    async fn token_issue(
-        &self,
-        caller: &Caller,
-        key: Option<IdempotencyKey>,
-        request: TokenIssueRequest,
-    ) -> Result<Reply<RealtimeToken>, ApiError> {
-        let print = fingerprint(&TokenIssueRequest {
-            idempotency_key: None,
-            capabilities: Some(capabilities(request.capabilities.clone())),
-            ..request.clone()
-        });
-        let owner = caller.clone();
-        self.idempotent(caller, "realtime.token.issue", key, print, move |service: Arc<Service>| async move {
-            let this = &*service;
-            let caller = &owner;
-            let client_id = request
-                .client_id
-                .clone()
-                .or_else(|| request.user_id.clone())
-                .unwrap_or_else(|| format!("anon_{}", ulid::Ulid::generate()));
-            let user_id = request.user_id.clone().or_else(|| request.client_id.clone());
-            let capabilities = capabilities(request.capabilities.clone());
-            let (claims, token) = this
-                .issue_token(
-                    caller,
-                    Grant {
-                        client_id,
-                        user_id,
-                        channels: request.channels.clone(),
-                        capabilities,
-                        ttl_seconds: clamp_ttl(request.ttl_seconds),
-                    },
-                    this.config.prices.token_issue,
-                )
-                .await?;
-            Ok(RealtimeToken {
-                token,
-                client_id: claims.sub.clone(),
-                user_id: claims.uid.clone(),
-                jti: claims.jti.clone(),
-                expires_at: claims.expires_at(),
-                endpoint: this.endpoint(),
-                channels: claims.chs.clone(),
-                capabilities: claims.caps.clone(),
-            })
-        })
-        .await
+    async fn token_issue(&self, caller: &Caller, request: TokenIssueRequest) -> Result<RealtimeToken, ApiError> {
+        let client_id = request
+            .client_id
+            .clone()
+            .or_else(|| request.user_id.clone())
+            .unwrap_or_else(|| format!("anon_{}", ulid::Ulid::generate()));
+        let user_id = request.user_id.clone().or_else(|| request.client_id.clone());
+        let grant = Grant {
+            client_id,
+            user_id,
+            channels: request.channels,
+            capabilities: capabilities(request.capabilities),
+            ttl_seconds: clamp_ttl(request.ttl_seconds),
+        };
+        let (claims, token) = self.sign_token(caller, grant);
+        let issued = RealtimeToken {
+            token,
+            client_id: claims.sub.clone(),
+            user_id: claims.uid.clone(),
+            jti: claims.jti.clone(),
+            expires_at: claims.expires_at(),
+            endpoint: self.endpoint(),
+            channels: claims.chs.clone(),
+            capabilities: claims.caps.clone(),
+        };
+        self.record_token(caller, &claims, self.config.prices.token_issue, "issuing a token", &issued).await?;
+        Ok(issued)
     }
 
-    async fn token_revoke(
-        &self,
-        caller: &Caller,
-        key: Option<IdempotencyKey>,
-        request: TokenRevokeRequest,
-    ) -> Result<Reply<TokenRevoked>, ApiError> {
-        let print = fingerprint(&TokenRevokeRequest { idempotency_key: None, ..request.clone() });
-        let owner = caller.clone();
-        self.idempotent(caller, "realtime.token.revoke", key, print, move |service: Arc<Service>| async move {
-            let this = &*service;
-            let caller = &owner;
-            let jti = if request.token_or_jti.matches('.').count() == 2 {
-                this.tokens
-                    .verify_ignoring_expiry(&request.token_or_jti)
-                    .map_err(|_| ApiError::not_found("the token was not issued by this server"))?
-                    .jti
-            } else {
-                request.token_or_jti.clone()
-            };
-            let token = this.store.token(&caller.account_id, &jti).await.map_err(|e| this.store_error(e))?;
-            if token.is_none() {
-                return Err(ApiError::not_found("no token with this jti was issued by this account"));
-            }
-            this.require_broker().await?;
-            this.store.revoke_token(&caller.account_id, &jti).await.map_err(|e| this.store_error(e))?;
-            // Unlike other effects, a revocation that did not reach the live sockets is
-            // answered 503: retrying it is free and harmless, and it must reach them.
-            let disconnected = this
-                .broker
-                .publish(ClusterEvent::TokenRevoked { jti: jti.clone() })
-                .await
-                .map_err(|e| this.broker_error(e))?;
-            Ok(TokenRevoked { revoked: true, jti, disconnected })
-        })
-        .await
+    async fn token_revoke(&self, caller: &Caller, request: TokenRevokeRequest) -> Result<TokenRevoked, ApiError> {
+        let jti = if request.token_or_jti.matches('.').count() == 2 {
+            self.tokens
+                .verify_ignoring_expiry(&request.token_or_jti)
+                .map_err(|_| ApiError::not_found("the token was not issued by this server"))?
+                .jti
+        } else {
+            request.token_or_jti.clone()
+        };
+        let token = self.store.token(&caller.account_id, &jti).await.map_err(|e| self.store_error(e))?;
+        if token.is_none() {
+            return Err(ApiError::not_found("no token with this jti was issued by this account"));
+        }
+        self.require_broker().await?;
+        // Not sealed: revoking is free and revoking again changes nothing, so a retry
+        // after a crash may simply run again.
+        self.store.revoke_token(&caller.account_id, &jti).await.map_err(|e| self.store_error(e))?;
+        // Unlike other effects, a revocation that did not reach the live sockets is
+        // answered 503: retrying it is free and harmless, and it must reach them.
+        let disconnected = self
+            .broker
+            .publish(ClusterEvent::TokenRevoked { jti: jti.clone() })
+            .await
+            .map_err(|e| self.broker_error(e))?;
+        Ok(TokenRevoked { revoked: true, jti, disconnected })
     }
 
-    async fn channel_create(
-        &self,
-        caller: &Caller,
-        key: Option<IdempotencyKey>,
-        request: ChannelCreateRequest,
-    ) -> Result<Reply<ChannelCreated>, ApiError> {
-        let print = fingerprint(&ChannelCreateRequest {
-            idempotency_key: None,
-            channel_type: Some(request.channel_type.unwrap_or_default()),
-            ..request.clone()
-        });
-        let owner = caller.clone();
-        self.idempotent(caller, "realtime.channel.create", key, print, move |service: Arc<Service>| async move {
-            let this = &*service;
-            let caller = &owner;
-            let channel_type = request.channel_type.unwrap_or_default();
-            let row = ChannelRow {
-                channel_id: new_id("ch"),
-                account_id: caller.account_id.clone(),
-                name: request.name.clone(),
-                channel_type,
-                created_at: Utc::now(),
-                last_published_at: None,
-            };
-            let (row, created) = this
-                .store
-                .create_channel(&row, this.config.prices.channel_create)
-                .await
-                .map_err(|e| this.charge_error("creating a channel", e))?;
-            if row.channel_type != channel_type {
-                return Err(ApiError::conflict(format!(
-                    "channel {:?} exists with type {}; delete it first to change its type",
-                    row.name,
-                    row.channel_type.as_str()
-                )));
-            }
-            Ok(ChannelCreated { channel_id: row.channel_id, name: row.name, channel_type: row.channel_type, created })
-        })
-        .await
+    async fn channel_create(&self, caller: &Caller, request: ChannelCreateRequest) -> Result<ChannelCreated, ApiError> {
+        let channel_type = request.channel_type.unwrap_or_default();
+        let row = ChannelRow {
+            channel_id: new_id("ch"),
+            account_id: caller.account_id.clone(),
+            name: request.name,
+            channel_type,
+            created_at: Utc::now(),
+            last_published_at: None,
+        };
+        let answer =
+            ChannelCreated { channel_id: row.channel_id.clone(), name: row.name.clone(), channel_type, created: true };
+        let seal = Seal::current(&answer);
+        let (row, created) = self
+            .store
+            .create_channel(&row, self.config.prices.channel_create, seal.as_ref())
+            .await
+            .map_err(|e| self.charge_error("creating a channel", e))?;
+        if row.channel_type != channel_type {
+            return Err(ApiError::conflict(format!(
+                "channel {:?} exists with type {}; delete it first to change its type",
+                row.name,
+                row.channel_type.as_str()
+            )));
+        }
+        Ok(ChannelCreated { channel_id: row.channel_id, name: row.name, channel_type: row.channel_type, created })
     }
 
     async fn channel_get(&self, caller: &Caller, channel: String) -> Result<Channel, ApiError> {
@@ -273,63 +249,39 @@ impl RealtimeApi for Service {
         Ok(ChannelList { channels, next_cursor })
     }
 
-    async fn channel_delete(
-        &self,
-        caller: &Caller,
-        key: Option<IdempotencyKey>,
-        channel: String,
-    ) -> Result<Reply<ChannelDeleted>, ApiError> {
-        let print = fingerprint(&channel);
-        let owner = caller.clone();
-        self.idempotent(caller, "realtime.channel.delete", key, print, move |service: Arc<Service>| async move {
-            let this = &*service;
-            let caller = &owner;
-            let row = this.existing_channel(caller, &channel).await?;
-            this.require_broker().await?;
-            this.store.delete_channel(&caller.account_id, &row.name).await.map_err(|e| this.store_error(e))?;
-            let unsubscribed = this
-                .announce(ClusterEvent::ChannelDeleted { key: ChannelKey::new(&caller.account_id, &row.name) })
-                .await;
-            Ok(ChannelDeleted { channel: row.name, deleted: true, status: DeleteStatus::Deleted, unsubscribed })
-        })
-        .await
+    async fn channel_delete(&self, caller: &Caller, channel: String) -> Result<ChannelDeleted, ApiError> {
+        let row = self.existing_channel(caller, &channel).await?;
+        self.require_broker().await?;
+        let answer =
+            ChannelDeleted { channel: row.name.clone(), deleted: true, status: DeleteStatus::Deleted, unsubscribed: 0 };
+        let seal = Seal::current(&answer);
+        let deleted = self
+            .store
+            .delete_channel(&caller.account_id, &row.name, seal.as_ref())
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if !deleted {
+            return Err(ApiError::not_found(format!("channel {:?} does not exist", row.name)));
+        }
+        let unsubscribed =
+            self.announce(ClusterEvent::ChannelDeleted { key: ChannelKey::new(&caller.account_id, &row.name) }).await;
+        Ok(ChannelDeleted { unsubscribed, ..answer })
     }
 
-    async fn publish(
-        &self,
-        caller: &Caller,
-        key: Option<IdempotencyKey>,
-        request: PublishRequest,
-    ) -> Result<Reply<Published>, ApiError> {
-        let print = fingerprint(&PublishRequest { idempotency_key: None, ..request.clone() });
-        let owner = caller.clone();
-        self.idempotent(caller, "realtime.publish", key, print, move |service: Arc<Service>| async move {
-            let this = &*service;
-            let caller = &owner;
-            let message = (request.channel.clone(), request.event.clone(), request.data.clone());
-            let mut published = this.publish_messages(&caller.account_id, vec![message]).await?;
-            Ok(published.remove(0))
-        })
-        .await
+    async fn publish(&self, caller: &Caller, request: PublishRequest) -> Result<Published, ApiError> {
+        let message = (request.channel, request.event, request.data);
+        let mut published =
+            self.publish_sealed(&caller.account_id, vec![message], |published| Seal::current(&published[0])).await?;
+        Ok(published.remove(0))
     }
 
-    async fn publish_batch(
-        &self,
-        caller: &Caller,
-        key: Option<IdempotencyKey>,
-        request: PublishBatchRequest,
-    ) -> Result<Reply<BatchPublished>, ApiError> {
-        let print = fingerprint(&PublishBatchRequest { idempotency_key: None, ..request.clone() });
-        let owner = caller.clone();
-        self.idempotent(caller, "realtime.publish.batch", key, print, move |service: Arc<Service>| async move {
-            let this = &*service;
-            let caller = &owner;
-            let messages =
-                request.messages.iter().map(|m| (m.channel.clone(), m.event.clone(), m.data.clone())).collect();
-            let messages = this.publish_messages(&caller.account_id, messages).await?;
-            Ok(BatchPublished { published: messages.len() as u32, messages })
-        })
-        .await
+    async fn publish_batch(&self, caller: &Caller, request: PublishBatchRequest) -> Result<BatchPublished, ApiError> {
+        let messages = request.messages.into_iter().map(|m| (m.channel, m.event, m.data)).collect();
+        let answer =
+            |messages: &[Published]| BatchPublished { published: messages.len() as u32, messages: messages.to_vec() };
+        let messages =
+            self.publish_sealed(&caller.account_id, messages, |published| Seal::current(&answer(published))).await?;
+        Ok(answer(&messages))
     }
 
     async fn presence_get(&self, caller: &Caller, channel: String) -> Result<Presence, ApiError> {
@@ -345,98 +297,78 @@ impl RealtimeApi for Service {
         Ok(Presence { channel: row.name, count: members.len() as u32, members })
     }
 
-    async fn auth_sign(
-        &self,
-        caller: &Caller,
-        key: Option<IdempotencyKey>,
-        request: AuthSignRequest,
-    ) -> Result<Reply<VendorToken>, ApiError> {
-        let print = fingerprint(&AuthSignRequest {
-            idempotency_key: None,
-            capabilities: Some(capabilities(request.capabilities.clone())),
-            vendor: Some(request.vendor.unwrap_or(self.config.vendors.default)),
-            ..request.clone()
-        });
-        let owner = caller.clone();
-        self.idempotent(caller, "realtime.auth.sign", key, print, move |service: Arc<Service>| async move {
-            let this = &*service;
-            let caller = &owner;
-            let vendor = request.vendor.unwrap_or(this.config.vendors.default);
-            let capabilities = capabilities(request.capabilities.clone());
-            let ttl = clamp_ttl(request.ttl_seconds);
-            let price = this.config.prices.auth_sign;
-            let now = Utc::now();
-            let token = match vendor {
-                Vendor::Realtime => {
-                    let (claims, token) = this
-                        .issue_token(
-                            caller,
-                            Grant {
-                                client_id: request.client_id.clone(),
-                                user_id: None,
-                                channels: Some(request.channels.clone()),
-                                capabilities,
-                                ttl_seconds: ttl,
-                            },
-                            price,
-                        )
-                        .await?;
-                    VendorToken::Realtime { token, expires_at: claims.expires_at() }
-                }
-                Vendor::Pusher => {
-                    let channel = request.channels[0].clone();
-                    let socket_id = request.socket_id.clone().ok_or_else(|| {
-                        ApiError::invalid(vec![FieldError::new("/socket_id", "is required for vendor pusher")])
-                    })?;
-                    let channel_data = match (&request.channel_data, channel.starts_with("presence-")) {
-                        (Some(data), _) => Some(serde_json::to_string(data).map_err(ApiError::internal)?),
-                        (None, true) => {
-                            return Err(ApiError::invalid(vec![FieldError::new(
-                                "/channel_data",
-                                "is required for Pusher presence- channels",
-                            )]));
-                        }
-                        (None, false) => None,
-                    };
-                    this.store.charge(&caller.account_id, price).await.map_err(|e| this.charge_error("signing", e))?;
-                    let token = vendors::pusher_auth(
-                        &this.config.vendors.pusher,
-                        &socket_id,
-                        &channel,
-                        channel_data.as_deref(),
-                    );
-                    VendorToken::Pusher { token, channel, channel_data }
-                }
-                Vendor::Ably => {
-                    let capability = vendors::ably_capability(&request.channels, &capabilities);
-                    let token_request = vendors::ably_token_request(
-                        &this.config.vendors.ably_key,
-                        &request.client_id,
-                        capability,
-                        ttl,
-                        now,
-                    )
-                    .map_err(ApiError::internal)?;
-                    this.store.charge(&caller.account_id, price).await.map_err(|e| this.charge_error("signing", e))?;
-                    let token = serde_json::to_string(&token_request).map_err(ApiError::internal)?;
-                    VendorToken::Ably { token, token_request }
-                }
-                Vendor::Liveblocks => {
-                    this.store.charge(&caller.account_id, price).await.map_err(|e| this.charge_error("signing", e))?;
-                    let token = vendors::liveblocks_token(
-                        &this.config.vendors.liveblocks,
-                        &request.client_id,
-                        &request.channels,
-                        &capabilities,
-                        now,
-                        ttl,
-                    );
-                    VendorToken::Liveblocks { token, expires_at: now + chrono::Duration::seconds(i64::from(ttl)) }
-                }
-            };
-            Ok(token)
-        })
-        .await
+    async fn auth_sign(&self, caller: &Caller, request: AuthSignRequest) -> Result<VendorToken, ApiError> {
+        let vendor = request.vendor.unwrap_or(self.config.vendors.default);
+        let capabilities = capabilities(request.capabilities);
+        let ttl = clamp_ttl(request.ttl_seconds);
+        let now = Utc::now();
+        // Each vendor's authorization is signed first (signing has no effect), then charged
+        // with the signed answer sealed in the same transaction.
+        match vendor {
+            Vendor::Realtime => {
+                let grant = Grant {
+                    client_id: request.client_id,
+                    user_id: None,
+                    channels: Some(request.channels),
+                    capabilities,
+                    ttl_seconds: ttl,
+                };
+                let (claims, token) = self.sign_token(caller, grant);
+                let answer = VendorToken::Realtime { token, expires_at: claims.expires_at() };
+                self.record_token(caller, &claims, self.config.prices.auth_sign, "signing", &answer).await?;
+                Ok(answer)
+            }
+            Vendor::Pusher => {
+                let channel = request.channels[0].clone();
+                let socket_id = request.socket_id.ok_or_else(|| {
+                    ApiError::invalid(vec![FieldError::new("/socket_id", "is required for vendor pusher")])
+                })?;
+                let channel_data = match (&request.channel_data, channel.starts_with("presence-")) {
+                    (Some(data), _) => Some(serde_json::to_string(data).map_err(ApiError::internal)?),
+                    (None, true) => {
+                        return Err(ApiError::invalid(vec![FieldError::new(
+                            "/channel_data",
+                            "is required for Pusher presence- channels",
+                        )]));
+                    }
+                    (None, false) => None,
+                };
+                let token =
+                    vendors::pusher_auth(&self.config.vendors.pusher, &socket_id, &channel, channel_data.as_deref());
+                let answer = VendorToken::Pusher { token, channel, channel_data };
+                self.charge_signature(caller, &answer).await?;
+                Ok(answer)
+            }
+            Vendor::Ably => {
+                let capability = vendors::ably_capability(&request.channels, &capabilities);
+                let token_request = vendors::ably_token_request(
+                    &self.config.vendors.ably_key,
+                    &request.client_id,
+                    capability,
+                    ttl,
+                    now,
+                )
+                .map_err(ApiError::internal)?;
+                let token = serde_json::to_string(&token_request).map_err(ApiError::internal)?;
+                let answer = VendorToken::Ably { token, token_request };
+                self.charge_signature(caller, &answer).await?;
+                Ok(answer)
+            }
+            Vendor::Liveblocks => {
+                let token = vendors::liveblocks_token(
+                    &self.config.vendors.liveblocks,
+                    &request.client_id,
+                    &request.channels,
+                    &capabilities,
+                    now,
+                    ttl,
+                );
+                let answer =
+                    VendorToken::Liveblocks { token, expires_at: now + chrono::Duration::seconds(i64::from(ttl)) };
+                self.charge_signature(caller, &answer).await?;
+                Ok(answer)
+            }
+        }
     }
 
     async fn event_types(&self, _caller: &Caller) -> Result<EventTypes, ApiError> {
@@ -446,26 +378,20 @@ impl RealtimeApi for Service {
     async fn user_disconnect(
         &self,
         caller: &Caller,
-        key: Option<IdempotencyKey>,
         request: UserDisconnectRequest,
-    ) -> Result<Reply<UserDisconnected>, ApiError> {
-        let print = fingerprint(&UserDisconnectRequest { idempotency_key: None, ..request.clone() });
-        let owner = caller.clone();
-        self.idempotent(caller, "realtime.user.disconnect", key, print, move |service: Arc<Service>| async move {
-            let this = &*service;
-            let caller = &owner;
-            if let Some(channel) = &request.channel {
-                this.existing_channel(caller, channel).await?;
-            }
-            let event = ClusterEvent::ClientDisconnected {
-                account_id: caller.account_id.clone(),
-                client_id: request.client_id.clone(),
-                channel: request.channel.clone(),
-            };
-            let disconnected = this.broker.publish(event).await.map_err(|e| this.broker_error(e))?;
-            Ok(UserDisconnected { disconnected })
-        })
-        .await
+    ) -> Result<UserDisconnected, ApiError> {
+        if let Some(channel) = &request.channel {
+            self.existing_channel(caller, channel).await?;
+        }
+        // Nothing durable happens, so there is nothing to seal: a retry after a crash
+        // disconnects again, which is what the caller asked for.
+        let event = ClusterEvent::ClientDisconnected {
+            account_id: caller.account_id.clone(),
+            client_id: request.client_id,
+            channel: request.channel,
+        };
+        let disconnected = self.broker.publish(event).await.map_err(|e| self.broker_error(e))?;
+        Ok(UserDisconnected { disconnected })
     }
 
     async fn account_get(&self, caller: &Caller) -> Result<Account, ApiError> {
@@ -483,33 +409,25 @@ impl RealtimeApi for Service {
         })
     }
 
-    async fn account_topup(
-        &self,
-        caller: &Caller,
-        key: Option<IdempotencyKey>,
-        request: TopupRequest,
-    ) -> Result<Reply<Checkout>, ApiError> {
-        let print = fingerprint(&TopupRequest { idempotency_key: None, ..request.clone() });
-        let owner = caller.clone();
-        self.idempotent(caller, "account.topup", key, print, move |service: Arc<Service>| async move {
-            let this = &*service;
-            let caller = &owner;
-            let row = CheckoutRow {
-                checkout_id: new_id("co"),
-                account_id: caller.account_id.clone(),
-                amount: request.amount as i64,
-                completed: false,
-                expires_at: Utc::now() + chrono::Duration::hours(24),
-            };
-            this.store.create_checkout(&row).await.map_err(|e| this.store_error(e))?;
-            Ok(Checkout {
-                checkout_url: format!("{}/checkout/{}", this.public_url, row.checkout_id),
-                checkout_id: row.checkout_id,
-                amount: request.amount,
-                status: CheckoutStatus::Pending,
-                expires_at: row.expires_at,
-            })
-        })
-        .await
+    async fn account_topup(&self, caller: &Caller, request: TopupRequest) -> Result<Checkout, ApiError> {
+        let amount = i64::try_from(request.amount)
+            .map_err(|_| ApiError::invalid(vec![FieldError::new("/amount", "is too large")]))?;
+        let row = CheckoutRow {
+            checkout_id: new_id("co"),
+            account_id: caller.account_id.clone(),
+            amount,
+            completed: false,
+            expires_at: Utc::now() + chrono::Duration::hours(24),
+        };
+        let answer = Checkout {
+            checkout_url: format!("{}/checkout/{}", self.public_url, row.checkout_id),
+            checkout_id: row.checkout_id.clone(),
+            amount: request.amount,
+            status: CheckoutStatus::Pending,
+            expires_at: row.expires_at,
+        };
+        let seal = Seal::current(&answer);
+        self.store.create_checkout(&row, seal.as_ref()).await.map_err(|e| self.store_error(e))?;
+        Ok(answer)
     }
 }

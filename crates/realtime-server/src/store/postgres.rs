@@ -2,8 +2,8 @@
 //!
 //! Every guarantee of the store traits holds across nodes because it is the database's:
 //! a debit is one conditional `UPDATE` (the row lock orders concurrent debits), an effect
-//! and its debit commit in one transaction, and an idempotency claim takes the key's row
-//! with `SELECT … FOR UPDATE` (or creates it with `INSERT … ON CONFLICT DO NOTHING`), so
+//! and its debit commit in one transaction, and an idempotency claim is one
+//! `INSERT … ON CONFLICT DO UPDATE … WHERE` (a takeover one conditional `UPDATE`), so
 //! two nodes racing for one key are ordered by PostgreSQL, not by a lock of either node.
 //! Transactions run at the default READ COMMITTED level; each statement that decides
 //! something locks the rows it decides on.
@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use realtime_api::ApiError;
+use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope};
 use realtime_types::ChannelType;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -92,6 +94,24 @@ async fn debit(tx: &mut Transaction<'static, Postgres>, account_id: &str, price:
     Err(StoreError::InsufficientCredit { balance, required: price })
 }
 
+/// Commits the answer of the idempotent request in `tx`, or fails when the request no
+/// longer holds its key (the transaction then rolls back with the effect).
+async fn commit_seal(tx: &mut Transaction<'static, Postgres>, seal: Option<&Seal>) -> StoreResult<()> {
+    let Some(seal) = seal else { return Ok(()) };
+    let sealed = sqlx::query(
+        "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \
+         AND lease_id = $4 AND response IS NULL",
+    )
+    .bind(&seal.scope.account_id)
+    .bind(seal.scope.operation)
+    .bind(seal.scope.key.as_str())
+    .bind(&seal.lease)
+    .bind(&seal.answer)
+    .execute(&mut **tx)
+    .await?;
+    if sealed.rows_affected() == 1 { Ok(()) } else { Err(StoreError::LeaseLost) }
+}
+
 #[async_trait]
 impl Accounts for PostgresStore {
     async fn create_account(&self, account_id: &str, key_hash: &[u8; 32], balance: i64) -> StoreResult<()> {
@@ -126,14 +146,16 @@ impl Accounts for PostgresStore {
         Ok(!any)
     }
 
-    async fn charge(&self, account_id: &str, price: i64) -> StoreResult<()> {
+    async fn charge(&self, account_id: &str, price: i64, seal: Option<&Seal>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         debit(&mut tx, account_id, price).await?;
+        commit_seal(&mut tx, seal).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn create_checkout(&self, checkout: &CheckoutRow) -> StoreResult<()> {
+    async fn create_checkout(&self, checkout: &CheckoutRow, seal: Option<&Seal>) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO checkouts (checkout_id, account_id, amount, completed, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -142,8 +164,10 @@ impl Accounts for PostgresStore {
         .bind(checkout.amount)
         .bind(checkout.completed)
         .bind(checkout.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        commit_seal(&mut tx, seal).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -166,7 +190,12 @@ impl Accounts for PostgresStore {
         .transpose()
     }
 
-    async fn complete_checkout(&self, checkout_id: &str, now: DateTime<Utc>) -> StoreResult<Completion> {
+    async fn complete_checkout(
+        &self,
+        checkout_id: &str,
+        now: DateTime<Utc>,
+        max_balance: i64,
+    ) -> StoreResult<Completion> {
         let mut tx = self.pool.begin().await?;
         // The row lock makes a second completion (on this node or another) wait and then
         // see `completed`.
@@ -185,13 +214,18 @@ impl Accounts for PostgresStore {
         }
         let account_id: String = row.try_get("account_id")?;
         let amount: i64 = row.try_get("amount")?;
+        let credited =
+            sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE account_id = $2 AND balance <= $3 - $1")
+                .bind(amount)
+                .bind(&account_id)
+                .bind(max_balance)
+                .execute(&mut *tx)
+                .await?;
+        if credited.rows_affected() == 0 {
+            return Ok(Completion::OverLimit);
+        }
         sqlx::query("UPDATE checkouts SET completed = TRUE WHERE checkout_id = $1")
             .bind(checkout_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE account_id = $2")
-            .bind(amount)
-            .bind(&account_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -201,7 +235,12 @@ impl Accounts for PostgresStore {
 
 #[async_trait]
 impl Channels for PostgresStore {
-    async fn create_channel(&self, channel: &ChannelRow, price: i64) -> StoreResult<(ChannelRow, bool)> {
+    async fn create_channel(
+        &self,
+        channel: &ChannelRow,
+        price: i64,
+        seal: Option<&Seal>,
+    ) -> StoreResult<(ChannelRow, bool)> {
         let mut tx = self.pool.begin().await?;
         // A concurrent create of the same name waits on the unique index here and then
         // does nothing, so only the creator is charged.
@@ -225,6 +264,7 @@ impl Channels for PostgresStore {
             return Ok((channel_row(&row)?, false));
         }
         debit(&mut tx, &channel.account_id, price).await?;
+        commit_seal(&mut tx, seal).await?;
         tx.commit().await?;
         Ok((channel.clone(), true))
     }
@@ -252,7 +292,7 @@ impl Channels for PostgresStore {
         rows.iter().map(channel_row).collect()
     }
 
-    async fn delete_channel(&self, account_id: &str, name: &str) -> StoreResult<bool> {
+    async fn delete_channel(&self, account_id: &str, name: &str, seal: Option<&Seal>) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query("DELETE FROM channels WHERE account_id = $1 AND name = $2")
             .bind(account_id)
@@ -264,6 +304,9 @@ impl Channels for PostgresStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        if deleted.rows_affected() == 1 {
+            commit_seal(&mut tx, seal).await?;
+        }
         tx.commit().await?;
         Ok(deleted.rows_affected() == 1)
     }
@@ -274,12 +317,20 @@ impl Channels for PostgresStore {
         messages: &[MessageRow],
         price: i64,
         keep: u32,
+        seal: Option<&Seal>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        // Credit first: a call the balance does not cover is refused as such, whatever
-        // else is wrong with it (the transaction undoes the debit on any later refusal).
-        // Every writer takes the account row before any channel row, so the order is fixed.
-        debit(&mut tx, account_id, price).await?;
+        // Every reason to refuse is found before giving up, and returning drops the
+        // transaction, which undoes whatever it changed. Every writer takes the account
+        // row before any channel row, so the lock order is fixed.
+        let mut refused = MessagesRefused { insufficient_credit: None, missing_channel: None };
+        match debit(&mut tx, account_id, price).await {
+            Ok(()) => {}
+            Err(StoreError::InsufficientCredit { balance, required }) => {
+                refused.insufficient_credit = Some((balance, required));
+            }
+            Err(other) => return Err(other),
+        }
         // Lock the batch's channels in name order: two batches naming the same channels
         // in different orders then queue instead of deadlocking.
         let mut names: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
@@ -298,8 +349,12 @@ impl Channels for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             if updated.rows_affected() == 0 {
-                return Err(StoreError::ChannelNotFound { index });
+                refused.missing_channel = Some(index);
+                break;
             }
+        }
+        if refused.insufficient_credit.is_some() || refused.missing_channel.is_some() {
+            return Err(StoreError::MessagesRefused(refused));
         }
         for message in messages {
             sqlx::query(
@@ -327,6 +382,7 @@ impl Channels for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
+        commit_seal(&mut tx, seal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -334,7 +390,7 @@ impl Channels for PostgresStore {
 
 #[async_trait]
 impl Tokens for PostgresStore {
-    async fn record_token(&self, token: &TokenRow, price: i64) -> StoreResult<()> {
+    async fn record_token(&self, token: &TokenRow, price: i64, seal: Option<&Seal>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         debit(&mut tx, &token.account_id, price).await?;
         sqlx::query("INSERT INTO tokens (jti, account_id, client_id, expires_at) VALUES ($1, $2, $3, $4)")
@@ -344,6 +400,7 @@ impl Tokens for PostgresStore {
             .bind(token.expires_at)
             .execute(&mut *tx)
             .await?;
+        commit_seal(&mut tx, seal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -383,115 +440,112 @@ impl Tokens for PostgresStore {
     }
 }
 
-/// What a claim finds in the key's row.
-fn judge(row: &PgRow, fingerprint: &str, now: DateTime<Utc>, since: DateTime<Utc>) -> StoreResult<Option<Claim>> {
-    let created_at: DateTime<Utc> = row.try_get("created_at")?;
-    if created_at < since {
-        return Ok(None);
-    }
-    let stored: String = row.try_get("fingerprint")?;
-    if stored != fingerprint {
-        return Ok(Some(Claim::Mismatch));
-    }
-    if let Some(response) = row.try_get::<Option<String>, _>("response")? {
-        return Ok(Some(Claim::Replay(response)));
-    }
-    if row.try_get::<DateTime<Utc>, _>("lease_until")? > now {
-        return Ok(Some(Claim::InFlight));
-    }
-    Ok(None)
+fn read_record(row: &PgRow) -> StoreResult<Record> {
+    Ok(Record {
+        fingerprint: Fingerprint::from_stored(row.try_get("fingerprint")?),
+        answer: row.try_get("response")?,
+        created_at: row.try_get("created_at")?,
+        lease: Lease { id: row.try_get("lease_id")?, until: row.try_get("lease_until")? },
+    })
 }
 
 #[async_trait]
-impl Idempotency for PostgresStore {
-    async fn claim(
+impl IdempotencyStore for PostgresStore {
+    async fn insert(
         &self,
-        scope: &IdempotencyScope<'_>,
-        fingerprint: &str,
-        now: DateTime<Utc>,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Claim> {
-        let lease_until = now + chrono::Duration::seconds(super::LEASE_SECONDS);
-        // Two rounds at most: a first claim that loses the insert race to another node
-        // finds that node's row, locked and committed, on the second round.
-        for _ in 0..2 {
-            let mut tx = self.pool.begin().await?;
-            let row = sqlx::query(
-                "SELECT fingerprint, response, created_at, lease_until FROM idempotency \
-                 WHERE account_id = $1 AND operation = $2 AND key = $3 FOR UPDATE",
+        scope: &Scope,
+        record: &Record,
+        retained_since: DateTime<Utc>,
+    ) -> Result<Option<Record>, ApiError> {
+        // Two nodes racing for a new key are ordered by the unique index: one writes,
+        // the other's conflict clause finds the row (and writes only over a record past
+        // retention).
+        loop {
+            let written = sqlx::query(
+                "INSERT INTO idempotency (account_id, operation, key, fingerprint, response, created_at, lease_until, \
+                 lease_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_id, operation, key) DO UPDATE \
+                 SET fingerprint = excluded.fingerprint, response = excluded.response, created_at = excluded.created_at, \
+                 lease_until = excluded.lease_until, lease_id = excluded.lease_id WHERE idempotency.created_at < $9",
             )
-            .bind(scope.account_id)
+            .bind(&scope.account_id)
             .bind(scope.operation)
-            .bind(scope.key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let taken = match row {
-                Some(row) => {
-                    if let Some(claim) = judge(&row, fingerprint, now, since)? {
-                        return Ok(claim);
-                    }
-                    // Expired, or abandoned past its lease: take it over.
-                    sqlx::query(
-                        "UPDATE idempotency SET fingerprint = $4, response = NULL, created_at = $5, lease_until = $6 \
-                         WHERE account_id = $1 AND operation = $2 AND key = $3",
-                    )
-                    .bind(scope.account_id)
-                    .bind(scope.operation)
-                    .bind(scope.key)
-                    .bind(fingerprint)
-                    .bind(now)
-                    .bind(lease_until)
-                    .execute(&mut *tx)
-                    .await?;
-                    true
-                }
-                None => {
-                    let inserted = sqlx::query(
-                        "INSERT INTO idempotency (account_id, operation, key, fingerprint, response, created_at, \
-                         lease_until) VALUES ($1, $2, $3, $4, NULL, $5, $6) \
-                         ON CONFLICT (account_id, operation, key) DO NOTHING",
-                    )
-                    .bind(scope.account_id)
-                    .bind(scope.operation)
-                    .bind(scope.key)
-                    .bind(fingerprint)
-                    .bind(now)
-                    .bind(lease_until)
-                    .execute(&mut *tx)
-                    .await?;
-                    inserted.rows_affected() == 1
-                }
-            };
-            if taken {
-                tx.commit().await?;
-                return Ok(Claim::Owned);
+            .bind(scope.key.as_str())
+            .bind(record.fingerprint.as_str())
+            .bind(&record.answer)
+            .bind(record.created_at)
+            .bind(record.lease.until)
+            .bind(&record.lease.id)
+            .bind(retained_since)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+            if written.rows_affected() == 1 {
+                return Ok(None);
+            }
+            let row = sqlx::query(
+                "SELECT fingerprint, response, created_at, lease_until, lease_id FROM idempotency \
+                 WHERE account_id = $1 AND operation = $2 AND key = $3",
+            )
+            .bind(&scope.account_id)
+            .bind(scope.operation)
+            .bind(scope.key.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+            // None: released in between, so the key is free now; write again.
+            if let Some(row) = row {
+                return Ok(Some(read_record(&row)?));
             }
         }
-        // The row was inserted and deleted (released) between our rounds: the other
-        // request is, or just was, running.
-        Ok(Claim::InFlight)
     }
 
-    async fn finish(&self, scope: &IdempotencyScope<'_>, response: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE idempotency SET response = $4 WHERE account_id = $1 AND operation = $2 AND key = $3")
-            .bind(scope.account_id)
-            .bind(scope.operation)
-            .bind(scope.key)
-            .bind(response)
-            .execute(&self.pool)
-            .await?;
+    async fn replace(&self, scope: &Scope, expected: &str, record: &Record) -> Result<bool, ApiError> {
+        let replaced = sqlx::query(
+            "UPDATE idempotency SET fingerprint = $5, response = $6, created_at = $7, lease_until = $8, lease_id = $9 \
+             WHERE account_id = $1 AND operation = $2 AND key = $3 AND lease_id = $4 AND response IS NULL",
+        )
+        .bind(&scope.account_id)
+        .bind(scope.operation)
+        .bind(scope.key.as_str())
+        .bind(expected)
+        .bind(record.fingerprint.as_str())
+        .bind(&record.answer)
+        .bind(record.created_at)
+        .bind(record.lease.until)
+        .bind(&record.lease.id)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        Ok(replaced.rows_affected() == 1)
+    }
+
+    async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 AND lease_id = $4",
+        )
+        .bind(&scope.account_id)
+        .bind(scope.operation)
+        .bind(scope.key.as_str())
+        .bind(lease)
+        .bind(answer)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
         Ok(())
     }
 
-    async fn release(&self, scope: &IdempotencyScope<'_>) -> StoreResult<()> {
+    async fn release(&self, scope: &Scope, lease: &str) -> Result<(), ApiError> {
         sqlx::query(
-            "DELETE FROM idempotency WHERE account_id = $1 AND operation = $2 AND key = $3 AND response IS NULL",
+            "DELETE FROM idempotency WHERE account_id = $1 AND operation = $2 AND key = $3 AND lease_id = $4 \
+             AND response IS NULL",
         )
-        .bind(scope.account_id)
+        .bind(&scope.account_id)
         .bind(scope.operation)
-        .bind(scope.key)
+        .bind(scope.key.as_str())
+        .bind(lease)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(StoreError::from)?;
         Ok(())
     }
 }
@@ -520,6 +574,11 @@ impl Store for PostgresStore {
             deleted += sqlx::query(statement).bind(cutoff).execute(&self.pool).await?.rows_affected();
         }
         Ok(deleted)
+    }
+
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        let deleted = sqlx::query("DELETE FROM idempotency WHERE response IS NULL").execute(&self.pool).await?;
+        Ok(deleted.rows_affected())
     }
 
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use realtime_api::ApiError;
+use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope};
 use realtime_types::ChannelType;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
@@ -97,6 +99,24 @@ async fn debit(tx: &mut Transaction<'static, Sqlite>, account_id: &str, price: i
     Err(StoreError::InsufficientCredit { balance, required: price })
 }
 
+/// Commits the answer of the idempotent request in `tx`, or fails when the request no
+/// longer holds its key (the transaction then rolls back with the effect).
+async fn commit_seal(tx: &mut Transaction<'static, Sqlite>, seal: Option<&Seal>) -> StoreResult<()> {
+    let Some(seal) = seal else { return Ok(()) };
+    let sealed = sqlx::query(
+        "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \
+         AND lease_id = ?4 AND response IS NULL",
+    )
+    .bind(&seal.scope.account_id)
+    .bind(seal.scope.operation)
+    .bind(seal.scope.key.as_str())
+    .bind(&seal.lease)
+    .bind(&seal.answer)
+    .execute(&mut **tx)
+    .await?;
+    if sealed.rows_affected() == 1 { Ok(()) } else { Err(StoreError::LeaseLost) }
+}
+
 #[async_trait]
 impl Accounts for SqliteStore {
     async fn create_account(&self, account_id: &str, key_hash: &[u8; 32], balance: i64) -> StoreResult<()> {
@@ -133,14 +153,16 @@ impl Accounts for SqliteStore {
         Ok(count == 0)
     }
 
-    async fn charge(&self, account_id: &str, price: i64) -> StoreResult<()> {
+    async fn charge(&self, account_id: &str, price: i64, seal: Option<&Seal>) -> StoreResult<()> {
         let mut tx = self.write().await?;
         debit(&mut tx, account_id, price).await?;
+        commit_seal(&mut tx, seal).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn create_checkout(&self, checkout: &CheckoutRow) -> StoreResult<()> {
+    async fn create_checkout(&self, checkout: &CheckoutRow, seal: Option<&Seal>) -> StoreResult<()> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO checkouts (checkout_id, account_id, amount, completed, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         )
@@ -149,8 +171,10 @@ impl Accounts for SqliteStore {
         .bind(checkout.amount)
         .bind(checkout.completed)
         .bind(text(checkout.expires_at))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        commit_seal(&mut tx, seal).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -173,7 +197,12 @@ impl Accounts for SqliteStore {
         .transpose()
     }
 
-    async fn complete_checkout(&self, checkout_id: &str, now: DateTime<Utc>) -> StoreResult<Completion> {
+    async fn complete_checkout(
+        &self,
+        checkout_id: &str,
+        now: DateTime<Utc>,
+        max_balance: i64,
+    ) -> StoreResult<Completion> {
         let mut tx = self.write().await?;
         let row = sqlx::query("SELECT account_id, amount, completed, expires_at FROM checkouts WHERE checkout_id = ?1")
             .bind(checkout_id)
@@ -188,13 +217,18 @@ impl Accounts for SqliteStore {
         }
         let account_id: String = row.try_get("account_id")?;
         let amount: i64 = row.try_get("amount")?;
+        let credited =
+            sqlx::query("UPDATE accounts SET balance = balance + ?1 WHERE account_id = ?2 AND balance <= ?3 - ?1")
+                .bind(amount)
+                .bind(&account_id)
+                .bind(max_balance)
+                .execute(&mut *tx)
+                .await?;
+        if credited.rows_affected() == 0 {
+            return Ok(Completion::OverLimit);
+        }
         sqlx::query("UPDATE checkouts SET completed = 1 WHERE checkout_id = ?1 AND completed = 0")
             .bind(checkout_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE accounts SET balance = balance + ?1 WHERE account_id = ?2")
-            .bind(amount)
-            .bind(&account_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -204,7 +238,12 @@ impl Accounts for SqliteStore {
 
 #[async_trait]
 impl Channels for SqliteStore {
-    async fn create_channel(&self, channel: &ChannelRow, price: i64) -> StoreResult<(ChannelRow, bool)> {
+    async fn create_channel(
+        &self,
+        channel: &ChannelRow,
+        price: i64,
+        seal: Option<&Seal>,
+    ) -> StoreResult<(ChannelRow, bool)> {
         let mut tx = self.write().await?;
         let existing = sqlx::query("SELECT * FROM channels WHERE account_id = ?1 AND name = ?2")
             .bind(&channel.account_id)
@@ -225,6 +264,7 @@ impl Channels for SqliteStore {
         .bind(text(channel.created_at))
         .execute(&mut *tx)
         .await?;
+        commit_seal(&mut tx, seal).await?;
         tx.commit().await?;
         Ok((channel.clone(), true))
     }
@@ -248,7 +288,7 @@ impl Channels for SqliteStore {
         rows.iter().map(channel_row).collect()
     }
 
-    async fn delete_channel(&self, account_id: &str, name: &str) -> StoreResult<bool> {
+    async fn delete_channel(&self, account_id: &str, name: &str, seal: Option<&Seal>) -> StoreResult<bool> {
         let mut tx = self.write().await?;
         let deleted = sqlx::query("DELETE FROM channels WHERE account_id = ?1 AND name = ?2")
             .bind(account_id)
@@ -260,6 +300,9 @@ impl Channels for SqliteStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        if deleted.rows_affected() == 1 {
+            commit_seal(&mut tx, seal).await?;
+        }
         tx.commit().await?;
         Ok(deleted.rows_affected() == 1)
     }
@@ -270,11 +313,19 @@ impl Channels for SqliteStore {
         messages: &[MessageRow],
         price: i64,
         keep: u32,
+        seal: Option<&Seal>,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        // Credit first: a call the balance does not cover is refused as such, whatever
-        // else is wrong with it (the transaction undoes the debit on any later refusal).
-        debit(&mut tx, account_id, price).await?;
+        // Every reason to refuse is found before giving up, and returning drops the
+        // transaction, which undoes whatever it changed.
+        let mut refused = MessagesRefused { insufficient_credit: None, missing_channel: None };
+        match debit(&mut tx, account_id, price).await {
+            Ok(()) => {}
+            Err(StoreError::InsufficientCredit { balance, required }) => {
+                refused.insufficient_credit = Some((balance, required));
+            }
+            Err(other) => return Err(other),
+        }
         for (index, message) in messages.iter().enumerate() {
             let updated = sqlx::query("UPDATE channels SET last_published_at = ?3 WHERE account_id = ?1 AND name = ?2")
                 .bind(account_id)
@@ -283,8 +334,12 @@ impl Channels for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             if updated.rows_affected() == 0 {
-                return Err(StoreError::ChannelNotFound { index });
+                refused.missing_channel = Some(index);
+                break;
             }
+        }
+        if refused.insufficient_credit.is_some() || refused.missing_channel.is_some() {
+            return Err(StoreError::MessagesRefused(refused));
         }
         for message in messages {
             sqlx::query(
@@ -315,6 +370,7 @@ impl Channels for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        commit_seal(&mut tx, seal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -322,7 +378,7 @@ impl Channels for SqliteStore {
 
 #[async_trait]
 impl Tokens for SqliteStore {
-    async fn record_token(&self, token: &TokenRow, price: i64) -> StoreResult<()> {
+    async fn record_token(&self, token: &TokenRow, price: i64, seal: Option<&Seal>) -> StoreResult<()> {
         let mut tx = self.write().await?;
         debit(&mut tx, &token.account_id, price).await?;
         sqlx::query("INSERT INTO tokens (jti, account_id, client_id, expires_at) VALUES (?1, ?2, ?3, ?4)")
@@ -332,6 +388,7 @@ impl Tokens for SqliteStore {
             .bind(text(token.expires_at))
             .execute(&mut *tx)
             .await?;
+        commit_seal(&mut tx, seal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -371,97 +428,110 @@ impl Tokens for SqliteStore {
     }
 }
 
+fn read_record(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Record> {
+    Ok(Record {
+        fingerprint: Fingerprint::from_stored(row.try_get("fingerprint")?),
+        answer: row.try_get("response")?,
+        created_at: time(row.try_get("created_at")?)?,
+        lease: Lease { id: row.try_get("lease_id")?, until: time(row.try_get("lease_until")?)? },
+    })
+}
+
 #[async_trait]
-impl Idempotency for SqliteStore {
-    async fn claim(
+impl IdempotencyStore for SqliteStore {
+    async fn insert(
         &self,
-        scope: &IdempotencyScope<'_>,
-        fingerprint: &str,
-        now: DateTime<Utc>,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Claim> {
-        let lease_until = text(now + chrono::Duration::seconds(super::LEASE_SECONDS));
-        // The common case, a new key, is one statement; only a key seen before needs the
-        // transaction below to decide between replay, in-flight, mismatch and takeover.
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency (account_id, operation, key, fingerprint, response, created_at, lease_until) \
-             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6) ON CONFLICT (account_id, operation, key) DO NOTHING",
+        scope: &Scope,
+        record: &Record,
+        retained_since: DateTime<Utc>,
+    ) -> Result<Option<Record>, ApiError> {
+        // One statement: a new key (the common case) or one past retention is written, and
+        // only a retained record needs to be read back, under the same single writer.
+        let written = sqlx::query(
+            "INSERT INTO idempotency (account_id, operation, key, fingerprint, response, created_at, lease_until, lease_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (account_id, operation, key) DO UPDATE SET \
+             fingerprint = excluded.fingerprint, response = excluded.response, created_at = excluded.created_at, \
+             lease_until = excluded.lease_until, lease_id = excluded.lease_id WHERE idempotency.created_at < ?9",
         )
-        .bind(scope.account_id)
+        .bind(&scope.account_id)
         .bind(scope.operation)
-        .bind(scope.key)
-        .bind(fingerprint)
-        .bind(text(now))
-        .bind(&lease_until)
+        .bind(scope.key.as_str())
+        .bind(record.fingerprint.as_str())
+        .bind(&record.answer)
+        .bind(text(record.created_at))
+        .bind(text(record.lease.until))
+        .bind(&record.lease.id)
+        .bind(text(retained_since))
         .execute(&self.writer)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            return Ok(Claim::Owned);
+        .await
+        .map_err(StoreError::from)?;
+        if written.rows_affected() == 1 {
+            return Ok(None);
         }
-        let mut tx = self.write().await?;
         let row = sqlx::query(
-            "SELECT fingerprint, response, created_at, lease_until FROM idempotency \
+            "SELECT fingerprint, response, created_at, lease_until, lease_id FROM idempotency \
              WHERE account_id = ?1 AND operation = ?2 AND key = ?3",
         )
-        .bind(scope.account_id)
+        .bind(&scope.account_id)
         .bind(scope.operation)
-        .bind(scope.key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            let created_at = time(row.try_get("created_at")?)?;
-            if created_at >= since {
-                let stored: String = row.try_get("fingerprint")?;
-                if stored != fingerprint {
-                    return Ok(Claim::Mismatch);
-                }
-                if let Some(response) = row.try_get::<Option<String>, _>("response")? {
-                    return Ok(Claim::Replay(response));
-                }
-                if time(row.try_get("lease_until")?)? > now {
-                    return Ok(Claim::InFlight);
-                }
-            }
+        .bind(scope.key.as_str())
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(StoreError::from)?;
+        match row {
+            Some(row) => Ok(Some(read_record(&row)?)),
+            // Released in between: the key is free now.
+            None => self.insert(scope, record, retained_since).await,
         }
-        sqlx::query(
-            "INSERT INTO idempotency (account_id, operation, key, fingerprint, response, created_at, lease_until) \
-             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6) \
-             ON CONFLICT (account_id, operation, key) DO UPDATE SET \
-             fingerprint = excluded.fingerprint, response = NULL, created_at = excluded.created_at, \
-             lease_until = excluded.lease_until",
-        )
-        .bind(scope.account_id)
-        .bind(scope.operation)
-        .bind(scope.key)
-        .bind(fingerprint)
-        .bind(text(now))
-        .bind(lease_until)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Claim::Owned)
     }
 
-    async fn finish(&self, scope: &IdempotencyScope<'_>, response: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE idempotency SET response = ?4 WHERE account_id = ?1 AND operation = ?2 AND key = ?3")
-            .bind(scope.account_id)
-            .bind(scope.operation)
-            .bind(scope.key)
-            .bind(response)
-            .execute(&self.writer)
-            .await?;
+    async fn replace(&self, scope: &Scope, expected: &str, record: &Record) -> Result<bool, ApiError> {
+        let replaced = sqlx::query(
+            "UPDATE idempotency SET fingerprint = ?5, response = ?6, created_at = ?7, lease_until = ?8, lease_id = ?9 \
+             WHERE account_id = ?1 AND operation = ?2 AND key = ?3 AND lease_id = ?4 AND response IS NULL",
+        )
+        .bind(&scope.account_id)
+        .bind(scope.operation)
+        .bind(scope.key.as_str())
+        .bind(expected)
+        .bind(record.fingerprint.as_str())
+        .bind(&record.answer)
+        .bind(text(record.created_at))
+        .bind(text(record.lease.until))
+        .bind(&record.lease.id)
+        .execute(&self.writer)
+        .await
+        .map_err(StoreError::from)?;
+        Ok(replaced.rows_affected() == 1)
+    }
+
+    async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 AND lease_id = ?4",
+        )
+        .bind(&scope.account_id)
+        .bind(scope.operation)
+        .bind(scope.key.as_str())
+        .bind(lease)
+        .bind(answer)
+        .execute(&self.writer)
+        .await
+        .map_err(StoreError::from)?;
         Ok(())
     }
 
-    async fn release(&self, scope: &IdempotencyScope<'_>) -> StoreResult<()> {
+    async fn release(&self, scope: &Scope, lease: &str) -> Result<(), ApiError> {
         sqlx::query(
-            "DELETE FROM idempotency WHERE account_id = ?1 AND operation = ?2 AND key = ?3 AND response IS NULL",
+            "DELETE FROM idempotency WHERE account_id = ?1 AND operation = ?2 AND key = ?3 AND lease_id = ?4 \
+             AND response IS NULL",
         )
-        .bind(scope.account_id)
+        .bind(&scope.account_id)
         .bind(scope.operation)
-        .bind(scope.key)
+        .bind(scope.key.as_str())
+        .bind(lease)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(StoreError::from)?;
         Ok(())
     }
 }
@@ -490,6 +560,11 @@ impl Store for SqliteStore {
             deleted += sqlx::query(statement).bind(text(cutoff)).execute(&self.writer).await?.rows_affected();
         }
         Ok(deleted)
+    }
+
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        let deleted = sqlx::query("DELETE FROM idempotency WHERE response IS NULL").execute(&self.writer).await?;
+        Ok(deleted.rows_affected())
     }
 
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {

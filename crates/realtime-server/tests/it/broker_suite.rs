@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use realtime_server::broker::ClusterEvent;
-use realtime_server::gateway::hub::{ChannelKey, Connection, Hub};
+use realtime_server::hub::{ChannelKey, Connection, Hub};
 use realtime_types::PresenceMember;
 use realtime_types::ws::CloseCode;
 use serde_json::{Value, json};

@@ -15,7 +15,7 @@ use fred::prelude::*;
 use realtime_server::broker::Broker;
 use realtime_server::broker::memory::MemoryBroker;
 use realtime_server::broker::redis::RedisBroker;
-use realtime_server::gateway::hub::Hub;
+use realtime_server::hub::Hub;
 use realtime_server::store::Store;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection};

@@ -6,6 +6,8 @@ mod engines;
 mod live;
 mod multinode;
 mod rest;
+mod secrets;
+mod socket;
 mod store_suite;
 mod support;
 mod vendors;

@@ -4,8 +4,11 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
+use realtime_api::IdempotencyKey;
+use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope, Seal};
+use realtime_server::service::MAX_BALANCE;
 use realtime_server::store::{
-    ChannelRow, CheckoutRow, Claim, Completion, IdempotencyScope, MessageRow, Store, StoreError, TokenRow,
+    ChannelRow, CheckoutRow, Completion, MessageRow, MessagesRefused, Store, StoreError, TokenRow,
 };
 use realtime_types::ChannelType;
 
@@ -46,16 +49,20 @@ suite!(
     recording_messages_is_all_or_nothing,
     recording_messages_charges_and_stamps_the_channel,
     a_token_is_recorded_with_its_charge_and_revoked_idempotently,
-    an_idempotency_key_is_owned_then_in_flight_then_replayed,
-    an_idempotency_key_used_with_another_request_is_a_mismatch,
-    a_released_idempotency_key_can_be_claimed_again,
-    an_abandoned_claim_is_taken_over_after_its_lease_and_old_records_are_ignored,
+    a_new_key_is_written_and_a_retained_one_is_returned,
+    an_answer_is_stored_only_under_its_lease_and_then_returned,
+    a_released_key_is_free_again,
+    a_lease_is_replaced_only_by_whoever_knows_it_and_never_once_answered,
     concurrent_claims_of_one_key_have_exactly_one_owner,
+    an_effect_commits_with_its_sealed_answer_or_not_at_all,
+    every_effect_seals_its_answer,
+    releasing_all_leases_frees_exactly_the_unanswered_keys,
+    a_credit_past_the_maximum_balance_is_refused,
     a_checkout_credits_exactly_once,
     an_expired_or_unknown_checkout_credits_nothing,
     a_setting_keeps_its_first_value,
     purging_deletes_only_expired_records,
-    without_credit_a_missing_channel_is_reported_as_insufficient_credit,
+    refused_messages_report_every_reason_and_charge_nothing,
 );
 
 fn hash(n: u8) -> [u8; 32] {
@@ -96,8 +103,22 @@ fn message(channel: &str, event: &str) -> MessageRow {
     }
 }
 
-fn scope<'a>(account_id: &'a str, key: &'a str) -> IdempotencyScope<'a> {
-    IdempotencyScope { account_id, operation: "realtime.publish", key }
+fn scope(account_id: &str, key: &str) -> Scope {
+    Scope { account_id: account_id.into(), operation: "realtime.publish", key: IdempotencyKey::parse(key).unwrap() }
+}
+
+/// A fresh claim of a key for a request with `fingerprint`, made at `now`.
+fn claim(fingerprint: &str, now: chrono::DateTime<Utc>) -> Record {
+    Record {
+        fingerprint: Fingerprint::from_stored(fingerprint.into()),
+        answer: None,
+        created_at: now,
+        lease: Lease { id: ulid::Ulid::generate().to_string(), until: now + Duration::seconds(10) },
+    }
+}
+
+fn seal_of(scope: &Scope, record: &Record, answer: &str) -> Seal {
+    Seal { scope: scope.clone(), lease: record.lease.id.clone(), answer: answer.into() }
 }
 
 async fn an_empty_store_reports_it_until_an_account_exists(store: Arc<dyn Store>) {
@@ -118,10 +139,10 @@ async fn an_account_is_found_by_its_key_hash_and_id(store: Arc<dyn Store>) {
 
 async fn a_charge_debits_only_when_the_balance_covers_it(store: Arc<dyn Store>) {
     let id = account(&store, 1000).await;
-    store.charge(&id, 600).await.unwrap();
-    let refused = store.charge(&id, 600).await.unwrap_err();
+    store.charge(&id, 600, None).await.unwrap();
+    let refused = store.charge(&id, 600, None).await.unwrap_err();
     assert!(matches!(refused, StoreError::InsufficientCredit { balance: 400, required: 600 }), "{refused:?}");
-    store.charge(&id, 0).await.unwrap();
+    store.charge(&id, 0, None).await.unwrap();
     assert_eq!(balance(&store, &id).await, 400);
 }
 
@@ -130,7 +151,7 @@ async fn concurrent_charges_never_overdraw(store: Arc<dyn Store>) {
     let charges: Vec<_> = (0..30)
         .map(|_| {
             let (store, id) = (store.clone(), id.clone());
-            tokio::spawn(async move { store.charge(&id, 100).await })
+            tokio::spawn(async move { store.charge(&id, 100, None).await })
         })
         .collect();
     let mut accepted = 0;
@@ -148,10 +169,10 @@ async fn concurrent_charges_never_overdraw(store: Arc<dyn Store>) {
 async fn creating_a_channel_charges_once_and_returns_the_existing_one(store: Arc<dyn Store>) {
     let id = account(&store, 5000).await;
     let first = channel(&id, "room");
-    let (row, created) = store.create_channel(&first, 1000).await.unwrap();
+    let (row, created) = store.create_channel(&first, 1000, None).await.unwrap();
     assert!(created);
     assert_eq!(row.channel_id, first.channel_id);
-    let (again, created) = store.create_channel(&channel(&id, "room"), 1000).await.unwrap();
+    let (again, created) = store.create_channel(&channel(&id, "room"), 1000, None).await.unwrap();
     assert!(!created);
     assert_eq!(again.channel_id, first.channel_id);
     assert_eq!(balance(&store, &id).await, 4000);
@@ -166,7 +187,7 @@ async fn concurrent_creates_of_one_channel_charge_once(store: Arc<dyn Store>) {
     let creates: Vec<_> = (0..10)
         .map(|_| {
             let (store, row) = (store.clone(), channel(&id, "contested"));
-            tokio::spawn(async move { store.create_channel(&row, 1000).await })
+            tokio::spawn(async move { store.create_channel(&row, 1000, None).await })
         })
         .collect();
     let mut created = 0;
@@ -183,7 +204,7 @@ async fn concurrent_creates_of_one_channel_charge_once(store: Arc<dyn Store>) {
 
 async fn a_channel_is_not_created_without_credit(store: Arc<dyn Store>) {
     let id = account(&store, 500).await;
-    let refused = store.create_channel(&channel(&id, "room"), 1000).await.unwrap_err();
+    let refused = store.create_channel(&channel(&id, "room"), 1000, None).await.unwrap_err();
     assert!(matches!(refused, StoreError::InsufficientCredit { balance: 500, required: 1000 }), "{refused:?}");
     assert_eq!(store.channel(&id, "room").await.unwrap(), None);
 }
@@ -192,9 +213,9 @@ async fn channels_are_listed_by_name_in_pages(store: Arc<dyn Store>) {
     let id = account(&store, 0).await;
     let other = account(&store, 0).await;
     for name in ["c", "a", "B", "b"] {
-        store.create_channel(&channel(&id, name), 0).await.unwrap();
+        store.create_channel(&channel(&id, name), 0, None).await.unwrap();
     }
-    store.create_channel(&channel(&other, "a"), 0).await.unwrap();
+    store.create_channel(&channel(&other, "a"), 0, None).await.unwrap();
     let names = |rows: Vec<ChannelRow>| rows.into_iter().map(|r| r.name).collect::<Vec<_>>();
     assert_eq!(names(store.list_channels(&id, None, 2).await.unwrap()), ["B", "a"]);
     assert_eq!(names(store.list_channels(&id, Some("a"), 2).await.unwrap()), ["b", "c"]);
@@ -203,33 +224,35 @@ async fn channels_are_listed_by_name_in_pages(store: Arc<dyn Store>) {
 
 async fn deleting_a_channel_reports_whether_it_existed(store: Arc<dyn Store>) {
     let id = account(&store, 0).await;
-    store.create_channel(&channel(&id, "room"), 0).await.unwrap();
-    store.record_messages(&id, &[message("room", "e")], 0, 10).await.unwrap();
-    assert!(store.delete_channel(&id, "room").await.unwrap());
-    assert!(!store.delete_channel(&id, "room").await.unwrap());
+    store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
+    store.record_messages(&id, &[message("room", "e")], 0, 10, None).await.unwrap();
+    assert!(store.delete_channel(&id, "room", None).await.unwrap());
+    assert!(!store.delete_channel(&id, "room", None).await.unwrap());
     assert_eq!(store.channel(&id, "room").await.unwrap(), None);
-    let (_, created) = store.create_channel(&channel(&id, "room"), 0).await.unwrap();
+    let (_, created) = store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
     assert!(created, "the name is free again");
 }
 
 async fn recording_messages_is_all_or_nothing(store: Arc<dyn Store>) {
     let id = account(&store, 100).await;
-    store.create_channel(&channel(&id, "room"), 0).await.unwrap();
-    let missing = store.record_messages(&id, &[message("room", "a"), message("nowhere", "b")], 20, 10).await;
-    assert!(matches!(missing, Err(StoreError::ChannelNotFound { index: 1 })), "{missing:?}");
-    let poor = store.record_messages(&id, &[message("room", "a")], 1000, 10).await;
-    assert!(matches!(poor, Err(StoreError::InsufficientCredit { balance: 100, required: 1000 })), "{poor:?}");
+    store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
+    let missing = store.record_messages(&id, &[message("room", "a"), message("nowhere", "b")], 20, 10, None).await;
+    let expected = MessagesRefused { insufficient_credit: None, missing_channel: Some(1) };
+    assert!(matches!(missing, Err(StoreError::MessagesRefused(refused)) if refused == expected), "{missing:?}");
+    let poor = store.record_messages(&id, &[message("room", "a")], 1000, 10, None).await;
+    let expected = MessagesRefused { insufficient_credit: Some((100, 1000)), missing_channel: None };
+    assert!(matches!(poor, Err(StoreError::MessagesRefused(refused)) if refused == expected), "{poor:?}");
     assert_eq!(balance(&store, &id).await, 100);
     assert_eq!(store.channel(&id, "room").await.unwrap().unwrap().last_published_at, None);
 }
 
 async fn recording_messages_charges_and_stamps_the_channel(store: Arc<dyn Store>) {
     let id = account(&store, 1000).await;
-    store.create_channel(&channel(&id, "one"), 0).await.unwrap();
-    store.create_channel(&channel(&id, "two"), 0).await.unwrap();
+    store.create_channel(&channel(&id, "one"), 0, None).await.unwrap();
+    store.create_channel(&channel(&id, "two"), 0, None).await.unwrap();
     for _ in 0..5 {
         let batch = [message("two", "x"), message("one", "y"), message("two", "z")];
-        store.record_messages(&id, &batch, 30, 2).await.unwrap();
+        store.record_messages(&id, &batch, 30, 2, None).await.unwrap();
     }
     assert_eq!(balance(&store, &id).await, 850);
     let stamped = store.channel(&id, "one").await.unwrap().unwrap().last_published_at;
@@ -244,9 +267,9 @@ async fn a_token_is_recorded_with_its_charge_and_revoked_idempotently(store: Arc
         client_id: "alice".into(),
         expires_at: Utc::now() + Duration::hours(1),
     };
-    store.record_token(&token, 100).await.unwrap();
+    store.record_token(&token, 100, None).await.unwrap();
     let second = TokenRow { jti: ulid::Ulid::generate().to_string(), ..token.clone() };
-    assert!(matches!(store.record_token(&second, 100).await, Err(StoreError::InsufficientCredit { .. })));
+    assert!(matches!(store.record_token(&second, 100, None).await, Err(StoreError::InsufficientCredit { .. })));
     assert_eq!(store.token(&id, &second.jti).await.unwrap(), None, "a refused token is not recorded");
     let stored = store.token(&id, &token.jti).await.unwrap().unwrap();
     assert_eq!((stored.client_id.as_str(), stored.expires_at.timestamp()), ("alice", token.expires_at.timestamp()));
@@ -259,53 +282,64 @@ async fn a_token_is_recorded_with_its_charge_and_revoked_idempotently(store: Arc
     assert_eq!(balance(&store, &id).await, 50);
 }
 
-async fn an_idempotency_key_is_owned_then_in_flight_then_replayed(store: Arc<dyn Store>) {
+async fn a_new_key_is_written_and_a_retained_one_is_returned(store: Arc<dyn Store>) {
     let now = Utc::now();
     let since = now - Duration::hours(24);
     let key = scope("acct_a", "k1");
-    assert_eq!(store.claim(&key, "fp", now, since).await.unwrap(), Claim::Owned);
-    assert_eq!(store.claim(&key, "fp", now, since).await.unwrap(), Claim::InFlight);
-    store.finish(&key, r#"{"ok":true}"#).await.unwrap();
-    store.release(&key).await.unwrap();
-    assert_eq!(store.claim(&key, "fp", now, since).await.unwrap(), Claim::Replay(r#"{"ok":true}"#.into()));
+    let first = claim("fp", now);
+    assert_eq!(store.insert(&key, &first, since).await.unwrap(), None);
+    let second = claim("fp", now);
+    let held = store.insert(&key, &second, since).await.unwrap().expect("the first claim holds");
+    assert_eq!((held.lease.id, held.fingerprint), (first.lease.id.clone(), first.fingerprint.clone()));
     let other_account = scope("acct_b", "k1");
-    assert_eq!(store.claim(&other_account, "fp", now, since).await.unwrap(), Claim::Owned, "keys are per account");
-    let other_operation = IdempotencyScope { operation: "realtime.token.issue", ..key };
-    assert_eq!(store.claim(&other_operation, "fp", now, since).await.unwrap(), Claim::Owned, "and per operation");
+    assert_eq!(store.insert(&other_account, &second, since).await.unwrap(), None, "keys are per account");
+    let other_operation = Scope { operation: "realtime.token.issue", ..key.clone() };
+    assert_eq!(store.insert(&other_operation, &second, since).await.unwrap(), None, "and per operation");
+    let much_later = now + Duration::hours(25);
+    let late = claim("different", much_later);
+    assert_eq!(
+        store.insert(&key, &late, much_later - Duration::hours(24)).await.unwrap(),
+        None,
+        "a record past retention is written over"
+    );
 }
 
-async fn an_idempotency_key_used_with_another_request_is_a_mismatch(store: Arc<dyn Store>) {
+async fn an_answer_is_stored_only_under_its_lease_and_then_returned(store: Arc<dyn Store>) {
     let now = Utc::now();
     let since = now - Duration::hours(24);
     let key = scope("acct_a", "k2");
-    assert_eq!(store.claim(&key, "fp", now, since).await.unwrap(), Claim::Owned);
-    assert_eq!(store.claim(&key, "other", now, since).await.unwrap(), Claim::Mismatch);
-    store.finish(&key, "{}").await.unwrap();
-    assert_eq!(store.claim(&key, "other", now, since).await.unwrap(), Claim::Mismatch);
+    let first = claim("fp", now);
+    store.insert(&key, &first, since).await.unwrap();
+    store.finish(&key, "another-lease", r#"{"stale":true}"#).await.unwrap();
+    store.release(&key, "another-lease").await.unwrap();
+    store.finish(&key, &first.lease.id, r#"{"ok":true}"#).await.unwrap();
+    store.release(&key, &first.lease.id).await.unwrap();
+    let seen = store.insert(&key, &claim("fp", now), since).await.unwrap().expect("the record stays");
+    assert_eq!(seen.answer.as_deref(), Some(r#"{"ok":true}"#), "an answered record is never released");
 }
 
-async fn a_released_idempotency_key_can_be_claimed_again(store: Arc<dyn Store>) {
+async fn a_released_key_is_free_again(store: Arc<dyn Store>) {
     let now = Utc::now();
     let since = now - Duration::hours(24);
     let key = scope("acct_a", "k3");
-    assert_eq!(store.claim(&key, "fp", now, since).await.unwrap(), Claim::Owned);
-    store.release(&key).await.unwrap();
-    assert_eq!(store.claim(&key, "another", now, since).await.unwrap(), Claim::Owned);
+    let first = claim("fp", now);
+    store.insert(&key, &first, since).await.unwrap();
+    store.release(&key, &first.lease.id).await.unwrap();
+    assert_eq!(store.insert(&key, &claim("another", now), since).await.unwrap(), None);
 }
 
-async fn an_abandoned_claim_is_taken_over_after_its_lease_and_old_records_are_ignored(store: Arc<dyn Store>) {
-    let start = Utc::now();
+async fn a_lease_is_replaced_only_by_whoever_knows_it_and_never_once_answered(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let since = now - Duration::hours(24);
     let key = scope("acct_a", "k4");
-    assert_eq!(store.claim(&key, "fp", start, start - Duration::hours(24)).await.unwrap(), Claim::Owned);
-    let later = start + Duration::seconds(realtime_server::store::LEASE_SECONDS + 1);
-    assert_eq!(store.claim(&key, "fp", later, later - Duration::hours(24)).await.unwrap(), Claim::Owned);
-    store.finish(&key, "{}").await.unwrap();
-    let much_later = later + Duration::hours(25);
-    assert_eq!(
-        store.claim(&key, "different", much_later, much_later - Duration::hours(24)).await.unwrap(),
-        Claim::Owned,
-        "a record older than the TTL is treated as absent"
-    );
+    let dead = claim("fp", now);
+    store.insert(&key, &dead, since).await.unwrap();
+    let taker = claim("fp", now);
+    assert!(!store.replace(&key, "not-the-lease", &taker).await.unwrap());
+    assert!(store.replace(&key, &dead.lease.id, &taker).await.unwrap());
+    assert!(!store.replace(&key, &dead.lease.id, &claim("fp", now)).await.unwrap(), "the dead holder lost it");
+    store.finish(&key, &taker.lease.id, "{}").await.unwrap();
+    assert!(!store.replace(&key, &taker.lease.id, &claim("fp", now)).await.unwrap(), "answered records stay");
 }
 
 async fn concurrent_claims_of_one_key_have_exactly_one_owner(store: Arc<dyn Store>) {
@@ -315,19 +349,112 @@ async fn concurrent_claims_of_one_key_have_exactly_one_owner(store: Arc<dyn Stor
             let store = store.clone();
             tokio::spawn(async move {
                 let key = scope("acct_a", "contested");
-                store.claim(&key, "fp", now, now - Duration::hours(24)).await.unwrap()
+                store.insert(&key, &claim("fp", now), now - Duration::hours(24)).await.unwrap()
             })
         })
         .collect();
     let mut owners = 0;
     for claim in claims {
-        match claim.await.unwrap() {
-            Claim::Owned => owners += 1,
-            Claim::InFlight => {}
-            other => panic!("unexpected {other:?}"),
+        if claim.await.unwrap().is_none() {
+            owners += 1;
         }
     }
     assert_eq!(owners, 1);
+}
+
+async fn an_effect_commits_with_its_sealed_answer_or_not_at_all(store: Arc<dyn Store>) {
+    let id = account(&store, 5000).await;
+    let now = Utc::now();
+    let since = now - Duration::hours(24);
+    let key = scope(&id, "sealed");
+    let held = claim("fp", now);
+    store.insert(&key, &held, since).await.unwrap();
+    let taker = claim("fp", now);
+    assert!(store.replace(&key, &held.lease.id, &taker).await.unwrap(), "another request took the key over");
+
+    let stale = seal_of(&key, &held, r#"{"by":"the dead request"}"#);
+    let lost = store.create_channel(&channel(&id, "room"), 1000, Some(&stale)).await;
+    assert!(matches!(lost, Err(StoreError::LeaseLost)), "{lost:?}");
+    assert_eq!(store.channel(&id, "room").await.unwrap(), None, "no effect without its answer");
+    assert_eq!(balance(&store, &id).await, 5000, "and no charge");
+
+    let live = seal_of(&key, &taker, r#"{"by":"the live request"}"#);
+    store.create_channel(&channel(&id, "room"), 1000, Some(&live)).await.unwrap();
+    assert_eq!(balance(&store, &id).await, 4000);
+    let seen = store.insert(&key, &claim("fp", now), since).await.unwrap().unwrap();
+    assert_eq!(seen.answer.as_deref(), Some(r#"{"by":"the live request"}"#), "the answer committed with the effect");
+    assert!(store.release_all_leases().await.unwrap() == 0, "an answered record is no lease to release");
+}
+
+async fn every_effect_seals_its_answer(store: Arc<dyn Store>) {
+    let id = account(&store, 1_000_000).await;
+    let now = Utc::now();
+    let since = now - Duration::hours(24);
+    let sealed = async |name: &str| {
+        let key = scope(&id, name);
+        let record = claim("fp", now);
+        store.insert(&key, &record, since).await.unwrap();
+        (key.clone(), seal_of(&key, &record, &format!("\"{name}\"")))
+    };
+    let answer = async |key: &Scope| store.insert(key, &claim("fp", now), since).await.unwrap().unwrap().answer;
+    let (key, seal) = sealed("create").await;
+    store.create_channel(&channel(&id, "room"), 10, Some(&seal)).await.unwrap();
+    assert_eq!(answer(&key).await.as_deref(), Some("\"create\""));
+    let (key, seal) = sealed("publish").await;
+    store.record_messages(&id, &[message("room", "e")], 10, 10, Some(&seal)).await.unwrap();
+    assert_eq!(answer(&key).await.as_deref(), Some("\"publish\""));
+    let (key, seal) = sealed("token").await;
+    let token = TokenRow { jti: "j1".into(), account_id: id.clone(), client_id: "c".into(), expires_at: now };
+    store.record_token(&token, 10, Some(&seal)).await.unwrap();
+    assert_eq!(answer(&key).await.as_deref(), Some("\"token\""));
+    let (key, seal) = sealed("charge").await;
+    store.charge(&id, 10, Some(&seal)).await.unwrap();
+    assert_eq!(answer(&key).await.as_deref(), Some("\"charge\""));
+    let (key, seal) = sealed("checkout").await;
+    let checkout = CheckoutRow {
+        checkout_id: "co_sealed".into(),
+        account_id: id.clone(),
+        amount: 10,
+        completed: false,
+        expires_at: now + Duration::hours(1),
+    };
+    store.create_checkout(&checkout, Some(&seal)).await.unwrap();
+    assert_eq!(answer(&key).await.as_deref(), Some("\"checkout\""));
+    let (key, seal) = sealed("delete").await;
+    assert!(store.delete_channel(&id, "room", Some(&seal)).await.unwrap());
+    assert_eq!(answer(&key).await.as_deref(), Some("\"delete\""));
+}
+
+async fn releasing_all_leases_frees_exactly_the_unanswered_keys(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let since = now - Duration::hours(24);
+    let answered = scope("acct_leases", "answered");
+    let record = claim("fp", now);
+    store.insert(&answered, &record, since).await.unwrap();
+    store.finish(&answered, &record.lease.id, "{}").await.unwrap();
+    let dead = scope("acct_leases", "dead");
+    store.insert(&dead, &claim("fp", now), since).await.unwrap();
+
+    assert!(store.release_all_leases().await.unwrap() >= 1);
+
+    assert_eq!(store.insert(&dead, &claim("fp", now), since).await.unwrap(), None, "the dead request's key is free");
+    assert!(store.insert(&answered, &claim("fp", now), since).await.unwrap().is_some(), "the answer stays");
+}
+
+async fn a_credit_past_the_maximum_balance_is_refused(store: Arc<dyn Store>) {
+    let id = account(&store, MAX_BALANCE - 5).await;
+    let checkout = CheckoutRow {
+        checkout_id: format!("co_{}", ulid::Ulid::generate()),
+        account_id: id.clone(),
+        amount: 10,
+        completed: false,
+        expires_at: Utc::now() + Duration::hours(1),
+    };
+    store.create_checkout(&checkout, None).await.unwrap();
+    let completion = store.complete_checkout(&checkout.checkout_id, Utc::now(), MAX_BALANCE).await.unwrap();
+    assert_eq!(completion, Completion::OverLimit);
+    assert_eq!(balance(&store, &id).await, MAX_BALANCE - 5);
+    assert!(!store.checkout(&checkout.checkout_id).await.unwrap().unwrap().completed, "it can be completed later");
 }
 
 async fn a_checkout_credits_exactly_once(store: Arc<dyn Store>) {
@@ -339,7 +466,7 @@ async fn a_checkout_credits_exactly_once(store: Arc<dyn Store>) {
         completed: false,
         expires_at: Utc::now() + Duration::hours(1),
     };
-    store.create_checkout(&checkout).await.unwrap();
+    store.create_checkout(&checkout, None).await.unwrap();
     assert_eq!(
         store.checkout(&checkout.checkout_id).await.unwrap().unwrap().expires_at.timestamp(),
         checkout.expires_at.timestamp()
@@ -347,7 +474,7 @@ async fn a_checkout_credits_exactly_once(store: Arc<dyn Store>) {
     let completions: Vec<_> = (0..8)
         .map(|_| {
             let (store, checkout_id) = (store.clone(), checkout.checkout_id.clone());
-            tokio::spawn(async move { store.complete_checkout(&checkout_id, Utc::now()).await.unwrap() })
+            tokio::spawn(async move { store.complete_checkout(&checkout_id, Utc::now(), MAX_BALANCE).await.unwrap() })
         })
         .collect();
     let mut credited = 0;
@@ -372,9 +499,12 @@ async fn an_expired_or_unknown_checkout_credits_nothing(store: Arc<dyn Store>) {
         completed: false,
         expires_at: Utc::now() - Duration::minutes(1),
     };
-    store.create_checkout(&checkout).await.unwrap();
-    assert_eq!(store.complete_checkout(&checkout.checkout_id, Utc::now()).await.unwrap(), Completion::Expired);
-    assert_eq!(store.complete_checkout("co_unknown", Utc::now()).await.unwrap(), Completion::NotFound);
+    store.create_checkout(&checkout, None).await.unwrap();
+    assert_eq!(
+        store.complete_checkout(&checkout.checkout_id, Utc::now(), MAX_BALANCE).await.unwrap(),
+        Completion::Expired
+    );
+    assert_eq!(store.complete_checkout("co_unknown", Utc::now(), MAX_BALANCE).await.unwrap(), Completion::NotFound);
     assert_eq!(store.checkout("co_unknown").await.unwrap(), None);
     assert_eq!(balance(&store, &id).await, 0);
 }
@@ -391,14 +521,16 @@ async fn purging_deletes_only_expired_records(store: Arc<dyn Store>) {
     let now = Utc::now();
     let token =
         |jti: &str, expires_at| TokenRow { jti: jti.into(), account_id: id.clone(), client_id: "c".into(), expires_at };
-    store.record_token(&token("expired", now - Duration::hours(1)), 0).await.unwrap();
-    store.record_token(&token("live", now + Duration::hours(1)), 0).await.unwrap();
+    store.record_token(&token("expired", now - Duration::hours(1)), 0, None).await.unwrap();
+    store.record_token(&token("live", now + Duration::hours(1)), 0, None).await.unwrap();
     let old = scope(&id, "old");
-    store.claim(&old, "fp", now - Duration::hours(30), now - Duration::hours(60)).await.unwrap();
-    store.finish(&old, "{}").await.unwrap();
+    let record = claim("fp", now - Duration::hours(30));
+    store.insert(&old, &record, now - Duration::hours(60)).await.unwrap();
+    store.finish(&old, &record.lease.id, "{}").await.unwrap();
     let recent = scope(&id, "recent");
-    store.claim(&recent, "fp", now, now - Duration::hours(24)).await.unwrap();
-    store.finish(&recent, "{}").await.unwrap();
+    let record = claim("fp", now);
+    store.insert(&recent, &record, now - Duration::hours(24)).await.unwrap();
+    store.finish(&recent, &record.lease.id, "{}").await.unwrap();
 
     let deleted = store.purge(now - Duration::hours(24), now).await.unwrap();
 
@@ -406,16 +538,19 @@ async fn purging_deletes_only_expired_records(store: Arc<dyn Store>) {
     assert_eq!(store.token(&id, "expired").await.unwrap(), None);
     assert!(store.token(&id, "live").await.unwrap().is_some());
     let since = now - Duration::hours(48);
-    assert_eq!(store.claim(&old, "fp", now, since).await.unwrap(), Claim::Owned, "the old record is gone");
-    assert_eq!(store.claim(&recent, "fp", now, since).await.unwrap(), Claim::Replay("{}".into()));
+    assert_eq!(store.insert(&old, &claim("fp", now), since).await.unwrap(), None, "the old record is gone");
+    let kept = store.insert(&recent, &claim("fp", now), since).await.unwrap().unwrap();
+    assert_eq!(kept.answer.as_deref(), Some("{}"));
 }
 
-async fn without_credit_a_missing_channel_is_reported_as_insufficient_credit(store: Arc<dyn Store>) {
+async fn refused_messages_report_every_reason_and_charge_nothing(store: Arc<dyn Store>) {
     let id = account(&store, 0).await;
-    let refused = store.record_messages(&id, &[message("never-created", "e")], 10, 100).await;
-    assert!(matches!(refused, Err(StoreError::InsufficientCredit { balance: 0, required: 10 })), "{refused:?}");
+    let refused = store.record_messages(&id, &[message("never-created", "e")], 10, 100, None).await;
+    let both = MessagesRefused { insufficient_credit: Some((0, 10)), missing_channel: Some(0) };
+    assert!(matches!(refused, Err(StoreError::MessagesRefused(reasons)) if reasons == both), "{refused:?}");
     let funded = account(&store, 100).await;
-    let missing = store.record_messages(&funded, &[message("never-created", "e")], 10, 100).await;
-    assert!(matches!(missing, Err(StoreError::ChannelNotFound { index: 0 })), "{missing:?}");
+    let missing = store.record_messages(&funded, &[message("never-created", "e")], 10, 100, None).await;
+    let only_missing = MessagesRefused { insufficient_credit: None, missing_channel: Some(0) };
+    assert!(matches!(missing, Err(StoreError::MessagesRefused(reasons)) if reasons == only_missing), "{missing:?}");
     assert_eq!(balance(&store, &funded).await, 100, "the refused call was not charged");
 }

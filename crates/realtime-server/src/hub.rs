@@ -9,7 +9,7 @@
 //! consumer instead of growing memory.
 //!
 //! The hub knows only this node. Presence across nodes and the routing of commands to
-//! the node holding a socket belong to the [`Broker`](crate::broker::Broker).
+//! the node holding a socket belong to the broker, one layer up.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
