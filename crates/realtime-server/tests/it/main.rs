@@ -2,6 +2,7 @@
 //! SQLite file, real WebSocket clients.
 
 mod broker_suite;
+mod crash;
 mod engines;
 mod live;
 mod multinode;
