@@ -1,15 +1,18 @@
 //! The reference implementation of the realtime contract.
 //!
-//! - [`service`]: the domain core; implements `realtime_api::RealtimeApi`.
-//! - [`gateway`]: the WebSocket gateway.
-//! - [`hub`]: this node's live connections and the fan-out to them.
+//! Modules from the bottom up; each imports only those before it (a test holds this):
+//!
+//! - [`secret`], [`config`]: secrets that never print; the configuration, read once.
+//! - [`tokens`], [`vendors`]: token and signature formats.
 //! - [`store`]: durable state behind small traits (SQLite embedded, PostgreSQL for
-//!   several nodes).
+//!   several nodes); effects commit with their idempotent answers.
+//! - [`hub`]: this node's live connections and the fan-out to them.
 //! - [`broker`]: how events and presence cross nodes (in-memory for one node, Redis for
 //!   several).
-//! - [`tokens`], [`vendors`]: token and signature formats.
-//! - [`server`]: start, serve and stop a node; [`admin`] and [`checkout`] are the
-//!   reference server's own routes outside the contract.
+//! - [`service`]: the domain core; implements `realtime_api::RealtimeApi`.
+//! - [`gateway`]: the WebSocket gateway.
+//! - [`admin`], [`checkout`]: the reference server's own routes outside the contract.
+//! - [`server`]: start, serve and stop a node.
 //! - [`testing`]: a server on a loopback port for tests, here and in other crates.
 
 pub mod admin;

@@ -4,6 +4,7 @@
 mod broker_suite;
 mod crash;
 mod engines;
+mod layering;
 mod live;
 mod multinode;
 mod rest;
