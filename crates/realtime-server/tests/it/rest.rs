@@ -121,6 +121,23 @@ async fn publish_without_credit_is_refused_and_nothing_happens_until_a_top_up() 
 }
 
 #[tokio::test]
+async fn a_top_up_past_the_maximum_balance_is_refused_and_the_balance_stays_readable() {
+    let env = Env::start().await;
+    let max = realtime_server::service::MAX_BALANCE;
+    let admin = format!("Bearer {}", env.server.admin_secret());
+    let too_much = env.http.post(env.url("/admin/v1/accounts")).header("authorization", &admin);
+    let refused = too_much.json(&json!({"balance": max + 1})).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let rich = env.server.create_account(max - 1).await.unwrap();
+    let checkout = env.send_as(&rich, "POST", "/v1/account/topup", Some(json!({"amount": 1_000_000})), &[]).await.ok();
+    let complete = format!("{}/complete", checkout["checkout_url"].as_str().unwrap());
+    let over = env.http.post(&complete).send().await.unwrap();
+    assert_eq!(over.status().as_u16(), 409);
+    assert_eq!(over.json::<serde_json::Value>().await.unwrap()["code"], "CONFLICT");
+    assert_eq!(env.balance(&rich).await, max - 1, "nothing was credited, and the balance reads");
+}
+
+#[tokio::test]
 async fn a_refused_publish_is_neither_stored_nor_delivered() {
     let env = Env::start().await;
     let key = env.server.create_account(1000 + 100).await.unwrap();
