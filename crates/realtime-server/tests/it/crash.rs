@@ -75,12 +75,7 @@ struct Keyed {
 fn request(round: usize, worker: usize, n: usize) -> Keyed {
     let key = format!("r{round}-w{worker}-n{n}");
     match n % 4 {
-        0 => Keyed {
-            path: "/v1/realtime/channel/create",
-            body: json!({"name": format!("c-{key}")}),
-            price: 1000,
-            key,
-        },
+        0 => Keyed { path: "/v1/realtime/channel/create", body: json!({"name": format!("c-{key}")}), price: 1000, key },
         1 => Keyed {
             path: "/v1/realtime/token/issue",
             body: json!({"client_id": format!("u-{key}"), "channels": ["storm"]}),
@@ -131,7 +126,12 @@ async fn a_kill_during_keyed_requests_loses_no_answer_and_repeats_no_effect() {
         &http,
         &node.base,
         &api_key,
-        &Keyed { key: "storm".into(), path: "/v1/realtime/channel/create", body: json!({"name": "storm"}), price: 1000 },
+        &Keyed {
+            key: "storm".into(),
+            path: "/v1/realtime/channel/create",
+            body: json!({"name": "storm"}),
+            price: 1000,
+        },
     )
     .await
     .unwrap();
