@@ -44,6 +44,8 @@ pub struct Config {
     pub idempotency_ttl_hours: u32,
     /// How many recent messages are kept per channel.
     pub history_per_channel: u32,
+    /// How long messages are kept, in seconds.
+    pub history_max_age_seconds: u64,
     /// Which logs to write, as a `tracing` filter (e.g. `info,realtime_server=debug`).
     pub log: String,
     /// `text` for people, `json` for log collectors.
@@ -54,6 +56,8 @@ pub struct Config {
     pub prices: Prices,
     /// Requests per account and node.
     pub rate_limit: RateLimitConfig,
+    /// Which web pages may call the HTTP API from a browser (CORS).
+    pub cors: CorsConfig,
     /// The WebSocket gateway.
     pub gateway: GatewayConfig,
     /// Vendor credentials for `realtime.auth.sign`.
@@ -76,11 +80,13 @@ impl std::fmt::Debug for Config {
             dev_account_credit,
             idempotency_ttl_hours,
             history_per_channel,
+            history_max_age_seconds,
             log,
             log_format,
             request_timeout_seconds,
             prices,
             rate_limit,
+            cors,
             gateway,
             vendors,
         } = self;
@@ -97,11 +103,13 @@ impl std::fmt::Debug for Config {
             .field("dev_account_credit", dev_account_credit)
             .field("idempotency_ttl_hours", idempotency_ttl_hours)
             .field("history_per_channel", history_per_channel)
+            .field("history_max_age_seconds", history_max_age_seconds)
             .field("log", log)
             .field("log_format", log_format)
             .field("request_timeout_seconds", request_timeout_seconds)
             .field("prices", prices)
             .field("rate_limit", rate_limit)
+            .field("cors", cors)
             .field("gateway", gateway)
             .field("vendors", vendors)
             .finish()
@@ -179,6 +187,73 @@ pub struct GatewayConfig {
     pub outbound_queue: usize,
     /// Live connections one token may hold (close 4006 beyond).
     pub max_connections_per_token: usize,
+    /// The web pages whose scripts may open sockets, by their `Origin` (any by default).
+    /// A handshake from another origin is refused with 403 before it is upgraded; a
+    /// handshake without an `Origin` header (a program, not a browser) is not checked.
+    pub allowed_origins: Origins,
+}
+
+/// Cross-origin resource sharing for the HTTP API.
+///
+/// Browsers send no cookies and the API takes no cookies (every call carries a Bearer
+/// key), so allowing an origin lets its pages call the API with a key they hold, nothing
+/// more. Most browser apps need none: their own backend holds the key and issues tokens,
+/// and the page only opens a socket, which CORS does not govern.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CorsConfig {
+    /// The origins whose pages may call the API; none by default, when the server sends
+    /// no CORS headers and browsers refuse cross-origin calls.
+    pub allowed_origins: Origins,
+    /// How long a browser may reuse a preflight answer, in seconds.
+    pub max_age_seconds: u32,
+}
+
+/// A list of web origins (`https://app.example.com`, `http://localhost:3000`), or `*` for
+/// any. Origins are compared as browsers send them: scheme, host and port, no path, no
+/// trailing slash, case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Origins(Vec<String>);
+
+impl Origins {
+    /// The `*` entry.
+    pub const ANY: &str = "*";
+
+    /// Whether `*` is in the list.
+    pub fn allows_any(&self) -> bool {
+        self.0.iter().any(|origin| origin == Self::ANY)
+    }
+
+    /// Whether a page of `origin` (an `Origin` header's value) is allowed.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.0.iter().any(|allowed| allowed == Self::ANY || allowed.eq_ignore_ascii_case(origin))
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The origins, as written.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// The first entry that is neither `*` nor a bare `scheme://host[:port]` origin.
+    fn malformed(&self) -> Option<&str> {
+        self.iter().find(|origin| *origin != Self::ANY && !is_origin(origin))
+    }
+}
+
+/// `http(s)://host[:port]` with nothing after it: what a browser puts in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+        && !authority.is_empty()
+        && !authority.contains(['/', '?', '#', '@', ' '])
+        && origin.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
 /// Credentials of the vendors `realtime.auth.sign` can sign for.
@@ -225,6 +300,7 @@ node_expiry_seconds = 10
 dev_account_credit = 2000000
 idempotency_ttl_hours = 24
 history_per_channel = 100
+history_max_age_seconds = 86400
 request_timeout_seconds = 30
 log = "info,tower_http=warn"
 log_format = "text"
@@ -239,11 +315,20 @@ auth_sign = 100
 requests_per_second = 2000
 burst = 4000
 
+[cors]
+# Origins whose pages may call the HTTP API, e.g. ["https://app.example.com"]; ["*"] for any.
+# None by default: browsers then refuse cross-origin calls (a page's socket needs no CORS).
+allowed_origins = []
+max_age_seconds = 600
+
 [gateway]
 heartbeat_interval_seconds = 25
 heartbeat_timeout_seconds = 60
 outbound_queue = 256
 max_connections_per_token = 10
+# Origins whose pages may open sockets; a handshake from any other is refused with 403.
+# Programs, which send no Origin header, are not checked.
+allowed_origins = ["*"]
 
 [vendors]
 default = "realtime"
@@ -300,6 +385,8 @@ impl Config {
             (gateway.max_connections_per_token == 0, "gateway.max_connections_per_token must be at least 1"),
             (self.request_timeout_seconds == 0, "request_timeout_seconds must be at least 1"),
             (self.idempotency_ttl_hours == 0, "idempotency_ttl_hours must be at least 1"),
+            (self.history_per_channel == 0, "history_per_channel must be at least 1"),
+            (self.history_max_age_seconds == 0, "history_max_age_seconds must be at least 1"),
             (self.dev_account_credit < 0, "dev_account_credit must not be negative"),
             (
                 [self.prices.token_issue, self.prices.channel_create, self.prices.publish, self.prices.auth_sign]
@@ -312,9 +399,19 @@ impl Config {
                 "token_secret must be at least 32 characters",
             ),
         ];
-        match checks.iter().find(|(broken, _)| *broken) {
-            Some((_, message)) => anyhow::bail!("invalid configuration: {message}"),
-            None => Ok(()),
+        if let Some((_, message)) = checks.iter().find(|(broken, _)| *broken) {
+            anyhow::bail!("invalid configuration: {message}");
         }
+        for (key, origins) in [
+            ("cors.allowed_origins", &self.cors.allowed_origins),
+            ("gateway.allowed_origins", &gateway.allowed_origins),
+        ] {
+            if let Some(origin) = origins.malformed() {
+                anyhow::bail!(
+                    "invalid configuration: {key} holds {origin:?}; write origins as scheme://host[:port] (no path, no trailing slash), or \"*\" for any"
+                );
+            }
+        }
+        Ok(())
     }
 }

@@ -94,6 +94,15 @@ async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Refused before the upgrade, as an HTTP 403: a page of another site has no socket to
+    // receive a close code on, and no close code of the protocol means "wrong origin".
+    // Programs send no `Origin`, and could send any, so only browsers are checked.
+    if let Some(origin) = headers.get(axum::http::header::ORIGIN)
+        && !origin.to_str().is_ok_and(|origin| service.config.gateway.allowed_origins.allows(origin))
+    {
+        let refusal = realtime_api::ApiError::forbidden("this page's origin may not open sockets on this server");
+        return axum::response::IntoResponse::into_response(refusal);
+    }
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

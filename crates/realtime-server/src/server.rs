@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::header::{self, HeaderName};
+use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use realtime_api::{Idempotency, SharedApi};
@@ -15,13 +16,14 @@ use realtime_types::ws::CloseCode;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::broker::Broker;
 use crate::broker::memory::MemoryBroker;
 use crate::broker::redis::RedisBroker;
-use crate::config::Config;
+use crate::config::{Config, CorsConfig};
 use crate::hub::Hub;
 use crate::service::Service;
 use crate::tokens::TokenKeys;
@@ -31,11 +33,12 @@ use crate::{admin, checkout, gateway, store};
 pub fn app(service: Arc<Service>) -> Router {
     let api: SharedApi = service.clone();
     let timeout = Duration::from_secs(service.config.request_timeout_seconds);
+    let cors = cors(&service.config.cors);
     // Rendered once: the document is the same for the life of the process.
     let document = bytes::Bytes::from(realtime_api::openapi_json());
     let retention = Duration::from_secs(u64::from(service.config.idempotency_ttl_hours) * 3600);
     let idempotency = Idempotency::new(service.store.clone(), retention);
-    realtime_api::router(api, idempotency)
+    let mut app = realtime_api::router(api, idempotency)
         .merge(gateway::router(service.clone()))
         .merge(admin::router(service.clone()))
         .merge(checkout::router(service.clone()))
@@ -53,13 +56,54 @@ pub fn app(service: Arc<Service>) -> Router {
                 Err(_) => realtime_api::ApiError::unavailable(format!("the request took longer than {timeout:?}"))
                     .into_response(),
             }
-        }))
-        .layer(PropagateRequestIdLayer::x_request_id())
+        }));
+    // Outside the timeout, so that a page can read a 503 too, not just a failed fetch.
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    app.layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The CORS layer the configuration asks for; none when it allows no origin, so a
+/// server that was not told about browsers sends no CORS headers at all.
+///
+/// Calls carry a Bearer key, never cookies, so credentials mode stays off and a
+/// preflight allows exactly the headers the contract reads: the key, the JSON body's
+/// type, the idempotency key and a request id. Pages may read the headers the contract
+/// answers with beyond the safelisted ones: the replay flag, `Retry-After` and the
+/// request id.
+fn cors(config: &CorsConfig) -> Option<CorsLayer> {
+    if config.allowed_origins.is_empty() {
+        return None;
+    }
+    let origins = if config.allowed_origins.allows_any() {
+        AllowOrigin::any()
+    } else {
+        let allowed = config.allowed_origins.clone();
+        AllowOrigin::predicate(move |origin, _| origin.to_str().is_ok_and(|origin| allowed.allows(origin)))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("idempotent-replayed"),
+                header::RETRY_AFTER,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .max_age(Duration::from_secs(u64::from(config.max_age_seconds))),
+    )
 }
 
 async fn ready(State(service): State<Arc<Service>>) -> impl IntoResponse {

@@ -2,6 +2,7 @@
 //! SQLite file, real WebSocket clients.
 
 mod broker_suite;
+mod cors;
 mod crash;
 mod engines;
 mod layering;
