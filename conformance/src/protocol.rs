@@ -47,8 +47,8 @@ mod tests {
     #[test]
     fn documented_frames_pass_and_malformed_frames_fail() {
         let validator = FrameValidator::committed().unwrap();
-        let message = json!({"type": "message", "channel": "c", "message_id": "m", "event": "e", "data": {"a": 1},
-                             "published_at": "2026-11-22T12:00:00Z"});
+        let message = json!({"type": "message", "channel": "c", "message_id": "m", "epoch": "ch_1", "offset": 3,
+                             "event": "e", "data": {"a": 1}, "published_at": "2026-11-22T12:00:00Z"});
         assert_eq!(validator.check(&message), Ok(()));
         assert!(validator.check(&json!({"type": "message", "channel": "c"})).is_err(), "missing fields");
         assert!(validator.check(&json!({"type": "surprise"})).is_err(), "unknown type");

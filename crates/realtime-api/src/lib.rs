@@ -131,6 +131,9 @@ pub trait RealtimeApi: Send + Sync + 'static {
     async fn channel_list(&self, caller: &Caller, query: ChannelListQuery) -> Result<ChannelList, ApiError>;
     /// `realtime.channel.delete`
     async fn channel_delete(&self, caller: &Caller, channel: String) -> Result<ChannelDeleted, ApiError>;
+    /// `realtime.channel.history`
+    async fn channel_history(&self, caller: &Caller, channel: String, query: HistoryQuery)
+    -> Result<History, ApiError>;
     /// `realtime.publish`
     async fn publish(&self, caller: &Caller, request: PublishRequest) -> Result<Published, ApiError>;
     /// `realtime.publish.batch`

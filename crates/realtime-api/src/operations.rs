@@ -40,6 +40,7 @@ operations! {
     CHANNEL_GET = "realtime.channel.get", "GET", "/v1/realtime/channel/get/{channel}", false;
     CHANNEL_LIST = "realtime.channel.list", "GET", "/v1/realtime/channel/list", false;
     CHANNEL_DELETE = "realtime.channel.delete", "DELETE", "/v1/realtime/channel/delete/{channel}", false;
+    CHANNEL_HISTORY = "realtime.channel.history", "GET", "/v1/realtime/channel/history/{channel}", false;
     PUBLISH = "realtime.publish", "POST", "/v1/realtime/publish", false;
     PUBLISH_BATCH = "realtime.publish.batch", "POST", "/v1/realtime/publish/batch", false;
     PRESENCE_GET = "realtime.presence.get", "GET", "/v1/realtime/presence/get/{channel}", false;

@@ -73,6 +73,7 @@ pub(crate) fn openapi_router() -> OpenApiRouter<App> {
         .routes(routes!(channel_get))
         .routes(routes!(channel_list))
         .routes(routes!(channel_delete))
+        .routes(routes!(channel_history))
         .routes(routes!(publish))
         .routes(routes!(publish_batch))
         .routes(routes!(presence_get))
@@ -244,6 +245,27 @@ async fn channel_delete(
         api.channel_delete(&caller, channel).await
     })
     .await
+}
+
+/// Read a channel's recent messages.
+///
+/// Every message has a position: an `offset` that counts the channel's messages from 1
+/// in the order subscribers receive them, within an `epoch` that changes when the channel
+/// is deleted and created again. Forward (the default) reads oldest first from after
+/// `since`; backward reads newest first from before `since`. Pass `next_since` back for
+/// the next page. How many messages are kept, and for how long, is the server's
+/// retention (the reference server: the newest 100 per channel, for 24 hours).
+#[utoipa::path(get, path = "/v1/realtime/channel/history/{channel}", operation_id = "realtime.channel.history", tag = "channel",
+    params(("channel" = String, Path, description = "The channel name.", max_length = 164), HistoryQuery),
+    responses((status = 200, description = "A page of the channel's messages.", body = History), ChannelNotFound, BadQuery, ReadErrors),
+    security(("bearer" = [])))]
+async fn channel_history(
+    State(app): State<App>,
+    Authenticated(caller): Authenticated,
+    ChannelPath(channel): ChannelPath,
+    ValidQuery(query): ValidQuery<HistoryQuery>,
+) -> Result<Json<History>, ApiError> {
+    app.api.channel_history(&caller, channel, query).await.map(Json)
 }
 
 /// Publish an event to a channel.

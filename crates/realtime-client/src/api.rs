@@ -51,6 +51,15 @@ impl RealtimeApi for Client {
         Ok(Client::channel_delete(self, &channel).await?)
     }
 
+    async fn channel_history(
+        &self,
+        _caller: &Caller,
+        channel: String,
+        query: HistoryQuery,
+    ) -> Result<History, ApiError> {
+        Ok(Client::channel_history(self, &channel, query).await?)
+    }
+
     async fn publish(&self, _caller: &Caller, request: PublishRequest) -> Result<Published, ApiError> {
         Ok(Client::publish(self, request).await?)
     }

@@ -136,6 +136,8 @@ pub(crate) enum Target<'a> {
     Channel(&'a str),
     /// Query parameters.
     Query(Vec<(&'static str, String)>),
+    /// The path has `{channel}`, and query parameters follow.
+    ChannelQuery(&'a str, Vec<(&'static str, String)>),
 }
 
 impl Client {
@@ -177,14 +179,14 @@ impl Client {
     /// The URL of an operation.
     fn url(&self, route: OperationRoute, target: &Target<'_>) -> Result<reqwest::Url, ClientError> {
         let path = match target {
-            Target::Channel(channel) => {
+            Target::Channel(channel) | Target::ChannelQuery(channel, _) => {
                 route.path.replace("{channel}", &utf8_percent_encode(channel, PATH_SEGMENT).to_string())
             }
             Target::Plain | Target::Query(_) => route.path.to_owned(),
         };
         let mut url = reqwest::Url::parse(&format!("{}{path}", self.inner.base_url))
             .map_err(|error| ClientError::Config(format!("{}: bad URL: {error}", route.id)))?;
-        if let Target::Query(pairs) = target
+        if let Target::Query(pairs) | Target::ChannelQuery(_, pairs) = target
             && !pairs.is_empty()
         {
             let mut query = url.query_pairs_mut();

@@ -68,6 +68,25 @@ impl Client {
         self.read(routes::CHANNEL_GET, Target::Channel(channel)).await
     }
 
+    /// `realtime.channel.history`: a page of a channel's retained messages.
+    pub async fn channel_history(&self, channel: &str, query: HistoryQuery) -> Result<History, ClientError> {
+        let mut pairs = Vec::new();
+        if let Some(since) = query.since {
+            pairs.push(("since", since.to_string()));
+        }
+        if let Some(limit) = query.limit {
+            pairs.push(("limit", limit.to_string()));
+        }
+        if let Some(direction) = query.direction {
+            let direction = match direction {
+                Direction::Forward => "forward",
+                Direction::Backward => "backward",
+            };
+            pairs.push(("direction", direction.to_owned()));
+        }
+        self.read(routes::CHANNEL_HISTORY, Target::ChannelQuery(channel, pairs)).await
+    }
+
     /// `realtime.channel.list`: one page of channels; see [`Client::channel_list_all`].
     pub async fn channel_list(&self, query: ChannelListQuery) -> Result<ChannelList, ClientError> {
         let mut pairs = Vec::new();

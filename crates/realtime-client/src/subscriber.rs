@@ -270,9 +270,23 @@ impl Subscriber {
     }
 
     /// Subscribes to a channel now and after every reconnection; the server answers
-    /// with `subscribed` (or an `error` frame naming the channel).
+    /// with `subscribed` (or an `error` frame naming the channel). After a reconnection
+    /// the subscription resumes from the last message received: the server replays what
+    /// was missed, or says `recovered: false` (the frame is passed on; reload the
+    /// channel's state then).
     pub async fn subscribe(&self, channel: impl Into<String>) -> Result<(), SubscriberStopped> {
-        self.send(ClientFrame::Subscribe { channel: channel.into() }).await
+        self.send(ClientFrame::Subscribe { channel: channel.into(), since: None }).await
+    }
+
+    /// Subscribes to a channel from `since`, the position of the last message the caller
+    /// has seen (kept from an earlier session, say): the server first replays what came
+    /// after it.
+    pub async fn subscribe_since(
+        &self,
+        channel: impl Into<String>,
+        since: realtime_types::Position,
+    ) -> Result<(), SubscriberStopped> {
+        self.send(ClientFrame::Subscribe { channel: channel.into(), since: Some(since) }).await
     }
 
     /// Stops receiving a channel, now and after reconnections.

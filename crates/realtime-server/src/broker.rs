@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
-use realtime_types::PresenceMember;
+use realtime_types::{Position, PresenceMember};
 use realtime_types::ws::{CloseCode, UnsubscribeReason};
 
 use realtime_types::ws::ServerFrame;
@@ -31,6 +31,8 @@ pub enum ClusterEvent {
         key: ChannelKey,
         /// The JSON text of the frame, serialised once by the publisher.
         frame: Utf8Bytes,
+        /// For a message, its position: every node hands messages out in offset order.
+        position: Option<Position>,
     },
     /// A channel was deleted: unsubscribe everyone, telling them why.
     ChannelDeleted {
@@ -93,7 +95,9 @@ pub struct Applied {
 /// presence leaves it causes are for the caller to [`announce`].
 pub fn apply(hub: &Hub, event: ClusterEvent) -> Applied {
     match event {
-        ClusterEvent::Frame { key, frame } => Applied { acted: hub.deliver(&key, &frame), unsubscribed: Vec::new() },
+        ClusterEvent::Frame { key, frame, position } => {
+            Applied { acted: hub.deliver(&key, &frame, position.as_ref()), unsubscribed: Vec::new() }
+        }
         ClusterEvent::ChannelDeleted { key } => {
             let dropped = hub.drop_channel(&key);
             Applied {
@@ -152,7 +156,7 @@ pub async fn join(broker: &dyn Broker, connection: &Connection, channel: &str) -
     };
     if first {
         let frame = encode(&ServerFrame::PresenceJoin { channel: channel.to_owned(), member });
-        broker.publish(ClusterEvent::Frame { key, frame }).await?;
+        broker.publish(ClusterEvent::Frame { key, frame, position: None }).await?;
     }
     Ok(())
 }
@@ -168,7 +172,7 @@ pub async fn leave(broker: &dyn Broker, connection: &Connection, channel: &str) 
     let result = async {
         if broker.leave(&key, &member).await? {
             let frame = encode(&ServerFrame::PresenceLeave { channel: channel.to_owned(), member });
-            broker.publish(ClusterEvent::Frame { key, frame }).await?;
+            broker.publish(ClusterEvent::Frame { key, frame, position: None }).await?;
         }
         Ok::<_, BrokerError>(())
     }

@@ -20,7 +20,10 @@ use axum::routing::get;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
-use realtime_types::{Capability, ChannelType, ErrorCode, PublishRequest, Validate};
+use realtime_types::limits::RECOVERY_MAX_MESSAGES;
+use realtime_types::{
+    Capability, ChannelType, Direction, ErrorCode, Position, PublishRequest, RecoveryFailure, Validate,
+};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -29,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{join, leave, leave_all};
 use crate::hub::{ChannelKey, Connection, encode};
 use crate::service::{Service, frame_error};
+use crate::store::{ChannelRow, MessageRow};
 use crate::tokens::{Claims, TokenError};
 
 /// Bytes the server reads from a socket at a time; small, because idle sockets are the
@@ -319,7 +323,10 @@ async fn handle_frame(
     };
     let reply = match frame {
         ClientFrame::Ping {} => ServerFrame::Pong {},
-        ClientFrame::Subscribe { channel } => subscribe(service, connection, claims, channel).await,
+        ClientFrame::Subscribe { channel, since } => match subscribe(service, connection, claims, channel, since).await {
+            Some(refused) => refused,
+            None => return None,
+        },
         ClientFrame::Unsubscribe { channel } => {
             service.hub.unsubscribe(connection, &channel);
             leave(service.broker.as_ref(), connection, &channel).await;
@@ -333,46 +340,136 @@ async fn handle_frame(
     None
 }
 
+/// Subscribes the connection; `None` when the hub queued the `subscribed` reply itself
+/// (ahead of the channel's frames), else the refusal to send.
 async fn subscribe(
     service: &Arc<Service>,
     connection: &Arc<Connection>,
     claims: &Claims,
     channel: String,
-) -> ServerFrame {
+    since: Option<Position>,
+) -> Option<ServerFrame> {
     if !claims.can(Capability::Subscribe) {
-        return frame_error(ErrorCode::Forbidden, "the token lacks the subscribe capability", Some(channel));
+        return Some(frame_error(ErrorCode::Forbidden, "the token lacks the subscribe capability", Some(channel)));
     }
     if !claims.allows_channel(&channel) {
-        return frame_error(ErrorCode::Forbidden, "the token does not allow this channel", Some(channel));
+        return Some(frame_error(ErrorCode::Forbidden, "the token does not allow this channel", Some(channel)));
     }
     let row = match service.store.channel(&claims.acc, &channel).await {
         Ok(Some(row)) => row,
-        Ok(None) => return frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel)),
+        Ok(None) => return Some(frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel))),
         Err(error) => {
             tracing::warn!(%error, "subscribe: store unavailable");
-            return frame_error(ErrorCode::Unavailable, "the store is unavailable; retry", Some(channel));
+            return Some(frame_error(ErrorCode::Unavailable, "the store is unavailable; retry", Some(channel)));
         }
     };
     let key = ChannelKey::new(&claims.acc, &channel);
     let joins_presence = row.channel_type == ChannelType::Presence && claims.can(Capability::Presence);
     if joins_presence && let Err(error) = join(service.broker.as_ref(), connection, &channel).await {
         tracing::warn!(%error, "subscribe: presence unavailable");
-        return frame_error(ErrorCode::Unavailable, "presence is unavailable; retry", Some(channel));
-    }
-    service.hub.subscribe(connection, &channel);
-    // A deletion applied between the lookup above and the subscription would have missed
-    // this socket; look again now that the subscription is visible to deletions.
-    if !matches!(service.store.channel(&claims.acc, &channel).await, Ok(Some(now)) if now.channel_id == row.channel_id)
-    {
-        service.hub.unsubscribe(connection, &channel);
-        leave(service.broker.as_ref(), connection, &channel).await;
-        return frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel));
+        return Some(frame_error(ErrorCode::Unavailable, "presence is unavailable; retry", Some(channel)));
     }
     let members = match row.channel_type {
         ChannelType::Presence => service.broker.members(&key).await.unwrap_or_default(),
         ChannelType::Public | ChannelType::Private => Vec::new(),
     };
-    ServerFrame::Subscribed { channel, members }
+    let subscribed = |position: &Position, recovered: Option<bool>, recovery_failure: Option<RecoveryFailure>| {
+        encode(&ServerFrame::Subscribed {
+            channel: channel.clone(),
+            members: members.clone(),
+            position: position.clone(),
+            recovered,
+            recovery_failure,
+        })
+    };
+    let latest = row.position();
+    let start = match &since {
+        None => service.hub.subscribe(connection, &channel, &latest, |position| subscribed(position, None, None)),
+        Some(_) => service.hub.subscribe_recovering(connection, &channel, &latest),
+    };
+    let Some(start) = start else {
+        // Already subscribed: nothing changes.
+        return Some(ServerFrame::Subscribed {
+            channel,
+            members,
+            position: latest,
+            recovered: None,
+            recovery_failure: None,
+        });
+    };
+    // A deletion applied between the lookup above and the subscription would have missed
+    // this socket; look again now that the subscription is visible to deletions.
+    let now = match service.store.channel(&claims.acc, &channel).await {
+        Ok(Some(now)) if now.channel_id == row.channel_id => now,
+        _ => {
+            service.hub.unsubscribe(connection, &channel);
+            leave(service.broker.as_ref(), connection, &channel).await;
+            return Some(ServerFrame::Unsubscribed { channel, reason: UnsubscribeReason::ChannelDeleted });
+        }
+    };
+    let Some(since) = since else { return None };
+    let (frames, caught_up) = match missed_since(service, &now, &since).await {
+        Ok(missed) => {
+            let caught_up = missed.last().map_or(since.offset, |message| message.offset);
+            let frames = std::iter::once(subscribed(&since, Some(true), None))
+                .chain(missed.into_iter().map(|message| message_frame(&now, message)))
+                .collect();
+            (frames, caught_up)
+        }
+        Err(reason) => (vec![subscribed(&start, Some(false), Some(reason))], start.offset),
+    };
+    if !service.hub.finish_recovery(connection, &channel, frames, caught_up) {
+        return Some(frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel)));
+    }
+    None
+}
+
+/// The messages of `channel` after `since`, or why they cannot all be replayed.
+async fn missed_since(
+    service: &Service,
+    channel: &ChannelRow,
+    since: &Position,
+) -> Result<Vec<MessageRow>, RecoveryFailure> {
+    if since.epoch != channel.channel_id {
+        return Err(RecoveryFailure::EpochChanged);
+    }
+    if since.offset > channel.last_offset {
+        return Err(RecoveryFailure::Unknown);
+    }
+    let missing = channel.last_offset - since.offset;
+    if missing > RECOVERY_MAX_MESSAGES {
+        return Err(RecoveryFailure::TooMany);
+    }
+    if missing == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = u32::try_from(missing).unwrap_or(u32::MAX);
+    let missed = service
+        .store
+        .history(&channel.account_id, &channel.name, Some(since.offset), limit, Direction::Forward)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "recovery: store unavailable");
+            RecoveryFailure::TooOld
+        })?;
+    // Retention drops the oldest messages first: anything missing is at the start.
+    if missed.first().is_none_or(|first| first.offset != since.offset + 1) || missed.len() as u64 != missing {
+        return Err(RecoveryFailure::TooOld);
+    }
+    Ok(missed)
+}
+
+/// The `message` frame of a stored message.
+fn message_frame(channel: &ChannelRow, message: MessageRow) -> Utf8Bytes {
+    encode(&ServerFrame::Message {
+        channel: message.channel,
+        message_id: message.message_id,
+        epoch: channel.channel_id.clone(),
+        offset: message.offset,
+        event: message.event,
+        data: serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null),
+        published_at: message.published_at,
+    })
 }
 
 async fn publish(
@@ -406,7 +503,13 @@ async fn publish(
     match service.publish_messages(&claims.acc, vec![(request.channel, request.event, request.data)]).await {
         Ok(mut published) => {
             let published = published.remove(0);
-            ServerFrame::Published { request_id, message_id: published.message_id, delivered: published.delivered }
+            ServerFrame::Published {
+                request_id,
+                message_id: published.message_id,
+                epoch: published.epoch,
+                offset: published.offset,
+                delivered: published.delivered,
+            }
         }
         Err(error) => refuse(error.code(), error.problem().detail.clone().unwrap_or_default(), channel),
     }

@@ -4,20 +4,27 @@
 //! clone of the same reference-counted buffer through a bounded queue with `try_send`,
 //! so a publish never waits on a slow socket. It iterates a snapshot of the channel's
 //! subscribers (rebuilt lazily after changes, so subscribing stays O(1)) without the hub
-//! lock, holding only the channel's order lock so that racing publishes reach every
-//! subscriber in the same order. A subscriber whose queue is full is cut as a slow
-//! consumer instead of growing memory.
+//! lock, holding only that channel's lock. Under it the channel's [`Sequence`] hands
+//! messages out in offset order, subscriptions start at a known position, and a
+//! subscriber catching up on missed messages has the channel's frames held for it. A
+//! subscriber whose queue is full is cut as a slow consumer instead of growing memory.
 //!
 //! The hub knows only this node. Presence across nodes and the routing of commands to
 //! the node holding a socket belong to the broker, one layer up.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
+use realtime_types::Position;
 use realtime_types::ws::{CloseCode, ServerFrame, UnsubscribeReason};
 use tokio::sync::{Notify, mpsc};
+
+use self::sequence::{Admit, Sequence};
+
+mod sequence;
 
 /// A channel of one account: the unit of subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -149,31 +156,77 @@ impl Connection {
 /// The subscribers fan-out iterates.
 type Snapshot = Arc<[Arc<Connection>]>;
 
-/// The subscribers of one channel on this node.
+/// A frame held for a subscriber that catches up, with its offset when it is a message.
+type Held = (Option<u64>, Utf8Bytes);
+
+/// One channel on this node: its subscribers and where its stream stands. Everything
+/// here changes under the channel's own lock, so a subscription and a delivery never
+/// interleave.
 #[derive(Default)]
-struct Subscribers {
-    /// By connection id: subscribing and unsubscribing are O(1).
+struct Channel {
+    /// Live subscribers by connection id: subscribing and unsubscribing are O(1).
     members: HashMap<u64, Arc<Connection>>,
     /// What fan-out iterates, rebuilt on the first delivery after a change; so a burst of
     /// subscriptions costs one rebuild, not one copy each.
     snapshot: Option<Snapshot>,
-    /// Held while a frame is handed out (never across an `.await`), so every subscriber
-    /// sees a channel's frames in the same order even when publishes race.
-    order: Arc<Mutex<()>>,
+    /// The stream's order on this node.
+    sequence: Sequence,
+    /// Subscribers catching up on missed messages, with what the channel delivered since
+    /// they subscribed.
+    recovering: HashMap<u64, (Arc<Connection>, Vec<Held>)>,
 }
+
+impl Channel {
+    fn snapshot(&mut self) -> Snapshot {
+        self.snapshot.get_or_insert_with(|| self.members.values().cloned().collect::<Vec<_>>().into()).clone()
+    }
+
+    /// Hands `frame` to every subscriber (and holds it for those catching up); returns
+    /// how many live subscribers took it.
+    fn hand_out(&mut self, offset: Option<u64>, frame: &Utf8Bytes) -> u32 {
+        for (_, held) in self.recovering.values_mut() {
+            held.push((offset, frame.clone()));
+        }
+        let mut delivered = 0;
+        for subscriber in self.snapshot().iter() {
+            if subscriber.send(frame.clone()) {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    /// Hands out the held messages whose gap has closed.
+    fn hand_out_ready(&mut self) {
+        while let Some((offset, frame)) = self.sequence.next_ready() {
+            self.hand_out(Some(offset), &frame);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.recovering.is_empty()
+    }
+}
+
+type SharedChannel = Arc<Mutex<Channel>>;
 
 #[derive(Default)]
 struct State {
-    channels: HashMap<ChannelKey, Subscribers>,
+    channels: HashMap<ChannelKey, SharedChannel>,
     connections: HashMap<u64, Arc<Connection>>,
     /// Live connections per token id.
     per_token: HashMap<String, usize>,
 }
 
 /// This node's connections and subscriptions.
+///
+/// Locks are taken in one order: the hub's, then a channel's; fan-out takes only the
+/// channel's.
 #[derive(Default)]
 pub struct Hub {
     state: RwLock<State>,
+    /// Channels with messages waiting for a gap, for [`Hub::skip_gaps_older_than`].
+    gaps: Mutex<HashSet<ChannelKey>>,
 }
 
 impl Hub {
@@ -213,17 +266,79 @@ impl Hub {
         self.state.read().expect("hub lock").per_token.get(jti).copied().unwrap_or(0)
     }
 
-    /// Subscribes a connection; false when it already was.
-    pub fn subscribe(&self, connection: &Arc<Connection>, channel: &str) -> bool {
+    /// Subscribes a connection to a channel whose newest stored position is `latest`, and
+    /// queues `reply(position)` to it before any of the channel's frames: it receives
+    /// every message after `position`, in offset order. `None` when it already was
+    /// subscribed.
+    pub fn subscribe(
+        &self,
+        connection: &Arc<Connection>,
+        channel: &str,
+        latest: &Position,
+        reply: impl FnOnce(&Position) -> Utf8Bytes,
+    ) -> Option<Position> {
+        let shared = self.join(connection, channel)?;
+        let mut channel = shared.lock().expect("channel lock");
+        let position = channel.sequence.start(latest);
+        connection.send(reply(&position));
+        channel.members.insert(connection.id, connection.clone());
+        channel.snapshot = None;
+        Some(position)
+    }
+
+    /// Subscribes a connection that first catches up on missed messages: what the channel
+    /// delivers from now on is held for it until [`finish_recovery`](Self::finish_recovery).
+    /// Returns the position through which this node delivered the channel (`None` when it
+    /// already was subscribed); the held frames are the messages after it.
+    pub fn subscribe_recovering(
+        &self,
+        connection: &Arc<Connection>,
+        channel: &str,
+        latest: &Position,
+    ) -> Option<Position> {
+        let shared = self.join(connection, channel)?;
+        let mut channel = shared.lock().expect("channel lock");
+        let position = channel.sequence.start(latest);
+        channel.recovering.insert(connection.id, (connection.clone(), Vec::new()));
+        Some(position)
+    }
+
+    /// Ends a recovery: queues `frames` (the reply, then the missed messages, the last of
+    /// them at offset `caught_up`), then the held frames after it, and makes the
+    /// connection a live subscriber. False when the subscription ended meanwhile.
+    pub fn finish_recovery(
+        &self,
+        connection: &Arc<Connection>,
+        channel: &str,
+        frames: Vec<Utf8Bytes>,
+        caught_up: u64,
+    ) -> bool {
+        let key = ChannelKey::new(&connection.account_id, channel);
+        let Some(shared) = self.state.read().expect("hub lock").channels.get(&key).cloned() else { return false };
+        let mut channel = shared.lock().expect("channel lock");
+        let Some((_, held)) = channel.recovering.remove(&connection.id) else { return false };
+        for frame in frames {
+            connection.send(frame);
+        }
+        for (offset, frame) in held {
+            if offset.is_none_or(|offset| offset > caught_up) {
+                connection.send(frame);
+            }
+        }
+        channel.members.insert(connection.id, connection.clone());
+        channel.snapshot = None;
+        true
+    }
+
+    /// Records the subscription on the connection and returns its channel (created when
+    /// new); `None` when it already was subscribed.
+    fn join(&self, connection: &Arc<Connection>, channel: &str) -> Option<SharedChannel> {
         if !connection.subscriptions.lock().expect("subscriptions lock").insert(channel.to_owned()) {
-            return false;
+            return None;
         }
         let key = ChannelKey::new(&connection.account_id, channel);
         let mut state = self.state.write().expect("hub lock");
-        let subscribers = state.channels.entry(key).or_default();
-        subscribers.members.insert(connection.id, connection.clone());
-        subscribers.snapshot = None;
-        true
+        Some(state.channels.entry(key).or_default().clone())
     }
 
     /// Unsubscribes a connection; false when it was not subscribed.
@@ -236,47 +351,61 @@ impl Hub {
         true
     }
 
-    /// Hands `frame` to every local subscriber of `key`; returns how many took it.
-    pub fn deliver(&self, key: &ChannelKey, frame: &Utf8Bytes) -> u32 {
-        let Some((subscribers, order)) = self.snapshot(key) else { return 0 };
-        let _in_order = order.lock().expect("order lock");
-        let mut delivered = 0;
-        for subscriber in subscribers.iter() {
-            if subscriber.send(frame.clone()) {
-                delivered += 1;
+    /// Hands `frame` to every local subscriber of `key`; returns how many took it. A
+    /// message (`position` given) goes out in offset order: after the messages before
+    /// it, and never twice.
+    pub fn deliver(&self, key: &ChannelKey, frame: &Utf8Bytes, position: Option<&Position>) -> u32 {
+        let Some(shared) = self.state.read().expect("hub lock").channels.get(key).cloned() else { return 0 };
+        let mut channel = shared.lock().expect("channel lock");
+        let Some(position) = position else { return channel.hand_out(None, frame) };
+        match channel.sequence.admit(position, frame) {
+            Admit::Now => {
+                let delivered = channel.hand_out(Some(position.offset), frame);
+                channel.hand_out_ready();
+                delivered
             }
+            Admit::Held => {
+                self.gaps.lock().expect("gaps lock").insert(key.clone());
+                0
+            }
+            Admit::Stale => 0,
         }
-        delivered
     }
 
-    /// The subscribers of `key` to hand a frame to, and the channel's order lock.
-    fn snapshot(&self, key: &ChannelKey) -> Option<(Snapshot, Arc<Mutex<()>>)> {
-        {
-            let state = self.state.read().expect("hub lock");
-            let subscribers = state.channels.get(key)?;
-            if let Some(snapshot) = &subscribers.snapshot {
-                return Some((snapshot.clone(), subscribers.order.clone()));
+    /// Gives up on gaps waited for longer than `wait`: the messages held behind them go
+    /// out. Called periodically; a gap is a message lost on its way.
+    pub fn skip_gaps_older_than(&self, wait: Duration) {
+        let waiting: Vec<ChannelKey> = self.gaps.lock().expect("gaps lock").iter().cloned().collect();
+        for key in waiting {
+            let shared = self.state.read().expect("hub lock").channels.get(&key).cloned();
+            let still_waiting = match shared {
+                Some(shared) => {
+                    let mut channel = shared.lock().expect("channel lock");
+                    if channel.sequence.skip_gap_older_than(wait) {
+                        channel.hand_out_ready();
+                    }
+                    channel.sequence.has_gap()
+                }
+                None => false,
+            };
+            if !still_waiting {
+                self.gaps.lock().expect("gaps lock").remove(&key);
             }
         }
-        let mut state = self.state.write().expect("hub lock");
-        let subscribers = state.channels.get_mut(key)?;
-        let snapshot = subscribers
-            .snapshot
-            .get_or_insert_with(|| subscribers.members.values().cloned().collect::<Vec<_>>().into())
-            .clone();
-        Some((snapshot, subscribers.order.clone()))
     }
 
     /// Local subscribers of `key`.
     pub fn subscriber_count(&self, key: &ChannelKey) -> u32 {
-        self.state.read().expect("hub lock").channels.get(key).map_or(0, |s| s.members.len() as u32)
+        let shared = self.state.read().expect("hub lock").channels.get(key).cloned();
+        shared.map_or(0, |channel| channel.lock().expect("channel lock").members.len() as u32)
     }
 
     /// Local subscribers of every channel that has any (a broker shares them with other
     /// nodes).
     pub fn subscriber_counts(&self) -> HashMap<ChannelKey, u32> {
-        let state = self.state.read().expect("hub lock");
-        state.channels.iter().map(|(key, subscribers)| (key.clone(), subscribers.members.len() as u32)).collect()
+        let channels: Vec<(ChannelKey, SharedChannel)> =
+            self.state.read().expect("hub lock").channels.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
+        channels.into_iter().map(|(key, channel)| (key, channel.lock().expect("channel lock").members.len() as u32)).collect()
     }
 
     /// Closes every local connection using token `jti`; returns how many.
@@ -321,9 +450,13 @@ impl Hub {
     /// Unsubscribes every local subscriber of a deleted channel, telling each; returns
     /// them.
     pub fn drop_channel(&self, key: &ChannelKey) -> Vec<Arc<Connection>> {
-        let subscribers = self.state.write().expect("hub lock").channels.remove(key);
-        let Some(subscribers) = subscribers else { return Vec::new() };
-        let subscribers: Vec<Arc<Connection>> = subscribers.members.into_values().collect();
+        let removed = self.state.write().expect("hub lock").channels.remove(key);
+        let Some(shared) = removed else { return Vec::new() };
+        let mut guard = shared.lock().expect("channel lock");
+        let channel = &mut *guard;
+        let recovering = channel.recovering.drain().map(|(_, (connection, _))| connection);
+        let subscribers: Vec<Arc<Connection>> = channel.members.drain().map(|(_, c)| c).chain(recovering).collect();
+        channel.snapshot = None;
         let frame = encode(&ServerFrame::Unsubscribed {
             channel: key.channel.clone(),
             reason: UnsubscribeReason::ChannelDeleted,
@@ -356,11 +489,15 @@ impl Hub {
 }
 
 fn remove_subscriber(state: &mut State, key: &ChannelKey, connection_id: u64) {
-    let Some(subscribers) = state.channels.get_mut(key) else { return };
-    if subscribers.members.remove(&connection_id).is_some() {
-        subscribers.snapshot = None;
+    let Some(shared) = state.channels.get(key) else { return };
+    let mut channel = shared.lock().expect("channel lock");
+    if channel.members.remove(&connection_id).is_some() {
+        channel.snapshot = None;
     }
-    if subscribers.members.is_empty() {
+    channel.recovering.remove(&connection_id);
+    let empty = channel.is_empty();
+    drop(channel);
+    if empty {
         state.channels.remove(key);
     }
 }

@@ -174,6 +174,7 @@ impl RunningServer {
         let dev_api_key =
             if first_start { Some(service.create_account(service.config.dev_account_credit).await?.1) } else { None };
         tokio::spawn(purge_periodically(service.clone()));
+        tokio::spawn(skip_gaps_periodically(service.clone()));
         let app = app(service.clone());
         let shutdown = service.shutdown.clone();
         let task = tokio::spawn(async move {
@@ -229,6 +230,22 @@ async fn purge_periodically(service: Arc<Service>) {
         match service.store.purge(before, now).await {
             Ok(deleted) => tracing::debug!(deleted, "purged expired records"),
             Err(error) => tracing::warn!(%error, "purge failed; will retry"),
+        }
+    }
+}
+
+/// How often the hub gives up on messages lost on their way (see `Hub::deliver`).
+const GAP_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// How long a message waits for an earlier one still on its way from another publisher.
+const GAP_WAIT: Duration = Duration::from_secs(1);
+
+async fn skip_gaps_periodically(service: Arc<Service>) {
+    let mut every = tokio::time::interval(GAP_CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => service.hub.skip_gaps_older_than(GAP_WAIT),
+            _ = service.shutdown.cancelled() => return,
+            _ = service.kill.cancelled() => return,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use realtime_api::ApiError;
 use realtime_types::ws::ServerFrame;
-use realtime_types::{ErrorCode, FieldError, Published};
+use realtime_types::{ErrorCode, FieldError, Position, Published};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +19,7 @@ use crate::broker::{Broker, BrokerError, ClusterEvent};
 use crate::config::Config;
 use crate::hub::{ChannelKey, Hub, encode};
 use crate::secret::{Secret, random_bytes};
-use crate::store::{MessageRow, MessagesRefused, Seal, Store, StoreError};
+use crate::store::{MessageRow, MessagesRefused, Retention, Seal, Store, StoreError};
 use crate::tokens::TokenKeys;
 
 /// Everything a request or a socket needs; cheap to share behind an `Arc`.
@@ -199,59 +199,70 @@ impl Service {
     /// Records and fans out messages of one account, in order; charges each. The one
     /// path of REST publishes, batches and client publishes. `seal` gives the answer to
     /// commit with the messages (see `realtime_api::idempotency`), from the messages as
-    /// published before their fan-out (`delivered` 0).
+    /// recorded, before their fan-out (`delivered` 0).
     pub async fn publish_sealed(
         &self,
         account_id: &str,
         messages: Vec<(String, String, serde_json::Value)>,
-        seal: impl FnOnce(&[Published]) -> Option<Seal>,
+        seal: impl Fn(&[Published]) -> Option<Seal> + Send + Sync,
     ) -> Result<Vec<Published>, ApiError> {
         let now: DateTime<Utc> = Utc::now();
         // One monotonic generator per call: the ids of a batch sort in publish order even
         // within one millisecond.
         let mut ids = ulid::Generator::new();
-        let mut published: Vec<Published> = messages
+        let rows: Vec<MessageRow> = messages
             .iter()
-            .map(|(channel, event, _)| Published {
+            .map(|(channel, event, data)| MessageRow {
                 message_id: ids.generate().unwrap_or_else(|_| ulid::Ulid::generate()).to_string(),
+                offset: 0,
                 channel: channel.clone(),
                 event: event.clone(),
-                published_at: now,
-                delivered: 0,
-                status: "published".to_owned(),
-            })
-            .collect();
-        let rows: Vec<MessageRow> = published
-            .iter()
-            .zip(&messages)
-            .map(|(message, (_, _, data))| MessageRow {
-                message_id: message.message_id.clone(),
-                channel: message.channel.clone(),
-                event: message.event.clone(),
                 data: data.to_string(),
                 published_at: now,
             })
             .collect();
+        let published_at = |positions: &[Position]| -> Vec<Published> {
+            rows.iter()
+                .zip(positions)
+                .map(|(row, position)| Published {
+                    message_id: row.message_id.clone(),
+                    channel: row.channel.clone(),
+                    epoch: position.epoch.clone(),
+                    offset: position.offset,
+                    event: row.event.clone(),
+                    published_at: row.published_at,
+                    delivered: 0,
+                    status: "published".to_owned(),
+                })
+                .collect()
+        };
         let price = price_of(self.config.prices.publish, rows.len())?;
+        let retention = Retention {
+            messages: self.config.history_per_channel,
+            published_after: now
+                - chrono::Duration::seconds(i64::try_from(self.config.history_max_age_seconds).unwrap_or(i64::MAX)),
+        };
         self.require_broker().await?;
-        let seal = seal(&published);
-        self.store
-            .record_messages(account_id, &rows, price, self.config.history_per_channel, seal.as_ref())
-            .await
-            .map_err(|error| match error {
+        let sealed = |positions: &[Position]| seal(&published_at(positions));
+        let positions =
+            self.store.record_messages(account_id, &rows, price, retention, &sealed).await.map_err(|error| match error {
                 StoreError::MessagesRefused(refused) => self.messages_refused("publishing", refused, rows.len() == 1),
                 other => self.store_error(other),
             })?;
-        for (message, (_, _, data)) in published.iter_mut().zip(messages) {
+        let mut published = published_at(&positions);
+        for ((message, position), (_, _, data)) in published.iter_mut().zip(positions).zip(messages) {
             let frame = encode(&ServerFrame::Message {
                 channel: message.channel.clone(),
                 message_id: message.message_id.clone(),
+                epoch: position.epoch.clone(),
+                offset: position.offset,
                 event: message.event.clone(),
                 data,
                 published_at: message.published_at,
             });
             let key = ChannelKey::new(account_id, &message.channel);
-            message.delivered = self.announce(ClusterEvent::Frame { key, frame }).await;
+            let event = ClusterEvent::Frame { key, frame, position: Some(position) };
+            message.delivered = self.announce(event).await;
         }
         Ok(published)
     }

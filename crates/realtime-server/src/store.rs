@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use realtime_api::IdempotencyStore;
 pub use realtime_api::idempotency::Seal;
-use realtime_types::ChannelType;
+use realtime_types::{ChannelType, Direction, Position};
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,18 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Makes the seal to commit with recorded messages from their positions.
+pub type SealOf<'a> = dyn Fn(&[Position]) -> Option<Seal> + Send + Sync + 'a;
+
+/// How much of a channel's stream is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The newest messages kept per channel (at least 1).
+    pub messages: u32,
+    /// Messages published before this are dropped.
+    pub published_after: DateTime<Utc>,
+}
+
 /// Why [`Channels::record_messages`] refused: every reason that held, so that the
 /// service decides which one the caller hears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +109,15 @@ pub struct ChannelRow {
     pub created_at: DateTime<Utc>,
     /// When the last message was recorded.
     pub last_published_at: Option<DateTime<Utc>>,
+    /// The offset of its newest message (0 before the first); its epoch is `channel_id`.
+    pub last_offset: u64,
+}
+
+impl ChannelRow {
+    /// The channel's latest position.
+    pub fn position(&self) -> Position {
+        Position { epoch: self.channel_id.clone(), offset: self.last_offset }
+    }
 }
 
 /// A message to record.
@@ -104,6 +125,9 @@ pub struct ChannelRow {
 pub struct MessageRow {
     /// The ULID.
     pub message_id: String,
+    /// Its offset in the channel's stream: assigned by the store when recorded (ignored
+    /// on the way in), read back by [`Channels::history`].
+    pub offset: u64,
     /// The channel name.
     pub channel: String,
     /// The event name.
@@ -202,17 +226,30 @@ pub trait Channels: Send + Sync {
     async fn list_channels(&self, account_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<ChannelRow>>;
     /// Deletes the channel and its messages; false when it did not exist.
     async fn delete_channel(&self, account_id: &str, name: &str, seal: Option<&Seal>) -> StoreResult<bool>;
-    /// Records messages in order and debits `price` in one transaction, keeping the last
-    /// `keep` per channel. When the balance does not cover `price` or a channel does not
-    /// exist, nothing is recorded and [`StoreError::MessagesRefused`] says which.
+    /// Records messages in order and debits `price` in one transaction; each message gets
+    /// the next offset of its channel, and the positions are returned in the messages'
+    /// order. The transaction also commits the seal that `seal` makes of the positions.
+    /// Every channel keeps what `retention` says. When the balance does not cover `price`
+    /// or a channel does not exist, nothing is recorded and
+    /// [`StoreError::MessagesRefused`] says which.
     async fn record_messages(
         &self,
         account_id: &str,
         messages: &[MessageRow],
         price: i64,
-        keep: u32,
-        seal: Option<&Seal>,
-    ) -> StoreResult<()>;
+        retention: Retention,
+        seal: &SealOf<'_>,
+    ) -> StoreResult<Vec<Position>>;
+    /// Up to `limit` retained messages of a channel, in `direction` from the offset
+    /// `since` (exclusive; from the start or the newest when absent).
+    async fn history(
+        &self,
+        account_id: &str,
+        channel: &str,
+        since: Option<u64>,
+        limit: u32,
+        direction: Direction,
+    ) -> StoreResult<Vec<MessageRow>>;
 }
 
 /// Issued and revoked tokens.

@@ -7,14 +7,15 @@
 //!
 //! - [`limits`]: the documented limits, and [`validate`] which applies them.
 //! - [`problem`]: [`ErrorCode`] and the [`Problem`] body.
-//! - [`token`], [`channel`], [`publish`], [`presence`], [`auth_sign`], [`events`], [`user`],
-//!   [`account`]: one module per capability group of the REST contract.
+//! - [`token`], [`channel`], [`history`], [`publish`], [`presence`], [`auth_sign`],
+//!   [`events`], [`user`], [`account`]: one module per capability group of the REST contract.
 //! - [`ws`]: the WebSocket protocol (client frames, server frames, close codes).
 
 pub mod account;
 pub mod auth_sign;
 pub mod channel;
 pub mod events;
+pub mod history;
 pub mod limits;
 pub mod presence;
 pub mod problem;
@@ -31,6 +32,7 @@ pub use channel::{
     DeleteStatus,
 };
 pub use events::{EventType, EventTypes};
+pub use history::{Direction, History, HistoryMessage, HistoryQuery, Position, RecoveryFailure};
 pub use presence::{Presence, PresenceMember};
 pub use problem::{ErrorCode, FieldError, Problem};
 pub use publish::{BatchMessage, BatchPublished, PublishBatchRequest, PublishRequest, Published};

@@ -42,3 +42,13 @@ pub const TOPUP_MIN_MICROS: u64 = 1_000_000;
 pub const TOPUP_MAX_MICROS: u64 = 1_000_000_000;
 /// Longest `token_or_jti` (a whole token).
 pub const TOKEN_MAX_LEN: usize = 4096;
+
+/// Largest page of `realtime.channel.history`.
+pub const HISTORY_MAX_LIMIT: u32 = 100;
+
+/// Page size of `realtime.channel.history` when `limit` is absent.
+pub const HISTORY_DEFAULT_LIMIT: u32 = 50;
+
+/// Most messages one recovering subscribe replays; past it the subscribe answers
+/// `recovered: false` with `too_many`.
+pub const RECOVERY_MAX_MESSAGES: u64 = 1000;

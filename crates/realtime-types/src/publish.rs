@@ -40,14 +40,19 @@ pub struct PublishRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
-    "message_id": "01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "channel": "room-42", "event": "message",
-    "published_at": "2026-11-22T12:01:00Z", "delivered": 3, "status": "published"
+    "message_id": "01JD2Q7W3M5X8Y9Z0A1B2C3D4E", "channel": "room-42", "epoch": "ch_01JD2Q7W3M5X8Y9Z0A1B2C3D4E",
+    "offset": 7, "event": "message", "published_at": "2026-11-22T12:01:00Z", "delivered": 3, "status": "published"
 })))]
 pub struct Published {
-    /// Unique and sortable (a ULID); subscribers receive it with the event.
+    /// Unique (a ULID); subscribers receive it with the event. Ids sort by time to the
+    /// millisecond only: the order of a channel's messages is their `offset`.
     pub message_id: String,
     /// The channel.
     pub channel: String,
+    /// The channel's epoch (see `Position`).
+    pub epoch: String,
+    /// The message's offset in the epoch: the order subscribers receive it in.
+    pub offset: u64,
     /// The event name.
     pub event: String,
     /// When the event was accepted.

@@ -208,6 +208,16 @@ impl Validate for ChannelListQuery {
     }
 }
 
+impl Validate for crate::HistoryQuery {
+    fn validate(&self) -> Result<(), Rejection> {
+        let mut check = Checker::default();
+        if self.limit.is_some_and(|limit| limit == 0 || limit > HISTORY_MAX_LIMIT) {
+            check.error("/limit", format!("must be 1-{HISTORY_MAX_LIMIT}"));
+        }
+        check.finish()
+    }
+}
+
 impl Validate for PublishRequest {
     fn validate(&self) -> Result<(), Rejection> {
         let mut check = Checker::default();

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::history::{Position, RecoveryFailure};
 use crate::presence::PresenceMember;
 use crate::problem::ErrorCode;
 
@@ -21,6 +22,12 @@ pub enum ClientFrame {
     Subscribe {
         /// The channel name.
         channel: String,
+        /// The position of the last message the client saw on this channel: the server
+        /// first replays every message after it (at most `RECOVERY_MAX_MESSAGES`), then
+        /// goes on live, with no gap and no duplicate, and says `recovered: true`; or
+        /// says `recovered: false` with a reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Position>,
     },
     /// Stop receiving a channel's events (and leave its presence set).
     Unsubscribe {
@@ -84,6 +91,15 @@ pub enum ServerFrame {
         channel: String,
         /// For presence channels, the members at subscription time; empty otherwise.
         members: Vec<PresenceMember>,
+        /// The subscription delivers every message after this position, in offset order:
+        /// the `since` asked for when it recovered, else the channel's latest position.
+        position: Position,
+        /// Whether the messages after `since` are replayed; absent without `since`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        /// Why they are not, when `recovered` is false.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovery_failure: Option<RecoveryFailure>,
     },
     /// A subscription ended.
     #[serde(rename = "unsubscribed")]
@@ -93,13 +109,19 @@ pub enum ServerFrame {
         /// Why.
         reason: UnsubscribeReason,
     },
-    /// An event published to a subscribed channel, in publish order per channel.
+    /// An event published to a subscribed channel, in offset order per channel.
     #[serde(rename = "message")]
     Message {
         /// The channel.
         channel: String,
         /// The publish's `message_id`.
         message_id: String,
+        /// The channel's epoch.
+        epoch: String,
+        /// The message's offset in the epoch: one more than the previous message's. A
+        /// subscriber that sees a larger step missed messages (they can be read with
+        /// `realtime.channel.history`, or recovered by subscribing again with `since`).
+        offset: u64,
         /// The event name.
         event: String,
         /// The event payload.
@@ -131,6 +153,10 @@ pub enum ServerFrame {
         request_id: Option<String>,
         /// The new message's id.
         message_id: String,
+        /// The channel's epoch.
+        epoch: String,
+        /// The new message's offset.
+        offset: u64,
         /// How many connections it was handed to.
         delivered: u32,
     },
@@ -314,7 +340,13 @@ mod tests {
     #[test]
     fn client_frames_are_parsed_from_their_documented_json() {
         let frame: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","channel":"room-42"}"#).unwrap();
-        assert_eq!(frame, ClientFrame::Subscribe { channel: "room-42".into() });
+        assert_eq!(frame, ClientFrame::Subscribe { channel: "room-42".into(), since: None });
+        let resuming: ClientFrame = serde_json::from_str(
+            r#"{"type":"subscribe","channel":"room-42","since":{"epoch":"ch_1","offset":7}}"#,
+        )
+        .unwrap();
+        let since = Some(crate::Position { epoch: "ch_1".into(), offset: 7 });
+        assert_eq!(resuming, ClientFrame::Subscribe { channel: "room-42".into(), since });
         let ping: ClientFrame = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
         assert_eq!(ping, ClientFrame::Ping {});
     }

@@ -40,6 +40,8 @@ pub(crate) struct Double {
 fn published(channel: &str, number: u64) -> Published {
     Published {
         message_id: format!("m{number}"),
+        epoch: "e".into(),
+        offset: number,
         channel: channel.to_owned(),
         event: "e".into(),
         published_at: Utc::now(),
@@ -74,6 +76,9 @@ impl RealtimeApi for Double {
     }
     async fn channel_delete(&self, _: &Caller, _: String) -> Result<ChannelDeleted, ApiError> {
         Err(ApiError::internal("not used by these tests"))
+    }
+    async fn channel_history(&self, _: &Caller, channel: String, _: HistoryQuery) -> Result<History, ApiError> {
+        Err(ApiError::not_found(format!("{channel} does not exist")))
     }
     async fn publish(&self, _: &Caller, request: PublishRequest) -> Result<Published, ApiError> {
         match request.channel.as_str() {

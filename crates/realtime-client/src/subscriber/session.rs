@@ -1,12 +1,12 @@
 //! The background task of a [`Subscriber`](super::Subscriber): one connection at a time,
 //! heartbeats, and the decision to reconnect or stop.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use realtime_types::ErrorCode;
-use realtime_types::RealtimeToken;
+use realtime_types::{Position, RealtimeToken};
 use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -127,25 +127,26 @@ pub(super) fn next_step(reason: &Disconnect, has_provider: bool) -> Next {
 }
 
 /// The channels a subscriber wants, kept in step with what its owner asks for and what
-/// the server says, so that a reconnection subscribes to exactly the right ones.
+/// the server says, so that a reconnection subscribes to exactly the right ones, each
+/// from the position of the last message it received.
 #[derive(Debug, Default)]
 pub(super) struct Channels {
-    /// Subscribed to after every (re)connection.
-    wanted: BTreeSet<String>,
+    /// Subscribed to after every (re)connection, with the last position seen.
+    wanted: BTreeMap<String, Option<Position>>,
     /// Asked for on this connection and not yet confirmed.
     pending: BTreeSet<String>,
 }
 
 impl Channels {
     pub(super) fn new(wanted: BTreeSet<String>) -> Self {
-        Channels { wanted, pending: BTreeSet::new() }
+        Channels { wanted: wanted.into_iter().map(|channel| (channel, None)).collect(), pending: BTreeSet::new() }
     }
 
     /// The owner sent a frame.
     fn asked(&mut self, frame: &ClientFrame) {
         match frame {
-            ClientFrame::Subscribe { channel } => {
-                self.wanted.insert(channel.clone());
+            ClientFrame::Subscribe { channel, since } => {
+                self.wanted.insert(channel.clone(), since.clone());
                 self.pending.insert(channel.clone());
             }
             ClientFrame::Unsubscribe { channel } => {
@@ -156,18 +157,31 @@ impl Channels {
         }
     }
 
-    /// A new connection is open: every wanted channel is asked for again.
-    fn resubscribing(&mut self) -> Vec<String> {
-        self.pending = self.wanted.clone();
-        self.wanted.iter().cloned().collect()
+    /// A new connection is open: every wanted channel is asked for again, from the last
+    /// position seen on it.
+    fn resubscribing(&mut self) -> Vec<ClientFrame> {
+        self.pending = self.wanted.keys().cloned().collect();
+        self.wanted
+            .iter()
+            .map(|(channel, since)| ClientFrame::Subscribe { channel: channel.clone(), since: since.clone() })
+            .collect()
     }
 
     /// The server sent a frame: a deleted channel, a server-side unsubscribe, or a
     /// refused subscription is not subscribed to again.
     fn observed(&mut self, frame: &ServerFrame) {
         match frame {
-            ServerFrame::Subscribed { channel, .. } => {
+            ServerFrame::Subscribed { channel, position, .. } => {
                 self.pending.remove(channel);
+                // Recovered or not, the subscription goes on from `position`.
+                if let Some(since) = self.wanted.get_mut(channel) {
+                    *since = Some(position.clone());
+                }
+            }
+            ServerFrame::Message { channel, epoch, offset, .. } => {
+                if let Some(since) = self.wanted.get_mut(channel) {
+                    *since = Some(Position { epoch: epoch.clone(), offset: *offset });
+                }
             }
             ServerFrame::Unsubscribed { channel, reason } => match reason {
                 UnsubscribeReason::ChannelDeleted | UnsubscribeReason::DisconnectedByServer => {
@@ -187,7 +201,6 @@ impl Channels {
             }
             ServerFrame::Error { channel: None, .. }
             | ServerFrame::Connected { .. }
-            | ServerFrame::Message { .. }
             | ServerFrame::PresenceJoin { .. }
             | ServerFrame::PresenceLeave { .. }
             | ServerFrame::Published { .. }
@@ -324,8 +337,8 @@ impl Task {
             return Ended::ByOwner;
         }
         let (mut sink, mut stream) = socket.split();
-        for channel in self.channels.resubscribing() {
-            if let Err(error) = sink.send(text(&ClientFrame::Subscribe { channel })).await {
+        for subscribe in self.channels.resubscribing() {
+            if let Err(error) = sink.send(text(&subscribe)).await {
                 return Ended::Lost(Disconnect::Unreachable(error.to_string()));
             }
         }
@@ -457,10 +470,35 @@ mod tests {
     #[test]
     fn every_wanted_channel_is_subscribed_again_after_a_reconnection() {
         let mut wanted = channels(&["a"]);
-        wanted.asked(&ClientFrame::Subscribe { channel: "b".into() });
-        wanted.asked(&ClientFrame::Subscribe { channel: "c".into() });
+        wanted.asked(&ClientFrame::Subscribe { channel: "b".into(), since: None });
+        wanted.asked(&ClientFrame::Subscribe { channel: "c".into(), since: None });
         wanted.asked(&ClientFrame::Unsubscribe { channel: "c".into() });
-        assert_eq!(wanted.resubscribing(), ["a", "b"]);
+        let at = |offset| Some(Position { epoch: "e".into(), offset });
+        wanted.observed(&ServerFrame::Subscribed {
+            channel: "b".into(),
+            members: vec![],
+            position: at(4).unwrap(),
+            recovered: None,
+            recovery_failure: None,
+        });
+        wanted.observed(&ServerFrame::Message {
+            channel: "b".into(),
+            message_id: "m".into(),
+            epoch: "e".into(),
+            offset: 5,
+            event: "e".into(),
+            data: serde_json::Value::Null,
+            published_at: chrono::Utc::now(),
+        });
+        let again = wanted.resubscribing();
+        assert_eq!(
+            again,
+            [
+                ClientFrame::Subscribe { channel: "a".into(), since: None },
+                ClientFrame::Subscribe { channel: "b".into(), since: at(5) }
+            ],
+            "each from the last message it received"
+        );
     }
 
     #[test]
@@ -468,7 +506,13 @@ mod tests {
         let mut wanted = channels(&["deleted", "kicked", "missing", "fine", "erred-later"]);
         wanted.resubscribing();
         for channel in ["fine", "erred-later"] {
-            wanted.observed(&ServerFrame::Subscribed { channel: channel.into(), members: vec![] });
+            wanted.observed(&ServerFrame::Subscribed {
+                channel: channel.into(),
+                members: vec![],
+                position: Position { epoch: "e".into(), offset: 0 },
+                recovered: None,
+                recovery_failure: None,
+            });
         }
         wanted.observed(&ServerFrame::Unsubscribed {
             channel: "deleted".into(),
@@ -488,7 +532,15 @@ mod tests {
         // An error about a channel that is already subscribed (say, a failed publish)
         // does not drop the subscription.
         wanted.observed(&refusal("erred-later"));
-        assert_eq!(wanted.resubscribing(), ["erred-later", "fine"]);
+        let again: Vec<String> = wanted
+            .resubscribing()
+            .into_iter()
+            .map(|frame| match frame {
+                ClientFrame::Subscribe { channel, .. } => channel,
+                ClientFrame::Unsubscribe { .. } | ClientFrame::Publish { .. } | ClientFrame::Ping {} => String::new(),
+            })
+            .collect();
+        assert_eq!(again, ["erred-later", "fine"]);
     }
 
     #[test]

@@ -41,7 +41,7 @@ use axum::extract::ws::Utf8Bytes;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::Message;
-use realtime_types::PresenceMember;
+use realtime_types::{Position, PresenceMember};
 use realtime_types::ws::ServerFrame;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
@@ -81,7 +81,12 @@ struct Envelope {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireEvent {
-    Frame { account_id: String, channel: String },
+    Frame {
+        account_id: String,
+        channel: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<Position>,
+    },
     ChannelDeleted { account_id: String, channel: String },
     TokenRevoked { jti: String },
     ClientDisconnected { account_id: String, client_id: String, channel: Option<String> },
@@ -89,8 +94,12 @@ enum WireEvent {
 
 fn to_wire(event: &ClusterEvent) -> (WireEvent, Option<&str>) {
     match event {
-        ClusterEvent::Frame { key, frame } => (
-            WireEvent::Frame { account_id: key.account_id.clone(), channel: key.channel.clone() },
+        ClusterEvent::Frame { key, frame, position } => (
+            WireEvent::Frame {
+                account_id: key.account_id.clone(),
+                channel: key.channel.clone(),
+                position: position.clone(),
+            },
             Some(frame.as_str()),
         ),
         ClusterEvent::ChannelDeleted { key } => {
@@ -119,9 +128,11 @@ fn decode_envelope(payload: &str) -> Option<(Envelope, ClusterEvent)> {
     let (header, frame) = payload.split_once('\n')?;
     let envelope: Envelope = serde_json::from_str(header).ok()?;
     let event = match &envelope.event {
-        WireEvent::Frame { account_id, channel } => {
-            ClusterEvent::Frame { key: ChannelKey::new(account_id, channel), frame: Utf8Bytes::from(frame.to_owned()) }
-        }
+        WireEvent::Frame { account_id, channel, position } => ClusterEvent::Frame {
+            key: ChannelKey::new(account_id, channel),
+            frame: Utf8Bytes::from(frame.to_owned()),
+            position: position.clone(),
+        },
         WireEvent::ChannelDeleted { account_id, channel } => {
             ClusterEvent::ChannelDeleted { key: ChannelKey::new(account_id, channel) }
         }
@@ -376,7 +387,7 @@ impl RedisBroker {
             };
             tracing::info!(channel = %key.channel, client_id = %member.client_id, "member of a dead node left");
             let frame = encode(&ServerFrame::PresenceLeave { channel: key.channel.clone(), member });
-            self.publish(ClusterEvent::Frame { key, frame }).await?;
+            self.publish(ClusterEvent::Frame { key, frame, position: None }).await?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use realtime_api::idempotency::Seal;
 use realtime_api::{ApiError, ApiKey, Caller, RealtimeApi};
-use realtime_types::limits::{DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, PAGE_DEFAULT_LIMIT};
+use realtime_types::limits::{DEFAULT_TTL_SECONDS, HISTORY_DEFAULT_LIMIT, MAX_TTL_SECONDS, PAGE_DEFAULT_LIMIT};
 use realtime_types::*;
 
 use super::{Service, hash_api_key, new_id};
@@ -200,6 +200,7 @@ impl RealtimeApi for Service {
             channel_type,
             created_at: Utc::now(),
             last_published_at: None,
+            last_offset: 0,
         };
         let answer =
             ChannelCreated { channel_id: row.channel_id.clone(), name: row.name.clone(), channel_type, created: true };
@@ -266,6 +267,36 @@ impl RealtimeApi for Service {
         let unsubscribed =
             self.announce(ClusterEvent::ChannelDeleted { key: ChannelKey::new(&caller.account_id, &row.name) }).await;
         Ok(ChannelDeleted { unsubscribed, ..answer })
+    }
+
+    async fn channel_history(
+        &self,
+        caller: &Caller,
+        channel: String,
+        query: HistoryQuery,
+    ) -> Result<History, ApiError> {
+        let row = self.existing_channel(caller, &channel).await?;
+        let limit = query.limit.unwrap_or(HISTORY_DEFAULT_LIMIT);
+        let direction = query.direction.unwrap_or_default();
+        let mut rows = self
+            .store
+            .history(&caller.account_id, &row.name, query.since, limit + 1, direction)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_since = rows.last().filter(|_| more).map(|last| last.offset);
+        let messages = rows
+            .into_iter()
+            .map(|message| HistoryMessage {
+                data: serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null),
+                message_id: message.message_id,
+                offset: message.offset,
+                event: message.event,
+                published_at: message.published_at,
+            })
+            .collect();
+        Ok(History { epoch: row.channel_id, latest_offset: row.last_offset, channel: row.name, messages, next_since })
     }
 
     async fn publish(&self, caller: &Caller, request: PublishRequest) -> Result<Published, ApiError> {

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use realtime_api::ApiError;
 use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope};
-use realtime_types::ChannelType;
+use realtime_types::{ChannelType, Direction, Position};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
@@ -48,6 +48,16 @@ impl PostgresStore {
     }
 }
 
+/// An offset as the engine stores it (a signed 64-bit integer).
+fn stored(offset: u64) -> i64 {
+    i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+/// An offset read back from the engine.
+fn offset(stored: i64) -> StoreResult<u64> {
+    u64::try_from(stored).map_err(|error| StoreError::Internal(sqlx::Error::Decode(Box::new(error))))
+}
+
 fn channel_type(text: &str) -> StoreResult<ChannelType> {
     match text {
         "public" => Ok(ChannelType::Public),
@@ -65,6 +75,7 @@ fn channel_row(row: &PgRow) -> StoreResult<ChannelRow> {
         channel_type: channel_type(row.try_get("channel_type")?)?,
         created_at: row.try_get("created_at")?,
         last_published_at: row.try_get("last_published_at")?,
+        last_offset: offset(row.try_get("last_offset")?)?,
     })
 }
 
@@ -316,9 +327,9 @@ impl Channels for PostgresStore {
         account_id: &str,
         messages: &[MessageRow],
         price: i64,
-        keep: u32,
-        seal: Option<&Seal>,
-    ) -> StoreResult<()> {
+        retention: Retention,
+        seal: &SealOf<'_>,
+    ) -> StoreResult<Vec<Position>> {
         let mut tx = self.pool.begin().await?;
         // Every reason to refuse is found before giving up, and returning drops the
         // transaction, which undoes whatever it changed. Every writer takes the account
@@ -332,7 +343,8 @@ impl Channels for PostgresStore {
             Err(other) => return Err(other),
         }
         // Lock the batch's channels in name order: two batches naming the same channels
-        // in different orders then queue instead of deadlocking.
+        // in different orders then queue instead of deadlocking. The channel row's lock
+        // also orders the offsets of racing publishes on any node.
         let mut names: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
         names.sort_unstable();
         names.dedup();
@@ -341,25 +353,30 @@ impl Channels for PostgresStore {
             .bind(&names)
             .fetch_all(&mut *tx)
             .await?;
+        let mut positions = Vec::with_capacity(messages.len());
         for (index, message) in messages.iter().enumerate() {
-            let updated = sqlx::query("UPDATE channels SET last_published_at = $3 WHERE account_id = $1 AND name = $2")
-                .bind(account_id)
-                .bind(&message.channel)
-                .bind(message.published_at)
-                .execute(&mut *tx)
-                .await?;
-            if updated.rows_affected() == 0 {
+            let next = sqlx::query(
+                "UPDATE channels SET last_published_at = $3, last_offset = last_offset + 1 \
+                 WHERE account_id = $1 AND name = $2 RETURNING channel_id, last_offset",
+            )
+            .bind(account_id)
+            .bind(&message.channel)
+            .bind(message.published_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(next) = next else {
                 refused.missing_channel = Some(index);
                 break;
-            }
+            };
+            positions.push(Position { epoch: next.try_get("channel_id")?, offset: offset(next.try_get("last_offset")?)? });
         }
         if refused.insufficient_credit.is_some() || refused.missing_channel.is_some() {
             return Err(StoreError::MessagesRefused(refused));
         }
-        for message in messages {
+        for (message, position) in messages.iter().zip(&positions) {
             sqlx::query(
-                "INSERT INTO messages (account_id, channel, message_id, event, data, published_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO messages (account_id, channel, message_id, event, data, published_at, stream_offset) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(account_id)
             .bind(&message.channel)
@@ -367,24 +384,75 @@ impl Channels for PostgresStore {
             .bind(&message.event)
             .bind(&message.data)
             .bind(message.published_at)
+            .bind(stored(position.offset))
             .execute(&mut *tx)
             .await?;
         }
-        for name in names {
+        let mut newest: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for (message, position) in messages.iter().zip(&positions) {
+            newest.insert(message.channel.as_str(), position.offset);
+        }
+        for (channel, last) in newest {
+            // The newest `retention.messages` stay, and none older than the age limit.
+            let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
             sqlx::query(
-                "DELETE FROM messages WHERE account_id = $1 AND channel = $2 AND message_id < \
-                 (SELECT message_id FROM messages WHERE account_id = $1 AND channel = $2 \
-                  ORDER BY message_id DESC LIMIT 1 OFFSET $3)",
+                "DELETE FROM messages WHERE account_id = $1 AND channel = $2 \
+                 AND (stream_offset < $3 OR published_at < $4)",
             )
             .bind(account_id)
-            .bind(name)
-            .bind(i64::from(keep.max(1)) - 1)
+            .bind(channel)
+            .bind(stored(oldest_kept))
+            .bind(retention.published_after)
             .execute(&mut *tx)
             .await?;
         }
-        commit_seal(&mut tx, seal).await?;
+        commit_seal(&mut tx, seal(&positions).as_ref()).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(positions)
+    }
+
+    async fn history(
+        &self,
+        account_id: &str,
+        channel: &str,
+        since: Option<u64>,
+        limit: u32,
+        direction: Direction,
+    ) -> StoreResult<Vec<MessageRow>> {
+        let query = match direction {
+            Direction::Forward => {
+                "SELECT * FROM messages WHERE account_id = $1 AND channel = $2 AND stream_offset > $3 \
+                 ORDER BY stream_offset ASC LIMIT $4"
+            }
+            Direction::Backward => {
+                "SELECT * FROM messages WHERE account_id = $1 AND channel = $2 AND stream_offset < $3 \
+                 ORDER BY stream_offset DESC LIMIT $4"
+            }
+        };
+        let bound = match (direction, since) {
+            (_, Some(since)) => stored(since),
+            (Direction::Forward, None) => 0,
+            (Direction::Backward, None) => i64::MAX,
+        };
+        let rows = sqlx::query(query)
+            .bind(account_id)
+            .bind(channel)
+            .bind(bound)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MessageRow {
+                    message_id: row.try_get("message_id")?,
+                    offset: offset(row.try_get("stream_offset")?)?,
+                    channel: row.try_get("channel")?,
+                    event: row.try_get("event")?,
+                    data: row.try_get("data")?,
+                    published_at: row.try_get("published_at")?,
+                })
+            })
+            .collect()
     }
 }
 

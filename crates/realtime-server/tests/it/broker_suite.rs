@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use realtime_server::broker::ClusterEvent;
 use realtime_server::hub::{ChannelKey, Connection, Hub};
-use realtime_types::PresenceMember;
+use realtime_types::{Position, PresenceMember};
 use realtime_types::ws::CloseCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -70,9 +70,17 @@ impl Socket {
     }
 
     fn subscribed(hub: &Hub, client_id: &str, channel: &str) -> Socket {
-        let socket = Self::open(hub, client_id, &format!("jti_{client_id}"));
-        hub.subscribe(&socket.connection, channel);
+        let mut socket = Self::open(hub, client_id, &format!("jti_{client_id}"));
+        socket.subscribe(hub, channel);
         socket
+    }
+
+    /// Subscribes from the start of the channel's stream, and takes the hub's reply.
+    fn subscribe(&mut self, hub: &Hub, channel: &str) {
+        let start = Position { epoch: "e".into(), offset: 0 };
+        hub.subscribe(&self.connection, channel, &start, |_| Utf8Bytes::from_static("{\"type\":\"subscribed\"}"));
+        let reply = self.frames.try_recv().expect("the reply is queued at once");
+        assert_eq!(reply.as_str(), "{\"type\":\"subscribed\"}");
     }
 
     async fn frame(&mut self) -> Value {
@@ -106,7 +114,7 @@ fn frame(n: usize) -> Utf8Bytes {
 async fn frames_reach_subscribers_in_publish_order(engine: BrokerEngine) {
     let mut socket = Socket::subscribed(&engine.hub, "reader", "room");
     for n in 0..200 {
-        engine.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(n) }).await.unwrap();
+        engine.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(n), position: None }).await.unwrap();
     }
     for n in 0..200 {
         assert_eq!(socket.frame().await["n"], n);
@@ -118,9 +126,9 @@ async fn a_publish_counts_the_sockets_it_reached(engine: BrokerEngine) {
     let _one = Socket::subscribed(&engine.hub, "one", "room");
     let _two = Socket::subscribed(&engine.hub, "two", "room");
     let _elsewhere = Socket::subscribed(&engine.hub, "three", "other");
-    let reached = engine.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0) }).await.unwrap();
+    let reached = engine.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0), position: None }).await.unwrap();
     assert_eq!(reached, 2);
-    let nobody = engine.broker.publish(ClusterEvent::Frame { key: key("empty"), frame: frame(0) }).await.unwrap();
+    let nobody = engine.broker.publish(ClusterEvent::Frame { key: key("empty"), frame: frame(0), position: None }).await.unwrap();
     assert_eq!(nobody, 0);
 }
 
@@ -167,7 +175,7 @@ async fn a_revoked_token_closes_only_its_sockets(engine: BrokerEngine) {
 
 async fn a_client_disconnect_closes_or_unsubscribes_that_client(engine: BrokerEngine) {
     let mut partly = Socket::subscribed(&engine.hub, "bob", "room");
-    engine.hub.subscribe(&partly.connection, "lobby");
+    partly.subscribe(&engine.hub, "lobby");
     let event = |channel: Option<&str>| ClusterEvent::ClientDisconnected {
         account_id: "acct_t".into(),
         client_id: "bob".into(),
@@ -217,7 +225,7 @@ mod redis_cluster {
         let mut on_b = Socket::subscribed(&b.hub, "reader", "room");
         let mut on_a = Socket::subscribed(&a.hub, "local", "room");
         for n in 0..500 {
-            a.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(n) }).await.unwrap();
+            a.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(n), position: None }).await.unwrap();
         }
         for n in 0..500 {
             assert_eq!(on_b.frame().await["n"], n);
@@ -236,7 +244,7 @@ mod redis_cluster {
         for node in [&a, &b] {
             eventually(PROMPTLY, || async { node.broker.subscriber_count(&key("room")).await.unwrap() == 3 }).await;
         }
-        let reached = a.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0) }).await.unwrap();
+        let reached = a.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0), position: None }).await.unwrap();
         assert_eq!(reached, 3);
     }
 

@@ -8,9 +8,9 @@ use realtime_api::IdempotencyKey;
 use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope, Seal};
 use realtime_server::service::MAX_BALANCE;
 use realtime_server::store::{
-    ChannelRow, CheckoutRow, Completion, MessageRow, MessagesRefused, Store, StoreError, TokenRow,
+    ChannelRow, CheckoutRow, Completion, MessageRow, MessagesRefused, Retention, Store, StoreError, TokenRow,
 };
-use realtime_types::ChannelType;
+use realtime_types::{ChannelType, Direction, Position};
 
 /// Instantiates each behaviour once per engine.
 macro_rules! suite {
@@ -48,6 +48,8 @@ suite!(
     deleting_a_channel_reports_whether_it_existed,
     recording_messages_is_all_or_nothing,
     recording_messages_charges_and_stamps_the_channel,
+    messages_get_consecutive_offsets_per_channel_and_history_reads_them_both_ways,
+    retention_keeps_the_newest_messages_by_count_and_by_age,
     a_token_is_recorded_with_its_charge_and_revoked_idempotently,
     a_new_key_is_written_and_a_retained_one_is_returned,
     an_answer_is_stored_only_under_its_lease_and_then_returned,
@@ -90,17 +92,28 @@ fn channel(account_id: &str, name: &str) -> ChannelRow {
         channel_type: ChannelType::Public,
         created_at: Utc::now(),
         last_published_at: None,
+        last_offset: 0,
     }
 }
 
 fn message(channel: &str, event: &str) -> MessageRow {
     MessageRow {
         message_id: ulid::Ulid::generate().to_string(),
+        offset: 0,
         channel: channel.to_owned(),
         event: event.to_owned(),
         data: "{}".to_owned(),
         published_at: Utc::now(),
     }
+}
+
+/// Keeps the newest `messages` of a channel, whatever their age.
+fn keep(messages: u32) -> Retention {
+    Retention { messages, published_after: Utc::now() - Duration::days(365) }
+}
+
+fn no_seal(_: &[Position]) -> Option<Seal> {
+    None
 }
 
 fn scope(account_id: &str, key: &str) -> Scope {
@@ -225,7 +238,7 @@ async fn channels_are_listed_by_name_in_pages(store: Arc<dyn Store>) {
 async fn deleting_a_channel_reports_whether_it_existed(store: Arc<dyn Store>) {
     let id = account(&store, 0).await;
     store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
-    store.record_messages(&id, &[message("room", "e")], 0, 10, None).await.unwrap();
+    store.record_messages(&id, &[message("room", "e")], 0, keep(10), &no_seal).await.unwrap();
     assert!(store.delete_channel(&id, "room", None).await.unwrap());
     assert!(!store.delete_channel(&id, "room", None).await.unwrap());
     assert_eq!(store.channel(&id, "room").await.unwrap(), None);
@@ -236,10 +249,10 @@ async fn deleting_a_channel_reports_whether_it_existed(store: Arc<dyn Store>) {
 async fn recording_messages_is_all_or_nothing(store: Arc<dyn Store>) {
     let id = account(&store, 100).await;
     store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
-    let missing = store.record_messages(&id, &[message("room", "a"), message("nowhere", "b")], 20, 10, None).await;
+    let missing = store.record_messages(&id, &[message("room", "a"), message("nowhere", "b")], 20, keep(10), &no_seal).await;
     let expected = MessagesRefused { insufficient_credit: None, missing_channel: Some(1) };
     assert!(matches!(missing, Err(StoreError::MessagesRefused(refused)) if refused == expected), "{missing:?}");
-    let poor = store.record_messages(&id, &[message("room", "a")], 1000, 10, None).await;
+    let poor = store.record_messages(&id, &[message("room", "a")], 1000, keep(10), &no_seal).await;
     let expected = MessagesRefused { insufficient_credit: Some((100, 1000)), missing_channel: None };
     assert!(matches!(poor, Err(StoreError::MessagesRefused(refused)) if refused == expected), "{poor:?}");
     assert_eq!(balance(&store, &id).await, 100);
@@ -252,11 +265,47 @@ async fn recording_messages_charges_and_stamps_the_channel(store: Arc<dyn Store>
     store.create_channel(&channel(&id, "two"), 0, None).await.unwrap();
     for _ in 0..5 {
         let batch = [message("two", "x"), message("one", "y"), message("two", "z")];
-        store.record_messages(&id, &batch, 30, 2, None).await.unwrap();
+        store.record_messages(&id, &batch, 30, keep(2), &no_seal).await.unwrap();
     }
     assert_eq!(balance(&store, &id).await, 850);
     let stamped = store.channel(&id, "one").await.unwrap().unwrap().last_published_at;
     assert!(stamped.is_some());
+}
+
+async fn messages_get_consecutive_offsets_per_channel_and_history_reads_them_both_ways(store: Arc<dyn Store>) {
+    let id = account(&store, 0).await;
+    let (one, _) = store.create_channel(&channel(&id, "one"), 0, None).await.unwrap();
+    let (two, _) = store.create_channel(&channel(&id, "two"), 0, None).await.unwrap();
+    let batch = [message("one", "a"), message("two", "b"), message("one", "c")];
+    let positions = store.record_messages(&id, &batch, 0, keep(100), &no_seal).await.unwrap();
+    let at = |row: &ChannelRow, offset| Position { epoch: row.channel_id.clone(), offset };
+    assert_eq!(positions, [at(&one, 1), at(&two, 1), at(&one, 2)], "the epoch is the channel id");
+    let more = store.record_messages(&id, &[message("one", "d")], 0, keep(100), &no_seal).await.unwrap();
+    assert_eq!(more, [at(&one, 3)]);
+    assert_eq!(store.channel(&id, "one").await.unwrap().unwrap().position(), at(&one, 3));
+
+    let offsets = |rows: Vec<MessageRow>| rows.iter().map(|row| (row.offset, row.event.clone())).collect::<Vec<_>>();
+    let all = store.history(&id, "one", None, 10, Direction::Forward).await.unwrap();
+    assert_eq!(offsets(all), [(1, "a".into()), (2, "c".into()), (3, "d".into())]);
+    let after_one = store.history(&id, "one", Some(1), 1, Direction::Forward).await.unwrap();
+    assert_eq!(offsets(after_one), [(2, "c".into())]);
+    let newest = store.history(&id, "one", None, 2, Direction::Backward).await.unwrap();
+    assert_eq!(offsets(newest), [(3, "d".into()), (2, "c".into())]);
+    let before_two = store.history(&id, "one", Some(2), 10, Direction::Backward).await.unwrap();
+    assert_eq!(offsets(before_two), [(1, "a".into())]);
+}
+
+async fn retention_keeps_the_newest_messages_by_count_and_by_age(store: Arc<dyn Store>) {
+    let id = account(&store, 0).await;
+    store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
+    let batch: Vec<MessageRow> = (0..4).map(|n| message("room", &format!("e{n}"))).collect();
+    store.record_messages(&id, &batch, 0, keep(2), &no_seal).await.unwrap();
+    let kept = store.history(&id, "room", None, 10, Direction::Forward).await.unwrap();
+    assert_eq!(kept.iter().map(|row| row.offset).collect::<Vec<_>>(), [3, 4], "the newest two");
+    let expired = Retention { messages: 100, published_after: Utc::now() + Duration::hours(1) };
+    let positions = store.record_messages(&id, &[message("room", "late")], 0, expired, &no_seal).await.unwrap();
+    assert_eq!(positions[0].offset, 5, "offsets go on when history is trimmed");
+    assert!(store.history(&id, "room", None, 10, Direction::Forward).await.unwrap().is_empty(), "all too old");
 }
 
 async fn a_token_is_recorded_with_its_charge_and_revoked_idempotently(store: Arc<dyn Store>) {
@@ -401,7 +450,7 @@ async fn every_effect_seals_its_answer(store: Arc<dyn Store>) {
     store.create_channel(&channel(&id, "room"), 10, Some(&seal)).await.unwrap();
     assert_eq!(answer(&key).await.as_deref(), Some("\"create\""));
     let (key, seal) = sealed("publish").await;
-    store.record_messages(&id, &[message("room", "e")], 10, 10, Some(&seal)).await.unwrap();
+    store.record_messages(&id, &[message("room", "e")], 10, keep(10), &|_: &[Position]| Some(seal.clone())).await.unwrap();
     assert_eq!(answer(&key).await.as_deref(), Some("\"publish\""));
     let (key, seal) = sealed("token").await;
     let token = TokenRow { jti: "j1".into(), account_id: id.clone(), client_id: "c".into(), expires_at: now };
@@ -545,11 +594,11 @@ async fn purging_deletes_only_expired_records(store: Arc<dyn Store>) {
 
 async fn refused_messages_report_every_reason_and_charge_nothing(store: Arc<dyn Store>) {
     let id = account(&store, 0).await;
-    let refused = store.record_messages(&id, &[message("never-created", "e")], 10, 100, None).await;
+    let refused = store.record_messages(&id, &[message("never-created", "e")], 10, keep(100), &no_seal).await;
     let both = MessagesRefused { insufficient_credit: Some((0, 10)), missing_channel: Some(0) };
     assert!(matches!(refused, Err(StoreError::MessagesRefused(reasons)) if reasons == both), "{refused:?}");
     let funded = account(&store, 100).await;
-    let missing = store.record_messages(&funded, &[message("never-created", "e")], 10, 100, None).await;
+    let missing = store.record_messages(&funded, &[message("never-created", "e")], 10, keep(100), &no_seal).await;
     let only_missing = MessagesRefused { insufficient_credit: None, missing_channel: Some(0) };
     assert!(matches!(missing, Err(StoreError::MessagesRefused(reasons)) if reasons == only_missing), "{missing:?}");
     assert_eq!(balance(&store, &funded).await, 100, "the refused call was not charged");
