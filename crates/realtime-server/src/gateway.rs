@@ -382,7 +382,11 @@ async fn subscribe(
             recovery_failure,
         })
     };
-    let latest = row.position();
+    // The client saw `since`, so nothing up to it is still on its way to this node.
+    let latest = match &since {
+        Some(since) if since.epoch == row.channel_id && since.offset > row.last_offset => since.clone(),
+        Some(_) | None => row.position(),
+    };
     let start = match &since {
         None => service.hub.subscribe(connection, &channel, &latest, |position| subscribed(position, None, None)),
         Some(_) => service.hub.subscribe_recovering(connection, &channel, &latest),
@@ -408,17 +412,33 @@ async fn subscribe(
         }
     };
     let Some(since) = since else { return None };
-    let (frames, caught_up) = match missed_since(service, &now, &since).await {
+    // The replay goes out with backpressure (it may be long), while what the channel
+    // delivers meanwhile is held; the hub then joins the two without a gap or a repeat.
+    let (reply, missed, caught_up) = match missed_since(service, &now, &since).await {
         Ok(missed) => {
-            let caught_up = missed.last().map_or(since.offset, |message| message.offset);
-            let frames = std::iter::once(subscribed(&since, Some(true), None))
-                .chain(missed.into_iter().map(|message| message_frame(&now, message)))
-                .collect();
-            (frames, caught_up)
+            let missed: Vec<(u64, Utf8Bytes)> =
+                missed.into_iter().map(|message| (message.offset, message_frame(&now, message))).collect();
+            (subscribed(&since, Some(true), None), missed, since.offset)
         }
-        Err(reason) => (vec![subscribed(&start, Some(false), Some(reason))], start.offset),
+        Err(reason) => (subscribed(&start, Some(false), Some(reason)), Vec::new(), start.offset),
     };
-    if !service.hub.finish_recovery(connection, &channel, frames, caught_up) {
+    if !connection.send_waiting(reply).await {
+        return None;
+    }
+    let delivered_here = service.hub.position(&key).map_or(0, |position| position.offset);
+    let mut caught_up = caught_up;
+    let mut rest = Vec::new();
+    for (offset, frame) in missed {
+        if offset <= delivered_here {
+            if !connection.send_waiting(frame).await {
+                return None;
+            }
+            caught_up = offset;
+        } else {
+            rest.push((offset, frame));
+        }
+    }
+    if !service.hub.finish_recovery(connection, &channel, rest, caught_up) {
         return Some(frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel)));
     }
     None

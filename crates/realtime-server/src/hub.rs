@@ -91,6 +91,15 @@ impl Connection {
         }
     }
 
+    /// Queues a frame, waiting while the queue is full (for frames a client asked for in
+    /// bulk, such as a recovery); false when the connection closes first.
+    pub async fn send_waiting(&self, frame: Utf8Bytes) -> bool {
+        tokio::select! {
+            sent = self.outbound.send(frame) => sent.is_ok(),
+            _ = self.closed() => false,
+        }
+    }
+
     /// Queues a frame; a full queue cuts the connection as a slow consumer.
     pub fn send(&self, frame: Utf8Bytes) -> bool {
         match self.outbound.try_send(frame) {
@@ -156,6 +165,10 @@ impl Connection {
 /// The subscribers fan-out iterates.
 type Snapshot = Arc<[Arc<Connection>]>;
 
+/// Most frames held for one subscriber while it catches up; past it, the subscriber is
+/// cut as a slow consumer rather than growing memory.
+const HELD_MAX: usize = 4096;
+
 /// A frame held for a subscriber that catches up, with its offset when it is a message.
 type Held = (Option<u64>, Utf8Bytes);
 
@@ -184,7 +197,11 @@ impl Channel {
     /// Hands `frame` to every subscriber (and holds it for those catching up); returns
     /// how many live subscribers took it.
     fn hand_out(&mut self, offset: Option<u64>, frame: &Utf8Bytes) -> u32 {
-        for (_, held) in self.recovering.values_mut() {
+        for (connection, held) in self.recovering.values_mut() {
+            if held.len() >= HELD_MAX {
+                connection.close(CloseCode::SlowConsumer, "the client did not read its recovery fast enough");
+                continue;
+            }
             held.push((offset, frame.clone()));
         }
         let mut delivered = 0;
@@ -277,13 +294,13 @@ impl Hub {
         latest: &Position,
         reply: impl FnOnce(&Position) -> Utf8Bytes,
     ) -> Option<Position> {
-        let shared = self.join(connection, channel)?;
-        let mut channel = shared.lock().expect("channel lock");
-        let position = channel.sequence.start(latest);
-        connection.send(reply(&position));
-        channel.members.insert(connection.id, connection.clone());
-        channel.snapshot = None;
-        Some(position)
+        self.join(connection, channel, |channel| {
+            let position = channel.sequence.start(latest);
+            connection.send(reply(&position));
+            channel.members.insert(connection.id, connection.clone());
+            channel.snapshot = None;
+            position
+        })
     }
 
     /// Subscribes a connection that first catches up on missed messages: what the channel
@@ -296,29 +313,42 @@ impl Hub {
         channel: &str,
         latest: &Position,
     ) -> Option<Position> {
-        let shared = self.join(connection, channel)?;
-        let mut channel = shared.lock().expect("channel lock");
-        let position = channel.sequence.start(latest);
-        channel.recovering.insert(connection.id, (connection.clone(), Vec::new()));
-        Some(position)
+        self.join(connection, channel, |channel| {
+            let position = channel.sequence.start(latest);
+            channel.recovering.insert(connection.id, (connection.clone(), Vec::new()));
+            position
+        })
     }
 
-    /// Ends a recovery: queues `frames` (the reply, then the missed messages, the last of
-    /// them at offset `caught_up`), then the held frames after it, and makes the
-    /// connection a live subscriber. False when the subscription ended meanwhile.
+    /// The position through which this node delivered a channel's messages, if anyone
+    /// here is subscribed to it.
+    pub fn position(&self, key: &ChannelKey) -> Option<Position> {
+        let shared = self.state.read().expect("hub lock").channels.get(key).cloned()?;
+        Some(shared.lock().expect("channel lock").sequence.position())
+    }
+
+    /// Ends a recovery whose connection has been sent the messages through offset
+    /// `caught_up`: queues those of `missed` this node has delivered meanwhile, then the
+    /// frames held for it after them, and makes it a live subscriber. Messages this node
+    /// has not delivered yet reach it live, so none arrives twice. False when the
+    /// subscription ended meanwhile.
     pub fn finish_recovery(
         &self,
         connection: &Arc<Connection>,
         channel: &str,
-        frames: Vec<Utf8Bytes>,
-        caught_up: u64,
+        missed: Vec<(u64, Utf8Bytes)>,
+        mut caught_up: u64,
     ) -> bool {
         let key = ChannelKey::new(&connection.account_id, channel);
         let Some(shared) = self.state.read().expect("hub lock").channels.get(&key).cloned() else { return false };
         let mut channel = shared.lock().expect("channel lock");
         let Some((_, held)) = channel.recovering.remove(&connection.id) else { return false };
-        for frame in frames {
-            connection.send(frame);
+        let through = channel.sequence.position().offset;
+        for (offset, frame) in missed {
+            if offset > caught_up && offset <= through {
+                connection.send(frame);
+                caught_up = offset;
+            }
         }
         for (offset, frame) in held {
             if offset.is_none_or(|offset| offset > caught_up) {
@@ -330,15 +360,18 @@ impl Hub {
         true
     }
 
-    /// Records the subscription on the connection and returns its channel (created when
-    /// new); `None` when it already was subscribed.
-    fn join(&self, connection: &Arc<Connection>, channel: &str) -> Option<SharedChannel> {
+    /// Records the subscription on the connection and runs `subscribe` on its channel
+    /// (created when new) under the hub's lock, so that the channel cannot be dropped as
+    /// empty in between; `None` when it already was subscribed.
+    fn join<R>(&self, connection: &Arc<Connection>, channel: &str, subscribe: impl FnOnce(&mut Channel) -> R) -> Option<R> {
         if !connection.subscriptions.lock().expect("subscriptions lock").insert(channel.to_owned()) {
             return None;
         }
         let key = ChannelKey::new(&connection.account_id, channel);
         let mut state = self.state.write().expect("hub lock");
-        Some(state.channels.entry(key).or_default().clone())
+        let shared = state.channels.entry(key).or_default().clone();
+        let mut channel = shared.lock().expect("channel lock");
+        Some(subscribe(&mut channel))
     }
 
     /// Unsubscribes a connection; false when it was not subscribed.

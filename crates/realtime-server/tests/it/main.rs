@@ -8,6 +8,7 @@ mod engines;
 mod layering;
 mod live;
 mod multinode;
+mod recovery;
 mod rest;
 mod secrets;
 mod socket;
