@@ -356,3 +356,44 @@ async fn the_conformance_harness_passes_against_node_a_of_two_nodes() {
     let (not_passed, table) = not_passed(&cluster.a.base_url(), &cluster.key, &zero).await;
     assert!(not_passed.is_empty(), "checks that did not pass against node A: {not_passed:?}\n{table}");
 }
+
+#[tokio::test]
+async fn readers_switching_nodes_see_every_message_once_and_in_order_while_both_nodes_publish() {
+    const EACH: u64 = 60;
+    let cluster = Cluster::start().await;
+    cluster.create_channel("room", "public").await;
+    let (a, b) = (
+        cluster.token(&cluster.a, "reader", &["subscribe"]).await,
+        cluster.token(cluster.b(), "reader", &["subscribe"]).await,
+    );
+    let total = 4 * EACH;
+    let readers: Vec<_> = (0..4u64)
+        .map(|reader| {
+            let tokens = if reader % 2 == 0 { vec![a.clone(), b.clone()] } else { vec![b.clone(), a.clone()] };
+            tokio::spawn(crate::recovery::reconnecting_reader(tokens, "room".into(), total, 9 + reader * 4))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let publishers: Vec<_> = [&cluster.a, cluster.b(), &cluster.a, cluster.b()]
+        .into_iter()
+        .enumerate()
+        .map(|(publisher, node)| {
+            let (http, url, key) =
+                (cluster.http.clone(), format!("{}/v1/realtime/publish", node.base_url()), cluster.key.clone());
+            tokio::spawn(async move {
+                for n in 0..EACH {
+                    let body = json!({"channel": "room", "event": "e", "data": {"from": publisher, "n": n}});
+                    let sent = http.post(&url).bearer_auth(&key).json(&body).send().await.unwrap();
+                    assert!(sent.status().is_success());
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    for reader in readers {
+        let seen = tokio::time::timeout(Duration::from_secs(90), reader).await.expect("in time").unwrap();
+        assert_eq!(seen, (1..=total).collect::<Vec<u64>>(), "every message once, in order, on either node");
+    }
+}

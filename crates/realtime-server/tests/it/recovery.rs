@@ -60,7 +60,8 @@ async fn history_reads_a_channels_messages_with_their_positions_both_ways() {
     assert_eq!(all.get("next_since"), None, "one page");
 
     let first = env.get("/v1/realtime/channel/history/room?limit=2").await.ok();
-    let page = |body: &Value| body["messages"].as_array().unwrap().iter().map(|m| m["offset"].clone()).collect::<Vec<_>>();
+    let page =
+        |body: &Value| body["messages"].as_array().unwrap().iter().map(|m| m["offset"].clone()).collect::<Vec<_>>();
     assert_eq!((page(&first), first["next_since"].clone()), (vec![json!(1), json!(2)], json!(2)));
     let second = env.get("/v1/realtime/channel/history/room?limit=2&since=2").await.ok();
     assert_eq!(page(&second), [json!(3), json!(4)]);
@@ -149,16 +150,23 @@ async fn more_missed_messages_than_one_recovery_replays_is_too_many() {
     assert_eq!(subscribed["recovered"], true);
     assert_eq!(offsets(&mut full, 1000).await, (2..=1001).collect::<Vec<u64>>());
     let (_, subscribed) = subscribe(&env, "room", Some(json!({"epoch": first["epoch"], "offset": 0}))).await;
-    assert_eq!((subscribed["recovered"].clone(), subscribed["recovery_failure"].clone()), (json!(false), json!("too_many")));
+    assert_eq!(
+        (subscribed["recovered"].clone(), subscribed["recovery_failure"].clone()),
+        (json!(false), json!("too_many"))
+    );
 }
 
 /// A subscriber that drops its socket every few messages and comes back with the last
-/// position it saw, until it has seen `total` messages; returns every offset it saw.
-pub(crate) async fn reconnecting_reader(token: Value, channel: String, total: u64, drop_every: u64) -> Vec<u64> {
+/// position it saw (through each of `tokens`' endpoints in turn), until it has seen
+/// `total` messages; returns every offset it saw.
+pub(crate) async fn reconnecting_reader(tokens: Vec<Value>, channel: String, total: u64, drop_every: u64) -> Vec<u64> {
     let mut seen: Vec<u64> = Vec::new();
     let mut since: Option<Value> = None;
-    while seen.last().copied().unwrap_or(0) < total {
-        let mut ws = Ws::connect(&token).await;
+    for token in tokens.iter().cycle() {
+        if seen.last().copied().unwrap_or(0) >= total {
+            break;
+        }
+        let mut ws = Ws::connect(token).await;
         let mut subscribe = json!({"type": "subscribe", "channel": channel});
         if let Some(since) = &since {
             subscribe["since"] = since.clone();
@@ -197,7 +205,7 @@ async fn every_subscriber_sees_every_message_once_and_in_order_while_publishes_r
     env.create_channel("room", "public").await;
     let token = env.token("reader", &["room"], &["subscribe"]).await;
     let readers: Vec<_> = (0..5u64)
-        .map(|reader| tokio::spawn(reconnecting_reader(token.clone(), "room".into(), TOTAL, 7 + reader * 5)))
+        .map(|reader| tokio::spawn(reconnecting_reader(vec![token.clone()], "room".into(), TOTAL, 7 + reader * 5)))
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let publishers: Vec<_> = (0..PUBLISHERS)
