@@ -105,6 +105,23 @@ pub(crate) enum Command {
         #[command(flatten)]
         write: WriteArgs,
     },
+    /// Show a channel's recent messages, oldest first (or newest first with --backward).
+    #[command(
+        after_help = "Examples:\n  realtime history room-42\n  realtime history room-42 --since 40 --limit 10\n  realtime history room-42 --backward --limit 5"
+    )]
+    History {
+        /// The channel.
+        channel: String,
+        /// Start after this offset (before it with --backward).
+        #[arg(long)]
+        since: Option<u64>,
+        /// At most this many messages (1-100) [default: 50].
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Newest first.
+        #[arg(long)]
+        backward: bool,
+    },
     /// Show the live members of a channel.
     #[command(after_help = "Example:\n  realtime presence room-42")]
     Presence {

@@ -180,6 +180,19 @@ pub(crate) async fn batch(client: &Client, out: Output, write: WriteArgs) -> any
     out.table(&body, &body.messages, &["message_id", "channel", "event", "delivered"])
 }
 
+pub(crate) async fn history(
+    client: &Client,
+    out: Output,
+    channel: String,
+    since: Option<u64>,
+    limit: Option<u32>,
+    backward: bool,
+) -> anyhow::Result<()> {
+    let direction = Some(if backward { Direction::Backward } else { Direction::Forward });
+    let history = client.channel_history(&channel, HistoryQuery { since, limit, direction }).await?;
+    out.table(&history, &history.messages, &["offset", "message_id", "event", "data", "published_at"])
+}
+
 pub(crate) async fn presence(client: &Client, out: Output, channel: String) -> anyhow::Result<()> {
     let presence = client.presence_get(&channel).await?;
     out.table(&presence, &presence.members, &["client_id", "user_id"])

@@ -47,6 +47,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::publish(&settings.client()?, out, channel, event, data, string, write).await
         }
         Command::Batch { write } => commands::batch(&settings.client()?, out, write).await,
+        Command::History { channel, since, limit, backward } => {
+            commands::history(&settings.client()?, out, channel, since, limit, backward).await
+        }
         Command::Presence { channel } => commands::presence(&settings.client()?, out, channel).await,
         Command::Disconnect { client_id, channel, write } => {
             commands::disconnect(&settings.client()?, out, client_id, channel, write).await

@@ -59,6 +59,16 @@ pub(crate) async fn run(client: Client, args: SubscribeArgs) -> anyhow::Result<(
                         channel.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
                     );
                 }
+                if let ServerFrame::Subscribed { channel, position, recovered: Some(false), recovery_failure, .. } =
+                    &frame
+                {
+                    let reason = recovery_failure.map(|r| format!("{r:?}")).unwrap_or_default();
+                    eprintln!(
+                        "{channel}: messages were missed while reconnecting and cannot be replayed ({reason}); \
+                         going on from offset {} (read `realtime history {channel}` for what is kept)",
+                        position.offset
+                    );
+                }
                 writeln!(stdout, "{}", serde_json::to_string(&frame)?)?;
                 stdout.flush()?;
                 if is_message {

@@ -172,3 +172,23 @@ async fn completions_are_printed_for_a_shell() {
     assert_eq!(ran.code, Some(0));
     assert!(ran.stdout.contains("realtime"), "{}", ran.stdout);
 }
+
+#[tokio::test]
+async fn history_shows_a_channels_messages_with_their_offsets() {
+    let cli = Cli::start().await;
+    assert_eq!(cli.run(&["channel", "create", "room-42"]).await.code, Some(0));
+    for n in 1..=3 {
+        let data = format!("{{\"n\":{n}}}");
+        assert_eq!(cli.run(&["publish", "room-42", "tick", &data]).await.code, Some(0));
+    }
+    let table = cli.run(&["history", "room-42"]).await;
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    let rows: Vec<&str> = table.stdout.lines().collect();
+    assert!(rows[0].starts_with("OFFSET"), "{}", table.stdout);
+    assert_eq!(rows.len(), 4, "a header and three messages: {}", table.stdout);
+    assert!(rows[1].starts_with('1') && rows[3].starts_with('3'), "oldest first: {}", table.stdout);
+    let newest = cli.run(&["history", "room-42", "--backward", "--limit", "1", "--json"]).await;
+    let body = json(&newest.stdout);
+    assert_eq!(body["messages"][0]["offset"], 3);
+    assert_eq!(body["next_since"], 3);
+}
