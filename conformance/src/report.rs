@@ -19,13 +19,16 @@ pub enum Kind {
     Auth,
     /// Live delivery, presence and cuts over WebSocket.
     Live,
+    /// Stream positions, history and recovery.
+    History,
     /// Schema-violating requests.
     Negative,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 6] = [Kind::Example, Kind::Idempotency, Kind::Credit, Kind::Auth, Kind::Live, Kind::Negative];
+    pub const ALL: [Kind; 7] =
+        [Kind::Example, Kind::Idempotency, Kind::Credit, Kind::Auth, Kind::Live, Kind::History, Kind::Negative];
 
     /// The kind's name in reports.
     pub fn as_str(self) -> &'static str {
@@ -35,6 +38,7 @@ impl Kind {
             Kind::Credit => "credit",
             Kind::Auth => "auth",
             Kind::Live => "live",
+            Kind::History => "history",
             Kind::Negative => "negative",
         }
     }

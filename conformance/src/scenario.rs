@@ -3,6 +3,7 @@
 pub(crate) mod auth;
 pub(crate) mod credit;
 pub(crate) mod examples;
+pub(crate) mod history;
 pub(crate) mod idempotency;
 pub(crate) mod live;
 pub(crate) mod negative;

@@ -335,11 +335,11 @@ pub(crate) async fn subscriber(ctx: &Ctx, channel: &str, client_id: &str) -> Res
     Ok(socket)
 }
 
-fn endpoint(token: &Value) -> Result<String, String> {
+pub(crate) fn endpoint(token: &Value) -> Result<String, String> {
     field(token, "/endpoint")
 }
 
-fn field(value: &Value, pointer: &str) -> Result<String, String> {
+pub(crate) fn field(value: &Value, pointer: &str) -> Result<String, String> {
     value.pointer(pointer).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("no {pointer} in {value}"))
 }
 
