@@ -289,7 +289,9 @@ async fn read(
         };
         match incoming {
             Some(Ok(Message::Text(text))) => {
-                if let Some(end) = handle_frame(service, connection, claims, &text).await {
+                // Boxed: handling a frame needs a large future for a moment, and an idle
+                // socket should not carry its space.
+                if let Some(end) = Box::pin(handle_frame(service, connection, claims, &text)).await {
                     return end;
                 }
             }
