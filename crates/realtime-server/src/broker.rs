@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
-use realtime_types::{Position, PresenceMember};
 use realtime_types::ws::{CloseCode, UnsubscribeReason};
+use realtime_types::{Position, PresenceMember};
 
 use realtime_types::ws::ServerFrame;
 

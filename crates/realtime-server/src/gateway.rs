@@ -19,8 +19,8 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
 use realtime_types::limits::RECOVERY_MAX_MESSAGES;
+use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
 use realtime_types::{
     Capability, ChannelType, Direction, ErrorCode, Position, PublishRequest, RecoveryFailure, Validate,
 };
@@ -325,7 +325,8 @@ async fn handle_frame(
     };
     let reply = match frame {
         ClientFrame::Ping {} => ServerFrame::Pong {},
-        ClientFrame::Subscribe { channel, since } => match subscribe(service, connection, claims, channel, since).await {
+        ClientFrame::Subscribe { channel, since } => match subscribe(service, connection, claims, channel, since).await
+        {
             Some(refused) => refused,
             None => return None,
         },
@@ -413,7 +414,8 @@ async fn subscribe(
             return Some(ServerFrame::Unsubscribed { channel, reason: UnsubscribeReason::ChannelDeleted });
         }
     };
-    let Some(since) = since else { return None };
+    // Without `since` the hub has queued the reply already.
+    let since = since?;
     // The replay goes out with backpressure (it may be long), while what the channel
     // delivers meanwhile is held; the hub then joins the two without a gap or a repeat.
     let (reply, missed, caught_up) = match missed_since(service, &now, &since).await {

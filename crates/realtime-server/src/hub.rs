@@ -13,9 +13,9 @@
 //! the node holding a socket belong to the broker, one layer up.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use realtime_types::Position;
@@ -363,7 +363,12 @@ impl Hub {
     /// Records the subscription on the connection and runs `subscribe` on its channel
     /// (created when new) under the hub's lock, so that the channel cannot be dropped as
     /// empty in between; `None` when it already was subscribed.
-    fn join<R>(&self, connection: &Arc<Connection>, channel: &str, subscribe: impl FnOnce(&mut Channel) -> R) -> Option<R> {
+    fn join<R>(
+        &self,
+        connection: &Arc<Connection>,
+        channel: &str,
+        subscribe: impl FnOnce(&mut Channel) -> R,
+    ) -> Option<R> {
         if !connection.subscriptions.lock().expect("subscriptions lock").insert(channel.to_owned()) {
             return None;
         }
@@ -438,7 +443,10 @@ impl Hub {
     pub fn subscriber_counts(&self) -> HashMap<ChannelKey, u32> {
         let channels: Vec<(ChannelKey, SharedChannel)> =
             self.state.read().expect("hub lock").channels.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
-        channels.into_iter().map(|(key, channel)| (key, channel.lock().expect("channel lock").members.len() as u32)).collect()
+        channels
+            .into_iter()
+            .map(|(key, channel)| (key, channel.lock().expect("channel lock").members.len() as u32))
+            .collect()
     }
 
     /// Closes every local connection using token `jti`; returns how many.

@@ -244,11 +244,12 @@ impl Service {
         };
         self.require_broker().await?;
         let sealed = |positions: &[Position]| seal(&published_at(positions));
-        let positions =
-            self.store.record_messages(account_id, &rows, price, retention, &sealed).await.map_err(|error| match error {
+        let positions = self.store.record_messages(account_id, &rows, price, retention, &sealed).await.map_err(
+            |error| match error {
                 StoreError::MessagesRefused(refused) => self.messages_refused("publishing", refused, rows.len() == 1),
                 other => self.store_error(other),
-            })?;
+            },
+        )?;
         let mut published = published_at(&positions);
         for ((message, position), (_, _, data)) in published.iter_mut().zip(positions).zip(messages) {
             let frame = encode(&ServerFrame::Message {

@@ -341,10 +341,9 @@ mod tests {
     fn client_frames_are_parsed_from_their_documented_json() {
         let frame: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","channel":"room-42"}"#).unwrap();
         assert_eq!(frame, ClientFrame::Subscribe { channel: "room-42".into(), since: None });
-        let resuming: ClientFrame = serde_json::from_str(
-            r#"{"type":"subscribe","channel":"room-42","since":{"epoch":"ch_1","offset":7}}"#,
-        )
-        .unwrap();
+        let resuming: ClientFrame =
+            serde_json::from_str(r#"{"type":"subscribe","channel":"room-42","since":{"epoch":"ch_1","offset":7}}"#)
+                .unwrap();
         let since = Some(crate::Position { epoch: "ch_1".into(), offset: 7 });
         assert_eq!(resuming, ClientFrame::Subscribe { channel: "room-42".into(), since });
         let ping: ClientFrame = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();

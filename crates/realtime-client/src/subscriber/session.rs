@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use realtime_types::ErrorCode;
-use realtime_types::{Position, RealtimeToken};
 use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
+use realtime_types::{Position, RealtimeToken};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;

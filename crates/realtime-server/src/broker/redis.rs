@@ -41,8 +41,8 @@ use axum::extract::ws::Utf8Bytes;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::Message;
-use realtime_types::{Position, PresenceMember};
 use realtime_types::ws::ServerFrame;
+use realtime_types::{Position, PresenceMember};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -87,9 +87,18 @@ enum WireEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<Position>,
     },
-    ChannelDeleted { account_id: String, channel: String },
-    TokenRevoked { jti: String },
-    ClientDisconnected { account_id: String, client_id: String, channel: Option<String> },
+    ChannelDeleted {
+        account_id: String,
+        channel: String,
+    },
+    TokenRevoked {
+        jti: String,
+    },
+    ClientDisconnected {
+        account_id: String,
+        client_id: String,
+        channel: Option<String>,
+    },
 }
 
 fn to_wire(event: &ClusterEvent) -> (WireEvent, Option<&str>) {

@@ -368,7 +368,8 @@ impl Channels for PostgresStore {
                 refused.missing_channel = Some(index);
                 break;
             };
-            positions.push(Position { epoch: next.try_get("channel_id")?, offset: offset(next.try_get("last_offset")?)? });
+            positions
+                .push(Position { epoch: next.try_get("channel_id")?, offset: offset(next.try_get("last_offset")?)? });
         }
         if refused.insufficient_credit.is_some() || refused.missing_channel.is_some() {
             return Err(StoreError::MessagesRefused(refused));

@@ -9,8 +9,8 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use realtime_server::broker::ClusterEvent;
 use realtime_server::hub::{ChannelKey, Connection, Hub};
-use realtime_types::{Position, PresenceMember};
 use realtime_types::ws::CloseCode;
+use realtime_types::{Position, PresenceMember};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -126,9 +126,14 @@ async fn a_publish_counts_the_sockets_it_reached(engine: BrokerEngine) {
     let _one = Socket::subscribed(&engine.hub, "one", "room");
     let _two = Socket::subscribed(&engine.hub, "two", "room");
     let _elsewhere = Socket::subscribed(&engine.hub, "three", "other");
-    let reached = engine.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0), position: None }).await.unwrap();
+    let reached =
+        engine.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0), position: None }).await.unwrap();
     assert_eq!(reached, 2);
-    let nobody = engine.broker.publish(ClusterEvent::Frame { key: key("empty"), frame: frame(0), position: None }).await.unwrap();
+    let nobody = engine
+        .broker
+        .publish(ClusterEvent::Frame { key: key("empty"), frame: frame(0), position: None })
+        .await
+        .unwrap();
     assert_eq!(nobody, 0);
 }
 
@@ -244,7 +249,8 @@ mod redis_cluster {
         for node in [&a, &b] {
             eventually(PROMPTLY, || async { node.broker.subscriber_count(&key("room")).await.unwrap() == 3 }).await;
         }
-        let reached = a.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0), position: None }).await.unwrap();
+        let reached =
+            a.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0), position: None }).await.unwrap();
         assert_eq!(reached, 3);
     }
 

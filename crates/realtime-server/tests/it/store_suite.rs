@@ -249,7 +249,8 @@ async fn deleting_a_channel_reports_whether_it_existed(store: Arc<dyn Store>) {
 async fn recording_messages_is_all_or_nothing(store: Arc<dyn Store>) {
     let id = account(&store, 100).await;
     store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
-    let missing = store.record_messages(&id, &[message("room", "a"), message("nowhere", "b")], 20, keep(10), &no_seal).await;
+    let missing =
+        store.record_messages(&id, &[message("room", "a"), message("nowhere", "b")], 20, keep(10), &no_seal).await;
     let expected = MessagesRefused { insufficient_credit: None, missing_channel: Some(1) };
     assert!(matches!(missing, Err(StoreError::MessagesRefused(refused)) if refused == expected), "{missing:?}");
     let poor = store.record_messages(&id, &[message("room", "a")], 1000, keep(10), &no_seal).await;
@@ -450,7 +451,10 @@ async fn every_effect_seals_its_answer(store: Arc<dyn Store>) {
     store.create_channel(&channel(&id, "room"), 10, Some(&seal)).await.unwrap();
     assert_eq!(answer(&key).await.as_deref(), Some("\"create\""));
     let (key, seal) = sealed("publish").await;
-    store.record_messages(&id, &[message("room", "e")], 10, keep(10), &|_: &[Position]| Some(seal.clone())).await.unwrap();
+    store
+        .record_messages(&id, &[message("room", "e")], 10, keep(10), &|_: &[Position]| Some(seal.clone()))
+        .await
+        .unwrap();
     assert_eq!(answer(&key).await.as_deref(), Some("\"publish\""));
     let (key, seal) = sealed("token").await;
     let token = TokenRow { jti: "j1".into(), account_id: id.clone(), client_id: "c".into(), expires_at: now };
