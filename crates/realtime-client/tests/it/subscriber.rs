@@ -336,3 +336,50 @@ async fn heartbeats_keep_an_idle_subscriber_connected_past_the_servers_timeout()
     assert_eq!(message(&mut subscriber, "still-here").await, serde_json::json!(true));
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_subscriber_resumes_from_its_last_message_and_misses_nothing_when_cut_mid_stream() {
+    const MESSAGES: u64 = 200;
+    let harness = Harness::start().await;
+    let client = harness.client();
+    create_channel(&client, "room-42", ChannelType::Public).await;
+    let token = client.token_issue(token_request("resumer")).await.unwrap();
+    let mut subscriber =
+        Subscriber::builder().token(token).channel("room-42").reconnect(fast_reconnect()).connect().await.unwrap();
+    subscribed(&mut subscriber, "room-42").await;
+
+    let publisher = tokio::spawn(async move {
+        for n in 0..MESSAGES {
+            client.publish(publish_request("room-42", "tick", serde_json::json!(n))).await.unwrap();
+        }
+    });
+    let hub = harness.server.server().service.hub.clone();
+    let cutter = tokio::spawn(async move {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            hub.close_all(CloseCode::HeartbeatTimeout, "cut by the test");
+        }
+    });
+
+    let (mut offsets, mut reconnects, mut recoveries) = (Vec::new(), 0, 0);
+    within("every message", async {
+        while offsets.last().copied().unwrap_or(0) < MESSAGES {
+            match subscriber.next_event().await.expect("the subscriber keeps going") {
+                SubscriberEvent::Frame(ServerFrame::Message { offset, .. }) => offsets.push(offset),
+                SubscriberEvent::Frame(ServerFrame::Subscribed { recovered, .. }) => {
+                    assert_ne!(recovered, Some(false), "every reconnection recovers");
+                    recoveries += usize::from(recovered == Some(true));
+                }
+                SubscriberEvent::Reconnecting { .. } => reconnects += 1,
+                SubscriberEvent::Frame(_) => {}
+                SubscriberEvent::Stopped { reason } => panic!("stopped: {reason}"),
+            }
+        }
+    })
+    .await;
+    publisher.await.unwrap();
+    cutter.await.unwrap();
+    assert!(reconnects >= 1, "the socket was cut");
+    assert!(recoveries >= 1, "and the subscriber resumed with its position");
+    assert_eq!(offsets, (1..=MESSAGES).collect::<Vec<_>>(), "every message once, in order");
+}
