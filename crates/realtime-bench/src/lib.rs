@@ -1,14 +1,15 @@
 //! Load generators, the bare fan-out baseline and the bench suite behind `cargo xtask bench`.
 //!
 //! The binary `realtime-bench` has one subcommand per piece: `baseline` serves the bare
-//! fan-out server, `fanout` and `publish` are the load generators (each prints one JSON
-//! result), and `suite` starts the servers, runs the scenarios and writes the report.
+//! fan-out server, `fanout`, `publish` and `recovery` are the load generators (each prints
+//! one JSON result), and `suite` starts the servers, runs the scenarios and writes the report.
 
 pub mod baseline;
 pub mod fanout;
 pub mod latency;
 pub mod proc_stats;
 pub mod publish;
+pub mod recovery;
 pub mod report;
 pub mod servers;
 pub mod suite;

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use clap::{Parser, Subcommand};
-use realtime_bench::{baseline, fanout, publish, suite};
+use realtime_bench::{baseline, fanout, publish, recovery, suite};
 
 #[derive(Parser)]
 #[command(about = "Load generators, bare fan-out baseline and bench suite of the realtime workspace")]
@@ -24,6 +24,9 @@ enum Command {
     Fanout(fanout::FanoutArgs),
     /// Run one REST publish measurement and print its result as JSON.
     Publish(publish::PublishArgs),
+    /// Run one recovery measurement (subscribers catching up on missed messages) and print
+    /// its result as JSON.
+    Recovery(recovery::RecoveryArgs),
     /// Run the bench scenarios and write the report (what `cargo xtask bench` runs).
     Suite(suite::SuiteArgs),
 }
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         Command::Baseline { listen } => serve_baseline(listen),
         Command::Fanout(args) => print_json(&fanout::run(&args)?),
         Command::Publish(args) => print_json(&publish::run(&args)?),
+        Command::Recovery(args) => print_json(&recovery::run(&args)?),
         Command::Suite(args) => suite::run(&args),
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fanout::FanoutResult;
 use crate::publish::{PublishResult, PublishTarget};
+use crate::recovery::RecoveryResult;
 use crate::target::TargetKind;
 
 /// Everything one `suite` invocation measured.
@@ -23,6 +24,7 @@ pub struct Report {
     /// Idle memory measured on its own (when the fan-out scenario did not run).
     pub idle_memory: Option<FanoutGroup>,
     pub multi_node: Option<FanoutGroup>,
+    pub recovery: Option<RecoveryGroup>,
     pub targets: Vec<TargetCheck>,
     /// What made this run fail (errors, lost messages); figures never do.
     pub failures: Vec<String>,
@@ -230,6 +232,109 @@ impl PublishRow {
     }
 }
 
+/// The recovery scenario: subscribers catching up on missed messages, and what keeping
+/// history costs the REST publish.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveryGroup {
+    /// Messages each recovery replays.
+    pub messages: u64,
+    /// Measured recoveries per run.
+    pub repetitions: usize,
+    /// The `history_per_channel` the recovery runs' server keeps (enough for the backlog).
+    pub history_per_channel: u64,
+    pub recovery: RecoveryRow,
+    pub history_cost: HistoryCost,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveryRow {
+    pub label: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub median: Option<RecoveryMedian>,
+    pub runs: Vec<RecoveryResult>,
+}
+
+/// The median of each figure over the runs (failures: their sum).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveryMedian {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub subscribed_p50_ms: f64,
+    /// The p99 of each recovery's longest wait between two of its frames.
+    pub longest_pause_p99_ms: f64,
+    pub replayed_per_sec: f64,
+    pub recoveries: usize,
+    pub failures: u64,
+    pub server_cpu_secs: f64,
+}
+
+impl RecoveryRow {
+    pub fn skipped(label: &str, reason: String) -> RecoveryRow {
+        RecoveryRow {
+            label: label.to_owned(),
+            status: Status::Skipped,
+            reason: Some(reason),
+            median: None,
+            runs: vec![],
+        }
+    }
+
+    /// A row from its runs and the errors of the runs that could not produce figures.
+    pub fn from_runs(label: &str, runs: Vec<RecoveryResult>, mut errors: Vec<String>) -> RecoveryRow {
+        for run in &runs {
+            if run.failures > 0 {
+                errors.push(format!(
+                    "{} of {} recoveries failed: {}",
+                    run.failures,
+                    run.repetitions + run.warmup,
+                    run.errors.join("; ")
+                ));
+            }
+        }
+        // A run whose every recovery failed has no figures to take the median of.
+        let timed: Vec<&RecoveryResult> = runs.iter().filter(|r| r.latency.count > 0).collect();
+        let median = (!timed.is_empty()).then(|| {
+            let m = |f: fn(&RecoveryResult) -> f64| median(timed.iter().map(|&r| f(r)).collect());
+            RecoveryMedian {
+                p50_ms: m(|r| r.latency.p50_ms),
+                p99_ms: m(|r| r.latency.p99_ms),
+                max_ms: m(|r| r.latency.max_ms),
+                subscribed_p50_ms: m(|r| r.subscribed.p50_ms),
+                longest_pause_p99_ms: m(|r| r.longest_pause.p99_ms),
+                replayed_per_sec: m(|r| r.replayed_per_sec),
+                recoveries: runs.iter().map(|r| r.latency.count as usize).sum(),
+                failures: runs.iter().map(|r| r.failures).sum(),
+                server_cpu_secs: m(|r| r.server_cpu_secs),
+            }
+        });
+        let status = if errors.is_empty() { Status::Measured } else { Status::Failed };
+        let reason = (!errors.is_empty()).then(|| errors.join("; "));
+        RecoveryRow { label: label.to_owned(), status, reason, median, runs }
+    }
+}
+
+/// The REST publish against our server keeping its default history, and keeping one
+/// message per channel (the least it keeps: history cannot be switched off).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryCost {
+    pub concurrency: usize,
+    pub requests: u64,
+    pub default_history: PublishRow,
+    pub minimal_history: PublishRow,
+    /// Requests per second with the default history / with the minimal one.
+    pub ratio: Option<f64>,
+}
+
+impl HistoryCost {
+    pub fn new(concurrency: usize, requests: u64, default_history: PublishRow, minimal_history: PublishRow) -> Self {
+        let rps = |row: &PublishRow| row.median.as_ref().map(|m| m.requests_per_sec);
+        let ratio = rps(&default_history).zip(rps(&minimal_history)).filter(|&(_, b)| b > 0.0).map(|(a, b)| a / b);
+        HistoryCost { concurrency, requests, default_history, minimal_history, ratio }
+    }
+}
+
 /// One of the issue's targets, checked against the medians (never asserted anywhere).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetCheck {
@@ -301,7 +406,41 @@ pub fn targets(report: &Report) -> Vec<TargetCheck> {
             |r| r >= 0.4,
         ));
     }
+    if let Some(group) = &report.recovery {
+        let target = format!(
+            "recovery of {} missed messages: p99 from subscribe to the last recovered frame < 50 ms (one node)",
+            thousands(group.messages)
+        );
+        // The p99 of the recoveries that succeeded says nothing of those that failed.
+        let check = match (&group.recovery.median, group.recovery.status) {
+            (Some(m), Status::Measured) => {
+                TargetCheck { target, measured: format!("{:.2} ms", m.p99_ms), met: Some(m.p99_ms < 50.0) }
+            }
+            (Some(m), Status::Failed) => TargetCheck {
+                target,
+                measured: format!("{:.2} ms, but {} recoveries failed", m.p99_ms, m.failures),
+                met: None,
+            },
+            (None, _) | (Some(_), Status::Skipped) => {
+                TargetCheck { target, measured: "not measured".to_owned(), met: None }
+            }
+        };
+        checks.push(check);
+    }
     checks
+}
+
+/// `1000` -> `1,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn ratio_check(target: String, ratio: Option<f64>, ok: fn(f64) -> bool) -> TargetCheck {
@@ -344,6 +483,9 @@ pub fn markdown(report: &Report) -> String {
     }
     if let Some(group) = &report.publish {
         publish_section(&mut md, group);
+    }
+    if let Some(group) = &report.recovery {
+        recovery_section(&mut md, group);
     }
     if !report.targets.is_empty() {
         let _ = writeln!(md, "## Targets (reported, never asserted)\n");
@@ -454,7 +596,16 @@ fn publish_section(md: &mut String, group: &PublishGroup) {
         "## REST publish: {} requests at concurrency {}\n\n| handler | req/s | p50 ms | p99 ms | server CPU s | loadgen CPU s |\n|---|---|---|---|---|---|",
         group.requests, group.concurrency
     );
-    for row in &group.rows {
+    publish_rows(md, &group.rows.iter().collect::<Vec<_>>());
+    let rps = |kind| group.rows.iter().find(|r| r.kind == kind)?.median.as_ref().map(|m| m.requests_per_sec);
+    if let (Some(ours), Some(noop)) = (rps(PublishTarget::Realtime), rps(PublishTarget::Noop)) {
+        let _ = writeln!(md, "Ours / bare handler: {} of the requests per second.\n", ratio(ours, noop));
+    }
+}
+
+/// The rows of a publish table, then what went wrong in the failed ones.
+fn publish_rows(md: &mut String, rows: &[&PublishRow]) {
+    for row in rows {
         match &row.median {
             Some(m) => {
                 let flag = if row.status == Status::Failed { " (FAILED)" } else { "" };
@@ -470,12 +621,73 @@ fn publish_section(md: &mut String, group: &PublishGroup) {
         }
     }
     md.push('\n');
-    for row in group.rows.iter().filter(|r| r.status == Status::Failed && r.median.is_some()) {
+    for row in rows.iter().filter(|r| r.status == Status::Failed && r.median.is_some()) {
         let _ = writeln!(md, "- {}: {}", row.label, row.reason.as_deref().unwrap_or(""));
     }
-    let rps = |kind| group.rows.iter().find(|r| r.kind == kind)?.median.as_ref().map(|m| m.requests_per_sec);
-    if let (Some(ours), Some(noop)) = (rps(PublishTarget::Realtime), rps(PublishTarget::Noop)) {
-        let _ = writeln!(md, "Ours / bare handler: {} of the requests per second.\n", ratio(ours, noop));
+}
+
+fn recovery_section(md: &mut String, group: &RecoveryGroup) {
+    let row = &group.recovery;
+    let _ = writeln!(
+        md,
+        "## Recovery: {} missed messages, {} recoveries per run, one at a time\n",
+        thousands(group.messages),
+        group.repetitions
+    );
+    let _ = writeln!(
+        md,
+        "Each recovery is a fresh connection subscribing with `since` the position just before the {} messages \
+         (published in batches of 100; the server keeps `history_per_channel` = {}). Timed from sending \
+         `subscribe` to receiving the message with the last offset; checked: `recovered: true`, every offset \
+         once and in order, nothing after the last. With {} recoveries per run, p99 is close to the maximum. \
+         Longest pause: a recovery's longest wait between two of its frames (one long pause is a stall, a \
+         busy CPU makes many short ones).\n",
+        thousands(group.messages),
+        group.history_per_channel,
+        group.repetitions
+    );
+    let _ = writeln!(
+        md,
+        "| server | p50 ms | p99 ms | max ms | replayed msg/s (at p50) | subscribed p50 ms | longest pause p99 ms | recoveries | failed | server CPU s |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    match &row.median {
+        Some(m) => {
+            let flag = if row.status == Status::Failed { " (FAILED)" } else { "" };
+            let _ = writeln!(
+                md,
+                "| {}{flag} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {} | {} | {:.2} |\n",
+                row.label,
+                m.p50_ms,
+                m.p99_ms,
+                m.max_ms,
+                m.replayed_per_sec,
+                m.subscribed_p50_ms,
+                m.longest_pause_p99_ms,
+                m.recoveries,
+                m.failures,
+                m.server_cpu_secs
+            );
+        }
+        None => {
+            let _ = writeln!(md, "| {} | {} |||||||||\n", row.label, row.reason.as_deref().unwrap_or(""));
+        }
+    }
+    if row.status == Status::Failed && row.median.is_some() {
+        let _ = writeln!(md, "- {}: {}\n", row.label, row.reason.as_deref().unwrap_or(""));
+    }
+
+    let cost = &group.history_cost;
+    let _ = writeln!(
+        md,
+        "### Publish cost of history: {} REST publishes at concurrency {}\n\n| server | req/s | p50 ms | p99 ms | server CPU s | loadgen CPU s |\n|---|---|---|---|---|---|",
+        cost.requests, cost.concurrency
+    );
+    publish_rows(md, &[&cost.default_history, &cost.minimal_history]);
+    if let Some(ratio) = cost.ratio {
+        let _ = writeln!(
+            md,
+            "Default history / one message per channel: {ratio:.2}x of the requests per second (history cannot be switched off).\n"
+        );
     }
 }
 
@@ -488,5 +700,12 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(vec![]), 0.0);
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(7), "7");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

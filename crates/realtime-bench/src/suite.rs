@@ -14,7 +14,10 @@ use serde::de::DeserializeOwned;
 
 use crate::fanout::FanoutResult;
 use crate::publish::{PublishResult, PublishTarget};
-use crate::report::{self, FanoutGroup, FanoutRow, PublishGroup, PublishRow, Report, Status};
+use crate::recovery::RecoveryResult;
+use crate::report::{
+    self, FanoutGroup, FanoutRow, HistoryCost, PublishGroup, PublishRow, RecoveryGroup, RecoveryRow, Report, Status,
+};
 use crate::servers::{self, CLIENT_CPU, OursConfig, Server};
 use crate::target::TargetKind;
 
@@ -30,6 +33,9 @@ pub enum Scenario {
     IdleMemory,
     /// Subscribers on node B, publishes to node A, through Redis.
     MultiNode,
+    /// Subscribers recovering 1,000 missed messages, and the REST publish with the default
+    /// history against one message per channel.
+    Recovery,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -74,6 +80,9 @@ fn fanout_loads(quick: bool) -> Vec<Load> {
 }
 
 const PUBLISH_CONCURRENCY: usize = 16;
+
+/// Messages each recovery replays: the figure, and the most the server replays.
+const RECOVERY_MESSAGES: u64 = 1000;
 
 struct Suite {
     bench_bin: PathBuf,
@@ -122,6 +131,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
         publish: None,
         idle_memory: None,
         multi_node: None,
+        recovery: None,
         targets: Vec::new(),
         failures: Vec::new(),
     };
@@ -149,6 +159,9 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
     }
     if wants(Scenario::MultiNode) {
         report.multi_node = Some(suite.multi_node());
+    }
+    if wants(Scenario::Recovery) {
+        report.recovery = Some(suite.recovery_group());
     }
 
     report.targets = report::targets(&report);
@@ -179,7 +192,14 @@ fn failures(report: &Report) -> Vec<String> {
             .filter(|r| r.status == Status::Failed)
             .map(|r| format!("publish / {}: {}", r.label, r.reason.as_deref().unwrap_or("failed")))
     });
-    fanout_rows.chain(publish_rows).collect()
+    let recovery_rows = report.recovery.iter().flat_map(|g| {
+        let cost = [&g.history_cost.default_history, &g.history_cost.minimal_history];
+        std::iter::once((g.recovery.status, &g.recovery.label, &g.recovery.reason))
+            .chain(cost.into_iter().map(|r| (r.status, &r.label, &r.reason)))
+            .filter(|(status, ..)| *status == Status::Failed)
+            .map(|(_, label, reason)| format!("recovery / {label}: {}", reason.as_deref().unwrap_or("failed")))
+    });
+    fanout_rows.chain(publish_rows).chain(recovery_rows).collect()
 }
 
 impl Suite {
@@ -207,18 +227,23 @@ impl Suite {
     }
 
     fn start(&self, kind: TargetKind, name: &str) -> anyhow::Result<Server> {
-        let dir = self.scratch(name);
         match kind {
-            TargetKind::Realtime => servers::start_ours(&OursConfig {
-                binary: &self.ours_bin,
-                dir: &dir,
-                name: "realtime-server",
-                admin_secret: &admin_secret(),
-                env: &[],
-            }),
-            TargetKind::Baseline => servers::start_baseline(&self.bench_bin, &dir),
-            TargetKind::Nchan => servers::start_nchan(&dir),
+            TargetKind::Realtime => self.start_ours(name, &[]),
+            TargetKind::Baseline => servers::start_baseline(&self.bench_bin, &self.scratch(name)),
+            TargetKind::Nchan => servers::start_nchan(&self.scratch(name)),
         }
+    }
+
+    /// Our server with extra environment (its configuration).
+    fn start_ours(&self, name: &str, env: &[(&str, String)]) -> anyhow::Result<Server> {
+        let dir = self.scratch(name);
+        servers::start_ours(&OursConfig {
+            binary: &self.ours_bin,
+            dir: &dir,
+            name: "realtime-server",
+            admin_secret: &admin_secret(),
+            env,
+        })
     }
 
     fn fanout_group(&mut self, title: String, load: Load) -> FanoutGroup {
@@ -326,6 +351,15 @@ impl Suite {
             PublishTarget::Realtime => self.start(TargetKind::Realtime, &format!("publish-realtime-{run}"))?,
             PublishTarget::Noop => self.start(TargetKind::Baseline, &format!("publish-noop-{run}"))?,
         };
+        self.run_publish_loadgen(&server, kind, requests)
+    }
+
+    fn run_publish_loadgen(
+        &self,
+        server: &Server,
+        kind: PublishTarget,
+        requests: u64,
+    ) -> anyhow::Result<PublishResult> {
         let mut command = servers::pinned(CLIENT_CPU, &self.bench_bin);
         command
             .arg("publish")
@@ -344,6 +378,99 @@ impl Suite {
             command.env("REALTIME_BENCH_ADMIN_SECRET", secret);
         }
         run_json(command, Duration::from_secs(60)).with_context(|| format!("server log: {}", server.log_tail()))
+    }
+
+    /// Recoveries of [`RECOVERY_MESSAGES`] missed messages, and the REST publish with the
+    /// default history beside one message per channel; the three are interleaved in
+    /// each run.
+    fn recovery_group(&mut self) -> RecoveryGroup {
+        let repetitions = if self.quick { 10 } else { 30 };
+        let requests = if self.quick { 1000 } else { 10_000 };
+        let label = "realtime, one node";
+        let (default_label, minimal_label) = ("realtime, default history", "realtime, REALTIME_HISTORY_PER_CHANNEL=1");
+        let mut recoveries: (Vec<RecoveryResult>, Vec<String>) = (vec![], vec![]);
+        let mut default_runs: (Vec<PublishResult>, Vec<String>) = (vec![], vec![]);
+        let mut minimal_runs: (Vec<PublishResult>, Vec<String>) = (vec![], vec![]);
+        let ours_missing = self.unavailable(TargetKind::Realtime);
+        for run in 0..self.runs {
+            if ours_missing.is_some() {
+                break;
+            }
+            eprintln!("bench: recovery: {label} run {}/{}", run + 1, self.runs);
+            match self.recovery_once(repetitions, run) {
+                Ok(result) => recoveries.0.push(result),
+                Err(e) => recoveries.1.push(format!("{e:#}")),
+            }
+            for (history, runs, name) in
+                [(None, &mut default_runs, default_label), (Some(1), &mut minimal_runs, minimal_label)]
+            {
+                eprintln!("bench: recovery: publish cost of history: {name} run {}/{}", run + 1, self.runs);
+                match self.history_publish_once(history, requests, run) {
+                    Ok(result) => runs.0.push(result),
+                    Err(e) => runs.1.push(format!("{e:#}")),
+                }
+            }
+        }
+        let (recovery, default_history, minimal_history) = match ours_missing {
+            Some(reason) => (
+                RecoveryRow::skipped(label, reason.clone()),
+                PublishRow::skipped(PublishTarget::Realtime, default_label, reason.clone()),
+                PublishRow::skipped(PublishTarget::Realtime, minimal_label, reason),
+            ),
+            None => (
+                RecoveryRow::from_runs(label, recoveries.0, recoveries.1),
+                PublishRow::from_runs(PublishTarget::Realtime, default_label, default_runs.0, default_runs.1),
+                PublishRow::from_runs(PublishTarget::Realtime, minimal_label, minimal_runs.0, minimal_runs.1),
+            ),
+        };
+        RecoveryGroup {
+            messages: RECOVERY_MESSAGES,
+            repetitions,
+            history_per_channel: RECOVERY_MESSAGES,
+            recovery,
+            history_cost: HistoryCost::new(PUBLISH_CONCURRENCY, requests, default_history, minimal_history),
+        }
+    }
+
+    fn recovery_once(&mut self, repetitions: usize, run: usize) -> anyhow::Result<RecoveryResult> {
+        // The server must keep the whole backlog for it to be recovered.
+        let env = [("REALTIME_HISTORY_PER_CHANNEL", RECOVERY_MESSAGES.to_string())];
+        let server = self.start_ours(&format!("recovery-{run}"), &env)?;
+        let mut command = servers::pinned(CLIENT_CPU, &self.bench_bin);
+        command
+            .arg("recovery")
+            .arg("--base-url")
+            .arg(&server.base_url)
+            .arg("--messages")
+            .arg(RECOVERY_MESSAGES.to_string())
+            .arg("--repetitions")
+            .arg(repetitions.to_string())
+            .arg("--max-secs")
+            .arg("30")
+            .arg("--source-ip")
+            .arg(self.source_ip());
+        for pid in server.pids() {
+            command.arg("--server-pid").arg(pid.to_string());
+        }
+        if let Some(secret) = &server.admin_secret {
+            command.env("REALTIME_BENCH_ADMIN_SECRET", secret);
+        }
+        run_json(command, Duration::from_secs(60)).with_context(|| format!("server log: {}", server.log_tail()))
+    }
+
+    /// The REST publish against our server keeping `history_per_channel` messages per
+    /// channel (its default when `None`).
+    fn history_publish_once(
+        &mut self,
+        history: Option<u32>,
+        requests: u64,
+        run: usize,
+    ) -> anyhow::Result<PublishResult> {
+        let env: Vec<(&str, String)> =
+            history.map(|n| ("REALTIME_HISTORY_PER_CHANNEL", n.to_string())).into_iter().collect();
+        let name = format!("history-{}-{run}", history.map_or_else(|| "default".to_owned(), |n| n.to_string()));
+        let server = self.start_ours(&name, &env)?;
+        self.run_publish_loadgen(&server, PublishTarget::Realtime, requests)
     }
 
     /// Two nodes of ours sharing one store and a Redis broker: subscribers on B,
