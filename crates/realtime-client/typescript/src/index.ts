@@ -3,21 +3,19 @@
 
 export { RealtimeClient, isRetryable, isRetryableStatus, newIdempotencyKey } from "./rest.js";
 export type { CallOptions, ClientOptions, Reply, RetryPolicy } from "./rest.js";
-export { Realtime, Subscription, withToken } from "./live.js";
+export { Realtime, withToken } from "./live.js";
 export type {
   Closed,
   ConnectionState,
   Disconnected,
-  PresenceChange,
   RealtimeEvents,
   RealtimeOptions,
   ReconnectPolicy,
-  SubscribedEvent,
-  SubscriptionEvents,
-  SubscriptionState,
   TokenLike,
   TokenProvider,
 } from "./live.js";
+export { Subscription } from "./subscription.js";
+export type { PresenceChange, SubscribedEvent, SubscriptionEvents, SubscriptionState } from "./subscription.js";
 export { ApiError, ConnectionLost, LiveError, RealtimeError, TokenRefused, TransportError } from "./errors.js";
 export { CLOSE_CODE_ACTIONS, actionFor } from "./policy.js";
 export type { Action } from "./policy.js";
