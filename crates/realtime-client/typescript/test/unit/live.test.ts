@@ -12,6 +12,7 @@ import {
   type SubscribedEvent,
   type TokenLike,
   TokenRefused,
+  withToken,
 } from "../../src/index.js";
 
 /** A WebSocket whose server side the test plays. */
@@ -399,4 +400,37 @@ test("without a WebSocket in the runtime or the options, the constructor says wh
   } finally {
     if (saved) (globalThis as { WebSocket?: unknown }).WebSocket = saved;
   }
+});
+
+test("the token goes in the query of the endpoint, which must be a ws:// or wss:// URL", () => {
+  assert.equal(withToken("ws://127.0.0.1:1/v1/realtime/ws", "a.b+c"), "ws://127.0.0.1:1/v1/realtime/ws?token=a.b%2Bc");
+  assert.equal(withToken("wss://h/ws?region=eu", "t"), "wss://h/ws?region=eu&token=t");
+  assert.throws(() => withToken("http://h/ws", "t"), /not a ws:\/\/ or wss:\/\/ URL/);
+});
+
+test("a listener that throws neither stops the other listeners nor the connection", async () => {
+  const h = harness();
+  const room = h.realtime.subscribe("room");
+  const got: unknown[] = [];
+  room.on("message", () => {
+    throw new Error("a bug in the application");
+  });
+  room.on("message", (message) => got.push(message.data));
+  // The errors are rethrown from a microtask, as uncaught errors; caught here instead.
+  const reported: (() => void)[] = [];
+  const queueMicrotask = globalThis.queueMicrotask;
+  globalThis.queueMicrotask = (callback) => reported.push(callback);
+  try {
+    h.realtime.connect().catch(() => {});
+    const socket = await h.socket(1);
+    socket.accept();
+    socket.deliver({ type: "message", channel: "room", message_id: "m1", event: "e", data: 1, published_at: "2026-01-01T00:00:00Z" });
+    socket.deliver({ type: "message", channel: "room", message_id: "m2", event: "e", data: 2, published_at: "2026-01-01T00:00:00Z" });
+  } finally {
+    globalThis.queueMicrotask = queueMicrotask;
+  }
+  assert.deepEqual(got, [1, 2]);
+  assert.equal(reported.length, 2);
+  for (const report of reported) assert.throws(report, /a bug in the application/);
+  assert.equal(h.realtime.state, "connected");
 });
