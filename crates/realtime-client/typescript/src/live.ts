@@ -292,6 +292,7 @@ export class Realtime extends Emitter<RealtimeEvents> {
         return;
       }
       let connected = false;
+      let ended = false;
       let announced: number | undefined;
       let lastHeard = Date.now();
       let heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -301,7 +302,8 @@ export class Realtime extends Emitter<RealtimeEvents> {
       );
 
       const end = (how: Omit<Ending, "connected">) => {
-        if (socket.onmessage === null) return;
+        if (ended) return;
+        ended = true;
         clearTimeout(connectTimer);
         clearInterval(heartbeat);
         clearTimeout(this.#prefetchTimer);
