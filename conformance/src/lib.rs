@@ -127,6 +127,7 @@ pub async fn run(config: &Config) -> Result<Report, RunError> {
     scenario::auth::run(&ctx).await;
     scenario::live::run(&ctx).await;
     scenario::history::run(&ctx).await;
+    scenario::messaging::run(&ctx).await;
     scenario::negative::run(&ctx).await;
     let mut report = ctx.into_report();
     report.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

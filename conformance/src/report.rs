@@ -21,14 +21,24 @@ pub enum Kind {
     Live,
     /// Stream positions, history and recovery.
     History,
+    /// User-addressed messages and commands.
+    Messaging,
     /// Schema-violating requests.
     Negative,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 7] =
-        [Kind::Example, Kind::Idempotency, Kind::Credit, Kind::Auth, Kind::Live, Kind::History, Kind::Negative];
+    pub const ALL: [Kind; 8] = [
+        Kind::Example,
+        Kind::Idempotency,
+        Kind::Credit,
+        Kind::Auth,
+        Kind::Live,
+        Kind::History,
+        Kind::Messaging,
+        Kind::Negative,
+    ];
 
     /// The kind's name in reports.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +49,7 @@ impl Kind {
             Kind::Auth => "auth",
             Kind::Live => "live",
             Kind::History => "history",
+            Kind::Messaging => "messaging",
             Kind::Negative => "negative",
         }
     }

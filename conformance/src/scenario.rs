@@ -6,4 +6,5 @@ pub(crate) mod examples;
 pub(crate) mod history;
 pub(crate) mod idempotency;
 pub(crate) mod live;
+pub(crate) mod messaging;
 pub(crate) mod negative;

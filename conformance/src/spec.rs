@@ -256,13 +256,14 @@ pub fn code_status(code: &str) -> Option<u16> {
         "FORBIDDEN" => 403,
         "NOT_FOUND" => 404,
         "METHOD_NOT_ALLOWED" => 405,
-        "CONFLICT" | "IDEMPOTENCY_KEY_IN_USE" => 409,
+        "CONFLICT" | "IDEMPOTENCY_KEY_IN_USE" | "USER_OFFLINE" | "BACKLOG_FULL" => 409,
         "PAYLOAD_TOO_LARGE" => 413,
         "UNSUPPORTED_MEDIA_TYPE" => 415,
         "INSUFFICIENT_CREDIT" => 402,
         "RATE_LIMITED" => 429,
         "INTERNAL" => 500,
         "UNAVAILABLE" => 503,
+        "COMMAND_TIMEOUT" => 504,
         _ => return None,
     })
 }

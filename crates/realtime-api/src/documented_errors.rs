@@ -122,3 +122,20 @@ pub(crate) enum BadQuery {
     #[response(status = 422, content_type = "application/problem+json")]
     Unprocessable(Problem),
 }
+
+/// `COMMAND_TIMEOUT` for commands that wait for their response.
+#[derive(IntoResponses)]
+pub(crate) enum CommandTimeout {
+    /// `COMMAND_TIMEOUT`: no client answered within the wait; the command may still be
+    /// answered until it expires (read it with `realtime.user.command.get`).
+    #[response(status = 504, content_type = "application/problem+json")]
+    Timeout(Problem),
+}
+
+/// `NOT_FOUND` for an unknown command.
+#[derive(IntoResponses)]
+pub(crate) enum CommandNotFound {
+    /// `NOT_FOUND`: no command with this id was sent by this account.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+}

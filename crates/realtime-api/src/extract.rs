@@ -234,3 +234,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ChannelPath {
             .map_err(|_| ApiError::not_found("no channel has this name"))
     }
 }
+
+/// An id from the path (`{command_id}`). A segment that is not UTF-8 names nothing: 404.
+pub struct IdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(id)| IdPath(id))
+            .map_err(|_| ApiError::not_found("nothing has this id"))
+    }
+}

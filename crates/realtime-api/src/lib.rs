@@ -150,6 +150,20 @@ pub trait RealtimeApi: Send + Sync + 'static {
         caller: &Caller,
         request: UserDisconnectRequest,
     ) -> Result<UserDisconnected, ApiError>;
+    /// `realtime.user.message.send`
+    async fn user_message_send(
+        &self,
+        caller: &Caller,
+        request: UserMessageSendRequest,
+    ) -> Result<UserMessageSent, ApiError>;
+    /// `realtime.user.command.send`
+    async fn user_command_send(
+        &self,
+        caller: &Caller,
+        request: UserCommandSendRequest,
+    ) -> Result<UserCommand, ApiError>;
+    /// `realtime.user.command.get`
+    async fn user_command_get(&self, caller: &Caller, command_id: String) -> Result<UserCommand, ApiError>;
     /// `account.get`
     async fn account_get(&self, caller: &Caller) -> Result<Account, ApiError>;
     /// `account.topup`

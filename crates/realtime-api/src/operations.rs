@@ -47,6 +47,9 @@ operations! {
     AUTH_SIGN = "realtime.auth.sign", "POST", "/v1/realtime/auth/sign", false;
     EVENT_TYPES = "realtime.event.types", "GET", "/v1/realtime/event/types", false;
     USER_DISCONNECT = "realtime.user.disconnect", "POST", "/v1/realtime/user/disconnect", false;
+    USER_MESSAGE_SEND = "realtime.user.message.send", "POST", "/v1/realtime/user/message/send", false;
+    USER_COMMAND_SEND = "realtime.user.command.send", "POST", "/v1/realtime/user/command/send", false;
+    USER_COMMAND_GET = "realtime.user.command.get", "GET", "/v1/realtime/user/command/get/{command_id}", false;
     ACCOUNT_GET = "account.get", "GET", "/v1/account", false;
     ACCOUNT_TOPUP = "account.topup", "POST", "/v1/account/topup", false;
     TOKEN_ISSUE_ALIAS = "realtime.token.issue.alias", "POST", "/v1/realtime/token", true;

@@ -17,9 +17,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::documented_errors::{
-    BadQuery, Billable, ChannelNotFound, DeleteErrors, ReadErrors, TokenNotFound, WriteErrors,
+    BadQuery, Billable, ChannelNotFound, CommandNotFound, CommandTimeout, DeleteErrors, ReadErrors, TokenNotFound,
+    WriteErrors,
 };
-use crate::extract::{Authenticated, ChannelPath, IdempotencyHeader, Keyed, ValidQuery};
+use crate::extract::{Authenticated, ChannelPath, IdPath, IdempotencyHeader, Keyed, ValidQuery};
 use crate::operations::{self, OperationRoute};
 use crate::{ApiError, Caller, Idempotency, Reply, SharedApi};
 
@@ -80,6 +81,9 @@ pub(crate) fn openapi_router() -> OpenApiRouter<App> {
         .routes(routes!(auth_sign))
         .routes(routes!(event_types))
         .routes(routes!(user_disconnect))
+        .routes(routes!(user_message_send))
+        .routes(routes!(user_command_send))
+        .routes(routes!(user_command_get))
         .routes(routes!(account_get))
         .routes(routes!(account_topup))
         .routes(routes!(token_issue_alias))
@@ -254,7 +258,8 @@ async fn channel_delete(
 /// is deleted and created again. Forward (the default) reads oldest first from after
 /// `since`; backward reads newest first from before `since`. Pass `next_since` back for
 /// the next page. How many messages are kept, and for how long, is the server's
-/// retention (the reference server: the newest 100 per channel, for 24 hours).
+/// retention (the reference server: the newest 1000 per channel, for 24 hours, so that
+/// a recovery of `RECOVERY_MAX_MESSAGES` can be served).
 #[utoipa::path(get, path = "/v1/realtime/channel/history/{channel}", operation_id = "realtime.channel.history", tag = "channel",
     params(("channel" = String, Path, description = "The channel name.", max_length = 164), HistoryQuery),
     responses((status = 200, description = "A page of the channel's messages.", body = History), ChannelNotFound, BadQuery, ReadErrors),
@@ -396,6 +401,68 @@ async fn user_disconnect(
         api.user_disconnect(&caller, request).await
     })
     .await
+}
+
+/// Send a message to a user.
+///
+/// To every live connection whose token carries `target_user_id`, on any node, as a
+/// `user.message` frame. `realtime` (the default) is fire and forget: `delivered` says how
+/// many connections got it, and it is lost when there is none. `reliable` is at least
+/// once: it is stored before this call answers, pushed now, and delivered again on every
+/// connect of the user, in send order and with a rising `delivery_count`, until a client
+/// acks it (an `ack` covers that message and every earlier one, for all of the user's
+/// devices). Reliable messages are kept 7 days; a user with 1000 unacknowledged ones
+/// gets no more (409 `BACKLOG_FULL`). Billable.
+#[utoipa::path(post, path = "/v1/realtime/user/message/send", operation_id = "realtime.user.message.send", tag = "user",
+    request_body = UserMessageSendRequest,
+    responses((status = 200, description = "The message was sent.", body = UserMessageSent), Billable, WriteErrors),
+    security(("bearer" = [])))]
+async fn user_message_send(
+    State(app): State<App>,
+    Authenticated(caller): Authenticated,
+    keyed: Keyed<UserMessageSendRequest>,
+) -> Result<Reply<UserMessageSent>, ApiError> {
+    app.write(caller, operations::USER_MESSAGE_SEND, keyed, |api, caller, request| async move {
+        api.user_message_send(&caller, request).await
+    })
+    .await
+}
+
+/// Send a command to a user.
+///
+/// To the user's live connections as a `user.command` frame; the first `command.response`
+/// from any of them answers it. A user without a live connection is a 409
+/// `USER_OFFLINE` at once. With `wait_for_response` (the default) this call returns the
+/// command answered, or after at most 60 seconds (or its `timeout`, when shorter) a 504
+/// `COMMAND_TIMEOUT`; without, it returns the pending command at once. Billable.
+#[utoipa::path(post, path = "/v1/realtime/user/command/send", operation_id = "realtime.user.command.send", tag = "user",
+    request_body = UserCommandSendRequest,
+    responses((status = 200, description = "The command, answered or pending.", body = UserCommand), Billable, CommandTimeout, WriteErrors),
+    security(("bearer" = [])))]
+async fn user_command_send(
+    State(app): State<App>,
+    Authenticated(caller): Authenticated,
+    keyed: Keyed<UserCommandSendRequest>,
+) -> Result<Reply<UserCommand>, ApiError> {
+    app.write(caller, operations::USER_COMMAND_SEND, keyed, |api, caller, request| async move {
+        api.user_command_send(&caller, request).await
+    })
+    .await
+}
+
+/// Get a command.
+///
+/// Where it stands: pending, answered (with the first response) or expired.
+#[utoipa::path(get, path = "/v1/realtime/user/command/get/{command_id}", operation_id = "realtime.user.command.get", tag = "user",
+    params(("command_id" = String, Path, description = "The command's id.", max_length = 64)),
+    responses((status = 200, description = "The command.", body = UserCommand), CommandNotFound, ReadErrors),
+    security(("bearer" = [])))]
+async fn user_command_get(
+    State(app): State<App>,
+    Authenticated(caller): Authenticated,
+    IdPath(command_id): IdPath,
+) -> Result<Json<UserCommand>, ApiError> {
+    app.api.user_command_get(&caller, command_id).await.map(Json)
 }
 
 /// Get the calling account and its balance.

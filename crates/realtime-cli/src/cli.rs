@@ -128,6 +128,9 @@ pub(crate) enum Command {
         /// The channel.
         channel: String,
     },
+    /// Send a message or a command to a user (every live connection of their user id).
+    #[command(subcommand)]
+    User(UserSubcommand),
     /// Close a client's sockets, or with --channel unsubscribe it from one channel.
     #[command(after_help = "Examples:\n  realtime disconnect user_42\n  realtime disconnect user_42 --channel room-42")]
     Disconnect {
@@ -206,6 +209,52 @@ pub(crate) struct ConformanceArgs {
     /// Print each check as it finishes.
     #[arg(long, short)]
     pub(crate) verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserSubcommand {
+    /// Send a message to a user: realtime (lost when they are offline) or --reliable
+    /// (kept and delivered until acknowledged).
+    #[command(
+        after_help = "Examples:\n  realtime user send user_123 '{\"type\":\"hello\"}'\n  realtime user send user_123 '{\"n\":1}' --reliable --sender-id backend_1"
+    )]
+    Send {
+        /// The user id.
+        user_id: String,
+        /// The payload, as JSON; `-` or absent reads stdin.
+        payload: Option<String>,
+        /// At least once: stored and delivered until a client acks it.
+        #[arg(long)]
+        reliable: bool,
+        /// Who sends it.
+        #[arg(long)]
+        sender_id: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Send a command to a user and print the first response (or --no-wait).
+    #[command(
+        after_help = "Examples:\n  realtime user command user_123 CREATE_CANVAS '{\"w\":3}' --timeout 30\n  realtime user command user_123 SYNC '{}' --no-wait"
+    )]
+    Command {
+        /// The user id.
+        user_id: String,
+        /// The command's type.
+        command_type: String,
+        /// The data, as JSON; `-` or absent reads stdin.
+        data: Option<String>,
+        /// Seconds the command can be answered (1-1800; the call waits at most 60).
+        #[arg(long)]
+        timeout: Option<u32>,
+        /// Print the pending command at once instead of waiting for the response.
+        #[arg(long)]
+        no_wait: bool,
+        /// Who sends it.
+        #[arg(long)]
+        sender_id: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

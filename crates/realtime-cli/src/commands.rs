@@ -6,7 +6,7 @@ use anyhow::Context;
 use realtime_client::{Client, IdempotencyKey};
 use realtime_types::*;
 
-use crate::cli::{AccountCommand, AuthCommand, ChannelCommand, TokenCommand, WriteArgs};
+use crate::cli::{AccountCommand, AuthCommand, ChannelCommand, TokenCommand, UserSubcommand, WriteArgs};
 use crate::output::Output;
 use crate::settings::Settings;
 
@@ -191,6 +191,39 @@ pub(crate) async fn history(
     let direction = Some(if backward { Direction::Backward } else { Direction::Forward });
     let history = client.channel_history(&channel, HistoryQuery { since, limit, direction }).await?;
     out.table(&history, &history.messages, &["offset", "message_id", "event", "data", "published_at"])
+}
+
+pub(crate) async fn user(client: &Client, out: Output, command: UserSubcommand) -> anyhow::Result<()> {
+    match command {
+        UserSubcommand::Send { user_id, payload, reliable, sender_id, write } => {
+            let request = UserMessageSendRequest {
+                target_user_id: user_id,
+                delivery: Some(if reliable { Delivery::Reliable } else { Delivery::Realtime }),
+                payload: read_data(payload, false)?,
+                sender_type: None,
+                sender_id,
+                idempotency_key: None,
+            };
+            let reply = client.user_message_send_with(key(&write)?, request).await?;
+            note_replayed(reply.replayed);
+            out.object(&reply.body)
+        }
+        UserSubcommand::Command { user_id, command_type, data, timeout, no_wait, sender_id, write } => {
+            let request = UserCommandSendRequest {
+                target_user_id: user_id,
+                command_type,
+                data: read_data(data, false)?,
+                sender_type: None,
+                sender_id,
+                wait_for_response: Some(!no_wait),
+                timeout,
+                idempotency_key: None,
+            };
+            let reply = client.user_command_send_with(key(&write)?, request).await?;
+            note_replayed(reply.replayed);
+            out.object(&reply.body)
+        }
+    }
 }
 
 pub(crate) async fn presence(client: &Client, out: Output, channel: String) -> anyhow::Result<()> {

@@ -50,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::History { channel, since, limit, backward } => {
             commands::history(&settings.client()?, out, channel, since, limit, backward).await
         }
+        Command::User(command) => commands::user(&settings.client()?, out, command).await,
         Command::Presence { channel } => commands::presence(&settings.client()?, out, channel).await,
         Command::Disconnect { client_id, channel, write } => {
             commands::disconnect(&settings.client()?, out, client_id, channel, write).await

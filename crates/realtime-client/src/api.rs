@@ -88,6 +88,26 @@ impl RealtimeApi for Client {
         Ok(Client::user_disconnect(self, request).await?)
     }
 
+    async fn user_message_send(
+        &self,
+        _caller: &Caller,
+        request: UserMessageSendRequest,
+    ) -> Result<UserMessageSent, ApiError> {
+        Ok(Client::user_message_send(self, request).await?)
+    }
+
+    async fn user_command_send(
+        &self,
+        _caller: &Caller,
+        request: UserCommandSendRequest,
+    ) -> Result<UserCommand, ApiError> {
+        Ok(Client::user_command_send(self, request).await?)
+    }
+
+    async fn user_command_get(&self, _caller: &Caller, command_id: String) -> Result<UserCommand, ApiError> {
+        Ok(Client::user_command_get(self, &command_id).await?)
+    }
+
     async fn account_get(&self, _caller: &Caller) -> Result<Account, ApiError> {
         Ok(Client::account_get(self).await?)
     }

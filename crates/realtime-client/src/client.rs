@@ -132,7 +132,7 @@ impl ClientBuilder {
 pub(crate) enum Target<'a> {
     /// The path has no parameters.
     Plain,
-    /// The path has `{channel}`.
+    /// The path has one parameter (`{channel}`, `{command_id}`).
     Channel(&'a str),
     /// Query parameters.
     Query(Vec<(&'static str, String)>),
@@ -179,8 +179,14 @@ impl Client {
     /// The URL of an operation.
     fn url(&self, route: OperationRoute, target: &Target<'_>) -> Result<reqwest::Url, ClientError> {
         let path = match target {
-            Target::Channel(channel) | Target::ChannelQuery(channel, _) => {
-                route.path.replace("{channel}", &utf8_percent_encode(channel, PATH_SEGMENT).to_string())
+            Target::Channel(value) | Target::ChannelQuery(value, _) => {
+                let segment = utf8_percent_encode(value, PATH_SEGMENT).to_string();
+                match (route.path.find('{'), route.path.find('}')) {
+                    (Some(open), Some(close)) => {
+                        format!("{}{segment}{}", &route.path[..open], &route.path[close + 1..])
+                    }
+                    _ => route.path.to_owned(),
+                }
             }
             Target::Plain | Target::Query(_) => route.path.to_owned(),
         };

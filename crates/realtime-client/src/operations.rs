@@ -200,6 +200,42 @@ impl Client {
         self.write(routes::USER_DISCONNECT, Target::Plain, key, Some(&request)).await
     }
 
+    /// `realtime.user.message.send`: a realtime or reliable message to a user.
+    pub async fn user_message_send(&self, request: UserMessageSendRequest) -> Result<UserMessageSent, ClientError> {
+        self.user_message_send_with(None, request).await.map(|reply| reply.body)
+    }
+
+    /// `realtime.user.message.send` with a chosen idempotency key.
+    pub async fn user_message_send_with(
+        &self,
+        key: Option<IdempotencyKey>,
+        request: UserMessageSendRequest,
+    ) -> Result<Reply<UserMessageSent>, ClientError> {
+        let key = key_of(key, request.idempotency_key.as_deref());
+        self.write(routes::USER_MESSAGE_SEND, Target::Plain, key, Some(&request)).await
+    }
+
+    /// `realtime.user.command.send`: a command to a user; by default waits for its
+    /// response (a timeout is `ErrorCode::CommandTimeout`).
+    pub async fn user_command_send(&self, request: UserCommandSendRequest) -> Result<UserCommand, ClientError> {
+        self.user_command_send_with(None, request).await.map(|reply| reply.body)
+    }
+
+    /// `realtime.user.command.send` with a chosen idempotency key.
+    pub async fn user_command_send_with(
+        &self,
+        key: Option<IdempotencyKey>,
+        request: UserCommandSendRequest,
+    ) -> Result<Reply<UserCommand>, ClientError> {
+        let key = key_of(key, request.idempotency_key.as_deref());
+        self.write(routes::USER_COMMAND_SEND, Target::Plain, key, Some(&request)).await
+    }
+
+    /// `realtime.user.command.get`: where a command stands.
+    pub async fn user_command_get(&self, command_id: &str) -> Result<UserCommand, ClientError> {
+        self.read(routes::USER_COMMAND_GET, Target::Channel(command_id)).await
+    }
+
     /// `account.get`: the calling account and its balance.
     pub async fn account_get(&self) -> Result<Account, ClientError> {
         self.read(routes::ACCOUNT_GET, Target::Plain).await

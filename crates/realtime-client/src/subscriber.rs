@@ -306,6 +306,21 @@ impl Subscriber {
         self.send(ClientFrame::Publish { channel: channel.into(), event: event.into(), data, request_id }).await
     }
 
+    /// Acknowledges a reliable `user.message` (and every earlier one of the user): it is
+    /// not delivered again, to any of the user's connections.
+    pub async fn ack(&self, message_id: impl Into<String>) -> Result<(), SubscriberStopped> {
+        self.send(ClientFrame::Ack { message_id: message_id.into() }).await
+    }
+
+    /// Answers a `user.command`; the first response of any of the user's connections wins.
+    pub async fn respond(
+        &self,
+        command_id: impl Into<String>,
+        data: serde_json::Value,
+    ) -> Result<(), SubscriberStopped> {
+        self.send(ClientFrame::CommandResponse { command_id: command_id.into(), data }).await
+    }
+
     async fn send(&self, frame: ClientFrame) -> Result<(), SubscriberStopped> {
         self.commands.send(Command::Send(frame)).await.map_err(|_| SubscriberStopped)
     }

@@ -12,6 +12,7 @@ use realtime_api::extract::ValidJson;
 use realtime_types::{FieldError, Rejection, Validate};
 use serde::{Deserialize, Serialize};
 
+use crate::pusher::apps::{CreatedApp, NewApp};
 use crate::service::{MAX_BALANCE, Service};
 
 /// The admin routes; none when no admin secret is configured.
@@ -19,7 +20,10 @@ pub fn router(service: Arc<Service>) -> Router {
     if service.config.admin_secret.is_none() {
         return Router::new();
     }
-    Router::new().route("/admin/v1/accounts", post(create_account)).with_state(service)
+    Router::new()
+        .route("/admin/v1/accounts", post(create_account))
+        .route("/admin/v1/pusher/apps", post(create_pusher_app))
+        .with_state(service)
 }
 
 /// A new account.
@@ -99,4 +103,13 @@ async fn create_account(
 ) -> Result<Json<CreatedAccount>, ApiError> {
     let (account_id, api_key) = service.create_account(request.balance).await?;
     Ok(Json(CreatedAccount { account_id, api_key, balance: request.balance }))
+}
+
+/// A Pusher app for an account (see `pusher::apps`); the secret is shown in the answer.
+async fn create_pusher_app(
+    State(service): State<Arc<Service>>,
+    _admin: Admin,
+    ValidJson(request): ValidJson<NewApp>,
+) -> Result<Json<CreatedApp>, ApiError> {
+    Ok(Json(crate::pusher::apps::create(&service, request).await?))
 }

@@ -20,7 +20,7 @@ use realtime_types::{Position, PresenceMember};
 
 use realtime_types::ws::ServerFrame;
 
-use crate::hub::{ChannelKey, Connection, Hub, encode};
+use crate::hub::{ChannelKey, Connection, Frames, Hub};
 
 /// Something every node must act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,8 +29,8 @@ pub enum ClusterEvent {
     Frame {
         /// The channel.
         key: ChannelKey,
-        /// The JSON text of the frame, serialised once by the publisher.
-        frame: Utf8Bytes,
+        /// The JSON text of the frame for each protocol, serialised once by the publisher.
+        frame: Frames,
         /// For a message, its position: every node hands messages out in offset order.
         position: Option<Position>,
     },
@@ -43,6 +43,22 @@ pub enum ClusterEvent {
     TokenRevoked {
         /// The token id.
         jti: String,
+    },
+    /// A frame for every connection of a user (`None`: only count them).
+    User {
+        /// The account.
+        account_id: String,
+        /// The user.
+        user_id: String,
+        /// The frame, serialised once by the sender.
+        frame: Option<Utf8Bytes>,
+    },
+    /// A command was answered: the node waiting for it hands the response over.
+    CommandAnswered {
+        /// The command.
+        command_id: String,
+        /// The response, as JSON text.
+        response: String,
     },
     /// `user.disconnect`: close the client's sockets with 4004, or only unsubscribe them
     /// from `channel`.
@@ -105,6 +121,12 @@ pub fn apply(hub: &Hub, event: ClusterEvent) -> Applied {
                 unsubscribed: dropped.into_iter().map(|connection| (connection, key.channel.clone())).collect(),
             }
         }
+        ClusterEvent::User { account_id, user_id, frame } => {
+            Applied { acted: hub.deliver_to_user(&account_id, &user_id, frame.as_ref()), unsubscribed: Vec::new() }
+        }
+        ClusterEvent::CommandAnswered { command_id, response } => {
+            Applied { acted: u32::from(hub.answer_command(&command_id, response)), unsubscribed: Vec::new() }
+        }
         ClusterEvent::TokenRevoked { jti } => Applied {
             acted: hub.close_token(&jti, CloseCode::TokenRevoked, "the token was revoked"),
             unsubscribed: Vec::new(),
@@ -141,11 +163,20 @@ pub async fn announce(broker: &dyn Broker, applied: Applied) -> u32 {
 /// Counts `connection` in `channel`'s presence; the member's first socket (on any node)
 /// announces `presence.join` to the channel's subscribers.
 pub async fn join(broker: &dyn Broker, connection: &Connection, channel: &str) -> Result<(), BrokerError> {
-    if !connection.mark_present(channel) {
+    join_as(broker, connection, channel, connection.member()).await
+}
+
+/// Like [`join`], as `member` (a Pusher socket is the member its `channel_data` names).
+pub async fn join_as(
+    broker: &dyn Broker,
+    connection: &Connection,
+    channel: &str,
+    member: PresenceMember,
+) -> Result<(), BrokerError> {
+    if !connection.mark_present(channel, member.clone()) {
         return Ok(());
     }
     let key = ChannelKey::new(&connection.account_id, channel);
-    let member = connection.member();
     let first = match broker.join(&key, &member).await {
         Ok(first) => first,
         Err(error) => {
@@ -155,7 +186,7 @@ pub async fn join(broker: &dyn Broker, connection: &Connection, channel: &str) -
         }
     };
     if first {
-        let frame = encode(&ServerFrame::PresenceJoin { channel: channel.to_owned(), member });
+        let frame = Frames::of(&ServerFrame::PresenceJoin { channel: channel.to_owned(), member }, None, None);
         broker.publish(ClusterEvent::Frame { key, frame, position: None }).await?;
     }
     Ok(())
@@ -164,14 +195,13 @@ pub async fn join(broker: &dyn Broker, connection: &Connection, channel: &str) -
 /// Stops counting `connection` in `channel`'s presence; the member's last socket
 /// announces `presence.leave`. Failures are logged: a leave must never fail a close.
 pub async fn leave(broker: &dyn Broker, connection: &Connection, channel: &str) {
-    if !connection.take_present(channel) {
+    let Some(member) = connection.take_present(channel) else {
         return;
-    }
+    };
     let key = ChannelKey::new(&connection.account_id, channel);
-    let member = connection.member();
     let result = async {
         if broker.leave(&key, &member).await? {
-            let frame = encode(&ServerFrame::PresenceLeave { channel: channel.to_owned(), member });
+            let frame = Frames::of(&ServerFrame::PresenceLeave { channel: channel.to_owned(), member }, None, None);
             broker.publish(ClusterEvent::Frame { key, frame, position: None }).await?;
         }
         Ok::<_, BrokerError>(())

@@ -62,6 +62,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Vendor credentials for `realtime.auth.sign`.
     pub vendors: VendorsConfig,
+    /// The Pusher-compatible face (`/apps/{app_id}/…` and `/app/{key}`).
+    pub pusher: PusherFaceConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -89,6 +91,7 @@ impl std::fmt::Debug for Config {
             cors,
             gateway,
             vendors,
+            pusher,
         } = self;
         f.debug_struct("Config")
             .field("listen", listen)
@@ -112,6 +115,7 @@ impl std::fmt::Debug for Config {
             .field("cors", cors)
             .field("gateway", gateway)
             .field("vendors", vendors)
+            .field("pusher", pusher)
             .finish()
     }
 }
@@ -165,6 +169,10 @@ pub struct Prices {
     pub publish: i64,
     /// `realtime.auth.sign`.
     pub auth_sign: i64,
+    /// `realtime.user.message.send` (realtime or reliable).
+    pub user_message: i64,
+    /// `realtime.user.command.send`.
+    pub user_command: i64,
 }
 
 /// A per-account request budget on each node (GCRA: a steady rate plus a burst).
@@ -280,6 +288,19 @@ pub struct PusherConfig {
     pub secret: Secret,
 }
 
+/// The Pusher-compatible face's knobs (Pusher's own values by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PusherFaceConfig {
+    /// Seconds of silence after which either side pings (`activity_timeout` of
+    /// `pusher:connection_established`).
+    pub activity_timeout_seconds: u32,
+    /// Seconds the server waits for any frame after its `pusher:ping` before it closes
+    /// the socket with 4201.
+    pub pong_timeout_seconds: u32,
+    /// Client events a socket may send per second; beyond, they are refused with 4301.
+    pub client_events_per_second: u32,
+}
+
 /// Liveblocks signing settings.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LiveblocksConfig {
@@ -299,7 +320,7 @@ redis_prefix = "realtime"
 node_expiry_seconds = 10
 dev_account_credit = 2000000
 idempotency_ttl_hours = 24
-history_per_channel = 100
+history_per_channel = 1000
 history_max_age_seconds = 86400
 request_timeout_seconds = 30
 log = "info,tower_http=warn"
@@ -310,6 +331,8 @@ token_issue = 100
 channel_create = 1000
 publish = 10
 auth_sign = 100
+user_message = 10
+user_command = 100
 
 [rate_limit]
 requests_per_second = 2000
@@ -342,6 +365,11 @@ secret = "dev-pusher-secret"
 [vendors.liveblocks]
 project_id = "localdev"
 secret = "dev-liveblocks-secret"
+
+[pusher]
+activity_timeout_seconds = 120
+pong_timeout_seconds = 30
+client_events_per_second = 10
 "#;
 
 impl Config {
@@ -382,6 +410,8 @@ impl Config {
                 "gateway.heartbeat_timeout_seconds must not be below gateway.heartbeat_interval_seconds",
             ),
             (gateway.outbound_queue == 0, "gateway.outbound_queue must be at least 1"),
+            (self.pusher.activity_timeout_seconds == 0, "pusher.activity_timeout_seconds must be at least 1"),
+            (self.pusher.pong_timeout_seconds == 0, "pusher.pong_timeout_seconds must be at least 1"),
             (gateway.max_connections_per_token == 0, "gateway.max_connections_per_token must be at least 1"),
             (self.request_timeout_seconds == 0, "request_timeout_seconds must be at least 1"),
             (self.idempotency_ttl_hours == 0, "idempotency_ttl_hours must be at least 1"),
@@ -389,9 +419,16 @@ impl Config {
             (self.history_max_age_seconds == 0, "history_max_age_seconds must be at least 1"),
             (self.dev_account_credit < 0, "dev_account_credit must not be negative"),
             (
-                [self.prices.token_issue, self.prices.channel_create, self.prices.publish, self.prices.auth_sign]
-                    .iter()
-                    .any(|price| *price < 0),
+                [
+                    self.prices.token_issue,
+                    self.prices.channel_create,
+                    self.prices.publish,
+                    self.prices.auth_sign,
+                    self.prices.user_message,
+                    self.prices.user_command,
+                ]
+                .iter()
+                .any(|price| *price < 0),
                 "prices must not be negative",
             ),
             (

@@ -19,7 +19,7 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use realtime_types::limits::RECOVERY_MAX_MESSAGES;
+use realtime_types::limits::{DATA_MAX_BYTES, RECOVERY_MAX_MESSAGES, USER_REDELIVERY_MAX};
 use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
 use realtime_types::{
     Capability, ChannelType, Direction, ErrorCode, Position, PublishRequest, RecoveryFailure, Validate,
@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{join, leave, leave_all};
 use crate::hub::{ChannelKey, Connection, encode};
+use crate::service::messaging::user_message_frame;
 use crate::service::{Service, frame_error};
 use crate::store::{ChannelRow, MessageRow};
 use crate::tokens::{Claims, TokenError};
@@ -277,6 +278,7 @@ async fn read(
     // slow handler ran counts when it is read.
     let silence = tokio::time::sleep(heartbeat_timeout);
     tokio::pin!(silence);
+    Box::pin(redeliver(service, connection, claims)).await;
     loop {
         silence.as_mut().reset(Instant::now() + heartbeat_timeout);
         let incoming = tokio::select! {
@@ -338,9 +340,72 @@ async fn handle_frame(
         ClientFrame::Publish { channel, event, data, request_id } => {
             publish(service, claims, channel, event, data, request_id).await
         }
+        ClientFrame::Ack { message_id } => match ack(service, claims, &message_id).await {
+            Some(refused) => refused,
+            None => return None,
+        },
+        ClientFrame::CommandResponse { command_id, data } => match respond(service, claims, &command_id, &data).await {
+            Some(refused) => refused,
+            None => return None,
+        },
     };
     connection.send(encode(&reply));
     None
+}
+
+/// The user a token stands for, or the refusal of a user frame without one.
+fn user_of(claims: &Claims) -> Result<&str, ServerFrame> {
+    claims.uid.as_deref().ok_or_else(|| frame_error(ErrorCode::Forbidden, "the token has no user_id", None))
+}
+
+/// Acknowledges a reliable user message (and every earlier one); `None` when done.
+async fn ack(service: &Service, claims: &Claims, message_id: &str) -> Option<ServerFrame> {
+    let user = match user_of(claims) {
+        Ok(user) => user,
+        Err(refused) => return Some(refused),
+    };
+    match service.store.ack(&claims.acc, user, message_id).await {
+        Ok(true) => None,
+        Ok(false) => Some(frame_error(ErrorCode::NotFound, "no unacknowledged message has this id", None)),
+        Err(error) => {
+            tracing::warn!(%error, "ack: store unavailable");
+            Some(frame_error(ErrorCode::Unavailable, "the store is unavailable; ack again", None))
+        }
+    }
+}
+
+/// Answers a user command; `None` when this response is its answer.
+async fn respond(
+    service: &Service,
+    claims: &Claims,
+    command_id: &str,
+    data: &serde_json::Value,
+) -> Option<ServerFrame> {
+    let user = match user_of(claims) {
+        Ok(user) => user,
+        Err(refused) => return Some(refused),
+    };
+    if serde_json::to_vec(data).map_or(usize::MAX, |bytes| bytes.len()) > DATA_MAX_BYTES {
+        return Some(frame_error(ErrorCode::PayloadTooLarge, format!("data is over {DATA_MAX_BYTES} bytes"), None));
+    }
+    let answered = service.answer_user_command(&claims.acc, user, command_id, data).await;
+    answered.err().map(|(code, message)| frame_error(code, message, None))
+}
+
+/// Delivers the user's unacknowledged reliable messages again, oldest first, before any
+/// other frame of the client is read.
+async fn redeliver(service: &Service, connection: &Connection, claims: &Claims) {
+    let Some(user) = claims.uid.as_deref() else { return };
+    match service.store.redeliver(&claims.acc, user, USER_REDELIVERY_MAX).await {
+        Ok(messages) => {
+            for message in &messages {
+                if !connection.send_waiting(encode(&user_message_frame(message))).await {
+                    return;
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "reliable messages not redelivered on connect"),
+    }
 }
 
 /// Subscribes the connection; `None` when the hub queued the `subscribed` reply itself
@@ -409,9 +474,10 @@ async fn subscribe(
     let now = match service.store.channel(&claims.acc, &channel).await {
         Ok(Some(now)) if now.channel_id == row.channel_id => now,
         _ => {
-            service.hub.unsubscribe(connection, &channel);
+            // Unless the deletion's own event reached the hub first and told the client.
+            let told = !service.hub.unsubscribe(connection, &channel);
             leave(service.broker.as_ref(), connection, &channel).await;
-            return Some(ServerFrame::Unsubscribed { channel, reason: UnsubscribeReason::ChannelDeleted });
+            return (!told).then_some(ServerFrame::Unsubscribed { channel, reason: UnsubscribeReason::ChannelDeleted });
         }
     };
     // Without `since` the hub has queued the reply already.

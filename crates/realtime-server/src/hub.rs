@@ -47,6 +47,50 @@ pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).expect("frames serialise"))
 }
 
+/// The protocol a connection speaks, which decides the encoding of what it is sent.
+#[derive(Debug)]
+pub enum Protocol {
+    /// This server's own protocol (`/v1/realtime/ws`).
+    Native,
+    /// Pusher's protocol 7 (`/app/{key}`).
+    Pusher {
+        /// The socket id the client was given, `N.N`, unique in the cluster.
+        socket_id: String,
+        /// The user the socket signed in as (`pusher:signin`), if it did.
+        user: Mutex<Option<String>>,
+    },
+}
+
+/// A frame of the fan-out, serialised once per protocol (not once per subscriber), and
+/// who must not receive it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frames {
+    /// For sockets of this server's own protocol.
+    pub native: Utf8Bytes,
+    /// For Pusher sockets; `None` when the frame means nothing to them.
+    pub pusher: Option<Utf8Bytes>,
+    /// The Pusher socket id that must not receive it: a trigger's `socket_id`, or the
+    /// sender of a client event.
+    pub except: Option<Arc<str>>,
+}
+
+impl Frames {
+    /// A frame for sockets of this server's own protocol only.
+    pub fn native(frame: Utf8Bytes) -> Frames {
+        Frames { native: frame, pusher: None, except: None }
+    }
+
+    /// `frame` for every protocol; `user_id` names the sender of a client event for
+    /// Pusher sockets, and `except` the socket that must not receive it.
+    pub fn of(frame: &ServerFrame, user_id: Option<&str>, except: Option<&str>) -> Frames {
+        Frames {
+            native: encode(frame),
+            pusher: realtime_types::pusher::event_of(frame, user_id).map(|event| Utf8Bytes::from(event.to_json())),
+            except: except.map(Arc::from),
+        }
+    }
+}
+
 /// One live WebSocket connection, as the rest of the server sees it.
 #[derive(Debug)]
 pub struct Connection {
@@ -60,9 +104,12 @@ pub struct Connection {
     pub user_id: Option<String>,
     /// The token's id.
     pub jti: String,
+    /// The protocol it speaks.
+    pub protocol: Protocol,
     outbound: mpsc::Sender<Utf8Bytes>,
     subscriptions: Mutex<HashSet<String>>,
-    present: Mutex<HashSet<String>>,
+    /// The channels whose presence it counts in, as which member.
+    present: Mutex<HashMap<String, realtime_types::PresenceMember>>,
     close: Mutex<Option<(CloseCode, String)>>,
     close_signal: Notify,
 }
@@ -83,11 +130,41 @@ impl Connection {
             client_id,
             user_id,
             jti,
+            protocol: Protocol::Native,
             outbound,
             subscriptions: Mutex::new(HashSet::new()),
-            present: Mutex::new(HashSet::new()),
+            present: Mutex::new(HashMap::new()),
             close: Mutex::new(None),
             close_signal: Notify::new(),
+        }
+    }
+
+    /// A Pusher socket of `account_id`, whose frames go to `outbound`. It has no token:
+    /// its client id is its socket id, and so is its "token id", which counts it alone.
+    pub fn pusher(account_id: String, socket_id: String, outbound: mpsc::Sender<Utf8Bytes>) -> Self {
+        let mut connection = Connection::new(account_id, socket_id.clone(), None, socket_id.clone(), outbound);
+        connection.protocol = Protocol::Pusher { socket_id, user: Mutex::new(None) };
+        connection
+    }
+
+    /// Queues the encoding of `frames` for this connection's protocol, unless it is the
+    /// excluded socket or the frame means nothing to its protocol; false when not queued.
+    pub fn deliver(&self, frames: &Frames) -> bool {
+        match &self.protocol {
+            Protocol::Native => self.send(frames.native.clone()),
+            Protocol::Pusher { socket_id, .. } => match &frames.pusher {
+                Some(_) if frames.except.as_deref() == Some(socket_id.as_str()) => false,
+                Some(frame) => self.send(frame.clone()),
+                None => false,
+            },
+        }
+    }
+
+    /// Whether this is a Pusher socket signed in as `user_id`.
+    pub fn is_signed_in_as(&self, user_id: &str) -> bool {
+        match &self.protocol {
+            Protocol::Native => false,
+            Protocol::Pusher { user, .. } => user.lock().expect("user lock").as_deref() == Some(user_id),
         }
     }
 
@@ -136,24 +213,36 @@ impl Connection {
         self.subscriptions.lock().expect("subscriptions lock").contains(channel)
     }
 
-    /// The presence member this connection stands for.
+    /// The presence member this connection stands for (a Pusher socket's depends on the
+    /// channel: it is the one its `channel_data` named).
     pub fn member(&self) -> realtime_types::PresenceMember {
-        realtime_types::PresenceMember { client_id: self.client_id.clone(), user_id: self.user_id.clone() }
+        realtime_types::PresenceMember {
+            client_id: self.client_id.clone(),
+            user_id: self.user_id.clone(),
+            user_info: None,
+        }
     }
 
-    /// Records that this connection counts in `channel`'s presence; false if it already did.
-    pub fn mark_present(&self, channel: &str) -> bool {
-        self.present.lock().expect("present lock").insert(channel.to_owned())
+    /// Records that this connection counts in `channel`'s presence as `member`; false if
+    /// it already did.
+    pub fn mark_present(&self, channel: &str, member: realtime_types::PresenceMember) -> bool {
+        let mut present = self.present.lock().expect("present lock");
+        if present.contains_key(channel) {
+            return false;
+        }
+        present.insert(channel.to_owned(), member);
+        true
     }
 
-    /// Stops counting this connection in `channel`'s presence; false if it did not.
-    pub fn take_present(&self, channel: &str) -> bool {
+    /// Stops counting this connection in `channel`'s presence; the member it counted as,
+    /// if it did.
+    pub fn take_present(&self, channel: &str) -> Option<realtime_types::PresenceMember> {
         self.present.lock().expect("present lock").remove(channel)
     }
 
     /// The channels whose presence this connection counts in.
     pub fn present_channels(&self) -> Vec<String> {
-        self.present.lock().expect("present lock").iter().cloned().collect()
+        self.present.lock().expect("present lock").keys().cloned().collect()
     }
 
     /// The channels the connection is subscribed to.
@@ -170,7 +259,7 @@ type Snapshot = Arc<[Arc<Connection>]>;
 const HELD_MAX: usize = 4096;
 
 /// A frame held for a subscriber that catches up, with its offset when it is a message.
-type Held = (Option<u64>, Utf8Bytes);
+type Held = (Option<u64>, Frames);
 
 /// One channel on this node: its subscribers and where its stream stands. Everything
 /// here changes under the channel's own lock, so a subscription and a delivery never
@@ -196,7 +285,7 @@ impl Channel {
 
     /// Hands `frame` to every subscriber (and holds it for those catching up); returns
     /// how many live subscribers took it.
-    fn hand_out(&mut self, offset: Option<u64>, frame: &Utf8Bytes) -> u32 {
+    fn hand_out(&mut self, offset: Option<u64>, frame: &Frames) -> u32 {
         for (connection, held) in self.recovering.values_mut() {
             if held.len() >= HELD_MAX {
                 connection.close(CloseCode::SlowConsumer, "the client did not read its recovery fast enough");
@@ -206,7 +295,7 @@ impl Channel {
         }
         let mut delivered = 0;
         for subscriber in self.snapshot().iter() {
-            if subscriber.send(frame.clone()) {
+            if subscriber.deliver(frame) {
                 delivered += 1;
             }
         }
@@ -242,6 +331,8 @@ struct State {
 #[derive(Default)]
 pub struct Hub {
     state: RwLock<State>,
+    /// Commands sent from this node, waiting for their response (from any node).
+    commands: Mutex<HashMap<String, tokio::sync::oneshot::Sender<String>>>,
     /// Channels with messages waiting for a gap, for [`Hub::skip_gaps_older_than`].
     gaps: Mutex<HashSet<ChannelKey>>,
 }
@@ -352,7 +443,7 @@ impl Hub {
         }
         for (offset, frame) in held {
             if offset.is_none_or(|offset| offset > caught_up) {
-                connection.send(frame);
+                connection.deliver(&frame);
             }
         }
         channel.members.insert(connection.id, connection.clone());
@@ -392,7 +483,7 @@ impl Hub {
     /// Hands `frame` to every local subscriber of `key`; returns how many took it. A
     /// message (`position` given) goes out in offset order: after the messages before
     /// it, and never twice.
-    pub fn deliver(&self, key: &ChannelKey, frame: &Utf8Bytes, position: Option<&Position>) -> u32 {
+    pub fn deliver(&self, key: &ChannelKey, frame: &Frames, position: Option<&Position>) -> u32 {
         let Some(shared) = self.state.read().expect("hub lock").channels.get(key).cloned() else { return 0 };
         let mut channel = shared.lock().expect("channel lock");
         let Some(position) = position else { return channel.hand_out(None, frame) };
@@ -449,6 +540,39 @@ impl Hub {
             .collect()
     }
 
+    /// Hands `frame` to every local connection of a user; returns how many took it.
+    pub fn deliver_to_user(&self, account_id: &str, user_id: &str, frame: Option<&Utf8Bytes>) -> u32 {
+        let matching: Vec<_> = self
+            .state
+            .read()
+            .expect("hub lock")
+            .connections
+            .values()
+            .filter(|c| c.account_id == account_id && c.user_id.as_deref() == Some(user_id))
+            .cloned()
+            .collect();
+        let Some(frame) = frame else { return matching.len() as u32 };
+        matching.iter().filter(|connection| connection.send(frame.clone())).count() as u32
+    }
+
+    /// Waits on this node for the response to a command; the receiver gets it as JSON text.
+    pub fn await_command(&self, command_id: &str) -> tokio::sync::oneshot::Receiver<String> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.commands.lock().expect("commands lock").insert(command_id.to_owned(), sender);
+        receiver
+    }
+
+    /// Stops waiting for a command's response.
+    pub fn forget_command(&self, command_id: &str) {
+        self.commands.lock().expect("commands lock").remove(command_id);
+    }
+
+    /// Hands a command's response to its waiter on this node; false when none waits here.
+    pub fn answer_command(&self, command_id: &str, response: String) -> bool {
+        let waiter = self.commands.lock().expect("commands lock").remove(command_id);
+        waiter.is_some_and(|waiter| waiter.send(response).is_ok())
+    }
+
     /// Closes every local connection using token `jti`; returns how many.
     pub fn close_token(&self, jti: &str, code: CloseCode, reason: &str) -> u32 {
         let matching: Vec<_> =
@@ -477,11 +601,11 @@ impl Hub {
         reason: UnsubscribeReason,
     ) -> Vec<Arc<Connection>> {
         let matching = self.connections_of_client(&key.account_id, client_id);
-        let frame = encode(&ServerFrame::Unsubscribed { channel: key.channel.clone(), reason });
+        let frame = Frames::native(encode(&ServerFrame::Unsubscribed { channel: key.channel.clone(), reason }));
         let mut acted = Vec::new();
         for connection in matching {
             if self.unsubscribe(&connection, &key.channel) {
-                connection.send(frame.clone());
+                connection.deliver(&frame);
                 acted.push(connection);
             }
         }
@@ -498,13 +622,13 @@ impl Hub {
         let recovering = channel.recovering.drain().map(|(_, (connection, _))| connection);
         let subscribers: Vec<Arc<Connection>> = channel.members.drain().map(|(_, c)| c).chain(recovering).collect();
         channel.snapshot = None;
-        let frame = encode(&ServerFrame::Unsubscribed {
+        let frame = Frames::native(encode(&ServerFrame::Unsubscribed {
             channel: key.channel.clone(),
             reason: UnsubscribeReason::ChannelDeleted,
-        });
+        }));
         for subscriber in subscribers.iter() {
             subscriber.subscriptions.lock().expect("subscriptions lock").remove(&key.channel);
-            subscriber.send(frame.clone());
+            subscriber.deliver(&frame);
         }
         subscribers
     }
@@ -523,7 +647,7 @@ impl Hub {
             .expect("hub lock")
             .connections
             .values()
-            .filter(|c| c.account_id == account_id && c.client_id == client_id)
+            .filter(|c| c.account_id == account_id && (c.client_id == client_id || c.is_signed_in_as(client_id)))
             .cloned()
             .collect()
     }

@@ -11,6 +11,8 @@
 //!   several).
 //! - [`service`]: the domain core; implements `realtime_api::RealtimeApi`.
 //! - [`gateway`]: the WebSocket gateway.
+//! - [`pusher`]: the Pusher-compatible face (Pusher's HTTP API and protocol 7), beside
+//!   the gateway.
 //! - [`admin`], [`checkout`]: the reference server's own routes outside the contract.
 //! - [`server`]: start, serve and stop a node.
 //! - [`testing`]: a server on a loopback port for tests, here and in other crates.
@@ -21,6 +23,7 @@ pub mod checkout;
 pub mod config;
 pub mod gateway;
 pub mod hub;
+pub mod pusher;
 pub mod secret;
 pub mod server;
 pub mod service;

@@ -10,6 +10,7 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use realtime_api::{Idempotency, SharedApi};
 use realtime_types::limits::BODY_MAX_BYTES;
 use realtime_types::ws::CloseCode;
@@ -27,7 +28,7 @@ use crate::config::{Config, CorsConfig};
 use crate::hub::Hub;
 use crate::service::Service;
 use crate::tokens::TokenKeys;
-use crate::{admin, checkout, gateway, store};
+use crate::{admin, checkout, gateway, pusher, store};
 
 /// The whole HTTP face of a node.
 pub fn app(service: Arc<Service>) -> Router {
@@ -40,6 +41,7 @@ pub fn app(service: Arc<Service>) -> Router {
     let idempotency = Idempotency::new(service.store.clone(), retention);
     let mut app = realtime_api::router(api, idempotency)
         .merge(gateway::router(service.clone()))
+        .merge(pusher::router(service.clone()))
         .merge(admin::router(service.clone()))
         .merge(checkout::router(service.clone()))
         .merge(
@@ -171,12 +173,24 @@ impl RunningServer {
         let marker = crate::service::new_id("start");
         let first_start =
             service.store.is_empty().await? && service.store.init_setting("dev_account", &marker).await? == marker;
-        let dev_api_key =
-            if first_start { Some(service.create_account(service.config.dev_account_credit).await?.1) } else { None };
+        let dev_api_key = if first_start {
+            let (account_id, api_key) = service.create_account(service.config.dev_account_credit).await?;
+            create_dev_pusher_app(&service, account_id).await;
+            Some(api_key)
+        } else {
+            None
+        };
         tokio::spawn(purge_periodically(service.clone()));
         tokio::spawn(skip_gaps_periodically(service.clone()));
         let app = app(service.clone());
         let shutdown = service.shutdown.clone();
+        // Frames are small and often follow one another: without TCP_NODELAY the second of
+        // two waits for the first's delayed acknowledgement (about 40 ms on Linux).
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set on a connection");
+            }
+        });
         let task = tokio::spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
         });
@@ -214,6 +228,26 @@ impl RunningServer {
     }
 }
 
+/// Gives the dev account the Pusher app of `vendors.pusher`, so that Pusher libraries
+/// configured with those credentials work against a fresh server (and `auth.sign`
+/// signs for it).
+async fn create_dev_pusher_app(service: &Service, account_id: String) {
+    let configured = &service.config.vendors.pusher;
+    let Ok(app_id) = configured.app_id.parse::<u64>() else {
+        tracing::warn!(app_id = %configured.app_id, "vendors.pusher.app_id is not numeric; no dev Pusher app created");
+        return;
+    };
+    let request = pusher::apps::NewApp {
+        account_id,
+        app_id: Some(app_id),
+        key: Some(configured.key.clone()),
+        secret: Some(configured.secret.expose().to_owned()),
+    };
+    if let Err(error) = pusher::apps::create(service, request).await {
+        tracing::warn!(?error, "the dev Pusher app was not created");
+    }
+}
+
 /// How often expired idempotency records, tokens and checkouts are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -237,7 +271,10 @@ async fn purge_periodically(service: Arc<Service>) {
 /// How often the hub gives up on messages lost on their way (see `Hub::deliver`).
 const GAP_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// How long a message waits for an earlier one still on its way from another publisher.
-const GAP_WAIT: Duration = Duration::from_secs(1);
+/// A gap normally closes within microseconds; one that lasts is a message whose publisher
+/// was cut off between its commit and its fan-out, and the wait bounds how long the
+/// channel's later messages are held for it.
+const GAP_WAIT: Duration = Duration::from_secs(3);
 
 async fn skip_gaps_periodically(service: Arc<Service>) {
     let mut every = tokio::time::interval(GAP_CHECK_EVERY);

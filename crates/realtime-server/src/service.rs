@@ -5,6 +5,7 @@
 //! contract crate's, and the service only seals each effect's answer with it.
 
 mod api;
+pub mod messaging;
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, ClusterEvent};
 use crate::config::Config;
-use crate::hub::{ChannelKey, Hub, encode};
+use crate::hub::{ChannelKey, Frames, Hub};
 use crate::secret::{Secret, random_bytes};
 use crate::store::{MessageRow, MessagesRefused, Retention, Seal, Store, StoreError};
 use crate::tokens::TokenKeys;
@@ -62,6 +63,28 @@ pub fn rate_limiter(config: &crate::config::RateLimitConfig) -> Option<RateLimit
     let rate = std::num::NonZeroU32::new(config.requests_per_second)?;
     let burst = std::num::NonZeroU32::new(config.burst).unwrap_or(rate);
     Some(governor::RateLimiter::dashmap(governor::Quota::per_second(rate).allow_burst(burst)))
+}
+
+/// A message to publish, and what the Pusher face needs to know of its sender.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// The channel.
+    pub channel: String,
+    /// The event name.
+    pub event: String,
+    /// The payload.
+    pub data: serde_json::Value,
+    /// The Pusher socket that must not receive it (a trigger's `socket_id`, the sender of
+    /// a client event).
+    pub except: Option<String>,
+    /// The user who sent a client event on a presence channel, for Pusher sockets.
+    pub user_id: Option<String>,
+}
+
+impl From<(String, String, serde_json::Value)> for Outgoing {
+    fn from((channel, event, data): (String, String, serde_json::Value)) -> Self {
+        Outgoing { channel, event, data, except: None, user_id: None }
+    }
 }
 
 /// The SHA-256 of an API key, as stored.
@@ -125,6 +148,10 @@ impl Service {
             }
             StoreError::MessagesRefused(refused) => self.messages_refused("publishing", refused, false),
             StoreError::LeaseLost => realtime_api::idempotency::lease_lost(),
+            StoreError::BacklogFull { maximum } => ApiError::new(
+                ErrorCode::BacklogFull,
+                format!("the user has {maximum} unacknowledged reliable messages; a client must ack some first"),
+            ),
             StoreError::BalanceLimit { maximum } => {
                 ApiError::conflict(format!("the balance would exceed the maximum of {maximum} micro-USD"))
             }
@@ -191,7 +218,7 @@ impl Service {
     pub async fn publish_messages(
         &self,
         account_id: &str,
-        messages: Vec<(String, String, serde_json::Value)>,
+        messages: Vec<impl Into<Outgoing> + Send>,
     ) -> Result<Vec<Published>, ApiError> {
         self.publish_sealed(account_id, messages, |_| None).await
     }
@@ -203,21 +230,22 @@ impl Service {
     pub async fn publish_sealed(
         &self,
         account_id: &str,
-        messages: Vec<(String, String, serde_json::Value)>,
+        messages: Vec<impl Into<Outgoing> + Send>,
         seal: impl Fn(&[Published]) -> Option<Seal> + Send + Sync,
     ) -> Result<Vec<Published>, ApiError> {
+        let messages: Vec<Outgoing> = messages.into_iter().map(Into::into).collect();
         let now: DateTime<Utc> = Utc::now();
         // One monotonic generator per call: the ids of a batch sort in publish order even
         // within one millisecond.
         let mut ids = ulid::Generator::new();
         let rows: Vec<MessageRow> = messages
             .iter()
-            .map(|(channel, event, data)| MessageRow {
+            .map(|message| MessageRow {
                 message_id: ids.generate().unwrap_or_else(|_| ulid::Ulid::generate()).to_string(),
                 offset: 0,
-                channel: channel.clone(),
-                event: event.clone(),
-                data: data.to_string(),
+                channel: message.channel.clone(),
+                event: message.event.clone(),
+                data: message.data.to_string(),
                 published_at: now,
             })
             .collect();
@@ -251,16 +279,17 @@ impl Service {
             },
         )?;
         let mut published = published_at(&positions);
-        for ((message, position), (_, _, data)) in published.iter_mut().zip(positions).zip(messages) {
-            let frame = encode(&ServerFrame::Message {
+        for ((message, position), outgoing) in published.iter_mut().zip(positions).zip(messages) {
+            let frame = ServerFrame::Message {
                 channel: message.channel.clone(),
                 message_id: message.message_id.clone(),
                 epoch: position.epoch.clone(),
                 offset: position.offset,
                 event: message.event.clone(),
-                data,
+                data: outgoing.data,
                 published_at: message.published_at,
-            });
+            };
+            let frame = Frames::of(&frame, outgoing.user_id.as_deref(), outgoing.except.as_deref());
             let key = ChannelKey::new(account_id, &message.channel);
             let event = ClusterEvent::Frame { key, frame, position: Some(position) };
             message.delivered = self.announce(event).await;

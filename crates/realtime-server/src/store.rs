@@ -8,9 +8,14 @@
 //! decisions by `realtime_api::idempotency`. The embedded backend is [`sqlite`]; several
 //! nodes share a PostgreSQL backend.
 
+mod apps;
 pub mod postgres;
 pub mod sqlite;
+mod users;
 
+pub use users::{AnswerOutcome, CommandRow, UserMessageRow, Users};
+
+pub use apps::{AppRow, Apps};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use realtime_api::IdempotencyStore;
@@ -35,6 +40,12 @@ pub enum StoreError {
     /// presumed dead); nothing was changed.
     #[error("the idempotency lease was lost")]
     LeaseLost,
+    /// The user has `maximum` unacknowledged reliable messages; nothing was changed.
+    #[error("the user's backlog is full")]
+    BacklogFull {
+        /// The most unacknowledged messages a user may have.
+        maximum: u64,
+    },
     /// Crediting would take the balance past the maximum; nothing was changed.
     #[error("the balance would exceed {maximum}")]
     BalanceLimit {
@@ -267,7 +278,7 @@ pub trait Tokens: Send + Sync {
 
 /// Every store concern, plus settings and health.
 #[async_trait]
-pub trait Store: Accounts + Channels + Tokens + IdempotencyStore {
+pub trait Store: Accounts + Channels + Tokens + Users + Apps + IdempotencyStore {
     /// Whether the engine answers.
     async fn ping(&self) -> StoreResult<()>;
     /// A server setting (e.g. the generated token secret).

@@ -33,6 +33,14 @@ impl TestServer {
         Ok(TestServer { server, dir: dir.to_owned(), api_key, overrides })
     }
 
+    /// Starts a node again on the data a killed node left in `dir`, for the same dev
+    /// account (whose key only the first start printed).
+    pub async fn reopen(dir: &Path, api_key: String) -> anyhow::Result<TestServer> {
+        let overrides = json!({});
+        let server = RunningServer::start(config(dir, &overrides)?).await?;
+        Ok(TestServer { server, dir: dir.to_owned(), api_key, overrides })
+    }
+
     /// The base URL, e.g. `http://127.0.0.1:41234`.
     pub fn base_url(&self) -> String {
         self.server.base_url()

@@ -98,11 +98,14 @@ pub enum VendorToken {
         /// When it expires.
         expires_at: DateTime<Utc>,
     },
-    /// A Pusher channel authorization: give `{"auth": token, "channel_data": channel_data}`
-    /// to pusher-js.
+    /// A Pusher channel authorization. The whole answer is what pusher-js's
+    /// `channelAuthorization` endpoint returns: it reads `auth` and `channel_data` and
+    /// ignores the rest, so an app's backend can hand it back as it is.
     Pusher {
         /// `<app key>:<hex HMAC-SHA256(secret, socket_id:channel[:channel_data])>`.
         token: String,
+        /// The same as `token`, under the name pusher-js reads.
+        auth: String,
         /// The channel that was signed (the first one).
         channel: String,
         /// For presence channels: the exact JSON string that was signed.
@@ -160,9 +163,10 @@ impl std::fmt::Debug for VendorToken {
             VendorToken::Realtime { token: _, expires_at } => {
                 f.debug_struct("Realtime").field("token", &"<redacted>").field("expires_at", expires_at).finish()
             }
-            VendorToken::Pusher { token: _, channel, channel_data } => f
+            VendorToken::Pusher { token: _, auth: _, channel, channel_data } => f
                 .debug_struct("Pusher")
                 .field("token", &"<redacted>")
+                .field("auth", &"<redacted>")
                 .field("channel", channel)
                 .field("channel_data", channel_data)
                 .finish(),

@@ -34,6 +34,12 @@ pub enum EventType {
     /// The answer to a `ping`.
     #[serde(rename = "pong")]
     Pong,
+    /// A message to the connection's user.
+    #[serde(rename = "user.message")]
+    UserMessage,
+    /// A command to the connection's user.
+    #[serde(rename = "user.command")]
+    UserCommand,
     /// The server is about to close the socket, and why (the close code follows).
     #[serde(rename = "disconnecting")]
     Disconnecting,
@@ -41,7 +47,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 12] = [
         EventType::Connected,
         EventType::Subscribed,
         EventType::Unsubscribed,
@@ -51,6 +57,8 @@ impl EventType {
         EventType::Published,
         EventType::Error,
         EventType::Pong,
+        EventType::UserMessage,
+        EventType::UserCommand,
         EventType::Disconnecting,
     ];
 }

@@ -10,6 +10,7 @@
 //! - [`token`], [`channel`], [`history`], [`publish`], [`presence`], [`auth_sign`],
 //!   [`events`], [`user`], [`account`]: one module per capability group of the REST contract.
 //! - [`ws`]: the WebSocket protocol (client frames, server frames, close codes).
+//! - [`pusher`]: the Pusher-compatible face (Pusher's HTTP API and protocol 7).
 
 pub mod account;
 pub mod auth_sign;
@@ -17,9 +18,11 @@ pub mod channel;
 pub mod events;
 pub mod history;
 pub mod limits;
+pub mod messaging;
 pub mod presence;
 pub mod problem;
 pub mod publish;
+pub mod pusher;
 pub mod token;
 pub mod user;
 pub mod validate;
@@ -33,6 +36,9 @@ pub use channel::{
 };
 pub use events::{EventType, EventTypes};
 pub use history::{Direction, History, HistoryMessage, HistoryQuery, Position, RecoveryFailure};
+pub use messaging::{
+    CommandStatus, Delivery, SenderType, UserCommand, UserCommandSendRequest, UserMessageSendRequest, UserMessageSent,
+};
 pub use presence::{Presence, PresenceMember};
 pub use problem::{ErrorCode, FieldError, Problem};
 pub use publish::{BatchMessage, BatchPublished, PublishBatchRequest, PublishRequest, Published};

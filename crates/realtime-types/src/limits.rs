@@ -52,3 +52,16 @@ pub const HISTORY_DEFAULT_LIMIT: u32 = 50;
 /// Most messages one recovering subscribe replays; past it the subscribe answers
 /// `recovered: false` with `too_many`.
 pub const RECOVERY_MAX_MESSAGES: u64 = 1000;
+
+/// Default and largest `timeout` of a user command, in seconds (the seed's 30 minutes).
+pub const COMMAND_MAX_TIMEOUT_SECONDS: u32 = 1800;
+
+/// Longest an HTTP call waits for a command's response, in seconds.
+pub const COMMAND_MAX_WAIT_SECONDS: u32 = 60;
+
+/// Most unacknowledged reliable messages a user may have; past it a send is refused with
+/// 409 `BACKLOG_FULL`.
+pub const USER_BACKLOG_MAX: u64 = 1000;
+
+/// Most reliable messages delivered again on one connect (the rest after the next acks).
+pub const USER_REDELIVERY_MAX: u32 = 500;

@@ -38,11 +38,17 @@ pub enum ErrorCode {
     Internal,
     /// 503: a backing engine (store or broker) is unreachable; retry later.
     Unavailable,
+    /// 409: the user has no live connection to take a command.
+    UserOffline,
+    /// 409: the user has too many unacknowledged reliable messages.
+    BacklogFull,
+    /// 504: no client answered the command within the wait.
+    CommandTimeout,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::BadRequest,
         ErrorCode::ValidationError,
         ErrorCode::Unauthenticated,
@@ -58,6 +64,9 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
+        ErrorCode::UserOffline,
+        ErrorCode::BacklogFull,
+        ErrorCode::CommandTimeout,
     ];
 
     /// The HTTP status that always goes with this code.
@@ -78,6 +87,9 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
+            ErrorCode::UserOffline => 409,
+            ErrorCode::BacklogFull => 409,
+            ErrorCode::CommandTimeout => 504,
         }
     }
 
@@ -99,6 +111,9 @@ impl ErrorCode {
             ErrorCode::RateLimited => "Too many requests",
             ErrorCode::Internal => "Internal error",
             ErrorCode::Unavailable => "Service unavailable",
+            ErrorCode::UserOffline => "The user is offline",
+            ErrorCode::BacklogFull => "The user's backlog is full",
+            ErrorCode::CommandTimeout => "The command was not answered in time",
         }
     }
 
@@ -120,6 +135,9 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::UserOffline => "USER_OFFLINE",
+            ErrorCode::BacklogFull => "BACKLOG_FULL",
+            ErrorCode::CommandTimeout => "COMMAND_TIMEOUT",
         }
     }
 

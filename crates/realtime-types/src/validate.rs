@@ -289,6 +289,38 @@ impl Validate for UserDisconnectRequest {
     }
 }
 
+impl Validate for crate::UserMessageSendRequest {
+    fn validate(&self) -> Result<(), Rejection> {
+        let mut check = Checker::default();
+        check.client_id("/target_user_id", &self.target_user_id);
+        check.data("/payload", &self.payload);
+        if let Some(sender) = &self.sender_id {
+            check.client_id("/sender_id", sender);
+        }
+        check.idempotency_key(self.idempotency_key.as_deref());
+        check.finish()
+    }
+}
+
+impl Validate for crate::UserCommandSendRequest {
+    fn validate(&self) -> Result<(), Rejection> {
+        let mut check = Checker::default();
+        check.client_id("/target_user_id", &self.target_user_id);
+        if self.command_type.is_empty() || self.command_type.len() > EVENT_NAME_MAX_LEN {
+            check.error("/type", format!("must be 1-{EVENT_NAME_MAX_LEN} bytes"));
+        }
+        check.data("/data", &self.data);
+        if let Some(sender) = &self.sender_id {
+            check.client_id("/sender_id", sender);
+        }
+        if self.timeout.is_some_and(|timeout| timeout == 0 || timeout > COMMAND_MAX_TIMEOUT_SECONDS) {
+            check.error("/timeout", format!("must be 1-{COMMAND_MAX_TIMEOUT_SECONDS} seconds"));
+        }
+        check.idempotency_key(self.idempotency_key.as_deref());
+        check.finish()
+    }
+}
+
 impl Validate for TopupRequest {
     fn validate(&self) -> Result<(), Rejection> {
         let mut check = Checker::default();

@@ -48,6 +48,20 @@ pub enum ClientFrame {
     },
     /// A heartbeat; the server answers `pong`. Any frame counts as a sign of life.
     Ping {},
+    /// Acknowledges a reliable `user.message`, and with it every earlier one of the user:
+    /// none of them is delivered again, to any of the user's connections.
+    Ack {
+        /// The `message_id` of the `user.message`.
+        message_id: String,
+    },
+    /// Answers a `user.command`; the first response wins, later ones get an `error`.
+    #[serde(rename = "command.response")]
+    CommandResponse {
+        /// The `command_id` of the `user.command`.
+        command_id: String,
+        /// Any JSON value, at most 10240 bytes.
+        data: serde_json::Value,
+    },
 }
 
 /// Why a subscription ended.
@@ -177,6 +191,47 @@ pub enum ServerFrame {
     /// The answer to `ping`.
     #[serde(rename = "pong")]
     Pong {},
+    /// A message to this connection's user (its token's `user_id`).
+    #[serde(rename = "user.message")]
+    UserMessage {
+        /// The message's id; acknowledge a reliable one with an `ack` frame.
+        message_id: String,
+        /// `realtime` or `reliable`.
+        delivery: crate::Delivery,
+        /// The application's payload.
+        payload: serde_json::Value,
+        /// `server` or `client`.
+        sender_type: crate::SenderType,
+        /// Who sent it, when given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender_id: Option<String>,
+        /// When it was sent.
+        sent_at: DateTime<Utc>,
+        /// For a reliable message: its place in the user's stream.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sequence: Option<u64>,
+        /// For a reliable message: how many times it has been delivered, this time
+        /// included (more than 1 is a redelivery).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery_count: Option<u32>,
+    },
+    /// A command to this connection's user; answer it with a `command.response` frame.
+    #[serde(rename = "user.command")]
+    UserCommand {
+        /// The command's id.
+        command_id: String,
+        /// The command's type (the `type` of `realtime.user.command.send`).
+        command: String,
+        /// Its data.
+        data: serde_json::Value,
+        /// `server` or `client`.
+        sender_type: crate::SenderType,
+        /// Who sent it, when given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender_id: Option<String>,
+        /// When it can no longer be answered.
+        expires_at: DateTime<Utc>,
+    },
     /// Sent just before the server closes the socket with `code`.
     #[serde(rename = "disconnecting")]
     Disconnecting {
@@ -201,6 +256,8 @@ impl ServerFrame {
             ServerFrame::Published { .. } => EventType::Published,
             ServerFrame::Error { .. } => EventType::Error,
             ServerFrame::Pong {} => EventType::Pong,
+            ServerFrame::UserMessage { .. } => EventType::UserMessage,
+            ServerFrame::UserCommand { .. } => EventType::UserCommand,
             ServerFrame::Disconnecting { .. } => EventType::Disconnecting,
         }
     }

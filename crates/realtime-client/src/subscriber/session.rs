@@ -153,7 +153,10 @@ impl Channels {
                 self.wanted.remove(channel);
                 self.pending.remove(channel);
             }
-            ClientFrame::Publish { .. } | ClientFrame::Ping {} => {}
+            ClientFrame::Publish { .. }
+            | ClientFrame::Ping {}
+            | ClientFrame::Ack { .. }
+            | ClientFrame::CommandResponse { .. } => {}
         }
     }
 
@@ -205,6 +208,8 @@ impl Channels {
             | ServerFrame::PresenceLeave { .. }
             | ServerFrame::Published { .. }
             | ServerFrame::Pong {}
+            | ServerFrame::UserMessage { .. }
+            | ServerFrame::UserCommand { .. }
             | ServerFrame::Disconnecting { .. } => {}
         }
     }
@@ -329,6 +334,8 @@ impl Task {
             | ServerFrame::Published { .. }
             | ServerFrame::Error { .. }
             | ServerFrame::Pong {}
+            | ServerFrame::UserMessage { .. }
+            | ServerFrame::UserCommand { .. }
             | ServerFrame::Disconnecting { .. } => {
                 Heartbeat { interval: Duration::from_secs(25), timeout: Duration::from_secs(60) }
             }
@@ -386,6 +393,8 @@ impl Task {
                                 | ServerFrame::PresenceJoin { .. }
                                 | ServerFrame::PresenceLeave { .. }
                                 | ServerFrame::Published { .. }
+                                | ServerFrame::UserMessage { .. }
+                                | ServerFrame::UserCommand { .. }
                                 | ServerFrame::Error { .. } => {}
                             }
                             if self.events.send(SubscriberEvent::Frame(frame)).await.is_err() {
@@ -537,7 +546,11 @@ mod tests {
             .into_iter()
             .map(|frame| match frame {
                 ClientFrame::Subscribe { channel, .. } => channel,
-                ClientFrame::Unsubscribe { .. } | ClientFrame::Publish { .. } | ClientFrame::Ping {} => String::new(),
+                ClientFrame::Unsubscribe { .. }
+                | ClientFrame::Publish { .. }
+                | ClientFrame::Ping {}
+                | ClientFrame::Ack { .. }
+                | ClientFrame::CommandResponse { .. } => String::new(),
             })
             .collect();
         assert_eq!(again, ["erred-later", "fine"]);

@@ -52,7 +52,7 @@ use self::scripts::{
 };
 use super::{Broker, BrokerError, ClusterEvent, announce, apply};
 use crate::config::Config;
-use crate::hub::{ChannelKey, Hub, encode};
+use crate::hub::{ChannelKey, Frames, Hub};
 
 /// The longest a Redis command may take before the caller gets a [`BrokerError`].
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -66,7 +66,8 @@ const REPLY_WAIT: Duration = Duration::from_secs(1);
 const PUBSUB_BUFFER: usize = 16 * 1024;
 
 /// An event as it travels between nodes: this header as one JSON line, then, for
-/// frames, the frame's JSON text as the publisher serialised it.
+/// frames, the frame's JSON text as the publisher serialised it (a frame's Pusher
+/// encoding, when it has one, travels in the header).
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
     /// The publishing node.
@@ -86,6 +87,10 @@ enum WireEvent {
         channel: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<Position>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pusher: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        except: Option<String>,
     },
     ChannelDeleted {
         account_id: String,
@@ -93,6 +98,14 @@ enum WireEvent {
     },
     TokenRevoked {
         jti: String,
+    },
+    User {
+        account_id: String,
+        user_id: String,
+        counting_only: bool,
+    },
+    CommandAnswered {
+        command_id: String,
     },
     ClientDisconnected {
         account_id: String,
@@ -108,13 +121,26 @@ fn to_wire(event: &ClusterEvent) -> (WireEvent, Option<&str>) {
                 account_id: key.account_id.clone(),
                 channel: key.channel.clone(),
                 position: position.clone(),
+                pusher: frame.pusher.as_ref().map(|text| text.as_str().to_owned()),
+                except: frame.except.as_deref().map(str::to_owned),
             },
-            Some(frame.as_str()),
+            Some(frame.native.as_str()),
         ),
         ClusterEvent::ChannelDeleted { key } => {
             (WireEvent::ChannelDeleted { account_id: key.account_id.clone(), channel: key.channel.clone() }, None)
         }
         ClusterEvent::TokenRevoked { jti } => (WireEvent::TokenRevoked { jti: jti.clone() }, None),
+        ClusterEvent::User { account_id, user_id, frame } => (
+            WireEvent::User {
+                account_id: account_id.clone(),
+                user_id: user_id.clone(),
+                counting_only: frame.is_none(),
+            },
+            frame.as_ref().map(Utf8Bytes::as_str),
+        ),
+        ClusterEvent::CommandAnswered { command_id, response } => {
+            (WireEvent::CommandAnswered { command_id: command_id.clone() }, Some(response.as_str()))
+        }
         ClusterEvent::ClientDisconnected { account_id, client_id, channel } => (
             WireEvent::ClientDisconnected {
                 account_id: account_id.clone(),
@@ -137,15 +163,27 @@ fn decode_envelope(payload: &str) -> Option<(Envelope, ClusterEvent)> {
     let (header, frame) = payload.split_once('\n')?;
     let envelope: Envelope = serde_json::from_str(header).ok()?;
     let event = match &envelope.event {
-        WireEvent::Frame { account_id, channel, position } => ClusterEvent::Frame {
+        WireEvent::Frame { account_id, channel, position, pusher, except } => ClusterEvent::Frame {
             key: ChannelKey::new(account_id, channel),
-            frame: Utf8Bytes::from(frame.to_owned()),
+            frame: Frames {
+                native: Utf8Bytes::from(frame.to_owned()),
+                pusher: pusher.clone().map(Utf8Bytes::from),
+                except: except.as_deref().map(Into::into),
+            },
             position: position.clone(),
         },
         WireEvent::ChannelDeleted { account_id, channel } => {
             ClusterEvent::ChannelDeleted { key: ChannelKey::new(account_id, channel) }
         }
         WireEvent::TokenRevoked { jti } => ClusterEvent::TokenRevoked { jti: jti.clone() },
+        WireEvent::User { account_id, user_id, counting_only } => ClusterEvent::User {
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
+            frame: (!counting_only).then(|| Utf8Bytes::from(frame.to_owned())),
+        },
+        WireEvent::CommandAnswered { command_id } => {
+            ClusterEvent::CommandAnswered { command_id: command_id.clone(), response: frame.to_owned() }
+        }
         WireEvent::ClientDisconnected { account_id, client_id, channel } => ClusterEvent::ClientDisconnected {
             account_id: account_id.clone(),
             client_id: client_id.clone(),
@@ -395,7 +433,7 @@ impl RedisBroker {
                 continue;
             };
             tracing::info!(channel = %key.channel, client_id = %member.client_id, "member of a dead node left");
-            let frame = encode(&ServerFrame::PresenceLeave { channel: key.channel.clone(), member });
+            let frame = Frames::of(&ServerFrame::PresenceLeave { channel: key.channel.clone(), member }, None, None);
             self.publish(ClusterEvent::Frame { key, frame, position: None }).await?;
         }
         Ok(())
@@ -528,6 +566,8 @@ impl Broker for RedisBroker {
             ClusterEvent::Frame { key, .. } => key.clone(),
             ClusterEvent::ChannelDeleted { .. }
             | ClusterEvent::TokenRevoked { .. }
+            | ClusterEvent::User { .. }
+            | ClusterEvent::CommandAnswered { .. }
             | ClusterEvent::ClientDisconnected { .. } => return self.publish_command(event).await,
         };
         let payload = encode_envelope(&self.node, None, &event);

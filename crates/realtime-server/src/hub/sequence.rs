@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use realtime_types::Position;
+
+use super::Frames;
 
 /// What to do with a message that just arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +34,7 @@ pub(super) struct Sequence {
     /// The offset of the last message handed out.
     last: u64,
     /// Messages that arrived ahead of a gap, by offset.
-    ahead: BTreeMap<u64, Utf8Bytes>,
+    ahead: BTreeMap<u64, Frames>,
     /// Since when the oldest gap has been waited for.
     gap_since: Option<Instant>,
 }
@@ -57,7 +58,7 @@ impl Sequence {
     }
 
     /// Decides what to do with the message at `position`; keeps `frame` when it waits.
-    pub(super) fn admit(&mut self, position: &Position, frame: &Utf8Bytes) -> Admit {
+    pub(super) fn admit(&mut self, position: &Position, frame: &Frames) -> Admit {
         if self.epoch.as_deref() != Some(position.epoch.as_str()) {
             // A new life of the channel: nothing before it can still come.
             self.epoch = Some(position.epoch.clone());
@@ -79,7 +80,7 @@ impl Sequence {
     }
 
     /// The next held message, if the gap before it has closed.
-    pub(super) fn next_ready(&mut self) -> Option<(u64, Utf8Bytes)> {
+    pub(super) fn next_ready(&mut self) -> Option<(u64, Frames)> {
         let entry = self.ahead.first_entry()?;
         if *entry.key() != self.last + 1 {
             return None;
@@ -116,8 +117,8 @@ mod tests {
         Position { epoch: "e1".into(), offset }
     }
 
-    fn frame(offset: u64) -> Utf8Bytes {
-        Utf8Bytes::from(offset.to_string())
+    fn frame(offset: u64) -> Frames {
+        Frames::native(axum::extract::ws::Utf8Bytes::from(offset.to_string()))
     }
 
     #[test]

@@ -11,6 +11,7 @@ use realtime_types::*;
 
 use super::{Service, hash_api_key, new_id};
 use crate::broker::ClusterEvent;
+use crate::config::PusherConfig;
 use crate::hub::ChannelKey;
 use crate::store::{ChannelRow, CheckoutRow, TokenRow};
 use crate::tokens::Claims;
@@ -364,9 +365,15 @@ impl RealtimeApi for Service {
                     }
                     (None, false) => None,
                 };
-                let token =
-                    vendors::pusher_auth(&self.config.vendors.pusher, &socket_id, &channel, channel_data.as_deref());
-                let answer = VendorToken::Pusher { token, channel, channel_data };
+                // Signed with the account's (oldest) Pusher app, whose sockets check it;
+                // an account without one gets the configured credentials.
+                let apps = self.store.apps_of(&caller.account_id).await.map_err(|e| self.store_error(e))?;
+                let credentials = match apps.into_iter().next() {
+                    Some(app) => PusherConfig { app_id: app.app_id.to_string(), key: app.key, secret: app.secret },
+                    None => self.config.vendors.pusher.clone(),
+                };
+                let token = vendors::pusher_auth(&credentials, &socket_id, &channel, channel_data.as_deref());
+                let answer = VendorToken::Pusher { auth: token.clone(), token, channel, channel_data };
                 self.charge_signature(caller, &answer).await?;
                 Ok(answer)
             }
@@ -423,6 +430,26 @@ impl RealtimeApi for Service {
         };
         let disconnected = self.broker.publish(event).await.map_err(|e| self.broker_error(e))?;
         Ok(UserDisconnected { disconnected })
+    }
+
+    async fn user_message_send(
+        &self,
+        caller: &Caller,
+        request: UserMessageSendRequest,
+    ) -> Result<UserMessageSent, ApiError> {
+        self.send_user_message(caller, request).await
+    }
+
+    async fn user_command_send(
+        &self,
+        caller: &Caller,
+        request: UserCommandSendRequest,
+    ) -> Result<UserCommand, ApiError> {
+        self.send_user_command(caller, request).await
+    }
+
+    async fn user_command_get(&self, caller: &Caller, command_id: String) -> Result<UserCommand, ApiError> {
+        self.user_command(caller, &command_id).await
     }
 
     async fn account_get(&self, caller: &Caller) -> Result<Account, ApiError> {

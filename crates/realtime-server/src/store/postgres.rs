@@ -21,6 +21,9 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::*;
 
+mod apps;
+mod users;
+
 /// How long a request waits for a pooled connection before the store reports itself
 /// unavailable (the REST side answers 503 then).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -19,6 +19,9 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::*;
 
+mod apps;
+mod users;
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use realtime_server::broker::ClusterEvent;
-use realtime_server::hub::{ChannelKey, Connection, Hub};
+use realtime_server::hub::{ChannelKey, Connection, Frames, Hub};
 use realtime_types::ws::CloseCode;
 use realtime_types::{Position, PresenceMember};
 use serde_json::{Value, json};
@@ -104,7 +104,7 @@ fn key(channel: &str) -> ChannelKey {
 }
 
 fn member(client_id: &str) -> PresenceMember {
-    PresenceMember { client_id: client_id.into(), user_id: Some(format!("user_{client_id}")) }
+    PresenceMember { client_id: client_id.into(), user_id: Some(format!("user_{client_id}")), user_info: None }
 }
 
 fn frame(n: usize) -> Utf8Bytes {
@@ -114,7 +114,11 @@ fn frame(n: usize) -> Utf8Bytes {
 async fn frames_reach_subscribers_in_publish_order(engine: BrokerEngine) {
     let mut socket = Socket::subscribed(&engine.hub, "reader", "room");
     for n in 0..200 {
-        engine.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(n), position: None }).await.unwrap();
+        engine
+            .broker
+            .publish(ClusterEvent::Frame { key: key("room"), frame: Frames::native(frame(n)), position: None })
+            .await
+            .unwrap();
     }
     for n in 0..200 {
         assert_eq!(socket.frame().await["n"], n);
@@ -126,12 +130,15 @@ async fn a_publish_counts_the_sockets_it_reached(engine: BrokerEngine) {
     let _one = Socket::subscribed(&engine.hub, "one", "room");
     let _two = Socket::subscribed(&engine.hub, "two", "room");
     let _elsewhere = Socket::subscribed(&engine.hub, "three", "other");
-    let reached =
-        engine.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0), position: None }).await.unwrap();
+    let reached = engine
+        .broker
+        .publish(ClusterEvent::Frame { key: key("room"), frame: Frames::native(frame(0)), position: None })
+        .await
+        .unwrap();
     assert_eq!(reached, 2);
     let nobody = engine
         .broker
-        .publish(ClusterEvent::Frame { key: key("empty"), frame: frame(0), position: None })
+        .publish(ClusterEvent::Frame { key: key("empty"), frame: Frames::native(frame(0)), position: None })
         .await
         .unwrap();
     assert_eq!(nobody, 0);
@@ -230,7 +237,10 @@ mod redis_cluster {
         let mut on_b = Socket::subscribed(&b.hub, "reader", "room");
         let mut on_a = Socket::subscribed(&a.hub, "local", "room");
         for n in 0..500 {
-            a.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(n), position: None }).await.unwrap();
+            a.broker
+                .publish(ClusterEvent::Frame { key: key("room"), frame: Frames::native(frame(n)), position: None })
+                .await
+                .unwrap();
         }
         for n in 0..500 {
             assert_eq!(on_b.frame().await["n"], n);
@@ -249,8 +259,11 @@ mod redis_cluster {
         for node in [&a, &b] {
             eventually(PROMPTLY, || async { node.broker.subscriber_count(&key("room")).await.unwrap() == 3 }).await;
         }
-        let reached =
-            a.broker.publish(ClusterEvent::Frame { key: key("room"), frame: frame(0), position: None }).await.unwrap();
+        let reached = a
+            .broker
+            .publish(ClusterEvent::Frame { key: key("room"), frame: Frames::native(frame(0)), position: None })
+            .await
+            .unwrap();
         assert_eq!(reached, 3);
     }
 

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["hub"],
     &["broker"],
     &["service"],
-    &["gateway"],
+    &["gateway", "pusher"],
     &["admin", "checkout"],
     &["server"],
     &["testing"],

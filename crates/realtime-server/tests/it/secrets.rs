@@ -59,6 +59,7 @@ fn no_type_that_carries_a_secret_prints_it_in_debug() {
     assert_hides_the_secret(
         &VendorToken::Pusher {
             token: format!("public-pusher-key:{SECRET}"),
+            auth: format!("public-pusher-key:{SECRET}"),
             channel: "presence-room-42".into(),
             channel_data: Some(r#"{"user_id":"user_42"}"#.into()),
         },

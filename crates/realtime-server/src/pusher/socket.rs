@@ -1,0 +1,532 @@
+//! Pusher's WebSocket protocol 7 at `/app/{key}?protocol=7`: what pusher-js speaks.
+//!
+//! A socket is a [`Connection`] of the hub like any other, marked as a Pusher one, so the
+//! fan-out hands it each frame's Pusher encoding and skips it when it is the excluded
+//! socket. As in the native gateway, one task per socket runs a writer (the queue, close
+//! requests, shutdown) beside a reader (the client's frames, one at a time, and the
+//! heartbeat), and whichever ends first decides how the socket closes.
+//!
+//! The heartbeat is Pusher's: after `activity_timeout` seconds without a frame from the
+//! client the server sends `pusher:ping`, and closes with 4201 when nothing comes within
+//! the pong timeout. Client events go through the one publish path (metered and recorded
+//! like any publish) and reach every subscriber of the channel but their sender.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use realtime_types::PresenceMember;
+use realtime_types::pusher::{
+    CLIENT_EVENT_PREFIX, ChannelData, ChannelKind, ClientEvent, CloseCode, DATA_MAX_BYTES, EVENT_NAME_MAX_LEN,
+    PRESENCE_MAX_MEMBERS, PROTOCOL_MIN_VERSION, PROTOCOL_VERSION, PresenceData, ServerEvent, check_channel_name,
+    data_text,
+};
+use realtime_types::ws::CloseCode as NativeCloseCode;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ensure_channels;
+use super::signing::{verify_channel_auth, verify_user_auth};
+use crate::broker::{join_as, leave, leave_all};
+use crate::hub::{ChannelKey, Connection, Protocol};
+use crate::secret::random_bytes;
+use crate::service::{Outgoing, Service};
+use crate::store::AppRow;
+
+/// Bytes read from a socket at a time (small: idle sockets are the common case).
+const READ_BUFFER: usize = 2 * 1024;
+/// Bytes of outgoing frames buffered before they are written.
+const WRITE_BUFFER: usize = 8 * 1024;
+/// Most queued frames sent in one write.
+const WRITE_BATCH: usize = 64;
+/// Largest frame a client may send: a client event's 10 KB of data and its envelope.
+const MAX_CLIENT_MESSAGE: usize = 32 * 1024;
+/// Longest the server waits to send its last frames to a socket that may never drain.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The protocol's route.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new().route("/app/{key}", get(upgrade)).with_state(service)
+}
+
+/// The protocol version a client asked for, or why it cannot be served.
+fn check_version(protocol: Option<&String>) -> Result<(), (CloseCode, &'static str)> {
+    let Some(protocol) = protocol else {
+        return Err((CloseCode::NoProtocolVersion, "no protocol version given: connect with ?protocol=7"));
+    };
+    let Ok(version) = protocol.parse::<u32>() else {
+        return Err((CloseCode::InvalidVersion, "the protocol version is not a number"));
+    };
+    if !(PROTOCOL_MIN_VERSION..=PROTOCOL_VERSION).contains(&version) {
+        return Err((CloseCode::UnsupportedProtocolVersion, "unsupported protocol version: this server speaks 7"));
+    }
+    Ok(())
+}
+
+async fn upgrade(
+    State(service): State<Arc<Service>>,
+    Path(key): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // The same origin rule as the native gateway, before the upgrade.
+    if let Some(origin) = headers.get(axum::http::header::ORIGIN)
+        && !origin.to_str().is_ok_and(|origin| service.config.gateway.allowed_origins.allows(origin))
+    {
+        let refusal = realtime_api::ApiError::forbidden("this page's origin may not open sockets on this server");
+        return axum::response::IntoResponse::into_response(refusal);
+    }
+    let admission = match check_version(params.get("protocol")) {
+        Err(refusal) => Err(refusal),
+        Ok(()) => match service.store.app_by_key(&key).await {
+            Ok(Some(app)) => Ok(app),
+            Ok(None) => Err((CloseCode::AppDoesNotExist, "no app has this key")),
+            Err(error) => {
+                tracing::warn!(%error, "pusher connect: store unavailable");
+                Err((CloseCode::OverCapacity, "the server cannot look up the app now; retry later"))
+            }
+        },
+    };
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            match admission {
+                Ok(app) => run(socket, service, app).await,
+                Err((code, reason)) => refuse(socket, code, reason).await,
+            }
+        })
+}
+
+/// The frames that end a socket: `pusher:error` with the code, then the close.
+fn goodbye(code: CloseCode, reason: &str) -> [Message; 2] {
+    let error = ServerEvent::Error { code: Some(code.code()), message: reason.to_owned() };
+    [
+        Message::Text(Utf8Bytes::from(error.to_json())),
+        Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) })),
+    ]
+}
+
+async fn refuse(mut socket: WebSocket, code: CloseCode, reason: &str) {
+    for message in goodbye(code, reason) {
+        if socket.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The Pusher close code for a close the rest of the server asked for.
+fn close_code_of(code: NativeCloseCode) -> CloseCode {
+    match code {
+        // Cut by the server (user.disconnect, terminate_connections): pusher-js does not
+        // reconnect on its own after a 40xx.
+        NativeCloseCode::TokenInvalid
+        | NativeCloseCode::TokenExpired
+        | NativeCloseCode::TokenRevoked
+        | NativeCloseCode::DisconnectedByServer
+        | NativeCloseCode::ProtocolError => CloseCode::Unauthorized,
+        NativeCloseCode::ConnectionLimit => CloseCode::OverConnectionQuota,
+        NativeCloseCode::SlowConsumer | NativeCloseCode::TryAgainLater => CloseCode::OverCapacity,
+        NativeCloseCode::ServerShutdown => CloseCode::ReconnectImmediately,
+        NativeCloseCode::HeartbeatTimeout => CloseCode::PongNotReceived,
+    }
+}
+
+/// How a socket ended.
+enum End {
+    /// Close with this code, after a `pusher:error` frame.
+    Close(CloseCode, String),
+    /// The client sent a close frame: answer it and send nothing else.
+    ClosedByClient,
+    /// The peer went away, or the node was killed.
+    Gone,
+}
+
+/// What the reader knows of its socket beyond the hub's connection.
+struct Session {
+    app: AppRow,
+    socket_id: String,
+    /// The user id of each presence channel the socket joined.
+    presence_user: HashMap<String, String>,
+    /// Client events sent in the current second, and when that second started.
+    client_events: (u32, Instant),
+}
+
+/// A socket id: two runs of digits, unique in the cluster with overwhelming likelihood.
+fn new_socket_id() -> String {
+    let [a, b] = [random_bytes::<4>(), random_bytes::<4>()].map(u32::from_le_bytes);
+    format!("{a}.{b}")
+}
+
+async fn run(socket: WebSocket, service: Arc<Service>, app: AppRow) {
+    let socket_id = new_socket_id();
+    let (outbound_tx, mut outbound) = mpsc::channel::<Utf8Bytes>(service.config.gateway.outbound_queue.max(1));
+    let connection = Arc::new(Connection::pusher(app.account_id.clone(), socket_id.clone(), outbound_tx));
+    service.hub.connect(connection.clone());
+    let (mut sink, mut stream) = socket.split();
+    let established = ServerEvent::ConnectionEstablished {
+        socket_id: socket_id.clone(),
+        activity_timeout: service.config.pusher.activity_timeout_seconds,
+    };
+    let mut session = Session { app, socket_id, presence_user: HashMap::new(), client_events: (0, Instant::now()) };
+
+    let end = if sink.send(Message::Text(Utf8Bytes::from(established.to_json()))).await.is_err() {
+        End::Gone
+    } else {
+        let finish = CancellationToken::new();
+        let mut writer = pin!(write(&mut sink, &mut outbound, &service, &connection));
+        let mut reader = pin!(read(&mut stream, &service, &connection, &mut session, &finish));
+        let (end, reader_ended) = tokio::select! {
+            end = &mut writer => (end, false),
+            end = &mut reader => (end, true),
+        };
+        // The frame being handled (a client event being recorded, a presence join) is
+        // finished first, as in the native gateway.
+        if !reader_ended && !service.kill.is_cancelled() {
+            finish.cancel();
+            reader.await;
+        }
+        end
+    };
+
+    service.hub.disconnect(&connection);
+    leave_all(service.broker.as_ref(), &connection).await;
+    match end {
+        End::Close(code, reason) => {
+            let send = async {
+                for message in goodbye(code, &reason) {
+                    sink.send(message).await?;
+                }
+                Ok::<_, axum::Error>(())
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, send).await;
+        }
+        End::ClosedByClient => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        }
+        End::Gone => {}
+    }
+}
+
+/// The writing half: sends queued frames; ends when the socket is asked to close, the
+/// server shuts down or the node is killed.
+async fn write(
+    sink: &mut SplitSink<WebSocket, Message>,
+    outbound: &mut mpsc::Receiver<Utf8Bytes>,
+    service: &Service,
+    connection: &Connection,
+) -> End {
+    let closed = connection.closed();
+    tokio::pin!(closed);
+    let shutdown = service.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let kill = service.kill.cancelled();
+    tokio::pin!(kill);
+    loop {
+        tokio::select! {
+            queued = outbound.recv() => {
+                let Some(frame) = queued else { return End::Gone };
+                let write = async {
+                    sink.feed(Message::Text(frame)).await?;
+                    for _ in 0..WRITE_BATCH {
+                        let Ok(frame) = outbound.try_recv() else { break };
+                        sink.feed(Message::Text(frame)).await?;
+                    }
+                    sink.flush().await
+                };
+                tokio::select! {
+                    sent = write => if sent.is_err() { return End::Gone },
+                    (code, reason) = &mut closed => return End::Close(close_code_of(code), reason),
+                    _ = &mut kill => return End::Gone,
+                }
+            }
+            (code, reason) = &mut closed => return End::Close(close_code_of(code), reason),
+            _ = &mut shutdown => {
+                return End::Close(CloseCode::ReconnectImmediately, "the server is shutting down".into());
+            }
+            _ = &mut kill => return End::Gone,
+        }
+    }
+}
+
+/// The reading half: handles frames one at a time, and pings a silent client.
+async fn read(
+    stream: &mut SplitStream<WebSocket>,
+    service: &Arc<Service>,
+    connection: &Arc<Connection>,
+    session: &mut Session,
+    finish: &CancellationToken,
+) -> End {
+    let activity = Duration::from_secs(u64::from(service.config.pusher.activity_timeout_seconds));
+    let pong_wait = Duration::from_secs(u64::from(service.config.pusher.pong_timeout_seconds));
+    let finished = finish.cancelled();
+    tokio::pin!(finished);
+    let silence = tokio::time::sleep(activity);
+    tokio::pin!(silence);
+    let mut pinged = false;
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            _ = &mut finished => return End::Gone,
+            incoming = stream.next() => incoming,
+            _ = &mut silence => {
+                if pinged {
+                    return End::Close(CloseCode::PongNotReceived, "no pong within the pong timeout".into());
+                }
+                send(connection, &ServerEvent::Ping);
+                pinged = true;
+                silence.as_mut().reset(Instant::now() + pong_wait);
+                continue;
+            }
+        };
+        pinged = false;
+        silence.as_mut().reset(Instant::now() + activity);
+        match incoming {
+            Some(Ok(Message::Text(text))) => {
+                if let Some(end) = Box::pin(handle(service, connection, session, &text)).await {
+                    return end;
+                }
+            }
+            Some(Ok(Message::Binary(_))) => {
+                return End::Close(CloseCode::Unauthorized, "binary frames are not supported".into());
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_))) => return End::ClosedByClient,
+            Some(Err(error)) => {
+                tracing::debug!(%error, "pusher socket read failed");
+                return End::Close(CloseCode::Unauthorized, "the frame could not be read (too large?)".into());
+            }
+            None => return End::Gone,
+        }
+    }
+}
+
+fn send(connection: &Connection, event: &ServerEvent) {
+    connection.send(Utf8Bytes::from(event.to_json()));
+}
+
+fn error(message: impl Into<String>) -> ServerEvent {
+    ServerEvent::Error { code: None, message: message.into() }
+}
+
+/// Handles one client frame; `Some` ends the socket.
+async fn handle(
+    service: &Arc<Service>,
+    connection: &Arc<Connection>,
+    session: &mut Session,
+    text: &str,
+) -> Option<End> {
+    let event = match ClientEvent::parse(text) {
+        Ok(event) => event,
+        Err(why) => {
+            send(connection, &error(why));
+            return None;
+        }
+    };
+    let reply = match event {
+        ClientEvent::Ping => Some(ServerEvent::Pong),
+        ClientEvent::Pong => None,
+        ClientEvent::Subscribe { channel, auth, channel_data } => {
+            subscribe(service, connection, session, channel, auth, channel_data).await
+        }
+        ClientEvent::Unsubscribe { channel } => {
+            service.hub.unsubscribe(connection, &channel);
+            leave(service.broker.as_ref(), connection, &channel).await;
+            session.presence_user.remove(&channel);
+            None
+        }
+        ClientEvent::Signin { auth, user_data } => Some(signin(connection, session, &auth, &user_data)),
+        ClientEvent::Client { event, channel, data } => {
+            client_event(service, session, connection, event, channel, data).await
+        }
+        ClientEvent::Unknown { event } => Some(error(format!("unsupported event {event:?}"))),
+    };
+    if let Some(reply) = reply {
+        send(connection, &reply);
+    }
+    None
+}
+
+/// Subscribes the socket; `None` when the hub queued `subscription_succeeded` itself
+/// (ahead of the channel's events), else the refusal.
+async fn subscribe(
+    service: &Arc<Service>,
+    connection: &Arc<Connection>,
+    session: &mut Session,
+    channel: String,
+    auth: Option<String>,
+    channel_data: Option<String>,
+) -> Option<ServerEvent> {
+    let refuse =
+        |status: u16, error: String| ServerEvent::SubscriptionError { channel: channel.clone(), error, status };
+    if let Err(why) = check_channel_name(&channel) {
+        return Some(refuse(400, format!("invalid channel name: {why}")));
+    }
+    let kind = ChannelKind::of(&channel);
+    let signed_data = match kind {
+        ChannelKind::Presence => match &channel_data {
+            Some(data) => Some(data.as_str()),
+            None => return Some(refuse(400, "presence channels need channel_data".into())),
+        },
+        ChannelKind::Public | ChannelKind::Private | ChannelKind::Encrypted => None,
+    };
+    if kind.needs_auth() {
+        let app = &session.app;
+        let valid = auth.as_deref().is_some_and(|auth| {
+            verify_channel_auth(&app.key, &app.secret, &session.socket_id, &channel, signed_data, auth)
+        });
+        if !valid {
+            return Some(refuse(401, format!("invalid signature for {} on {channel}", session.socket_id)));
+        }
+    }
+    let member = match signed_data.map(ChannelData::parse).transpose() {
+        Ok(member) => member,
+        Err(why) => return Some(refuse(400, why)),
+    };
+    let row = match ensure_channels(service, &session.app, &[channel.as_str()]).await {
+        Ok(mut rows) => rows.remove(0),
+        Err(error) => {
+            tracing::warn!(?error, "pusher subscribe: the channel could not be created");
+            return Some(refuse(503, "the server cannot subscribe now; retry".into()));
+        }
+    };
+    let key = ChannelKey::new(&session.app.account_id, &channel);
+    let presence = match member {
+        Some(member) => match join(service, connection, &key, member).await {
+            Ok(presence) => {
+                session.presence_user.insert(channel.clone(), presence.1);
+                Some(presence.0)
+            }
+            Err(refusal) => return Some(refuse(refusal.0, refusal.1)),
+        },
+        None => None,
+    };
+    let succeeded = ServerEvent::SubscriptionSucceeded { channel: channel.clone(), presence };
+    let reply = Utf8Bytes::from(succeeded.to_json());
+    match service.hub.subscribe(connection, &channel, &row.position(), |_| reply.clone()) {
+        Some(_) => None,
+        // Already subscribed: nothing changes, and the client hears so again.
+        None => Some(succeeded),
+    }
+}
+
+/// Joins the presence of a channel as the member `channel_data` names (refused when the
+/// channel is full); returns the members, this one included, and its user id.
+async fn join(
+    service: &Service,
+    connection: &Connection,
+    key: &ChannelKey,
+    data: ChannelData,
+) -> Result<(PresenceData, String), (u16, String)> {
+    let unavailable = |error: crate::broker::BrokerError| {
+        tracing::warn!(%error, "pusher subscribe: presence unavailable");
+        (503, "presence is unavailable; retry".to_owned())
+    };
+    let members = service.broker.members(key).await.map_err(unavailable)?;
+    let already = members.iter().any(|member| member.client_id == data.user_id);
+    if !already && members.len() >= PRESENCE_MAX_MEMBERS {
+        return Err((403, format!("the channel has its maximum of {PRESENCE_MAX_MEMBERS} members")));
+    }
+    let user_id = data.user_id.clone();
+    let member =
+        PresenceMember { client_id: data.user_id.clone(), user_id: Some(data.user_id), user_info: data.user_info };
+    join_as(service.broker.as_ref(), connection, &key.channel, member).await.map_err(unavailable)?;
+    let members = service.broker.members(key).await.map_err(unavailable)?;
+    let mut presence = PresenceData::default();
+    for member in members {
+        presence.hash.insert(member.client_id.clone(), member.user_info.unwrap_or(Value::Null));
+        presence.ids.push(member.client_id);
+    }
+    presence.count = presence.ids.len();
+    Ok((presence, user_id))
+}
+
+/// `pusher:signin`: the socket becomes the user's, for `terminate_connections`.
+fn signin(connection: &Connection, session: &Session, auth: &str, user_data: &str) -> ServerEvent {
+    let app = &session.app;
+    if !verify_user_auth(&app.key, &app.secret, &session.socket_id, user_data, auth) {
+        return ServerEvent::Error {
+            code: Some(CloseCode::Unauthorized.code()),
+            message: "invalid signin signature".into(),
+        };
+    }
+    let id = serde_json::from_str::<Value>(user_data).ok().and_then(|data| data.get("id")?.as_str().map(str::to_owned));
+    let Some(id) = id.filter(|id| !id.is_empty()) else {
+        return ServerEvent::Error {
+            code: Some(CloseCode::Unauthorized.code()),
+            message: "user_data must hold a non-empty string id".into(),
+        };
+    };
+    if let Protocol::Pusher { user, .. } = &connection.protocol {
+        *user.lock().expect("user lock") = Some(id);
+    }
+    ServerEvent::SigninSuccess { user_data: user_data.to_owned() }
+}
+
+/// A `client-` event: for the other subscribers of a private or presence channel the
+/// socket is subscribed to; `None` when it was published.
+async fn client_event(
+    service: &Arc<Service>,
+    session: &mut Session,
+    connection: &Connection,
+    event: String,
+    channel: String,
+    data: Value,
+) -> Option<ServerEvent> {
+    match ChannelKind::of(&channel) {
+        ChannelKind::Private | ChannelKind::Presence => {}
+        ChannelKind::Public => return Some(error("client events are only for private- and presence- channels")),
+        ChannelKind::Encrypted => return Some(error("client events are not supported on encrypted channels")),
+    }
+    if !connection.is_subscribed(&channel) {
+        return Some(error(format!("subscribe to {channel} before sending client events to it")));
+    }
+    if event.len() > EVENT_NAME_MAX_LEN || !event.starts_with(CLIENT_EVENT_PREFIX) {
+        return Some(error(format!(
+            "client event names start with client- and are at most {EVENT_NAME_MAX_LEN} bytes"
+        )));
+    }
+    if data_text(&data).len() > DATA_MAX_BYTES {
+        return Some(error(format!("client event data is at most {DATA_MAX_BYTES} bytes")));
+    }
+    let (sent, since) = &mut session.client_events;
+    if since.elapsed() >= Duration::from_secs(1) {
+        (*sent, *since) = (0, Instant::now());
+    }
+    if *sent >= service.config.pusher.client_events_per_second {
+        return Some(ServerEvent::Error {
+            code: Some(CloseCode::ClientEventRateLimit.code()),
+            message: format!("at most {} client events per second", service.config.pusher.client_events_per_second),
+        });
+    }
+    *sent += 1;
+    if let Err(error) = service.check_rate(&session.app.account_id) {
+        return Some(ServerEvent::Error { code: None, message: error.problem().detail.clone().unwrap_or_default() });
+    }
+    let message = Outgoing {
+        user_id: session.presence_user.get(&channel).cloned(),
+        channel,
+        event,
+        data,
+        except: Some(session.socket_id.clone()),
+    };
+    match service.publish_messages(&session.app.account_id, vec![message]).await {
+        Ok(_) => None,
+        Err(refused) => {
+            Some(ServerEvent::Error { code: None, message: refused.problem().detail.clone().unwrap_or_default() })
+        }
+    }
+}

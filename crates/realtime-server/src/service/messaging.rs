@@ -1,0 +1,237 @@
+//! User-addressed messages and commands (seed 002), on the [`Service`].
+//!
+//! A user is every live connection whose token carries its `user_id`, on any node: a
+//! frame for it travels as one [`ClusterEvent::User`] and each node hands it to its own
+//! connections. Reliable messages are appended to the user's stream in the store before
+//! they are pushed; commands are stored, pushed, and answered by the first
+//! `command.response`, which reaches the waiting node as [`ClusterEvent::CommandAnswered`].
+
+use std::time::Duration;
+
+use chrono::Utc;
+use realtime_api::idempotency::Seal;
+use realtime_api::{ApiError, Caller};
+use realtime_types::limits::{COMMAND_MAX_TIMEOUT_SECONDS, COMMAND_MAX_WAIT_SECONDS, USER_BACKLOG_MAX};
+use realtime_types::ws::ServerFrame;
+use realtime_types::*;
+
+use super::{Service, new_id};
+use crate::broker::ClusterEvent;
+use crate::hub::encode;
+use crate::store::{AnswerOutcome, CommandRow, UserMessageRow};
+
+/// The frame a stored reliable message is delivered as.
+pub fn user_message_frame(message: &UserMessageRow) -> ServerFrame {
+    ServerFrame::UserMessage {
+        message_id: message.message_id.clone(),
+        delivery: Delivery::Reliable,
+        payload: serde_json::from_str(&message.payload).unwrap_or(serde_json::Value::Null),
+        sender_type: message.sender_type,
+        sender_id: message.sender_id.clone(),
+        sent_at: message.sent_at,
+        sequence: Some(message.seq),
+        delivery_count: Some(message.delivery_count),
+    }
+}
+
+/// The view of a stored command at `now`.
+fn command_view(row: CommandRow, now: chrono::DateTime<Utc>) -> UserCommand {
+    let response = row.response.as_deref().map(|text| serde_json::from_str(text).unwrap_or(serde_json::Value::Null));
+    let status = match (&response, row.expires_at <= now) {
+        (Some(_), _) => CommandStatus::Answered,
+        (None, true) => CommandStatus::Expired,
+        (None, false) => CommandStatus::Pending,
+    };
+    UserCommand {
+        command_id: row.command_id,
+        target_user_id: row.user_id,
+        command_type: row.command_type,
+        status,
+        response,
+        expires_at: row.expires_at,
+    }
+}
+
+impl Service {
+    /// `realtime.user.message.send`.
+    pub(super) async fn send_user_message(
+        &self,
+        caller: &Caller,
+        request: UserMessageSendRequest,
+    ) -> Result<UserMessageSent, ApiError> {
+        let delivery = request.delivery.unwrap_or_default();
+        let row = UserMessageRow {
+            message_id: new_id("um"),
+            account_id: caller.account_id.clone(),
+            user_id: request.target_user_id.clone(),
+            seq: 0,
+            payload: request.payload.to_string(),
+            sender_type: request.sender_type.unwrap_or_default(),
+            sender_id: request.sender_id.clone(),
+            sent_at: Utc::now(),
+            delivery_count: 1,
+        };
+        let price = self.config.prices.user_message;
+        let answer = |sequence: Option<u64>| UserMessageSent {
+            message_id: row.message_id.clone(),
+            target_user_id: row.user_id.clone(),
+            delivery,
+            delivered: 0,
+            sequence,
+        };
+        self.require_broker().await?;
+        let sequence = match delivery {
+            Delivery::Realtime => {
+                let seal = Seal::current(&answer(None));
+                self.store
+                    .charge(&caller.account_id, price, seal.as_ref())
+                    .await
+                    .map_err(|e| self.charge_error("sending a user message", e))?;
+                None
+            }
+            Delivery::Reliable => {
+                let seal = |seq: u64| Seal::current(&answer(Some(seq)));
+                let seq = self
+                    .store
+                    .record_user_message(&row, price, USER_BACKLOG_MAX, &seal)
+                    .await
+                    .map_err(|e| self.charge_error("sending a user message", e))?;
+                Some(seq)
+            }
+        };
+        let frame = encode(&ServerFrame::UserMessage {
+            message_id: row.message_id.clone(),
+            delivery,
+            payload: request.payload,
+            sender_type: row.sender_type,
+            sender_id: row.sender_id.clone(),
+            sent_at: row.sent_at,
+            sequence,
+            delivery_count: sequence.map(|_| 1),
+        });
+        let event =
+            ClusterEvent::User { account_id: row.account_id.clone(), user_id: row.user_id.clone(), frame: Some(frame) };
+        let delivered = self.announce(event).await;
+        if let Some(seq) = sequence.filter(|_| delivered > 0)
+            && let Err(error) = self.store.note_delivered(&row.account_id, &row.user_id, seq).await
+        {
+            tracing::warn!(%error, "a reliable message's delivery was not counted");
+        }
+        Ok(UserMessageSent { delivered, ..answer(sequence) })
+    }
+
+    /// `realtime.user.command.send`.
+    pub(super) async fn send_user_command(
+        &self,
+        caller: &Caller,
+        request: UserCommandSendRequest,
+    ) -> Result<UserCommand, ApiError> {
+        self.require_broker().await?;
+        // Nothing is charged or stored for a user no connection stands for.
+        let probe = ClusterEvent::User {
+            account_id: caller.account_id.clone(),
+            user_id: request.target_user_id.clone(),
+            frame: None,
+        };
+        if self.broker.publish(probe).await.map_err(|e| self.broker_error(e))? == 0 {
+            return Err(user_offline(&request.target_user_id));
+        }
+        let now = Utc::now();
+        let timeout = request.timeout.unwrap_or(COMMAND_MAX_TIMEOUT_SECONDS).clamp(1, COMMAND_MAX_TIMEOUT_SECONDS);
+        let row = CommandRow {
+            command_id: new_id("cmd"),
+            account_id: caller.account_id.clone(),
+            user_id: request.target_user_id.clone(),
+            command_type: request.command_type.clone(),
+            data: request.data.to_string(),
+            sender_type: request.sender_type.unwrap_or_default(),
+            sender_id: request.sender_id.clone(),
+            response: None,
+            created_at: now,
+            expires_at: now + chrono::Duration::seconds(i64::from(timeout)),
+        };
+        let pending = command_view(row.clone(), now);
+        let seal = Seal::current(&pending);
+        self.store
+            .create_command(&row, self.config.prices.user_command, seal.as_ref())
+            .await
+            .map_err(|e| self.charge_error("sending a command", e))?;
+        // Waiting starts before the command goes out, so no response can be missed.
+        let response = self.hub.await_command(&row.command_id);
+        let frame = encode(&ServerFrame::UserCommand {
+            command_id: row.command_id.clone(),
+            command: row.command_type.clone(),
+            data: request.data,
+            sender_type: row.sender_type,
+            sender_id: row.sender_id.clone(),
+            expires_at: row.expires_at,
+        });
+        let event =
+            ClusterEvent::User { account_id: row.account_id.clone(), user_id: row.user_id.clone(), frame: Some(frame) };
+        if self.announce(event).await == 0 {
+            self.hub.forget_command(&row.command_id);
+            return Err(user_offline(&row.user_id));
+        }
+        if request.wait_for_response == Some(false) {
+            self.hub.forget_command(&row.command_id);
+            return Ok(pending);
+        }
+        let wait = Duration::from_secs(u64::from(timeout.min(COMMAND_MAX_WAIT_SECONDS)));
+        match tokio::time::timeout(wait, response).await {
+            Ok(Ok(response)) => {
+                let response = serde_json::from_str(&response).unwrap_or(serde_json::Value::Null);
+                Ok(UserCommand { status: CommandStatus::Answered, response: Some(response), ..pending })
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.hub.forget_command(&row.command_id);
+                Err(ApiError::new(
+                    ErrorCode::CommandTimeout,
+                    format!(
+                        "no client answered command {} within {} s; read it later with realtime.user.command.get",
+                        row.command_id,
+                        wait.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// `realtime.user.command.get`.
+    pub(super) async fn user_command(&self, caller: &Caller, command_id: &str) -> Result<UserCommand, ApiError> {
+        let row = self.store.command(&caller.account_id, command_id).await.map_err(|e| self.store_error(e))?;
+        let row =
+            row.ok_or_else(|| ApiError::not_found(format!("no command {command_id:?} was sent by this account")))?;
+        Ok(command_view(row, Utc::now()))
+    }
+
+    /// A client of `user_id` answers a command: the first answer is stored and handed to
+    /// the node that waits for it. `Err` is the refusal to send back to the client.
+    pub async fn answer_user_command(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        command_id: &str,
+        response: &serde_json::Value,
+    ) -> Result<(), (ErrorCode, String)> {
+        let text = response.to_string();
+        let outcome =
+            self.store.answer_command(account_id, user_id, command_id, &text, Utc::now()).await.map_err(|error| {
+                tracing::warn!(%error, "command response not stored");
+                (ErrorCode::Unavailable, "the store is unavailable; retry".to_owned())
+            })?;
+        match outcome {
+            AnswerOutcome::Answered => {
+                let event = ClusterEvent::CommandAnswered { command_id: command_id.to_owned(), response: text };
+                self.announce(event).await;
+                Ok(())
+            }
+            AnswerOutcome::AlreadyAnswered => Err((ErrorCode::Conflict, "the command was answered already".to_owned())),
+            AnswerOutcome::Expired => Err((ErrorCode::Conflict, "the command expired".to_owned())),
+            AnswerOutcome::NotFound => Err((ErrorCode::NotFound, "no such command for this user".to_owned())),
+        }
+    }
+}
+
+fn user_offline(user_id: &str) -> ApiError {
+    ApiError::new(ErrorCode::UserOffline, format!("user {user_id:?} has no live connection; nothing was sent"))
+}
