@@ -353,17 +353,14 @@ async fn handle_frame(
     None
 }
 
-/// The user a token stands for, or the refusal of a user frame without one.
-fn user_of(claims: &Claims) -> Result<&str, ServerFrame> {
-    claims.uid.as_deref().ok_or_else(|| frame_error(ErrorCode::Forbidden, "the token has no user_id", None))
+/// The refusal of a user frame on a connection whose token has no user.
+fn no_user() -> ServerFrame {
+    frame_error(ErrorCode::Forbidden, "the token has no user_id", None)
 }
 
 /// Acknowledges a reliable user message (and every earlier one); `None` when done.
 async fn ack(service: &Service, claims: &Claims, message_id: &str) -> Option<ServerFrame> {
-    let user = match user_of(claims) {
-        Ok(user) => user,
-        Err(refused) => return Some(refused),
-    };
+    let Some(user) = claims.uid.as_deref() else { return Some(no_user()) };
     match service.store.ack(&claims.acc, user, message_id).await {
         Ok(true) => None,
         Ok(false) => Some(frame_error(ErrorCode::NotFound, "no unacknowledged message has this id", None)),
@@ -381,10 +378,7 @@ async fn respond(
     command_id: &str,
     data: &serde_json::Value,
 ) -> Option<ServerFrame> {
-    let user = match user_of(claims) {
-        Ok(user) => user,
-        Err(refused) => return Some(refused),
-    };
+    let Some(user) = claims.uid.as_deref() else { return Some(no_user()) };
     if serde_json::to_vec(data).map_or(usize::MAX, |bytes| bytes.len()) > DATA_MAX_BYTES {
         return Some(frame_error(ErrorCode::PayloadTooLarge, format!("data is over {DATA_MAX_BYTES} bytes"), None));
     }

@@ -106,6 +106,15 @@ impl RealtimeApi for Double {
     async fn user_disconnect(&self, _: &Caller, _: UserDisconnectRequest) -> Result<UserDisconnected, ApiError> {
         Err(ApiError::internal("not used by these tests"))
     }
+    async fn user_message_send(&self, _: &Caller, _: UserMessageSendRequest) -> Result<UserMessageSent, ApiError> {
+        Err(ApiError::internal("not used by these tests"))
+    }
+    async fn user_command_send(&self, _: &Caller, _: UserCommandSendRequest) -> Result<UserCommand, ApiError> {
+        Err(ApiError::internal("not used by these tests"))
+    }
+    async fn user_command_get(&self, _: &Caller, _: String) -> Result<UserCommand, ApiError> {
+        Err(ApiError::internal("not used by these tests"))
+    }
     async fn account_get(&self, _: &Caller) -> Result<Account, ApiError> {
         Err(ApiError::internal("not used by these tests"))
     }
