@@ -397,3 +397,47 @@ async fn readers_switching_nodes_see_every_message_once_and_in_order_while_both_
         assert_eq!(seen, (1..=total).collect::<Vec<u64>>(), "every message once, in order, on either node");
     }
 }
+
+#[tokio::test]
+async fn a_command_sent_on_node_a_is_answered_by_a_client_on_node_b() {
+    let cluster = Cluster::start().await;
+    let token = cluster
+        .post(&cluster.a, "/v1/realtime/token/issue", json!({"client_id": "tablet", "user_id": "ivy"}))
+        .await
+        .ok();
+    let mut on_b = token.clone();
+    on_b["endpoint"] = json!(format!("ws://{}/v1/realtime/ws", cluster.b().addr));
+    let mut tablet = Ws::connect(&on_b).await;
+    let (http, url, key) =
+        (cluster.http.clone(), format!("{}/v1/realtime/user/command/send", cluster.a.base_url()), cluster.key.clone());
+    let call = tokio::spawn(async move {
+        let body = json!({"target_user_id": "ivy", "type": "SNAPSHOT", "data": {}, "timeout": 10});
+        http.post(url).bearer_auth(key).json(&body).send().await.unwrap().json::<Value>().await.unwrap()
+    });
+    let command = tablet.expect("user.command").await;
+    tablet.send(json!({"type": "command.response", "command_id": command["command_id"], "data": {"from": "b"}})).await;
+    let answer = call.await.unwrap();
+    assert_eq!((answer["status"].clone(), answer["response"].clone()), (json!("answered"), json!({"from": "b"})));
+}
+
+#[tokio::test]
+async fn a_reliable_message_sent_on_a_node_that_then_dies_reaches_the_user_on_the_other() {
+    let mut cluster = Cluster::start().await;
+    let sent = cluster
+        .post(
+            cluster.b(),
+            "/v1/realtime/user/message/send",
+            json!({"target_user_id": "jo", "delivery": "reliable", "payload": 1}),
+        )
+        .await
+        .ok();
+    assert_eq!(sent["delivered"], 0, "jo is offline");
+    cluster.b.take().expect("node B runs").kill();
+    let token = cluster
+        .post(&cluster.a, "/v1/realtime/token/issue", json!({"client_id": "jo-phone", "user_id": "jo"}))
+        .await
+        .ok();
+    let mut phone = Ws::connect(&token).await;
+    let frame = phone.expect("user.message").await;
+    assert_eq!((frame["message_id"].clone(), frame["payload"].clone()), (sent["message_id"].clone(), json!(1)));
+}
