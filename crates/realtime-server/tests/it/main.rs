@@ -10,6 +10,7 @@ mod live;
 mod messaging;
 mod multinode;
 mod pusher_http;
+mod pusher_libraries;
 mod pusher_socket;
 mod pusher_support;
 mod recovery;

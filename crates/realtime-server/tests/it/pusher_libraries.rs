@@ -1,0 +1,39 @@
+//! The real Pusher libraries are the test: pusher-js (its Node build) subscribes to
+//! public, private, presence and encrypted channels of a running server, and receives
+//! what the Node `pusher` package and the Python `pusher` package trigger, with socket
+//! exclusion, batches, client events, presence and a native publish. The scenario is
+//! `tests/pusher-js/scenario.js`; `.ci/run` installs its pinned packages (`npm ci`) and
+//! the Python package.
+
+use std::path::Path;
+
+use crate::pusher_support::{APP_ID, KEY, SECRET};
+use crate::support::Env;
+
+#[tokio::test]
+async fn pusher_js_receives_what_the_node_and_python_libraries_trigger() {
+    let env = Env::start().await;
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pusher-js");
+    assert!(
+        project.join("node_modules/pusher-js").is_dir() && project.join("node_modules/pusher").is_dir(),
+        "the Pusher libraries are not installed: run `npm ci` in {} (.ci/run does)",
+        project.display()
+    );
+    // Awaited, not waited on: the server runs on this test's runtime.
+    let run = tokio::process::Command::new("node")
+        .arg("scenario.js")
+        .current_dir(&project)
+        .env("REALTIME_URL", env.server.base_url())
+        .env("REALTIME_API_KEY", &env.key)
+        .env("PUSHER_APP_ID", APP_ID)
+        .env("PUSHER_KEY", KEY)
+        .env("PUSHER_SECRET", SECRET)
+        .output()
+        .await;
+    let output = run.expect("node is needed for the pusher-js test (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the pusher-js scenario failed:\n{stdout}\n{stderr}");
+    // Every check printed its line: a scenario cut short cannot pass silently.
+    assert_eq!(stdout.lines().filter(|line| line.starts_with("ok  ")).count(), 11, "{stdout}");
+}
