@@ -208,7 +208,7 @@ pub(crate) async fn user(client: &Client, out: Output, command: UserSubcommand) 
             note_replayed(reply.replayed);
             out.object(&reply.body)
         }
-        UserSubcommand::Command { user_id, command_type, data, timeout, no_wait, sender_id, write } => {
+        UserSubcommand::Command { user_id, command_type, data, command_timeout, no_wait, sender_id, write } => {
             let request = UserCommandSendRequest {
                 target_user_id: user_id,
                 command_type,
@@ -216,7 +216,7 @@ pub(crate) async fn user(client: &Client, out: Output, command: UserSubcommand) 
                 sender_type: None,
                 sender_id,
                 wait_for_response: Some(!no_wait),
-                timeout,
+                timeout: command_timeout,
                 idempotency_key: None,
             };
             let reply = client.user_command_send_with(key(&write)?, request).await?;

@@ -55,8 +55,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Disconnect { client_id, channel, write } => {
             commands::disconnect(&settings.client()?, out, client_id, channel, write).await
         }
-        Command::Subscribe { channels, client_id, user_id, presence, count } => {
-            let args = subscribe::SubscribeArgs { channels, client_id, user_id, presence, count };
+        Command::Subscribe { channels, client_id, user_id, presence, count, ack, answer } => {
+            let args = subscribe::SubscribeArgs { channels, client_id, user_id, presence, count, ack, answer };
             subscribe::run(settings.client()?, args).await
         }
         Command::Auth(command) => commands::auth(&settings.client()?, out, command).await,

@@ -15,6 +15,8 @@ pub(crate) struct SubscribeArgs {
     pub(crate) user_id: Option<String>,
     pub(crate) presence: bool,
     pub(crate) count: Option<u64>,
+    pub(crate) ack: bool,
+    pub(crate) answer: Option<String>,
 }
 
 pub(crate) async fn run(client: Client, args: SubscribeArgs) -> anyhow::Result<()> {
@@ -59,6 +61,19 @@ pub(crate) async fn run(client: Client, args: SubscribeArgs) -> anyhow::Result<(
                         channel.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
                     );
                 }
+                if let ServerFrame::UserMessage { message_id, sequence: Some(_), .. } = &frame
+                    && args.ack
+                {
+                    subscriber.ack(message_id.clone()).await.ok();
+                }
+                if let (ServerFrame::UserCommand { command_id, .. }, Some(program)) = (&frame, &args.answer) {
+                    match answer(program, &frame).await {
+                        Ok(response) => {
+                            subscriber.respond(command_id.clone(), response).await.ok();
+                        }
+                        Err(error) => eprintln!("command {command_id} not answered: {error:#}"),
+                    }
+                }
                 if let ServerFrame::Subscribed { channel, position, recovered: Some(false), recovery_failure, .. } =
                     &frame
                 {
@@ -86,4 +101,23 @@ pub(crate) async fn run(client: Client, args: SubscribeArgs) -> anyhow::Result<(
             SubscriberEvent::Stopped { reason } => anyhow::bail!("the subscription stopped: {reason}"),
         }
     }
+}
+
+/// Runs `program` through `sh -c` with `frame` as JSON on its stdin; its stdout, as JSON
+/// (or as a JSON string when it is not JSON), is the response.
+async fn answer(program: &str, frame: &ServerFrame) -> anyhow::Result<serde_json::Value> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(program)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(serde_json::to_string(frame)?.as_bytes()).await?;
+    drop(stdin);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output()).await??;
+    anyhow::ensure!(output.status.success(), "the program exited with {}", output.status);
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
 }

@@ -192,3 +192,37 @@ async fn history_shows_a_channels_messages_with_their_offsets() {
     assert_eq!(body["messages"][0]["offset"], 3);
     assert_eq!(body["next_since"], 3);
 }
+
+#[tokio::test]
+async fn subscribe_as_a_user_prints_its_messages_and_answers_its_commands_with_a_program() {
+    let cli = Cli::start().await;
+    let sent = cli.run(&["user", "send", "user_123", "{\"n\":1}", "--reliable", "--json"]).await;
+    assert_eq!(sent.code, Some(0), "{}", sent.stderr);
+    let mut subscriber = cli
+        .command(&["subscribe", "--user-id", "user_123", "--ack", "--answer", "cat"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().expect("a line")
+    };
+    assert_eq!(json(&next_line().await)["type"], "connected");
+    let kept = json(&next_line().await);
+    assert_eq!(
+        (kept["type"].clone(), kept["payload"].clone()),
+        (serde_json::json!("user.message"), serde_json::json!({"n": 1}))
+    );
+
+    let answered = cli.run(&["user", "command", "user_123", "ECHO", "{\"x\":1}", "--command-timeout", "10", "--json"]).await;
+    assert_eq!(answered.code, Some(0), "{}", answered.stderr);
+    let answer = json(&answered.stdout);
+    assert_eq!(answer["status"], "answered");
+    assert_eq!(answer["response"]["data"], serde_json::json!({"x": 1}), "the program saw the command frame");
+    subscriber.kill().await.unwrap();
+
+    // The message was acknowledged: a new session gets nothing back.
+    let again = cli.run(&["user", "send", "user_123", "{\"n\":2}", "--json"]).await;
+    assert_eq!(json(&again.stdout)["delivered"], 0, "nobody is connected now");
+}
