@@ -9,6 +9,7 @@ mod layering;
 mod live;
 mod messaging;
 mod multinode;
+mod pusher_cluster;
 mod pusher_http;
 mod pusher_libraries;
 mod pusher_socket;

@@ -72,6 +72,19 @@ impl App {
         body: Option<&Value>,
         timestamp: Option<i64>,
     ) -> Answer {
+        self.request_to(&env.server.base_url(), method, path, params, body, timestamp).await
+    }
+
+    /// Like [`request_at`](Self::request_at), to the node at `base_url`.
+    pub(crate) async fn request_to(
+        &self,
+        base_url: &str,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: Option<&Value>,
+        timestamp: Option<i64>,
+    ) -> Answer {
         let path = format!("/apps/{}{path}", self.app_id);
         let body = body.map(Value::to_string).unwrap_or_default();
         let timestamp = timestamp.unwrap_or_else(|| chrono::Utc::now().timestamp()).to_string();
@@ -85,8 +98,8 @@ impl App {
         let signature = sign_request(&Secret::new(self.secret.clone()), method, &path, &query);
         query.push(("auth_signature".into(), signature));
         let encoded: Vec<String> = query.iter().map(|(k, v)| format!("{}={}", escape(k), escape(v))).collect();
-        let url = format!("{}?{}", env.url(&path), encoded.join("&"));
-        let mut request = env.http.request(method.parse().unwrap(), url);
+        let url = format!("{base_url}{path}?{}", encoded.join("&"));
+        let mut request = reqwest::Client::new().request(method.parse().unwrap(), url);
         if !body.is_empty() {
             request = request.header("content-type", "application/json").body(body);
         }
@@ -132,13 +145,22 @@ pub(crate) struct PusherSocket {
 impl PusherSocket {
     /// Opens `/app/{key}?{query}` without reading anything.
     pub(crate) async fn open(env: &Env, key: &str, query: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
-        let url = format!("{}/app/{key}?{query}", env.url("").replacen("http", "ws", 1));
+        Self::open_at(&env.server.base_url(), key, query).await
+    }
+
+    async fn open_at(base_url: &str, key: &str, query: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        let url = format!("{}/app/{key}?{query}", base_url.replacen("http", "ws", 1));
         tokio_tungstenite::connect_async(url).await.unwrap().0
     }
 
     /// Connects as pusher-js does and reads `pusher:connection_established`.
     pub(crate) async fn connect(env: &Env, key: &str) -> PusherSocket {
-        let stream = Self::open(env, key, "protocol=7&client=js&version=8.6.0&flash=false").await;
+        Self::connect_to(&env.server.base_url(), key).await
+    }
+
+    /// Like [`connect`](Self::connect), to the node at `base_url`.
+    pub(crate) async fn connect_to(base_url: &str, key: &str) -> PusherSocket {
+        let stream = Self::open_at(base_url, key, "protocol=7&client=js&version=8.6.0&flash=false").await;
         let mut socket = PusherSocket { stream, socket_id: String::new() };
         let established = socket.expect("pusher:connection_established").await;
         socket.socket_id = established["data"]["socket_id"].as_str().unwrap().to_owned();
