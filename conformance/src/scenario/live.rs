@@ -30,8 +30,9 @@ const DELETE: &str = "live/channel.delete unsubscribes the subscribers (channel_
 const DELETED_404: &str = "live/publishing to a deleted channel is 404 NOT_FOUND";
 const EVENT_TYPES: &str = "live/every frame type received is in event.types";
 const FRAME_SCHEMA: &str = "live/every frame received matches the AsyncAPI ServerFrame schema";
+const PUBLIC_OPEN: &str = "live/a public channel takes any token; a private one only a token that names it";
 
-const ALL: [&str; 16] = [
+const ALL: [&str; 17] = [
     CONNECT,
     SUBSCRIBE,
     DELIVERED,
@@ -48,6 +49,7 @@ const ALL: [&str; 16] = [
     DELETE,
     DELETED_404,
     EVENT_TYPES,
+    PUBLIC_OPEN,
 ];
 
 /// Close codes of the protocol that the checks expect.
@@ -289,6 +291,10 @@ pub(crate) async fn run(ctx: &Ctx) {
     ctx.record(EVENT_TYPES, KIND, started, result);
 
     let started = Instant::now();
+    let result = public_and_private(ctx).await;
+    ctx.record(PUBLIC_OPEN, KIND, started, result);
+
+    let started = Instant::now();
     let result = crate::protocol::FrameValidator::committed().and_then(|validator| {
         if received.is_empty() {
             return Err("no frame was received at all".to_owned());
@@ -496,4 +502,39 @@ async fn refused(token: &Value, codes: &[u16], bound: Duration, received: &mut V
             }
         }
     }
+}
+
+/// A token that names neither channel may subscribe to the public one, not the private one.
+async fn public_and_private(ctx: &Ctx) -> Result<(), String> {
+    let bound = ctx.config.live_bound;
+    let (open, closed) = (ctx.name("open"), ctx.name("closed"));
+    ctx.create_channel(&open, "public").await?;
+    ctx.create_channel(&closed, "private").await?;
+    let token = issue_token(ctx, &ctx.name("stranger"), &ctx.name("elsewhere")).await?;
+    let (mut socket, _) = Socket::connect(&endpoint(&token)?, &field(&token, "/token")?, bound).await?;
+    let result = async {
+        socket.send(&json!({"type": "subscribe", "channel": open})).await?;
+        socket
+            .expect(&format!("`subscribed` to the public {open}"), bound, |frame| {
+                frame["channel"] == json!(open) && (frame["type"] == "subscribed" || frame["type"] == "error")
+            })
+            .await
+            .and_then(|frame| match frame["type"].as_str() {
+                Some("subscribed") => Ok(()),
+                _ => Err(format!("subscribing to a public channel the token does not name was refused: {frame}")),
+            })?;
+        socket.send(&json!({"type": "subscribe", "channel": closed})).await?;
+        let frame = socket
+            .expect(&format!("an answer about the private {closed}"), bound, |frame| frame["channel"] == json!(closed))
+            .await?;
+        if frame["type"] != "error" || frame["code"] != "FORBIDDEN" {
+            return Err(format!("a private channel the token does not name answered {frame}, expected FORBIDDEN"));
+        }
+        Ok(())
+    }
+    .await;
+    socket.close(bound).await;
+    ctx.delete_channel(&open).await;
+    ctx.delete_channel(&closed).await;
+    result
 }

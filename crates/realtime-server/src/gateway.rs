@@ -414,11 +414,15 @@ async fn subscribe(
     if !claims.can(Capability::Subscribe) {
         return Some(frame_error(ErrorCode::Forbidden, "the token lacks the subscribe capability", Some(channel)));
     }
-    if !claims.allows_channel(&channel) {
-        return Some(frame_error(ErrorCode::Forbidden, "the token does not allow this channel", Some(channel)));
-    }
+    // Any token may subscribe to a public channel; a private or presence one must be in
+    // the token's list. To a token that may not see it, a channel that does not exist
+    // looks like one it may not subscribe to.
+    let listed = claims.allows_channel(&channel);
+    let not_allowed = |channel| frame_error(ErrorCode::Forbidden, "the token does not allow this channel", Some(channel));
     let row = match service.store.channel(&claims.acc, &channel).await {
-        Ok(Some(row)) => row,
+        Ok(Some(row)) if listed || row.channel_type == ChannelType::Public => row,
+        Ok(Some(_)) => return Some(not_allowed(channel)),
+        Ok(None) if !listed => return Some(not_allowed(channel)),
         Ok(None) => return Some(frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel))),
         Err(error) => {
             tracing::warn!(%error, "subscribe: store unavailable");

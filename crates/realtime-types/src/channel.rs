@@ -5,15 +5,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth_sign::Vendor;
 
-/// Who may subscribe to a channel and whether it tracks presence.
+/// Who may subscribe to a channel and whether it tracks presence. A token's `channels`
+/// list limits what it may publish to, and what private and presence channels it may
+/// subscribe to; any token of the account may subscribe to a public channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelType {
-    /// Any token of the account that names the channel may subscribe.
+    /// Any token of the account with the `subscribe` capability may subscribe, whether
+    /// or not its `channels` list names the channel.
     #[default]
     Public,
-    /// Same as public for tokens; Pusher clients need a signed `auth`.
+    /// Only tokens whose `channels` list names it (or that have no list) may subscribe;
+    /// Pusher clients need a signed `auth`.
     Private,
     /// Like private, and subscribers with the `presence` capability form its member set.
     Presence,

@@ -275,13 +275,25 @@ async fn a_client_that_never_reads_is_cut_while_a_reader_receives_everything() {
 #[tokio::test]
 async fn tokens_allow_only_their_channels_and_capabilities() {
     let env = Env::start().await;
-    env.create_channel("a", "public").await;
-    env.create_channel("b", "public").await;
+    env.create_channel("a", "private").await;
+    env.create_channel("b", "private").await;
+    env.create_channel("c", "presence").await;
+    env.create_channel("open", "public").await;
     let token = env.token("limited", &["a"], &["subscribe"]).await;
     let mut ws = Ws::connect(&token).await;
-    ws.send(json!({"type": "subscribe", "channel": "b"})).await;
-    let refused = ws.expect("error").await;
-    assert_eq!((refused["code"].clone(), refused["channel"].clone()), (json!("FORBIDDEN"), json!("b")));
+    for unlisted in ["b", "c", "never-created"] {
+        ws.send(json!({"type": "subscribe", "channel": unlisted})).await;
+        let refused = ws.expect("error").await;
+        assert_eq!((refused["code"].clone(), refused["channel"].clone()), (json!("FORBIDDEN"), json!(unlisted)));
+    }
+    // A public channel is open to every token of the account, listed or not.
+    ws.send(json!({"type": "subscribe", "channel": "open"})).await;
+    assert_eq!(ws.expect("subscribed").await["channel"], "open");
+    let writer = env.token("writer", &["a"], &["subscribe", "publish"]).await;
+    let mut writer = Ws::connect(&writer).await;
+    writer.send(json!({"type": "publish", "channel": "open", "event": "e", "data": 1, "request_id": "q"})).await;
+    let refused = writer.expect("error").await;
+    assert_eq!(refused["code"], "FORBIDDEN", "publishing still needs the channel in the token's list");
     ws.send(json!({"type": "publish", "channel": "a", "event": "e", "data": 1, "request_id": "p"})).await;
     let refused = ws.expect("error").await;
     assert_eq!((refused["code"].clone(), refused["request_id"].clone()), (json!("FORBIDDEN"), json!("p")));
