@@ -276,6 +276,28 @@ pub(crate) enum AccountCommand {
         #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
         admin_secret: Option<String>,
     },
+    /// Give an account a Pusher app (admin API): Pusher libraries then use its id, key and
+    /// secret against this server. Prints the secret (shown once).
+    #[command(
+        after_help = "Examples:\n  REALTIME_ADMIN_SECRET=… realtime account pusher-app --account-id acct_01…\n  REALTIME_ADMIN_SECRET=… realtime account pusher-app --account-id acct_01… --app-id 123456 --key key1 --secret secret1   # keep your Pusher credentials"
+    )]
+    PusherApp {
+        /// The account whose channels and credit the app uses.
+        #[arg(long)]
+        account_id: String,
+        /// A numeric app id [default: generated].
+        #[arg(long)]
+        app_id: Option<u64>,
+        /// The app key [default: generated].
+        #[arg(long)]
+        key: Option<String>,
+        /// The app secret [default: generated].
+        #[arg(long)]
+        secret: Option<String>,
+        /// The server's admin secret.
+        #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
+        admin_secret: Option<String>,
+    },
     /// Show your account and its balance.
     #[command(after_help = "Example:\n  realtime account show")]
     Show,

@@ -31,6 +31,10 @@ fn note_replayed(replayed: bool) {
 pub(crate) async fn account(settings: &Settings, out: Output, command: AccountCommand) -> anyhow::Result<()> {
     match command {
         AccountCommand::Create { balance, .. } => crate::admin::create_account(settings, out, balance).await,
+        AccountCommand::PusherApp { account_id, app_id, key, secret, .. } => {
+            let app = crate::admin::NewPusherApp { account_id, app_id, key, secret };
+            crate::admin::create_pusher_app(settings, out, app).await
+        }
         AccountCommand::Show => out.object(&settings.client()?.account_get().await?),
         AccountCommand::Topup { amount, write } => {
             let client = settings.client()?;

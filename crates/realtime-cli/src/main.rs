@@ -33,7 +33,9 @@ fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let admin_secret = match &cli.command {
-        Command::Account(AccountCommand::Create { admin_secret, .. }) => admin_secret.clone(),
+        Command::Account(
+            AccountCommand::Create { admin_secret, .. } | AccountCommand::PusherApp { admin_secret, .. },
+        ) => admin_secret.clone(),
         _ => None,
     };
     let settings = Settings::load(&cli.global, admin_secret)?;

@@ -166,6 +166,28 @@ async fn account_create_uses_the_admin_secret() {
 }
 
 #[tokio::test]
+async fn account_pusher_app_gives_an_account_a_pusher_app_with_chosen_or_generated_credentials() {
+    let cli = Cli::start().await;
+    let account = json(&cli.run(&["--json", "account", "show"]).await.stdout);
+    let account_id = account["account_id"].as_str().unwrap();
+    let admin = ["--admin-secret", cli.server.admin_secret()];
+    let args = ["--json", "account", "pusher-app", "--account-id", account_id, "--app-id", "123456", "--key", "key1"];
+    let chosen = cli.run(&[&args[..], &["--secret", "secret-one"], &admin[..]].concat()).await;
+    assert_eq!(chosen.code, Some(0), "{}", chosen.stderr);
+    let app = json(&chosen.stdout);
+    assert_eq!(
+        (app["app_id"].as_u64(), app["key"].as_str(), app["secret"].as_str()),
+        (Some(123456), Some("key1"), Some("secret-one"))
+    );
+
+    let again = cli.run(&[&args[..], &admin[..]].concat()).await;
+    assert_ne!(again.code, Some(0), "the id and key are taken: {}", again.stdout);
+    let generated = cli.run(&["--json", "account", "pusher-app", "--account-id", account_id, admin[0], admin[1]]).await;
+    assert_eq!(generated.code, Some(0), "{}", generated.stderr);
+    assert!(json(&generated.stdout)["app_id"].as_u64().unwrap() >= 1_000_000);
+}
+
+#[tokio::test]
 async fn completions_are_printed_for_a_shell() {
     let cli = Cli::start().await;
     let ran = cli.run(&["completions", "bash"]).await;
@@ -215,7 +237,8 @@ async fn subscribe_as_a_user_prints_its_messages_and_answers_its_commands_with_a
         (serde_json::json!("user.message"), serde_json::json!({"n": 1}))
     );
 
-    let answered = cli.run(&["user", "command", "user_123", "ECHO", "{\"x\":1}", "--command-timeout", "10", "--json"]).await;
+    let answered =
+        cli.run(&["user", "command", "user_123", "ECHO", "{\"x\":1}", "--command-timeout", "10", "--json"]).await;
     assert_eq!(answered.code, Some(0), "{}", answered.stderr);
     let answer = json(&answered.stdout);
     assert_eq!(answer["status"], "answered");
