@@ -105,7 +105,8 @@ pub fn verify_request(key: &str, secret: &Secret, request: &SignedRequest<'_>, n
         return Err(RequestRefused::Version(version.to_owned()));
     }
     let skew = realtime_types::pusher::TIMESTAMP_SKEW_SECONDS;
-    if !timestamp.parse::<i64>().is_ok_and(|given| (given - now).abs() <= skew) {
+    let within = |given: i64| given.checked_sub(now).is_some_and(|apart| apart.unsigned_abs() <= skew.unsigned_abs());
+    if !timestamp.parse::<i64>().is_ok_and(within) {
         return Err(RequestRefused::Timestamp { given: timestamp.to_owned(), now, skew });
     }
     match (request.body.is_empty(), param("body_md5")) {
@@ -189,6 +190,18 @@ mod tests {
         ));
         let tampered = SignedRequest { body: b"{}", ..request };
         assert_eq!(verify_request(KEY, &secret(), &tampered, 1353088179), Err(RequestRefused::BodyMd5));
+    }
+
+    #[test]
+    fn an_absurd_timestamp_is_refused_not_overflowed() {
+        let params = query(&[
+            ("auth_key", KEY),
+            ("auth_timestamp", "-9223372036854775808"),
+            ("auth_version", "1.0"),
+            ("auth_signature", "x"),
+        ]);
+        let request = SignedRequest { method: "GET", path: "/apps/3/channels", query: &params, body: b"" };
+        assert!(matches!(verify_request(KEY, &secret(), &request, 1353088179), Err(RequestRefused::Timestamp { .. })));
     }
 
     /// The documented vectors of private channels and user sign-in.

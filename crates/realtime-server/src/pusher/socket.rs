@@ -392,6 +392,19 @@ async fn subscribe(
             return Some(refuse(401, format!("invalid signature for {} on {channel}", session.socket_id)));
         }
     }
+    if connection.is_subscribed(&channel) {
+        // Subscribed already (and counted in presence as the member it first named):
+        // nothing changes, and the client hears so again.
+        let key = ChannelKey::new(&session.app.account_id, &channel);
+        let presence = match kind {
+            ChannelKind::Presence => match service.broker.members(&key).await {
+                Ok(members) => Some(presence_data(members)),
+                Err(_) => return Some(refuse(503, "presence is unavailable; retry".into())),
+            },
+            ChannelKind::Public | ChannelKind::Private | ChannelKind::Encrypted => None,
+        };
+        return Some(ServerEvent::SubscriptionSucceeded { channel, presence });
+    }
     let member = match signed_data.map(ChannelData::parse).transpose() {
         Ok(member) => member,
         Err(why) => return Some(refuse(400, why)),
@@ -414,13 +427,22 @@ async fn subscribe(
         },
         None => None,
     };
-    let succeeded = ServerEvent::SubscriptionSucceeded { channel: channel.clone(), presence };
-    let reply = Utf8Bytes::from(succeeded.to_json());
-    match service.hub.subscribe(connection, &channel, &row.position(), |_| reply.clone()) {
-        Some(_) => None,
-        // Already subscribed: nothing changes, and the client hears so again.
-        None => Some(succeeded),
+    let reply = Utf8Bytes::from(ServerEvent::SubscriptionSucceeded { channel: channel.clone(), presence }.to_json());
+    // The hub queues the reply ahead of the channel's events. (The socket is not
+    // subscribed yet: its frames are handled one at a time.)
+    service.hub.subscribe(connection, &channel, &row.position(), |_| reply);
+    None
+}
+
+/// The member list of `subscription_succeeded`.
+fn presence_data(members: Vec<PresenceMember>) -> PresenceData {
+    let mut presence = PresenceData::default();
+    for member in members {
+        presence.hash.insert(member.client_id.clone(), member.user_info.unwrap_or(Value::Null));
+        presence.ids.push(member.client_id);
     }
+    presence.count = presence.ids.len();
+    presence
 }
 
 /// Joins the presence of a channel as the member `channel_data` names (refused when the
@@ -445,13 +467,7 @@ async fn join(
         PresenceMember { client_id: data.user_id.clone(), user_id: Some(data.user_id), user_info: data.user_info };
     join_as(service.broker.as_ref(), connection, &key.channel, member).await.map_err(unavailable)?;
     let members = service.broker.members(key).await.map_err(unavailable)?;
-    let mut presence = PresenceData::default();
-    for member in members {
-        presence.hash.insert(member.client_id.clone(), member.user_info.unwrap_or(Value::Null));
-        presence.ids.push(member.client_id);
-    }
-    presence.count = presence.ids.len();
-    Ok((presence, user_id))
+    Ok((presence_data(members), user_id))
 }
 
 /// `pusher:signin`: the socket becomes the user's, for `terminate_connections`.

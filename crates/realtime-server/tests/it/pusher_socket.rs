@@ -124,6 +124,21 @@ async fn members_come_and_go_per_user_not_per_socket() {
 }
 
 #[tokio::test]
+async fn subscribing_again_changes_nothing_and_answers_again() {
+    let env = Env::start().await;
+    let app = App::dev();
+    let mut watcher = member(&env, "presence-room", "watcher").await;
+    let mut socket = member(&env, "presence-room", "u1").await;
+    watcher.expect("pusher_internal:member_added").await;
+    // Another user's signed data on the same socket does not make it another member.
+    let data = r#"{"user_id":"u2"}"#;
+    let auth = app.auth(&socket.socket_id.clone(), "presence-room", Some(data));
+    let again = socket.subscribe("presence-room", Some(auth), Some(data)).await;
+    assert_eq!(again["presence"]["ids"], json!(["u1", "watcher"]));
+    watcher.expect_silence().await;
+}
+
+#[tokio::test]
 async fn client_events_reach_the_other_subscribers_but_not_the_sender() {
     let env = Env::start().await;
     let mut alice = member(&env, "presence-chat", "alice").await;
