@@ -19,10 +19,12 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use realtime_api::{ApiError, Caller};
 use realtime_types::limits::{DATA_MAX_BYTES, RECOVERY_MAX_MESSAGES, USER_REDELIVERY_MAX};
 use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
 use realtime_types::{
-    Capability, ChannelType, Direction, ErrorCode, Position, PublishRequest, RecoveryFailure, Validate,
+    Capability, ChannelType, Delivery, Direction, ErrorCode, Position, PublishRequest, RecoveryFailure, SenderType,
+    UserCommandSendRequest, UserMessageSendRequest, Validate,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -344,12 +346,116 @@ async fn handle_frame(
             Some(refused) => refused,
             None => return None,
         },
+        ClientFrame::SendUserMessage { target_user_id, delivery, payload, request_id } => {
+            send_user_message(service, claims, target_user_id, delivery, payload, request_id).await
+        }
+        ClientFrame::SendUserCommand { target_user_id, command, data, timeout, request_id } => {
+            let request = UserCommandSendRequest {
+                target_user_id,
+                command_type: command,
+                data,
+                sender_type: Some(SenderType::Client),
+                sender_id: Some(claims.sub.clone()),
+                wait_for_response: Some(true),
+                timeout,
+                idempotency_key: None,
+            };
+            match send_user_command(service, connection, claims, request, request_id).await {
+                Some(refused) => refused,
+                None => return None,
+            }
+        }
         ClientFrame::CommandResponse { command_id, data } => match respond(service, claims, &command_id, &data).await {
             Some(refused) => refused,
             None => return None,
         },
     };
     connection.send(encode(&reply));
+    None
+}
+
+/// Checks that a client may send to users: the `message` capability, the account's
+/// request budget, and the documented limits of the request.
+fn may_send(service: &Service, claims: &Claims, request: &impl Validate) -> Result<(), ApiError> {
+    if !claims.can(Capability::Message) {
+        return Err(ApiError::forbidden("the token lacks the message capability"));
+    }
+    service.check_rate(&claims.acc)?;
+    request.validate().map_err(ApiError::from)
+}
+
+/// A refusal echoing `request_id`.
+fn refused(error: &ApiError, request_id: Option<String>) -> ServerFrame {
+    ServerFrame::Error {
+        code: error.code(),
+        message: error.problem().detail.clone().unwrap_or_default(),
+        channel: None,
+        request_id,
+    }
+}
+
+/// A user message sent by the client: from it (`sender_type` client, `sender_id` its
+/// client id), metered like the REST call.
+async fn send_user_message(
+    service: &Service,
+    claims: &Claims,
+    target_user_id: String,
+    delivery: Option<Delivery>,
+    payload: serde_json::Value,
+    request_id: Option<String>,
+) -> ServerFrame {
+    let request = UserMessageSendRequest {
+        target_user_id,
+        delivery,
+        payload,
+        sender_type: Some(SenderType::Client),
+        sender_id: Some(claims.sub.clone()),
+        idempotency_key: None,
+    };
+    if let Err(error) = may_send(service, claims, &request) {
+        return refused(&error, request_id);
+    }
+    let caller = Caller { account_id: claims.acc.clone() };
+    match service.send_user_message(&caller, request).await {
+        Ok(sent) => ServerFrame::UserMessageSent {
+            request_id,
+            message_id: sent.message_id,
+            delivered: sent.delivered,
+            sequence: sent.sequence,
+        },
+        Err(error) => refused(&error, request_id),
+    }
+}
+
+/// A command sent by the client. Its answer comes later, from a task of its own, so the
+/// socket's other frames go on meanwhile; `None` when it was sent.
+async fn send_user_command(
+    service: &Arc<Service>,
+    connection: &Arc<Connection>,
+    claims: &Claims,
+    request: UserCommandSendRequest,
+    request_id: Option<String>,
+) -> Option<ServerFrame> {
+    if let Err(error) = may_send(service, claims, &request) {
+        return Some(refused(&error, request_id));
+    }
+    let caller = Caller { account_id: claims.acc.clone() };
+    let sent = match service.dispatch_user_command(&caller, request).await {
+        Ok(sent) => sent,
+        Err(error) => return Some(refused(&error, request_id)),
+    };
+    let (service, connection) = (service.clone(), connection.clone());
+    tokio::spawn(async move {
+        let command_id = sent.command.command_id.clone();
+        let pending = sent.command.clone();
+        let done = service.await_response(sent).await.unwrap_or(pending);
+        connection.send(encode(&ServerFrame::UserCommandDone {
+            request_id,
+            command_id,
+            status: done.status,
+            response: done.response,
+        }));
+    });
     None
 }
 
@@ -418,7 +524,8 @@ async fn subscribe(
     // the token's list. To a token that may not see it, a channel that does not exist
     // looks like one it may not subscribe to.
     let listed = claims.allows_channel(&channel);
-    let not_allowed = |channel| frame_error(ErrorCode::Forbidden, "the token does not allow this channel", Some(channel));
+    let not_allowed =
+        |channel| frame_error(ErrorCode::Forbidden, "the token does not allow this channel", Some(channel));
     let row = match service.store.channel(&claims.acc, &channel).await {
         Ok(Some(row)) if listed || row.channel_type == ChannelType::Public => row,
         Ok(Some(_)) => return Some(not_allowed(channel)),

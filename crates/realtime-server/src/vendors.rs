@@ -34,10 +34,12 @@ pub fn pusher_auth(pusher: &PusherConfig, socket_id: &str, channel: &str, channe
 pub fn ably_capability(channels: &[String], capabilities: &[Capability]) -> String {
     let mut operations: Vec<&str> = capabilities
         .iter()
-        .map(|capability| match capability {
-            Capability::Subscribe => "subscribe",
-            Capability::Publish => "publish",
-            Capability::Presence => "presence",
+        .filter_map(|capability| match capability {
+            Capability::Subscribe => Some("subscribe"),
+            Capability::Publish => Some("publish"),
+            Capability::Presence => Some("presence"),
+            // Ably has no user-addressed messages.
+            Capability::Message => None,
         })
         .collect();
     operations.sort_unstable();

@@ -37,6 +37,12 @@ pub enum EventType {
     /// A message to the connection's user.
     #[serde(rename = "user.message")]
     UserMessage,
+    /// A user message sent over the socket was accepted.
+    #[serde(rename = "user.message.sent")]
+    UserMessageSent,
+    /// A command sent over the socket was answered, or its wait ended.
+    #[serde(rename = "user.command.done")]
+    UserCommandDone,
     /// A command to the connection's user.
     #[serde(rename = "user.command")]
     UserCommand,
@@ -47,7 +53,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 14] = [
         EventType::Connected,
         EventType::Subscribed,
         EventType::Unsubscribed,
@@ -58,6 +64,8 @@ impl EventType {
         EventType::Error,
         EventType::Pong,
         EventType::UserMessage,
+        EventType::UserMessageSent,
+        EventType::UserCommandDone,
         EventType::UserCommand,
         EventType::Disconnecting,
     ];

@@ -34,6 +34,8 @@ pub const RESERVED_EVENT_PREFIXES: [&str; 2] = ["pusher:", "pusher_internal:"];
 pub const CLIENT_EVENT_PREFIX: &str = "client-";
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 7;
+/// How long a cache channel's last event is given to new subscribers, in seconds.
+pub const CACHE_TTL_SECONDS: i64 = 30 * 60;
 /// The oldest protocol version it accepts (pusher-js has sent 7 since 2017).
 pub const PROTOCOL_MIN_VERSION: u32 = 5;
 
@@ -62,6 +64,15 @@ impl ChannelKind {
         } else {
             ChannelKind::Public
         }
+    }
+
+    /// Whether `name` is a cache channel (`cache-`, `private-cache-`,
+    /// `private-encrypted-cache-`, `presence-cache-`), whose last event a new subscriber
+    /// gets.
+    pub fn is_cache(name: &str) -> bool {
+        ["cache-", "private-cache-", "private-encrypted-cache-", "presence-cache-"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
     }
 
     /// Whether subscribing needs a signature.
@@ -410,6 +421,11 @@ pub enum ServerEvent {
         /// The user.
         user_id: String,
     },
+    /// `pusher:cache_miss`: a cache channel has no last event to give.
+    CacheMiss {
+        /// The channel.
+        channel: String,
+    },
     /// `pusher:signin_success`.
     SigninSuccess {
         /// The signed user data.
@@ -434,7 +450,8 @@ struct Wire<'a> {
     event: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     channel: Option<&'a str>,
-    data: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
 }
@@ -448,57 +465,63 @@ impl ServerEvent {
             ServerEvent::ConnectionEstablished { socket_id, activity_timeout } => Wire {
                 event: "pusher:connection_established",
                 channel: None,
-                data: twice(serde_json::json!({"socket_id": socket_id, "activity_timeout": activity_timeout})),
+                data: Some(twice(serde_json::json!({"socket_id": socket_id, "activity_timeout": activity_timeout}))),
                 user_id: None,
             },
             ServerEvent::Error { code, message } => Wire {
                 event: "pusher:error",
                 channel: None,
-                data: serde_json::json!({"code": code, "message": message}),
+                data: Some(serde_json::json!({"code": code, "message": message})),
                 user_id: None,
             },
             ServerEvent::Ping => {
-                Wire { event: "pusher:ping", channel: None, data: Value::Object(Map::new()), user_id: None }
+                Wire { event: "pusher:ping", channel: None, data: Some(Value::Object(Map::new())), user_id: None }
             }
             ServerEvent::Pong => {
-                Wire { event: "pusher:pong", channel: None, data: Value::Object(Map::new()), user_id: None }
+                Wire { event: "pusher:pong", channel: None, data: Some(Value::Object(Map::new())), user_id: None }
             }
             ServerEvent::SubscriptionSucceeded { channel, presence } => Wire {
                 event: "pusher_internal:subscription_succeeded",
                 channel: Some(channel),
-                data: twice(match presence {
+                data: Some(twice(match presence {
                     Some(presence) => serde_json::json!({ "presence": presence }),
                     None => Value::Object(Map::new()),
-                }),
+                })),
                 user_id: None,
             },
             ServerEvent::SubscriptionError { channel, error, status } => Wire {
                 event: "pusher:subscription_error",
                 channel: Some(channel),
-                data: serde_json::json!({"type": "AuthError", "error": error, "status": status}),
+                data: Some(serde_json::json!({"type": "AuthError", "error": error, "status": status})),
                 user_id: None,
             },
             ServerEvent::MemberAdded { channel, user_id, user_info } => Wire {
                 event: "pusher_internal:member_added",
                 channel: Some(channel),
-                data: twice(serde_json::json!({"user_id": user_id, "user_info": user_info})),
+                data: Some(twice(serde_json::json!({"user_id": user_id, "user_info": user_info}))),
                 user_id: None,
             },
             ServerEvent::MemberRemoved { channel, user_id } => Wire {
                 event: "pusher_internal:member_removed",
                 channel: Some(channel),
-                data: twice(serde_json::json!({ "user_id": user_id })),
+                data: Some(twice(serde_json::json!({ "user_id": user_id }))),
                 user_id: None,
             },
+            ServerEvent::CacheMiss { channel } => {
+                Wire { event: "pusher:cache_miss", channel: Some(channel), data: None, user_id: None }
+            }
             ServerEvent::SigninSuccess { user_data } => Wire {
                 event: "pusher:signin_success",
                 channel: None,
-                data: serde_json::json!({ "user_data": user_data }),
+                data: Some(serde_json::json!({ "user_data": user_data })),
                 user_id: None,
             },
-            ServerEvent::Event { channel, event, data, user_id } => {
-                Wire { event, channel: Some(channel), data: Value::String(data.clone()), user_id: user_id.as_deref() }
-            }
+            ServerEvent::Event { channel, event, data, user_id } => Wire {
+                event,
+                channel: Some(channel),
+                data: Some(Value::String(data.clone())),
+                user_id: user_id.as_deref(),
+            },
         };
         serde_json::to_string(&wire).expect("frames serialise")
     }

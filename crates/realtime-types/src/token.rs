@@ -14,11 +14,15 @@ pub enum Capability {
     Publish,
     /// Join the presence set of presence channels.
     Presence,
+    /// Send user messages and commands to the account's users from the WebSocket
+    /// (metered like the REST calls; the sender is the connection's client).
+    Message,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 3] = [Capability::Subscribe, Capability::Publish, Capability::Presence];
+    pub const ALL: [Capability; 4] =
+        [Capability::Subscribe, Capability::Publish, Capability::Presence, Capability::Message];
 }
 
 /// Issue a client token limited to channels and capabilities.

@@ -54,6 +54,39 @@ pub enum ClientFrame {
         /// The `message_id` of the `user.message`.
         message_id: String,
     },
+    /// Sends a message to a user (needs `message`; metered like the REST call). The
+    /// server answers `user.message.sent`, or `error`, echoing `request_id`.
+    #[serde(rename = "user.message.send")]
+    SendUserMessage {
+        /// The user.
+        target_user_id: String,
+        /// `realtime` (default) or `reliable`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<crate::Delivery>,
+        /// Any JSON value, at most 10240 bytes.
+        payload: serde_json::Value,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// Sends a command to a user (needs `message`; metered like the REST call). The
+    /// server answers `user.command.done` once a client responds or the wait ends (at
+    /// most 60 s), or `error`, echoing `request_id`; other frames go on meanwhile.
+    #[serde(rename = "user.command.send")]
+    SendUserCommand {
+        /// The user.
+        target_user_id: String,
+        /// The command's type.
+        command: String,
+        /// Any JSON value, at most 10240 bytes.
+        data: serde_json::Value,
+        /// Seconds the command can be answered, 1-1800 (default 1800).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<u32>,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
     /// Answers a `user.command`; the first response wins, later ones get an `error`.
     #[serde(rename = "command.response")]
     CommandResponse {
@@ -215,6 +248,35 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         delivery_count: Option<u32>,
     },
+    /// A `user.message.send` was accepted.
+    #[serde(rename = "user.message.sent")]
+    UserMessageSent {
+        /// The `request_id` of the send.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        /// The message's id.
+        message_id: String,
+        /// How many of the user's live connections it was pushed to.
+        delivered: u32,
+        /// For a reliable message: its place in the user's stream.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sequence: Option<u64>,
+    },
+    /// What became of a `user.command.send`: answered (with the response), or still
+    /// pending when the wait ended (read it later with `realtime.user.command.get`).
+    #[serde(rename = "user.command.done")]
+    UserCommandDone {
+        /// The `request_id` of the send.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        /// The command's id.
+        command_id: String,
+        /// `answered`, or `pending` when no response came within the wait.
+        status: crate::CommandStatus,
+        /// The first response, when answered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response: Option<serde_json::Value>,
+    },
     /// A command to this connection's user; answer it with a `command.response` frame.
     #[serde(rename = "user.command")]
     UserCommand {
@@ -258,6 +320,8 @@ impl ServerFrame {
             ServerFrame::Pong {} => EventType::Pong,
             ServerFrame::UserMessage { .. } => EventType::UserMessage,
             ServerFrame::UserCommand { .. } => EventType::UserCommand,
+            ServerFrame::UserMessageSent { .. } => EventType::UserMessageSent,
+            ServerFrame::UserCommandDone { .. } => EventType::UserCommandDone,
             ServerFrame::Disconnecting { .. } => EventType::Disconnecting,
         }
     }

@@ -156,6 +156,8 @@ impl Channels {
             ClientFrame::Publish { .. }
             | ClientFrame::Ping {}
             | ClientFrame::Ack { .. }
+            | ClientFrame::SendUserMessage { .. }
+            | ClientFrame::SendUserCommand { .. }
             | ClientFrame::CommandResponse { .. } => {}
         }
     }
@@ -210,6 +212,8 @@ impl Channels {
             | ServerFrame::Pong {}
             | ServerFrame::UserMessage { .. }
             | ServerFrame::UserCommand { .. }
+            | ServerFrame::UserMessageSent { .. }
+            | ServerFrame::UserCommandDone { .. }
             | ServerFrame::Disconnecting { .. } => {}
         }
     }
@@ -336,6 +340,8 @@ impl Task {
             | ServerFrame::Pong {}
             | ServerFrame::UserMessage { .. }
             | ServerFrame::UserCommand { .. }
+            | ServerFrame::UserMessageSent { .. }
+            | ServerFrame::UserCommandDone { .. }
             | ServerFrame::Disconnecting { .. } => {
                 Heartbeat { interval: Duration::from_secs(25), timeout: Duration::from_secs(60) }
             }
@@ -395,6 +401,8 @@ impl Task {
                                 | ServerFrame::Published { .. }
                                 | ServerFrame::UserMessage { .. }
                                 | ServerFrame::UserCommand { .. }
+                                | ServerFrame::UserMessageSent { .. }
+                                | ServerFrame::UserCommandDone { .. }
                                 | ServerFrame::Error { .. } => {}
                             }
                             if self.events.send(SubscriberEvent::Frame(frame)).await.is_err() {
@@ -550,6 +558,8 @@ mod tests {
                 | ClientFrame::Publish { .. }
                 | ClientFrame::Ping {}
                 | ClientFrame::Ack { .. }
+                | ClientFrame::SendUserMessage { .. }
+                | ClientFrame::SendUserCommand { .. }
                 | ClientFrame::CommandResponse { .. } => String::new(),
             })
             .collect();

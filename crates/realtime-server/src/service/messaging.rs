@@ -20,6 +20,17 @@ use crate::broker::ClusterEvent;
 use crate::hub::encode;
 use crate::store::{AnswerOutcome, CommandRow, UserMessageRow};
 
+/// A command pushed to its user, and the wait for its response.
+#[derive(Debug)]
+pub struct SentCommand {
+    /// The command, pending.
+    pub command: UserCommand,
+    /// Receives the first response, as JSON text.
+    response: tokio::sync::oneshot::Receiver<String>,
+    /// How long a caller waits for it.
+    pub wait: Duration,
+}
+
 /// The frame a stored reliable message is delivered as.
 pub fn user_message_frame(message: &UserMessageRow) -> ServerFrame {
     ServerFrame::UserMessage {
@@ -54,7 +65,7 @@ fn command_view(row: CommandRow, now: chrono::DateTime<Utc>) -> UserCommand {
 
 impl Service {
     /// `realtime.user.message.send`.
-    pub(super) async fn send_user_message(
+    pub async fn send_user_message(
         &self,
         caller: &Caller,
         request: UserMessageSendRequest,
@@ -120,12 +131,41 @@ impl Service {
         Ok(UserMessageSent { delivered, ..answer(sequence) })
     }
 
-    /// `realtime.user.command.send`.
+    /// `realtime.user.command.send`: sends, then waits for the response within the
+    /// bounded wait.
     pub(super) async fn send_user_command(
         &self,
         caller: &Caller,
         request: UserCommandSendRequest,
     ) -> Result<UserCommand, ApiError> {
+        let wait_for_response = request.wait_for_response != Some(false);
+        let sent = self.dispatch_user_command(caller, request).await?;
+        if !wait_for_response {
+            self.hub.forget_command(&sent.command.command_id);
+            return Ok(sent.command);
+        }
+        let command_id = sent.command.command_id.clone();
+        let wait = sent.wait;
+        match self.await_response(sent).await {
+            Some(command) => Ok(command),
+            None => Err(ApiError::new(
+                ErrorCode::CommandTimeout,
+                format!(
+                    "no client answered command {command_id} within {} s; read it later with realtime.user.command.get",
+                    wait.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// Stores, charges and pushes a command to the user's live connections, and starts
+    /// waiting for its response on this node; refused at once, with nothing charged,
+    /// when the user has no live connection.
+    pub async fn dispatch_user_command(
+        &self,
+        caller: &Caller,
+        request: UserCommandSendRequest,
+    ) -> Result<SentCommand, ApiError> {
         self.require_broker().await?;
         // Nothing is charged or stored for a user no connection stands for.
         let probe = ClusterEvent::User {
@@ -172,26 +212,21 @@ impl Service {
             self.hub.forget_command(&row.command_id);
             return Err(user_offline(&row.user_id));
         }
-        if request.wait_for_response == Some(false) {
-            self.hub.forget_command(&row.command_id);
-            return Ok(pending);
-        }
         let wait = Duration::from_secs(u64::from(timeout.min(COMMAND_MAX_WAIT_SECONDS)));
+        Ok(SentCommand { command: pending, response, wait })
+    }
+
+    /// Waits for a sent command's response; `None` when the wait ends first.
+    pub async fn await_response(&self, sent: SentCommand) -> Option<UserCommand> {
+        let SentCommand { command, response, wait } = sent;
         match tokio::time::timeout(wait, response).await {
             Ok(Ok(response)) => {
                 let response = serde_json::from_str(&response).unwrap_or(serde_json::Value::Null);
-                Ok(UserCommand { status: CommandStatus::Answered, response: Some(response), ..pending })
+                Some(UserCommand { status: CommandStatus::Answered, response: Some(response), ..command })
             }
             Ok(Err(_)) | Err(_) => {
-                self.hub.forget_command(&row.command_id);
-                Err(ApiError::new(
-                    ErrorCode::CommandTimeout,
-                    format!(
-                        "no client answered command {} within {} s; read it later with realtime.user.command.get",
-                        row.command_id,
-                        wait.as_secs()
-                    ),
-                ))
+                self.hub.forget_command(&command.command_id);
+                None
             }
         }
     }

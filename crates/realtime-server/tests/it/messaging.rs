@@ -181,3 +181,54 @@ async fn a_command_without_waiting_is_pending_until_read_answered() {
     .await;
     env.get("/v1/realtime/user/command/get/cmd_unknown").await.problem(404, "NOT_FOUND");
 }
+
+/// A connected socket of `user` with these capabilities.
+async fn device_with(env: &Env, user: &str, device: &str, capabilities: &[&str]) -> Ws {
+    let body = json!({"client_id": format!("{user}-{device}"), "user_id": user, "capabilities": capabilities});
+    let token = env.post("/v1/realtime/token/issue", body).await.ok();
+    Ws::connect(&token).await
+}
+
+#[tokio::test]
+async fn a_client_with_the_message_capability_sends_to_a_user_as_itself_and_is_metered() {
+    let env = Env::start().await;
+    let mut bob = device(&env, "bob", "phone").await;
+    let mut alice = device_with(&env, "alice", "app", &["subscribe", "message"]).await;
+    let before = env.balance(&env.key).await;
+    alice
+        .send(json!({"type": "user.message.send", "target_user_id": "bob", "payload": {"hi": 1}, "request_id": "m1"}))
+        .await;
+    let sent = alice.expect("user.message.sent").await;
+    assert_eq!((sent["request_id"].clone(), sent["delivered"].clone()), (json!("m1"), json!(1)));
+    let frame = bob.expect("user.message").await;
+    assert_eq!(frame["payload"], json!({"hi": 1}));
+    assert_eq!((frame["sender_type"].clone(), frame["sender_id"].clone()), (json!("client"), json!("alice-app")));
+    assert_eq!(env.balance(&env.key).await, before - 10, "metered like the REST send");
+
+    let mut plain = device(&env, "carl", "phone").await;
+    plain.send(json!({"type": "user.message.send", "target_user_id": "bob", "payload": 1, "request_id": "m2"})).await;
+    let refused = plain.expect("error").await;
+    assert_eq!((refused["code"].clone(), refused["request_id"].clone()), (json!("FORBIDDEN"), json!("m2")));
+}
+
+#[tokio::test]
+async fn a_client_command_is_answered_while_its_socket_goes_on() {
+    let env = Env::start().await;
+    let mut bob = device(&env, "bob", "phone").await;
+    let mut alice = device_with(&env, "alice", "app", &["message"]).await;
+    alice
+        .send(json!({"type": "user.command.send", "target_user_id": "bob", "command": "ASK", "data": {"q": 1}, "request_id": "c1"}))
+        .await;
+    let command = bob.expect("user.command").await;
+    assert_eq!((command["sender_type"].clone(), command["sender_id"].clone()), (json!("client"), json!("alice-app")));
+    // The sender's socket is not held up while the command waits.
+    alice.send(json!({"type": "ping"})).await;
+    alice.expect("pong").await;
+    bob.send(json!({"type": "command.response", "command_id": command["command_id"], "data": {"a": 2}})).await;
+    let done = alice.expect("user.command.done").await;
+    assert_eq!(done["request_id"], "c1");
+    assert_eq!((done["status"].clone(), done["response"].clone()), (json!("answered"), json!({"a": 2})));
+    alice.send(json!({"type": "user.command.send", "target_user_id": "nobody", "command": "ASK", "data": 1, "request_id": "c2"})).await;
+    let refused = alice.expect("error").await;
+    assert_eq!((refused["code"].clone(), refused["request_id"].clone()), (json!("USER_OFFLINE"), json!("c2")));
+}
