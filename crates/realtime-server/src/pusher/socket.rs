@@ -9,7 +9,9 @@
 //! The heartbeat is Pusher's: after `activity_timeout` seconds without a frame from the
 //! client the server sends `pusher:ping`, and closes with 4201 when nothing comes within
 //! the pong timeout. Client events go through the one publish path (metered and recorded
-//! like any publish) and reach every subscriber of the channel but their sender.
+//! like any publish) and reach every subscriber of the channel but their sender. A cache
+//! channel's new subscriber gets its last event (the newest message of its stream, from
+//! the store) or `pusher:cache_miss`.
 
 use std::collections::HashMap;
 use std::pin::pin;
@@ -24,13 +26,13 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use realtime_types::PresenceMember;
 use realtime_types::pusher::{
-    CLIENT_EVENT_PREFIX, ChannelData, ChannelKind, ClientEvent, CloseCode, DATA_MAX_BYTES, EVENT_NAME_MAX_LEN,
-    PRESENCE_MAX_MEMBERS, PROTOCOL_MIN_VERSION, PROTOCOL_VERSION, PresenceData, ServerEvent, check_channel_name,
-    data_text,
+    CACHE_TTL_SECONDS, CLIENT_EVENT_PREFIX, ChannelData, ChannelKind, ClientEvent, CloseCode, DATA_MAX_BYTES,
+    EVENT_NAME_MAX_LEN, PRESENCE_MAX_MEMBERS, PROTOCOL_MIN_VERSION, PROTOCOL_VERSION, PresenceData, ServerEvent,
+    check_channel_name, data_text,
 };
 use realtime_types::ws::CloseCode as NativeCloseCode;
+use realtime_types::{Direction, PresenceMember};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -42,7 +44,7 @@ use crate::broker::{join_as, leave, leave_all};
 use crate::hub::{ChannelKey, Connection, Protocol};
 use crate::secret::random_bytes;
 use crate::service::{Outgoing, Service};
-use crate::store::AppRow;
+use crate::store::{AppRow, ChannelRow};
 
 /// Bytes read from a socket at a time (small: idle sockets are the common case).
 const READ_BUFFER: usize = 2 * 1024;
@@ -427,10 +429,53 @@ async fn subscribe(
         },
         None => None,
     };
-    let reply = Utf8Bytes::from(ServerEvent::SubscriptionSucceeded { channel: channel.clone(), presence }.to_json());
+    let succeeded = ServerEvent::SubscriptionSucceeded { channel: channel.clone(), presence };
+    if ChannelKind::is_cache(&channel) {
+        return subscribe_cache(service, connection, &row, succeeded).await;
+    }
+    let reply = Utf8Bytes::from(succeeded.to_json());
     // The hub queues the reply ahead of the channel's events. (The socket is not
     // subscribed yet: its frames are handled one at a time.)
     service.hub.subscribe(connection, &channel, &row.position(), |_| reply);
+    None
+}
+
+/// Subscribes to a cache channel: after `subscription_succeeded` comes the channel's last
+/// event (the newest stored message, if younger than the cache's lifetime) or
+/// `pusher:cache_miss`. The hub holds what the channel delivers meanwhile and hands over
+/// only what follows that event, so nothing arrives twice or out of order.
+async fn subscribe_cache(
+    service: &Service,
+    connection: &Arc<Connection>,
+    row: &ChannelRow,
+    succeeded: ServerEvent,
+) -> Option<ServerEvent> {
+    let start = service.hub.subscribe_recovering(connection, &row.name, &row.position())?;
+    let last = match service.store.history(&row.account_id, &row.name, None, 1, Direction::Backward).await {
+        Ok(mut last) => last.pop(),
+        Err(error) => {
+            tracing::warn!(%error, "pusher cache channel: the last event could not be read");
+            None
+        }
+    };
+    let lifetime = chrono::Duration::seconds(CACHE_TTL_SECONDS);
+    let last = last.filter(|message| chrono::Utc::now() - message.published_at <= lifetime);
+    let caught_up = last.as_ref().map_or(start.offset, |message| message.offset.max(start.offset));
+    let cached = match last {
+        Some(message) => ServerEvent::Event {
+            channel: row.name.clone(),
+            event: message.event,
+            data: data_text(&serde_json::from_str(&message.data).unwrap_or(Value::Null)),
+            user_id: None,
+        },
+        None => ServerEvent::CacheMiss { channel: row.name.clone() },
+    };
+    for event in [succeeded, cached] {
+        if !connection.send_waiting(Utf8Bytes::from(event.to_json())).await {
+            return None;
+        }
+    }
+    service.hub.finish_recovery(connection, &row.name, Vec::new(), caught_up);
     None
 }
 

@@ -1,5 +1,5 @@
 //! The real Pusher libraries are the test: pusher-js (its Node build) subscribes to
-//! public, private, presence and encrypted channels of a running server, and receives
+//! public, private, presence, encrypted and cache channels of a running server, and receives
 //! what the Node `pusher` package and the Python `pusher` package trigger, with socket
 //! exclusion, batches, client events, presence and a native publish. The scenario is
 //! `tests/pusher-js/scenario.js`; `.ci/run` installs its pinned packages (`npm ci`) and
@@ -35,5 +35,5 @@ async fn pusher_js_receives_what_the_node_and_python_libraries_trigger() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the pusher-js scenario failed:\n{stdout}\n{stderr}");
     // Every check printed its line: a scenario cut short cannot pass silently.
-    assert_eq!(stdout.lines().filter(|line| line.starts_with("ok  ")).count(), 11, "{stdout}");
+    assert_eq!(stdout.lines().filter(|line| line.starts_with("ok  ")).count(), 12, "{stdout}");
 }

@@ -204,6 +204,32 @@ async fn pusher_and_native_members_share_one_presence() {
 }
 
 #[tokio::test]
+async fn a_cache_channel_gives_a_new_subscriber_its_last_event_or_a_cache_miss() {
+    let env = Env::start().await;
+    let app = App::dev();
+    let mut first = PusherSocket::connect(&env, &app.key).await;
+    first.subscribe("cache-weather", None, None).await;
+    first.expect("pusher:cache_miss").await;
+    app.trigger(&env, &["cache-weather"], "forecast", "rain").await.ok();
+    app.trigger(&env, &["cache-weather"], "forecast", "sun").await.ok();
+    assert_eq!(first.expect("forecast").await["raw_data"], "rain");
+    assert_eq!(first.expect("forecast").await["raw_data"], "sun");
+
+    let mut late = PusherSocket::connect(&env, &app.key).await;
+    late.subscribe("cache-weather", None, None).await;
+    assert_eq!(late.expect("forecast").await["raw_data"], "sun", "only the last event");
+    late.expect_silence().await;
+    app.trigger(&env, &["cache-weather"], "forecast", "wind").await.ok();
+    assert_eq!(late.expect("forecast").await["raw_data"], "wind");
+
+    // Private cache channels are private channels too.
+    let mut private = PusherSocket::connect(&env, &app.key).await;
+    let auth = app.auth(&private.socket_id.clone(), "private-cache-room", None);
+    private.subscribe("private-cache-room", Some(auth), None).await;
+    private.expect("pusher:cache_miss").await;
+}
+
+#[tokio::test]
 async fn a_deleted_channel_ends_pusher_subscriptions_quietly_and_comes_back_on_use() {
     let env = Env::start().await;
     let app = App::dev();

@@ -252,6 +252,17 @@ async function main() {
   // the server's own 400 for it is tested in tests/it/pusher_http.rs.)
   passed("encrypted channels: relayed as ciphertext, decrypted by pusher-js");
 
+  // Cache channels: a new subscriber gets the channel's last event, or pusher:cache_miss.
+  await server.trigger("cache-weather", "forecast", { sky: "rain" });
+  pythonCall(`c.trigger("cache-weather", "forecast", {"sky": "sun"})\nprint("{}")`);
+  const weather = secretive.subscribe("cache-weather");
+  const forecast = next(weather, "forecast", "the cached forecast");
+  const empty = secretive.subscribe("cache-empty");
+  const missed = next(empty, "pusher:cache_miss", "the cache miss of an empty cache channel");
+  assert.deepEqual((await forecast).data, { sky: "sun" });
+  await missed;
+  passed("cache channels: the last event to a new subscriber, or pusher:cache_miss");
+
   // The HTTP API's queries, signed by both libraries.
   const users = pythonCall(`print(json.dumps(c.users_info("presence-room")))`);
   assert.deepEqual(users.users.map(({ id }) => id).sort(), ["alice", "bob"]);
