@@ -6,7 +6,9 @@ use std::fmt::Debug;
 use chrono::{TimeZone, Utc};
 use realtime_api::ApiKey;
 use realtime_server::Config;
+use realtime_server::pusher::apps::{CreatedApp, NewApp};
 use realtime_server::secret::Secret;
+use realtime_server::store::AppRow;
 use realtime_types::{AblyTokenRequest, Capability, RealtimeToken, TokenRevokeRequest, VendorToken};
 use serde_json::json;
 
@@ -99,6 +101,24 @@ fn no_type_that_carries_a_secret_prints_it_in_debug() {
     assert_hides_the_secret(&config, "redis://:<redacted>@127.0.0.1:6379");
     assert_hides_the_secret(&config, "public-pusher-key");
     assert_hides_the_secret(&config, "project-7");
+
+    let app = AppRow {
+        app_id: 123456,
+        account_id: "acct_1".into(),
+        key: "key1".into(),
+        secret: Secret::new(SECRET),
+        created_at: expires_at,
+    };
+    assert_hides_the_secret(&app, "key1");
+    let new_app = NewApp {
+        account_id: "acct_1".into(),
+        app_id: Some(123456),
+        key: Some("key1".into()),
+        secret: Some(SECRET.into()),
+    };
+    assert_hides_the_secret(&new_app, "key1");
+    let created = CreatedApp { account_id: "acct_1".into(), app_id: 123456, key: "key1".into(), secret: SECRET.into() };
+    assert_hides_the_secret(&created, "key1");
 }
 
 #[test]
