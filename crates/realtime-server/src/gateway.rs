@@ -195,6 +195,11 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
 
     service.hub.disconnect(&connection);
     leave_all(service.broker.as_ref(), &connection).await;
+    service.metrics.socket_closed(match &end {
+        End::Close(code, _) => code.code(),
+        End::ClosedByClient => 1000,
+        End::Gone => 1006,
+    });
     match end {
         End::Close(code, reason) => {
             let frame = encode(&ServerFrame::Disconnecting { code, reason: reason.clone() });

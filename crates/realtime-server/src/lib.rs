@@ -2,7 +2,8 @@
 //!
 //! Modules from the bottom up; each imports only those before it (a test holds this):
 //!
-//! - [`secret`], [`config`]: secrets that never print; the configuration, read once.
+//! - [`secret`], [`config`], [`metrics`]: secrets that never print; the configuration, read
+//!   once; what the node counts.
 //! - [`tokens`], [`vendors`]: token and signature formats.
 //! - [`store`]: durable state behind small traits (SQLite embedded, PostgreSQL for
 //!   several nodes); effects commit with their idempotent answers.
@@ -23,6 +24,7 @@ pub mod checkout;
 pub mod config;
 pub mod gateway;
 pub mod hub;
+pub mod metrics;
 pub mod pusher;
 pub mod secret;
 pub mod server;

@@ -26,6 +26,7 @@ use crate::broker::memory::MemoryBroker;
 use crate::broker::redis::RedisBroker;
 use crate::config::{Config, CorsConfig};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::tokens::TokenKeys;
 use crate::{admin, checkout, gateway, pusher, store};
@@ -39,6 +40,7 @@ pub fn app(service: Arc<Service>) -> Router {
     let document = bytes::Bytes::from(realtime_api::openapi_json());
     let retention = Duration::from_secs(u64::from(service.config.idempotency_ttl_hours) * 3600);
     let idempotency = Idempotency::new(service.store.clone(), retention);
+    let metrics = service.metrics.clone();
     let mut app = realtime_api::router(api, idempotency)
         .merge(gateway::router(service.clone()))
         .merge(pusher::router(service.clone()))
@@ -48,6 +50,7 @@ pub fn app(service: Arc<Service>) -> Router {
             Router::new()
                 .route("/healthz", get(|| async { "ok" }))
                 .route("/readyz", get(ready))
+                .route("/metrics", get(metrics_text))
                 .route("/openapi.json", get(move || async move { ([("content-type", "application/json")], document) }))
                 .with_state(service),
         )
@@ -58,6 +61,10 @@ pub fn app(service: Arc<Service>) -> Router {
                 Err(_) => realtime_api::ApiError::unavailable(format!("the request took longer than {timeout:?}"))
                     .into_response(),
             }
+        }))
+        .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let metrics = metrics.clone();
+            async move { count_request(&metrics, request, next).await }
         }));
     // Outside the timeout, so that a page can read a 503 too, not just a failed fetch.
     if let Some(cors) = cors {
@@ -69,6 +76,39 @@ pub fn app(service: Arc<Service>) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Counts a request by its route template (never its concrete path: bounded labels),
+/// and logs it at `info` with what an operator needs and nothing secret.
+async fn count_request(
+    metrics: &Metrics,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    metrics.request(&route, &method, status, elapsed.as_secs_f64(), replayed);
+    if route != "/metrics" && route != "/healthz" && route != "/readyz" {
+        tracing::info!(%method, %route, status, latency_ms = elapsed.as_secs_f64() * 1000.0, replayed, "request");
+    }
+    response
+}
+
+/// `GET /metrics`: every metric of this node, in the Prometheus (OpenMetrics) text format.
+async fn metrics_text(State(service): State<Arc<Service>>) -> impl IntoResponse {
+    let metrics = &service.metrics;
+    metrics.connections.set(i64::try_from(service.hub.connection_count()).unwrap_or(i64::MAX));
+    let subscriptions: u64 = service.hub.subscriber_counts().values().map(|count| u64::from(*count)).sum();
+    metrics.subscriptions.set(i64::try_from(subscriptions).unwrap_or(i64::MAX));
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.encode())
 }
 
 /// The CORS layer the configuration asks for; none when it allows no origin, so a
@@ -167,6 +207,7 @@ impl RunningServer {
             kill,
             rate_limiter: crate::service::rate_limiter(&config_rate_limit),
             known_keys: Default::default(),
+            metrics: Default::default(),
         });
         // The setting is the guard: of several nodes starting on one empty store, exactly
         // one creates the dev account.

@@ -46,6 +46,8 @@ pub struct Service {
     /// Accounts by API key hash. A key never changes account and keys are never deleted,
     /// so entries never go stale; the map is emptied when it reaches its bound.
     pub known_keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
+    /// What this node counts.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// The largest balance an account may hold, in micro-USD ($1,000,000,000): far beyond any
@@ -189,6 +191,11 @@ impl Service {
         }
     }
 
+    /// Counts credit charged by this node.
+    pub fn charged(&self, price: i64) {
+        self.metrics.credit_charged.inc_by(u64::try_from(price).unwrap_or(0));
+    }
+
     /// Turns a broker failure into the problem the client sees.
     pub fn broker_error(&self, error: BrokerError) -> ApiError {
         ApiError::unavailable(error)
@@ -293,7 +300,10 @@ impl Service {
             let key = ChannelKey::new(account_id, &message.channel);
             let event = ClusterEvent::Frame { key, frame, position: Some(position) };
             message.delivered = self.announce(event).await;
+            self.metrics.frames_delivered.inc_by(u64::from(message.delivered));
         }
+        self.metrics.messages_published.inc_by(published.len() as u64);
+        self.charged(price);
         Ok(published)
     }
 

@@ -97,7 +97,9 @@ impl Service {
             expires_at: claims.expires_at(),
         };
         let seal = Seal::current(answer);
-        self.store.record_token(&row, price, seal.as_ref()).await.map_err(|e| self.charge_error(operation, e))
+        self.store.record_token(&row, price, seal.as_ref()).await.map_err(|e| self.charge_error(operation, e))?;
+        self.charged(price);
+        Ok(())
     }
 
     /// Charges `price` for a signature, committing `answer` with the charge.
@@ -106,7 +108,9 @@ impl Service {
         self.store
             .charge(&caller.account_id, self.config.prices.auth_sign, seal.as_ref())
             .await
-            .map_err(|e| self.charge_error("signing", e))
+            .map_err(|e| self.charge_error("signing", e))?;
+        self.charged(self.config.prices.auth_sign);
+        Ok(())
     }
 }
 
@@ -211,6 +215,9 @@ impl RealtimeApi for Service {
             .create_channel(&row, self.config.prices.channel_create, seal.as_ref())
             .await
             .map_err(|e| self.charge_error("creating a channel", e))?;
+        if created {
+            self.charged(self.config.prices.channel_create);
+        }
         if row.channel_type != channel_type {
             return Err(ApiError::conflict(format!(
                 "channel {:?} exists with type {}; delete it first to change its type",

@@ -110,6 +110,7 @@ impl Service {
                 Some(seq)
             }
         };
+        self.charged(price);
         let frame = encode(&ServerFrame::UserMessage {
             message_id: row.message_id.clone(),
             delivery,
@@ -196,6 +197,7 @@ impl Service {
             .create_command(&row, self.config.prices.user_command, seal.as_ref())
             .await
             .map_err(|e| self.charge_error("sending a command", e))?;
+        self.charged(self.config.prices.user_command);
         // Waiting starts before the command goes out, so no response can be missed.
         let response = self.hub.await_command(&row.command_id);
         let frame = encode(&ServerFrame::UserCommand {

@@ -8,6 +8,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["secret"],
     &["config"],
+    &["metrics"],
     &["tokens", "vendors"],
     &["store"],
     &["hub"],

@@ -8,6 +8,7 @@ mod engines;
 mod layering;
 mod live;
 mod messaging;
+mod metrics;
 mod multinode;
 mod pusher_cluster;
 mod pusher_http;

@@ -185,6 +185,16 @@ impl Ws {
         frame
     }
 
+    /// Closes the socket as a client would (1000) and waits for the server's answer.
+    pub(crate) async fn close(&mut self) {
+        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: "done".into(),
+        };
+        self.stream.close(Some(frame)).await.unwrap();
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, self.stream.next()).await {}
+    }
+
     /// Nothing arrives for a short while.
     pub(crate) async fn expect_silence(&mut self) {
         if let Some(frame) = self.next(Duration::from_millis(300)).await {

@@ -1,0 +1,147 @@
+//! [`Metrics`]: what a node counts, served in the Prometheus text format at `/metrics`.
+//!
+//! One registry per node, passed down like the configuration (no global recorder). Labels
+//! are bounded: an operation is a route template, a status a number, a close code one of
+//! the protocol's; never a channel, an account or a key.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The labels of an HTTP request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route template (`/v1/realtime/publish`, `/v1/realtime/channel/get/{channel}`),
+    /// or `unmatched`.
+    pub route: String,
+    /// The method.
+    pub method: String,
+    /// The response status.
+    pub status: u16,
+}
+
+/// The labels of a route's latency.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route template.
+    pub route: String,
+}
+
+/// The labels of a closed socket.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// The close code (4001-4299), or 1000 when the client closed, 1006 when it vanished.
+    pub code: u16,
+}
+
+/// Every metric of a node.
+pub struct Metrics {
+    registry: Registry,
+    /// Live WebSocket connections on this node (set when scraped).
+    pub connections: Gauge,
+    /// Channel subscriptions of live connections on this node (set when scraped).
+    pub subscriptions: Gauge,
+    /// Messages accepted for publishing (REST, batch and socket publishes).
+    pub messages_published: Counter,
+    /// Frames handed to subscribers' queues by publishes of this node (on every node).
+    pub frames_delivered: Counter,
+    /// Sockets closed, by close code.
+    pub socket_closes: Family<CloseLabels, Counter>,
+    /// HTTP requests, by route, method and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// HTTP request latency, by route.
+    pub request_seconds: Family<RouteLabels, Histogram>,
+    /// Answers replayed from an idempotency key.
+    pub idempotent_replays: Counter,
+    /// Requests refused with 402 `INSUFFICIENT_CREDIT`.
+    pub insufficient_credit: Counter,
+    /// Micro-USD charged for operations of this node.
+    pub credit_charged: Counter<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("realtime");
+        let connections = Gauge::default();
+        registry.register("connections", "Live WebSocket connections on this node", connections.clone());
+        let subscriptions = Gauge::default();
+        registry.register("subscriptions", "Channel subscriptions of this node's connections", subscriptions.clone());
+        let messages_published = Counter::default();
+        registry.register("messages_published", "Messages accepted for publishing", messages_published.clone());
+        let frames_delivered = Counter::default();
+        registry.register(
+            "frames_delivered",
+            "Frames handed to subscribers by this node's publishes",
+            frames_delivered.clone(),
+        );
+        let socket_closes = Family::<CloseLabels, Counter>::default();
+        registry.register("socket_closes", "Sockets closed, by close code", socket_closes.clone());
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests, by route, method and status", requests.clone());
+        let request_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0005, 2.0, 14))) as fn() -> Histogram,
+        );
+        registry.register("http_request_duration_seconds", "HTTP request latency, by route", request_seconds.clone());
+        let idempotent_replays = Counter::default();
+        registry.register("idempotent_replays", "Answers replayed from an idempotency key", idempotent_replays.clone());
+        let insufficient_credit = Counter::default();
+        registry.register(
+            "insufficient_credit",
+            "Requests refused with 402 INSUFFICIENT_CREDIT",
+            insufficient_credit.clone(),
+        );
+        let credit_charged = Counter::<u64, AtomicU64>::default();
+        registry.register("credit_charged_micro_usd", "Micro-USD charged by this node", credit_charged.clone());
+        Metrics {
+            registry,
+            connections,
+            subscriptions,
+            messages_published,
+            frames_delivered,
+            socket_closes,
+            requests,
+            request_seconds,
+            idempotent_replays,
+            insufficient_credit,
+            credit_charged,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts an HTTP request; `replayed` when its answer came from an idempotency key.
+    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64, replayed: bool) {
+        let route = route.to_owned();
+        self.requests.get_or_create(&RequestLabels { route: route.clone(), method: method.to_owned(), status }).inc();
+        self.request_seconds.get_or_create(&RouteLabels { route }).observe(seconds);
+        if replayed {
+            self.idempotent_replays.inc();
+        }
+        if status == 402 {
+            self.insufficient_credit.inc();
+        }
+    }
+
+    /// Counts a closed socket.
+    pub fn socket_closed(&self, code: u16) {
+        self.socket_closes.get_or_create(&CloseLabels { code }).inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String");
+        text
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,64 @@
+//! `/metrics` after real traffic: the counts are the traffic's, and no label names a
+//! channel or an account.
+
+use serde_json::json;
+
+use crate::support::{Env, eventually};
+
+/// The value of the sample `name` (with its labels, exactly as exposed).
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn scrape(env: &Env) -> String {
+    let response = env.http.get(env.url("/metrics")).send().await.unwrap();
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_the_traffic_and_name_no_channel_or_account() {
+    let env = Env::start().await;
+    env.create_channel("secret-room-name", "public").await;
+    let mut reader = env.subscriber("reader", "secret-room-name", &["subscribe"]).await;
+    let before = scrape(&env).await;
+    assert_eq!(sample(&before, "realtime_connections"), 1.0);
+    assert_eq!(sample(&before, "realtime_subscriptions"), 1.0);
+
+    let publish = |n: u64| json!({"channel": "secret-room-name", "event": "e", "data": n});
+    for n in 0..3 {
+        env.post("/v1/realtime/publish", publish(n)).await.ok();
+    }
+    let keyed = [("idempotency-key", "metrics-key")];
+    for _ in 0..2 {
+        env.send_as(&env.key, "POST", "/v1/realtime/publish", Some(publish(9)), &keyed).await.ok();
+    }
+    let broke = env.server.create_account(0).await.unwrap();
+    env.send_as(&broke, "POST", "/v1/realtime/publish", Some(publish(0)), &[])
+        .await
+        .problem(402, "INSUFFICIENT_CREDIT");
+    for _ in 0..4 {
+        reader.expect("message").await;
+    }
+    reader.close().await;
+
+    eventually(crate::support::PROMPTLY, || async {
+        sample(&scrape(&env).await, "realtime_socket_closes_total{code=\"1000\"}") == 1.0
+    })
+    .await;
+    let after = scrape(&env).await;
+    assert_eq!(sample(&after, "realtime_messages_published_total"), 4.0, "three plain publishes and one keyed");
+    assert_eq!(sample(&after, "realtime_frames_delivered_total"), 4.0);
+    assert_eq!(sample(&after, "realtime_idempotent_replays_total"), 1.0);
+    assert_eq!(sample(&after, "realtime_insufficient_credit_total"), 1.0);
+    assert_eq!(sample(&after, "realtime_credit_charged_micro_usd_total"), 1000.0 + 100.0 + 4.0 * 10.0);
+    let ok = "realtime_http_requests_total{route=\"/v1/realtime/publish\",method=\"POST\",status=\"200\"}";
+    assert_eq!(sample(&after, ok), 5.0, "the replay is a request too");
+    assert_eq!(sample(&after, "realtime_connections"), 0.0);
+    assert!(!after.contains("secret-room-name") && !after.contains("acct_"), "labels are bounded:\n{after}");
+}
