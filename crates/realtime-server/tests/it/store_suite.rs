@@ -6,9 +6,10 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use realtime_api::IdempotencyKey;
 use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope, Seal};
+use realtime_server::secret::Secret;
 use realtime_server::service::MAX_BALANCE;
 use realtime_server::store::{
-    ChannelRow, CheckoutRow, Completion, MessageRow, MessagesRefused, Retention, Store, StoreError, TokenRow,
+    AppRow, ChannelRow, CheckoutRow, Completion, MessageRow, MessagesRefused, Retention, Store, StoreError, TokenRow,
 };
 use realtime_types::{ChannelType, Direction, Position};
 
@@ -65,6 +66,7 @@ suite!(
     a_setting_keeps_its_first_value,
     purging_deletes_only_expired_records,
     refused_messages_report_every_reason_and_charge_nothing,
+    an_app_is_found_by_id_and_key_and_neither_is_taken_twice,
 );
 
 fn hash(n: u8) -> [u8; 32] {
@@ -606,4 +608,32 @@ async fn refused_messages_report_every_reason_and_charge_nothing(store: Arc<dyn 
     let only_missing = MessagesRefused { insufficient_credit: None, missing_channel: Some(0) };
     assert!(matches!(missing, Err(StoreError::MessagesRefused(reasons)) if reasons == only_missing), "{missing:?}");
     assert_eq!(balance(&store, &funded).await, 100, "the refused call was not charged");
+}
+
+async fn an_app_is_found_by_id_and_key_and_neither_is_taken_twice(store: Arc<dyn Store>) {
+    let owner = account(&store, 0).await;
+    let other = account(&store, 0).await;
+    let app = |app_id: u64, key: &str, account_id: &str, age: i64| AppRow {
+        app_id,
+        account_id: account_id.to_owned(),
+        key: key.to_owned(),
+        secret: Secret::new(format!("secret-{app_id}")),
+        created_at: Utc::now() - Duration::seconds(age),
+    };
+    let unique = ulid::Ulid::generate().to_string();
+    let base = u64::from(ulid::Ulid::generate().random() as u32) + 1_000_000;
+    let key = |n: u8| format!("key-{n}-{unique}");
+    assert!(store.create_app(&app(base, &key(1), &owner, 10)).await.unwrap());
+    assert!(!store.create_app(&app(base, &key(2), &other, 0)).await.unwrap(), "the id is taken");
+    assert!(!store.create_app(&app(base + 1, &key(1), &other, 0)).await.unwrap(), "the key is taken");
+    assert!(store.create_app(&app(base + 2, &key(3), &owner, 20)).await.unwrap());
+
+    let found = store.app(base).await.unwrap().expect("found by id");
+    assert_eq!((found.account_id.as_str(), found.key.as_str()), (owner.as_str(), key(1).as_str()));
+    assert_eq!(found.secret.expose(), format!("secret-{base}"));
+    assert_eq!(store.app_by_key(&key(3)).await.unwrap().map(|app| app.app_id), Some(base + 2));
+    assert!(store.app(base + 1).await.unwrap().is_none());
+    let owned: Vec<u64> = store.apps_of(&owner).await.unwrap().iter().map(|app| app.app_id).collect();
+    assert_eq!(owned, [base + 2, base], "oldest first");
+    assert!(store.apps_of(&other).await.unwrap().is_empty());
 }
