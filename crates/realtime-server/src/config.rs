@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Provider};
 use realtime_types::Vendor;
 use serde::{Deserialize, Serialize};
 
@@ -124,7 +124,7 @@ impl std::fmt::Debug for Config {
 /// becomes `postgres://user:<redacted>@host/db`. A user name without a password is hidden
 /// too, since some services take the secret there, and so is the whole query, since
 /// drivers accept `?password=`. Anything that is not a URL (`memory`) is kept as it is.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -372,6 +372,54 @@ pong_timeout_seconds = 30
 client_events_per_second = 10
 "#;
 
+/// Settings the defaults leave unset; every other key is in [`DEFAULTS`].
+pub const OPTIONAL_KEYS: &[&str] = &["public_url", "admin_secret", "token_secret"];
+
+/// `REALTIME_*` variables of the client tools (the CLI, the bench), which the server
+/// leaves alone.
+const CLIENT_VARIABLES: &[&str] = &["url", "api_key", "cli_config", "bench_admin_secret"];
+
+/// Every key the server knows, dotted (`gateway.outbound_queue`).
+fn known_keys() -> Vec<String> {
+    let mut keys: Vec<String> = OPTIONAL_KEYS.iter().map(|key| (*key).to_owned()).collect();
+    let defaults = Figment::from(Toml::string(DEFAULTS)).data().expect("the defaults are TOML");
+    for dict in defaults.values() {
+        given_keys("", dict, &mut keys);
+    }
+    keys
+}
+
+fn given_keys(prefix: &str, dict: &figment::value::Dict, keys: &mut Vec<String>) {
+    for (name, value) in dict {
+        let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+        match value {
+            figment::value::Value::Dict(_, inner) => given_keys(&key, inner, keys),
+            _ => keys.push(key),
+        }
+    }
+}
+
+/// Refuses keys the server does not know, from the file or from `REALTIME_*` variables,
+/// naming where each came from and the nearest known key.
+fn check_keys(figment: &Figment) -> anyhow::Result<()> {
+    let known = known_keys();
+    let mut given = Vec::new();
+    for dict in figment.data()?.values() {
+        given_keys("", dict, &mut given);
+    }
+    let unknown: Vec<String> = given
+        .iter()
+        .filter(|key| !known.iter().any(|known| known == *key))
+        .map(|key| {
+            let source = figment.find_metadata(key).map_or_else(String::new, |meta| format!(" (from {})", meta.name));
+            let nearest = known.iter().min_by_key(|known| strsim::levenshtein(known, key)).cloned().unwrap_or_default();
+            format!("`{key}`{source}: did you mean `{nearest}`?")
+        })
+        .collect();
+    anyhow::ensure!(unknown.is_empty(), "unknown settings: {}", unknown.join("; "));
+    Ok(())
+}
+
 impl Config {
     /// Reads the defaults, then `file` (or `realtime.toml` in the working directory when
     /// it exists), then `REALTIME_*` variables (`__` separates sections:
@@ -380,12 +428,13 @@ impl Config {
         let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
         match file {
             Some(path) => {
-                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                anyhow::ensure!(path.is_file(), "config file {} does not exist or is not a file", path.display());
                 figment = figment.merge(Toml::file(path));
             }
             None => figment = figment.merge(Toml::file("realtime.toml")),
         }
-        figment = figment.merge(Env::prefixed("REALTIME_").split("__"));
+        figment = figment.merge(Env::prefixed("REALTIME_").split("__").ignore(CLIENT_VARIABLES));
+        check_keys(&figment)?;
         let config: Config = figment.extract()?;
         config.validate()?;
         Ok(config)

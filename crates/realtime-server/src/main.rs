@@ -1,16 +1,27 @@
-//! `realtime-server [--config FILE]`: runs a node (see `realtime_server::Config`).
+//! `realtime-server [check-config] [--config FILE]`: runs a node, or only checks its
+//! configuration (see `realtime_server::Config`).
 
 use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut config_file: Option<PathBuf> = None;
+    let mut check_only = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--config" => config_file = args.next().map(PathBuf::from),
+            "--config" => match args.next() {
+                Some(path) => config_file = Some(PathBuf::from(path)),
+                None => anyhow::bail!("--config needs a file; see --help"),
+            },
+            "check-config" => check_only = true,
             "--help" | "-h" => {
                 println!(
-                    "usage: realtime-server [--config FILE]\n\nSettings: defaults < FILE (or ./realtime.toml) < REALTIME_* variables.\n\n{}",
+                    "usage: realtime-server [check-config] [--config FILE]\n\n\
+                     check-config: check the settings and exit (0 when they are valid).\n\n\
+                     Settings: defaults < FILE (or ./realtime.toml) < REALTIME_* variables (`__` separates\n\
+                     sections: REALTIME_GATEWAY__OUTBOUND_QUEUE=64). Unknown keys are refused.\n\n\
+                     Unset by default: public_url (the URL clients reach this node at), admin_secret\n\
+                     (enables the admin API), token_secret (else generated once and kept in the store).\n\n{}",
                     realtime_server::config::DEFAULTS
                 );
                 return Ok(());
@@ -19,6 +30,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let config = realtime_server::Config::load(config_file.as_deref())?;
+    if check_only {
+        println!("the settings are valid");
+        return Ok(());
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.log_format {

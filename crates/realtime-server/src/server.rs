@@ -2,6 +2,8 @@
 //! down gracefully (stop accepting, close sockets with 4200, finish in-flight requests).
 
 use std::sync::Arc;
+
+use anyhow::Context;
 use std::time::Duration;
 
 use axum::Router;
@@ -173,7 +175,9 @@ pub struct RunningServer {
 impl RunningServer {
     /// Opens the store, creates the dev account on first start, binds and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-        let store = store::open(&config.store).await?;
+        let store = store::open(&config.store)
+            .await
+            .with_context(|| format!("opening the store {}", crate::config::redact_url(&config.store)))?;
         if config.broker == "memory" {
             // One node: no request of this store can be running, so every key whose
             // request died with the last process is free at once (its effect, had it
@@ -184,7 +188,8 @@ impl RunningServer {
             }
         }
         let secret = Service::token_secret(&config, store.as_ref()).await?;
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let public_url =
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();

@@ -18,6 +18,7 @@ mod pusher_support;
 mod recovery;
 mod rest;
 mod secrets;
+mod settings;
 mod socket;
 mod store_suite;
 mod support;

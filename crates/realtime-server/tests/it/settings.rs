@@ -1,0 +1,53 @@
+//! Strict settings: the real binary refuses what it does not know, naming it and the
+//! nearest key it knows, and `check-config` says so without starting.
+
+use std::process::Command;
+
+fn check(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_realtime-server"));
+    command.arg("check-config").args(args).current_dir(dir.path()).env("RUST_BACKTRACE", "0");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+    )
+}
+
+#[test]
+fn the_defaults_and_the_client_tools_variables_pass_check_config() {
+    let (ok, said) = check(&[], &[("REALTIME_URL", "http://127.0.0.1:8080"), ("REALTIME_API_KEY", "ifr_pk_proj_x")]);
+    assert!(ok, "{said}");
+    assert!(said.contains("valid"), "{said}");
+}
+
+#[test]
+fn a_misspelt_variable_is_refused_with_the_key_it_meant() {
+    let (ok, said) = check(&[], &[("REALTIME_GATWAY__OUTBOUND_QUEUE", "3")]);
+    assert!(!ok);
+    assert!(said.contains("gatway.outbound_queue") && said.contains("did you mean `gateway.outbound_queue`"), "{said}");
+}
+
+#[test]
+fn a_misspelt_key_in_the_file_is_refused_with_the_key_it_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.toml");
+    std::fs::write(&file, "history_per_chanel = 5\n").unwrap();
+    let (ok, said) = check(&["--config", file.to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(said.contains("history_per_chanel") && said.contains("`history_per_channel`"), "{said}");
+}
+
+#[test]
+fn a_config_that_is_missing_or_not_a_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for path in [dir.path().join("nowhere.toml"), dir.path().to_owned()] {
+        let (ok, said) = check(&["--config", path.to_str().unwrap()], &[]);
+        assert!(!ok && said.contains(path.to_str().unwrap()), "{said}");
+    }
+    let (ok, said) = check(&["--config"], &[]);
+    assert!(!ok && said.contains("--config needs a file"), "{said}");
+}
