@@ -297,11 +297,9 @@ async fn read(
         pinged = false;
         silence.as_mut().reset(Instant::now() + activity);
         match incoming {
-            Some(Ok(Message::Text(text))) => {
-                if let Some(end) = Box::pin(handle(service, connection, session, &text)).await {
-                    return end;
-                }
-            }
+            // Boxed: handling a frame needs a large future for a moment, and an idle socket
+            // should not carry its space.
+            Some(Ok(Message::Text(text))) => Box::pin(handle(service, connection, session, &text)).await,
             Some(Ok(Message::Binary(_))) => {
                 return End::Close(CloseCode::Unauthorized, "binary frames are not supported".into());
             }
@@ -324,19 +322,12 @@ fn error(message: impl Into<String>) -> ServerEvent {
     ServerEvent::Error { code: None, message: message.into() }
 }
 
-/// Handles one client frame; `Some` ends the socket.
-async fn handle(
-    service: &Arc<Service>,
-    connection: &Arc<Connection>,
-    session: &mut Session,
-    text: &str,
-) -> Option<End> {
+/// Handles one client frame. No frame ends the socket: a refusal is a `pusher:error` or
+/// a `pusher:subscription_error`, and the socket stays.
+async fn handle(service: &Arc<Service>, connection: &Arc<Connection>, session: &mut Session, text: &str) {
     let event = match ClientEvent::parse(text) {
         Ok(event) => event,
-        Err(why) => {
-            send(connection, &error(why));
-            return None;
-        }
+        Err(why) => return send(connection, &error(why)),
     };
     let reply = match event {
         ClientEvent::Ping => Some(ServerEvent::Pong),
@@ -359,7 +350,6 @@ async fn handle(
     if let Some(reply) = reply {
         send(connection, &reply);
     }
-    None
 }
 
 /// Subscribes the socket; `None` when the hub queued `subscription_succeeded` itself
