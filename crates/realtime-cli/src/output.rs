@@ -100,13 +100,22 @@ fn print_rows(rows: &[Vec<String>]) {
 
 /// The exit code of a failure (see the `--help` text).
 pub(crate) fn exit_code(error: &anyhow::Error) -> i32 {
+    if error.downcast_ref::<UsageError>().is_some() {
+        return 2;
+    }
     match error.downcast_ref::<ClientError>() {
         Some(ClientError::Api { .. }) => 1,
         Some(ClientError::Transport { .. }) => 3,
         Some(ClientError::Decode { .. }) => 4,
-        Some(ClientError::Config(_)) | None => 1,
+        Some(ClientError::Config(_)) => 2,
+        None => 1,
     }
 }
+
+/// A command line or settings mistake: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub(crate) String);
 
 /// Prints a failure to stderr: a problem's title, code, detail and offending values, or
 /// the error chain.

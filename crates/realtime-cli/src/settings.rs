@@ -65,10 +65,12 @@ impl Settings {
     /// A client for these settings; an error when no API key is set.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
         let Some(api_key) = &self.api_key else {
-            anyhow::bail!(
+            return Err(crate::output::UsageError(
                 "no API key: pass --api-key, set REALTIME_API_KEY, or put api_key in the config file \
                  (`realtime serve` prints the dev key on first start)"
-            );
+                    .to_owned(),
+            )
+            .into());
         };
         let retry = RetryPolicy { max_retries: self.retries, ..RetryPolicy::default() };
         Ok(Client::builder(&self.url).api_key(api_key).timeout(self.timeout).retry(retry).build()?)

@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use realtime_client::subscriber::Disconnect;
 use realtime_client::{Client, Subscriber, SubscriberEvent};
 use realtime_types::ws::ServerFrame;
-use realtime_types::{Capability, TokenIssueRequest};
+use realtime_types::{Capability, ErrorCode, TokenIssueRequest};
 
 /// What `subscribe` was asked for.
 pub(crate) struct SubscribeArgs {
@@ -60,6 +60,14 @@ pub(crate) async fn run(client: Client, args: SubscribeArgs) -> anyhow::Result<(
                         "server: {code}: {message}{}",
                         channel.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
                     );
+                    // A channel asked for that the server refuses for good ends the command
+                    // instead of waiting forever.
+                    if matches!(code, ErrorCode::NotFound | ErrorCode::Forbidden)
+                        && channel.as_ref().is_some_and(|channel| args.channels.contains(channel))
+                    {
+                        subscriber.close().await;
+                        anyhow::bail!("cannot subscribe to {}: {message}", channel.as_deref().unwrap_or_default());
+                    }
                 }
                 if let ServerFrame::UserMessage { message_id, sequence: Some(_), .. } = &frame
                     && args.ack

@@ -249,3 +249,27 @@ async fn subscribe_as_a_user_prints_its_messages_and_answers_its_commands_with_a
     let again = cli.run(&["user", "send", "user_123", "{\"n\":2}", "--json"]).await;
     assert_eq!(json(&again.stdout)["delivered"], 0, "nobody is connected now");
 }
+
+#[tokio::test]
+async fn the_exit_codes_are_the_documented_ones() {
+    let cli = Cli::start().await;
+    let no_key = cli.command(&["channel", "list"]).env_remove("REALTIME_API_KEY").output().await.unwrap();
+    assert_eq!(no_key.status.code(), Some(2), "a missing API key is a usage error");
+    let unreachable = cli
+        .command(&["channel", "list", "--retries", "0"])
+        .env("REALTIME_URL", "http://127.0.0.1:1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(3), "{}", String::from_utf8_lossy(&unreachable.stderr));
+    let problem = cli.run(&["channel", "get", "never-created"]).await;
+    assert_eq!(problem.code, Some(1), "the server answered with a problem");
+}
+
+#[tokio::test]
+async fn subscribe_to_a_channel_that_does_not_exist_ends_with_the_problem() {
+    let cli = Cli::start().await;
+    let ended = cli.run(&["subscribe", "never-created"]).await;
+    assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+    assert!(ended.stderr.contains("never-created"), "{}", ended.stderr);
+}
