@@ -52,13 +52,18 @@ pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
 pub enum Protocol {
     /// This server's own protocol (`/v1/realtime/ws`).
     Native,
-    /// Pusher's protocol 7 (`/app/{key}`).
-    Pusher {
-        /// The socket id the client was given, `N.N`, unique in the cluster.
-        socket_id: String,
-        /// The user the socket signed in as (`pusher:signin`), if it did.
-        user: Mutex<Option<String>>,
-    },
+    /// Pusher's protocol 7 (`/app/{key}`); boxed, so that a native connection does not
+    /// carry its space.
+    Pusher(Box<PusherSocket>),
+}
+
+/// What a Pusher socket is beyond a connection.
+#[derive(Debug)]
+pub struct PusherSocket {
+    /// The socket id the client was given, `N.N`, unique in the cluster.
+    pub socket_id: String,
+    /// The user the socket signed in as (`pusher:signin`), if it did.
+    pub user: Mutex<Option<String>>,
 }
 
 /// A frame of the fan-out, serialised once per protocol (not once per subscriber), and
@@ -143,7 +148,7 @@ impl Connection {
     /// its client id is its socket id, and so is its "token id", which counts it alone.
     pub fn pusher(account_id: String, socket_id: String, outbound: mpsc::Sender<Utf8Bytes>) -> Self {
         let mut connection = Connection::new(account_id, socket_id.clone(), None, socket_id.clone(), outbound);
-        connection.protocol = Protocol::Pusher { socket_id, user: Mutex::new(None) };
+        connection.protocol = Protocol::Pusher(Box::new(PusherSocket { socket_id, user: Mutex::new(None) }));
         connection
     }
 
@@ -152,8 +157,8 @@ impl Connection {
     pub fn deliver(&self, frames: &Frames) -> bool {
         match &self.protocol {
             Protocol::Native => self.send(frames.native.clone()),
-            Protocol::Pusher { socket_id, .. } => match &frames.pusher {
-                Some(_) if frames.except.as_deref() == Some(socket_id.as_str()) => false,
+            Protocol::Pusher(socket) => match &frames.pusher {
+                Some(_) if frames.except.as_deref() == Some(socket.socket_id.as_str()) => false,
                 Some(frame) => self.send(frame.clone()),
                 None => false,
             },
@@ -164,7 +169,7 @@ impl Connection {
     pub fn is_signed_in_as(&self, user_id: &str) -> bool {
         match &self.protocol {
             Protocol::Native => false,
-            Protocol::Pusher { user, .. } => user.lock().expect("user lock").as_deref() == Some(user_id),
+            Protocol::Pusher(socket) => socket.user.lock().expect("user lock").as_deref() == Some(user_id),
         }
     }
 

@@ -521,8 +521,8 @@ fn signin(connection: &Connection, session: &Session, auth: &str, user_data: &st
             message: "user_data must hold a non-empty string id".into(),
         };
     };
-    if let Protocol::Pusher { user, .. } = &connection.protocol {
-        *user.lock().expect("user lock") = Some(id);
+    if let Protocol::Pusher(socket) = &connection.protocol {
+        *socket.user.lock().expect("user lock") = Some(id);
     }
     ServerEvent::SigninSuccess { user_data: user_data.to_owned() }
 }
