@@ -11,11 +11,12 @@ use clap::Parser;
 
 use crate::openapi::workspace_root;
 
-/// Fan-out, publish, idle-memory, multi-node and recovery figures beside baselines measured in the same run.
+/// Fan-out, publish, idle-memory, multi-node, recovery and user-addressed messages figures, beside
+/// baselines measured in the same run.
 #[derive(Parser)]
 #[command(name = "cargo xtask bench")]
 struct Args {
-    /// all, fanout, publish, idle-memory, multi-node or recovery.
+    /// all, fanout, publish, idle-memory, multi-node, recovery or user.
     #[arg(default_value = "all")]
     scenario: String,
     /// A smoke run (1,000 subscribers, fewer publishes, one run per row): under 3 minutes,

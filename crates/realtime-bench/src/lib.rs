@@ -1,8 +1,9 @@
 //! Load generators, the bare fan-out baseline and the bench suite behind `cargo xtask bench`.
 //!
 //! The binary `realtime-bench` has one subcommand per piece: `baseline` serves the bare
-//! fan-out server, `fanout`, `publish` and `recovery` are the load generators (each prints
-//! one JSON result), and `suite` starts the servers, runs the scenarios and writes the report.
+//! fan-out server, `fanout`, `publish`, `recovery` and `user` are the load generators (each
+//! prints one JSON result), and `suite` starts the servers, runs the scenarios and writes the
+//! report.
 
 pub mod baseline;
 pub mod fanout;
@@ -15,6 +16,7 @@ pub mod servers;
 pub mod suite;
 pub mod svg;
 pub mod target;
+pub mod user;
 pub mod wsclient;
 
 /// Raises the soft open-file limit to the hard one and checks that `needed` fit.

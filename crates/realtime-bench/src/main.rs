@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use clap::{Parser, Subcommand};
-use realtime_bench::{baseline, fanout, publish, recovery, suite};
+use realtime_bench::{baseline, fanout, publish, recovery, suite, user};
 
 #[derive(Parser)]
 #[command(about = "Load generators, bare fan-out baseline and bench suite of the realtime workspace")]
@@ -27,6 +27,9 @@ enum Command {
     /// Run one recovery measurement (subscribers catching up on missed messages) and print
     /// its result as JSON.
     Recovery(recovery::RecoveryArgs),
+    /// Run the user-addressed messages measurements (reliable message latency, redelivery
+    /// on connect, command round trip) and print their result as JSON.
+    User(user::UserArgs),
     /// Run the bench scenarios and write the report (what `cargo xtask bench` runs).
     Suite(suite::SuiteArgs),
 }
@@ -37,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fanout(args) => print_json(&fanout::run(&args)?),
         Command::Publish(args) => print_json(&publish::run(&args)?),
         Command::Recovery(args) => print_json(&recovery::run(&args)?),
+        Command::User(args) => print_json(&user::run(&args)?),
         Command::Suite(args) => suite::run(&args),
     }
 }

@@ -11,6 +11,10 @@ use crate::publish::{PublishResult, PublishTarget};
 use crate::recovery::RecoveryResult;
 use crate::target::TargetKind;
 
+mod user;
+
+pub use user::{UserGroup, UserMedian, UserRow};
+
 /// Everything one `suite` invocation measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -25,6 +29,7 @@ pub struct Report {
     pub idle_memory: Option<FanoutGroup>,
     pub multi_node: Option<FanoutGroup>,
     pub recovery: Option<RecoveryGroup>,
+    pub user: Option<UserGroup>,
     pub targets: Vec<TargetCheck>,
     /// What made this run fail (errors, lost messages); figures never do.
     pub failures: Vec<String>,
@@ -427,6 +432,9 @@ pub fn targets(report: &Report) -> Vec<TargetCheck> {
         };
         checks.push(check);
     }
+    if let Some(group) = &report.user {
+        checks.push(user::target(group));
+    }
     checks
 }
 
@@ -486,6 +494,9 @@ pub fn markdown(report: &Report) -> String {
     }
     if let Some(group) = &report.recovery {
         recovery_section(&mut md, group);
+    }
+    if let Some(group) = &report.user {
+        user::section(&mut md, group);
     }
     if !report.targets.is_empty() {
         let _ = writeln!(md, "## Targets (reported, never asserted)\n");

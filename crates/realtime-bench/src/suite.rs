@@ -21,6 +21,8 @@ use crate::report::{
 use crate::servers::{self, CLIENT_CPU, OursConfig, Server};
 use crate::target::TargetKind;
 
+mod user;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     /// Every scenario below.
@@ -36,6 +38,9 @@ pub enum Scenario {
     /// Subscribers recovering 1,000 missed messages, and the REST publish with the default
     /// history against one message per channel.
     Recovery,
+    /// User-addressed messages: reliable message latency, redelivery of a backlog on
+    /// connect, command round trips.
+    User,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -132,6 +137,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
         idle_memory: None,
         multi_node: None,
         recovery: None,
+        user: None,
         targets: Vec::new(),
         failures: Vec::new(),
     };
@@ -162,6 +168,9 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
     }
     if wants(Scenario::Recovery) {
         report.recovery = Some(suite.recovery_group());
+    }
+    if wants(Scenario::User) {
+        report.user = Some(suite.user_group());
     }
 
     report.targets = report::targets(&report);
@@ -199,7 +208,13 @@ fn failures(report: &Report) -> Vec<String> {
             .filter(|(status, ..)| *status == Status::Failed)
             .map(|(_, label, reason)| format!("recovery / {label}: {}", reason.as_deref().unwrap_or("failed")))
     });
-    fanout_rows.chain(publish_rows).chain(recovery_rows).collect()
+    let user_rows = report
+        .user
+        .iter()
+        .map(|g| &g.row)
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| format!("user-addressed messages / {}: {}", r.label, r.reason.as_deref().unwrap_or("failed")));
+    fanout_rows.chain(publish_rows).chain(recovery_rows).chain(user_rows).collect()
 }
 
 impl Suite {

@@ -78,27 +78,18 @@ pub async fn prepare(
             api_key: None,
             ws_urls: vec![format!("{ws_base}/sub?id={CHANNEL}")],
         }),
-        TargetKind::Realtime => prepare_realtime(at, &ws_base, subscribers, subs_per_token, http).await,
+        TargetKind::Realtime => prepare_realtime(at, subscribers, subs_per_token, http).await,
     }
 }
 
 async fn prepare_realtime(
     at: &Endpoints<'_>,
-    ws_base: &str,
     subscribers: usize,
     subs_per_token: usize,
     http: &reqwest::Client,
 ) -> anyhow::Result<Prepared> {
     let secret = at.admin_secret.context("--admin-secret is needed for the realtime target")?;
-    let account = post_json(
-        http,
-        &format!("{}/admin/v1/accounts", at.base_url),
-        secret,
-        &json!({ "balance": 1_000_000_000_000u64 }),
-    )
-    .await
-    .context("creating the bench account")?;
-    let api_key = account["api_key"].as_str().context("no api_key in the account response")?.to_owned();
+    let api_key = create_account(http, at.base_url, secret).await?;
 
     let create = http
         .post(format!("{}/v1/realtime/channel/create", at.base_url))
@@ -115,19 +106,9 @@ async fn prepare_realtime(
     let tokens = subscribers.div_ceil(subs_per_token.max(1)).max(1);
     let mut ws_urls = Vec::with_capacity(tokens);
     for k in 0..tokens {
-        let issued = post_json(
-            http,
-            &format!("{}/v1/realtime/token/issue", at.sub_base_url),
-            &api_key,
-            &json!({ "client_id": format!("bench-{k}"), "channels": [CHANNEL], "ttl_seconds": 86_400 }),
-        )
-        .await
-        .context("issuing a subscriber token")?;
-        let token = issued["token"].as_str().context("no token in token/issue")?;
-        let endpoint = issued["endpoint"].as_str().context("no endpoint in token/issue")?;
-        let url = rebase_endpoint(endpoint, ws_base);
-        let sep = if url.contains('?') { '&' } else { '?' };
-        ws_urls.push(format!("{url}{sep}token={token}"));
+        let claims = json!({ "client_id": format!("bench-{k}"), "channels": [CHANNEL], "ttl_seconds": 86_400 });
+        let url = token_url(http, at.sub_base_url, &api_key, &claims).await.context("issuing a subscriber token")?;
+        ws_urls.push(url);
     }
     Ok(Prepared {
         kind: TargetKind::Realtime,
@@ -135,6 +116,36 @@ async fn prepare_realtime(
         api_key: Some(api_key),
         ws_urls,
     })
+}
+
+/// Creates an account with a balance no bench run exhausts on our server at `base_url`
+/// and returns its API key.
+pub async fn create_account(http: &reqwest::Client, base_url: &str, admin_secret: &str) -> anyhow::Result<String> {
+    let account = post_json(
+        http,
+        &format!("{base_url}/admin/v1/accounts"),
+        admin_secret,
+        &json!({ "balance": 1_000_000_000_000u64 }),
+    )
+    .await
+    .context("creating the bench account")?;
+    Ok(account["api_key"].as_str().context("no api_key in the account response")?.to_owned())
+}
+
+/// Issues a token with `claims` on the node at `base_url` and returns the WebSocket URL
+/// that connects with it to that node.
+pub async fn token_url(
+    http: &reqwest::Client,
+    base_url: &str,
+    api_key: &str,
+    claims: &Value,
+) -> anyhow::Result<String> {
+    let issued = post_json(http, &format!("{base_url}/v1/realtime/token/issue"), api_key, claims).await?;
+    let token = issued["token"].as_str().context("no token in token/issue")?;
+    let endpoint = issued["endpoint"].as_str().context("no endpoint in token/issue")?;
+    let url = rebase_endpoint(endpoint, &ws_base(base_url)?);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}token={token}"))
 }
 
 async fn post_json(http: &reqwest::Client, url: &str, bearer: &str, body: &Value) -> anyhow::Result<Value> {
