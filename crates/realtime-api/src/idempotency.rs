@@ -235,7 +235,10 @@ impl Idempotency {
         T: Serialize + DeserializeOwned + Send + 'static,
         Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
     {
-        let Some(key) = key else { return effect.await.map(Reply::fresh) };
+        // In a task of its own even without a key: a request dropped half-way (client gone,
+        // timeout) must not split an effect from what follows it (a message from its
+        // fan-out, say).
+        let Some(key) = key else { return tokio::spawn(effect).await.map_err(ApiError::internal)?.map(Reply::fresh) };
         let scope = Scope { account_id: caller.account_id.clone(), operation, key };
         let now = Utc::now();
         let record = Record { fingerprint, answer: None, created_at: now, lease: Lease::new(now) };
@@ -300,7 +303,10 @@ async fn keep_leased(store: &dyn IdempotencyStore, scope: &Scope, mut record: Re
             Record { lease: Lease { id: record.lease.id.clone(), until: Utc::now() + LEASE }, ..record.clone() };
         match store.replace(scope, &record.lease.id, &renewed).await {
             Ok(true) => record = renewed,
-            Ok(false) | Err(_) => return,
+            Ok(false) => return,
+            // The store may be back before the lease runs out: keep trying until then.
+            Err(_) if Utc::now() < record.lease.until => continue,
+            Err(_) => return,
         }
     }
 }

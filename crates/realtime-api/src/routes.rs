@@ -433,7 +433,7 @@ async fn user_message_send(
 /// To the user's live connections as a `user.command` frame; the first `command.response`
 /// from any of them answers it. A user without a live connection is a 409
 /// `USER_OFFLINE` at once. With `wait_for_response` (the default) this call returns the
-/// command answered, or after at most 60 seconds (or its `timeout`, when shorter) a 504
+/// command answered, or after at most 25 seconds (or its `timeout`, when shorter) a 504
 /// `COMMAND_TIMEOUT`; without, it returns the pending command at once. Billable.
 #[utoipa::path(post, path = "/v1/realtime/user/command/send", operation_id = "realtime.user.command.send", tag = "user",
     request_body = UserCommandSendRequest,

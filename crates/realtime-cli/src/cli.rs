@@ -250,7 +250,7 @@ pub(crate) enum UserSubcommand {
         command_type: String,
         /// The data, as JSON; `-` or absent reads stdin.
         data: Option<String>,
-        /// Seconds the command can be answered (1-1800; the call waits at most 60).
+        /// Seconds the command can be answered (1-1800; the call waits at most 25).
         #[arg(long, value_name = "SECONDS")]
         command_timeout: Option<u32>,
         /// Print the pending command at once instead of waiting for the response.

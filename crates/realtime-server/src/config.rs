@@ -463,6 +463,10 @@ impl Config {
             (self.pusher.pong_timeout_seconds == 0, "pusher.pong_timeout_seconds must be at least 1"),
             (gateway.max_connections_per_token == 0, "gateway.max_connections_per_token must be at least 1"),
             (self.request_timeout_seconds == 0, "request_timeout_seconds must be at least 1"),
+            (
+                self.request_timeout_seconds <= u64::from(realtime_types::limits::COMMAND_MAX_WAIT_SECONDS),
+                "request_timeout_seconds must exceed the longest command wait (25 s)",
+            ),
             (self.idempotency_ttl_hours == 0, "idempotency_ttl_hours must be at least 1"),
             (self.history_per_channel == 0, "history_per_channel must be at least 1"),
             (self.history_max_age_seconds == 0, "history_max_age_seconds must be at least 1"),

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{join, leave, leave_all};
-use crate::hub::{ChannelKey, Connection, encode};
+use crate::hub::{ChannelKey, Connection, Frames, encode};
 use crate::service::messaging::user_message_frame;
 use crate::service::{Service, frame_error};
 use crate::store::{ChannelRow, MessageRow};
@@ -188,6 +188,12 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
         // then stops without reading another. A killed node drops everything, as a crash.
         if !reader_ended && !service.kill.is_cancelled() {
             finish.cancel();
+            // A reader waiting for room in the queue (a replay) must stop waiting: the
+            // writer that would have made room is gone.
+            match &end {
+                End::Close(code, reason) => connection.close(*code, reason),
+                End::ClosedByClient | End::Gone => connection.close(CloseCode::TryAgainLater, "the connection ended"),
+            }
             reader.await;
         }
         end
@@ -453,7 +459,10 @@ async fn send_user_command(
     tokio::spawn(async move {
         let command_id = sent.command.command_id.clone();
         let pending = sent.command.clone();
-        let done = service.await_response(sent).await.unwrap_or(pending);
+        let done = match sent.nobody_got_it {
+            true => pending,
+            false => service.await_response(sent).await.unwrap_or(pending),
+        };
         connection.send(encode(&ServerFrame::UserCommandDone {
             request_id,
             command_id,
@@ -560,11 +569,7 @@ async fn subscribe(
             recovery_failure,
         })
     };
-    // The client saw `since`, so nothing up to it is still on its way to this node.
-    let latest = match &since {
-        Some(since) if since.epoch == row.channel_id && since.offset > row.last_offset => since.clone(),
-        Some(_) | None => row.position(),
-    };
+    let latest = row.position();
     let start = match &since {
         None => service.hub.subscribe(connection, &channel, &latest, |position| subscribed(position, None, None)),
         Some(_) => service.hub.subscribe_recovering(connection, &channel, &latest),
@@ -583,7 +588,13 @@ async fn subscribe(
     // this socket; look again now that the subscription is visible to deletions.
     let now = match service.store.channel(&claims.acc, &channel).await {
         Ok(Some(now)) if now.channel_id == row.channel_id => now,
-        _ => {
+        Err(error) => {
+            tracing::warn!(%error, "subscribe: store unavailable");
+            service.hub.unsubscribe(connection, &channel);
+            leave(service.broker.as_ref(), connection, &channel).await;
+            return Some(frame_error(ErrorCode::Unavailable, "the store is unavailable; retry", Some(channel)));
+        }
+        Ok(_) => {
             // Unless the deletion's own event reached the hub first and told the client.
             let told = !service.hub.unsubscribe(connection, &channel);
             leave(service.broker.as_ref(), connection, &channel).await;
@@ -591,16 +602,24 @@ async fn subscribe(
         }
     };
     // Without `since` the hub has queued the reply already.
+    if now.last_offset > start.offset {
+        catch_up(service, &now, start.offset).await;
+    }
     let since = since?;
     // The replay goes out with backpressure (it may be long), while what the channel
     // delivers meanwhile is held; the hub then joins the two without a gap or a repeat.
     let (reply, missed, caught_up) = match missed_since(service, &now, &since).await {
+        Err(Missed::Unavailable) => {
+            service.hub.unsubscribe(connection, &channel);
+            leave(service.broker.as_ref(), connection, &channel).await;
+            return Some(frame_error(ErrorCode::Unavailable, "the store is unavailable; retry", Some(channel)));
+        }
         Ok(missed) => {
             let missed: Vec<(u64, Utf8Bytes)> =
                 missed.into_iter().map(|message| (message.offset, message_frame(&now, message))).collect();
             (subscribed(&since, Some(true), None), missed, since.offset)
         }
-        Err(reason) => (subscribed(&start, Some(false), Some(reason)), Vec::new(), start.offset),
+        Err(Missed::Refused(reason)) => (subscribed(&start, Some(false), Some(reason)), Vec::new(), start.offset),
     };
     if !connection.send_waiting(reply).await {
         return None;
@@ -625,20 +644,24 @@ async fn subscribe(
 }
 
 /// The messages of `channel` after `since`, or why they cannot all be replayed.
-async fn missed_since(
-    service: &Service,
-    channel: &ChannelRow,
-    since: &Position,
-) -> Result<Vec<MessageRow>, RecoveryFailure> {
+/// Why missed messages are not replayed.
+enum Missed {
+    /// They cannot be: the client is told why.
+    Refused(RecoveryFailure),
+    /// The store did not answer: the subscribe is refused, to be tried again.
+    Unavailable,
+}
+
+async fn missed_since(service: &Service, channel: &ChannelRow, since: &Position) -> Result<Vec<MessageRow>, Missed> {
     if since.epoch != channel.channel_id {
-        return Err(RecoveryFailure::EpochChanged);
+        return Err(Missed::Refused(RecoveryFailure::EpochChanged));
     }
     if since.offset > channel.last_offset {
-        return Err(RecoveryFailure::Unknown);
+        return Err(Missed::Refused(RecoveryFailure::Unknown));
     }
     let missing = channel.last_offset - since.offset;
     if missing > RECOVERY_MAX_MESSAGES {
-        return Err(RecoveryFailure::TooMany);
+        return Err(Missed::Refused(RecoveryFailure::TooMany));
     }
     if missing == 0 {
         return Ok(Vec::new());
@@ -650,18 +673,23 @@ async fn missed_since(
         .await
         .map_err(|error| {
             tracing::warn!(%error, "recovery: store unavailable");
-            RecoveryFailure::TooOld
+            Missed::Unavailable
         })?;
     // Retention drops the oldest messages first: anything missing is at the start.
     if missed.first().is_none_or(|first| first.offset != since.offset + 1) || missed.len() as u64 != missing {
-        return Err(RecoveryFailure::TooOld);
+        return Err(Missed::Refused(RecoveryFailure::TooOld));
     }
     Ok(missed)
 }
 
 /// The `message` frame of a stored message.
 fn message_frame(channel: &ChannelRow, message: MessageRow) -> Utf8Bytes {
-    encode(&ServerFrame::Message {
+    encode(&stored_message(channel, message))
+}
+
+/// A stored message as the frame it was published as.
+fn stored_message(channel: &ChannelRow, message: MessageRow) -> ServerFrame {
+    ServerFrame::Message {
         channel: message.channel,
         message_id: message.message_id,
         epoch: channel.channel_id.clone(),
@@ -669,7 +697,28 @@ fn message_frame(channel: &ChannelRow, message: MessageRow) -> Utf8Bytes {
         event: message.event,
         data: serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null),
         published_at: message.published_at,
-    })
+    }
+}
+
+/// Hands this node's subscribers of `channel` the messages stored after `after`: those
+/// committed between the read of the channel's position and this node holding the
+/// channel were fanned out to nobody here. The hub drops any that also arrive live.
+async fn catch_up(service: &Service, channel: &ChannelRow, after: u64) {
+    let missing = channel.last_offset.saturating_sub(after).min(RECOVERY_MAX_MESSAGES);
+    let limit = u32::try_from(missing).unwrap_or(u32::MAX);
+    let stored =
+        service.store.history(&channel.account_id, &channel.name, Some(after), limit, Direction::Forward).await;
+    let key = ChannelKey::new(&channel.account_id, &channel.name);
+    match stored {
+        Ok(messages) => {
+            for message in messages {
+                let position = Position { epoch: channel.channel_id.clone(), offset: message.offset };
+                let frames = Frames::of(&stored_message(channel, message), None, None);
+                service.hub.deliver(&key, &frames, Some(&position));
+            }
+        }
+        Err(error) => tracing::warn!(%error, "subscribe: the messages of the last moment were not caught up"),
+    }
 }
 
 async fn publish(

@@ -199,17 +199,22 @@ impl Connection {
         let mut close = self.close.lock().expect("close lock");
         if close.is_none() {
             *close = Some((code, reason.to_owned()));
-            self.close_signal.notify_one();
+            // Every waiter: the writer and a reader waiting on a full queue both must end.
+            self.close_signal.notify_waiters();
         }
     }
 
     /// Waits until someone asks this connection to close, and says why.
     pub async fn closed(&self) -> (CloseCode, String) {
         loop {
+            // Registered before the flag is read, so a close in between still wakes it.
+            let notified = self.close_signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(close) = self.close.lock().expect("close lock").clone() {
                 return close;
             }
-            self.close_signal.notified().await;
+            notified.await;
         }
     }
 
@@ -512,18 +517,21 @@ impl Hub {
         let waiting: Vec<ChannelKey> = self.gaps.lock().expect("gaps lock").iter().cloned().collect();
         for key in waiting {
             let shared = self.state.read().expect("hub lock").channels.get(&key).cloned();
-            let still_waiting = match shared {
+            match shared {
                 Some(shared) => {
                     let mut channel = shared.lock().expect("channel lock");
                     if channel.sequence.skip_gap_older_than(wait) {
                         channel.hand_out_ready();
                     }
-                    channel.sequence.has_gap()
+                    // Under the channel's lock, as `deliver` adds it: a gap that opens in
+                    // between is not forgotten.
+                    if !channel.sequence.has_gap() {
+                        self.gaps.lock().expect("gaps lock").remove(&key);
+                    }
                 }
-                None => false,
-            };
-            if !still_waiting {
-                self.gaps.lock().expect("gaps lock").remove(&key);
+                None => {
+                    self.gaps.lock().expect("gaps lock").remove(&key);
+                }
             }
         }
     }

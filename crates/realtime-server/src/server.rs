@@ -306,8 +306,14 @@ async fn purge_periodically(service: Arc<Service>) {
             _ = service.kill.cancelled() => return,
         }
         let now = chrono::Utc::now();
-        let before = now - chrono::Duration::hours(i64::from(service.config.idempotency_ttl_hours));
-        match service.store.purge(before, now).await {
+        let cutoffs = store::Cutoffs {
+            idempotency: now - chrono::Duration::hours(i64::from(service.config.idempotency_ttl_hours)),
+            expired: now,
+            messages: now
+                - chrono::Duration::seconds(i64::try_from(service.config.history_max_age_seconds).unwrap_or(i64::MAX)),
+            user_messages: now - chrono::Duration::days(realtime_types::limits::USER_MESSAGE_RETENTION_DAYS),
+        };
+        match service.store.purge(&cutoffs).await {
             Ok(deleted) => tracing::debug!(deleted, "purged expired records"),
             Err(error) => tracing::warn!(%error, "purge failed; will retry"),
         }

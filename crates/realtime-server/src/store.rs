@@ -66,6 +66,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                 StoreError::Unavailable(error)
             }
+            sqlx::Error::Database(ref database) if is_transient(database.code().as_deref()) => {
+                StoreError::Unavailable(error)
+            }
             other => StoreError::Internal(other),
         }
     }
@@ -91,6 +94,30 @@ pub struct MessagesRefused {
     pub insufficient_credit: Option<(i64, i64)>,
     /// The index of the first message whose channel does not exist.
     pub missing_channel: Option<usize>,
+}
+
+/// Database error codes that mean "not now" rather than "never": PostgreSQL's
+/// connection exceptions (08…), shutdown (57P01-57P03), too many connections (53300) and
+/// serialization failures and deadlocks (40001, 40P01); SQLite's busy and locked (5, 6).
+fn is_transient(code: Option<&str>) -> bool {
+    code.is_some_and(|code| {
+        code.starts_with("08")
+            || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" | "5" | "6" | "517" | "261")
+    })
+}
+
+/// What [`Store::purge`] deletes: everything of each kind from before its cutoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Idempotency records created before this.
+    pub idempotency: DateTime<Utc>,
+    /// Tokens, checkouts and commands that expired before this (a revoked token past its
+    /// expiry is refused for its expiry anyway).
+    pub expired: DateTime<Utc>,
+    /// Channel messages published before this (history's age limit, for idle channels).
+    pub messages: DateTime<Utc>,
+    /// Unacknowledged reliable user messages sent before this.
+    pub user_messages: DateTime<Utc>,
 }
 
 /// Shorthand for store results.
@@ -285,10 +312,9 @@ pub trait Store: Accounts + Channels + Tokens + Users + Apps + IdempotencyStore 
     async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
     /// Sets a setting unless it is set; returns the value that is set afterwards.
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
-    /// Deletes what no longer matters: idempotency records created before
-    /// `idempotency_before`, and tokens and checkouts that expired before `now` (a revoked
-    /// token past its expiry is refused for its expiry anyway). Returns the rows deleted.
-    async fn purge(&self, idempotency_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Deletes what no longer matters, each by its cutoff (see [`Cutoffs`]); returns the
+    /// rows deleted.
+    async fn purge(&self, cutoffs: &Cutoffs) -> StoreResult<u64>;
     /// Deletes every idempotency record without an answer: their requests' effects never
     /// committed. Only for a single node starting, when no request can be running.
     async fn release_all_leases(&self) -> StoreResult<u64>;

@@ -56,12 +56,16 @@ pub const RECOVERY_MAX_MESSAGES: u64 = 1000;
 /// Default and largest `timeout` of a user command, in seconds (the seed's 30 minutes).
 pub const COMMAND_MAX_TIMEOUT_SECONDS: u32 = 1800;
 
-/// Longest an HTTP call waits for a command's response, in seconds.
-pub const COMMAND_MAX_WAIT_SECONDS: u32 = 60;
+/// Longest an HTTP call waits for a command's response, in seconds: below the reference
+/// server's default request timeout (30 s), so that the wait ends first.
+pub const COMMAND_MAX_WAIT_SECONDS: u32 = 25;
+
+/// Days an unacknowledged reliable message is kept.
+pub const USER_MESSAGE_RETENTION_DAYS: i64 = 7;
 
 /// Most unacknowledged reliable messages a user may have; past it a send is refused with
 /// 409 `BACKLOG_FULL`.
 pub const USER_BACKLOG_MAX: u64 = 1000;
 
-/// Most reliable messages delivered again on one connect (the rest after the next acks).
-pub const USER_REDELIVERY_MAX: u32 = 500;
+/// Most reliable messages delivered again on one connect: the whole backlog.
+pub const USER_REDELIVERY_MAX: u32 = 1000;

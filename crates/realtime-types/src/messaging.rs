@@ -8,7 +8,9 @@
 //!   at once to the live connections, and delivered again (in send order, with a higher
 //!   `delivery_count`) on every connect until the user acks them. One cursor per user:
 //!   an `ack` from any of the user's devices covers that message and every earlier one,
-//!   for all of them. At-least-once: a client dedupes by `message_id`.
+//!   for all of them. At-least-once: a client dedupes by `message_id`, and acks in
+//!   `sequence` order (a live message can arrive among the ones redelivered on connect;
+//!   acking it first would acknowledge earlier ones not yet read).
 //! - **commands** ask the user's live connections for an answer; the first response
 //!   wins.
 
@@ -128,7 +130,7 @@ pub struct UserCommandSendRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_for_response: Option<bool>,
     /// Seconds the command can be answered, 1-1800 (default 1800, as the seed's SDK). The
-    /// HTTP call waits at most `COMMAND_MAX_WAIT_SECONDS` (60) of them: past that it
+    /// HTTP call waits at most `COMMAND_MAX_WAIT_SECONDS` (25) of them: past that it
     /// answers 504 `COMMAND_TIMEOUT`, and the response, if one comes before the command
     /// expires, is read with `realtime.user.command.get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

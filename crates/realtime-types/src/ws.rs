@@ -48,7 +48,8 @@ pub enum ClientFrame {
     },
     /// A heartbeat; the server answers `pong`. Any frame counts as a sign of life.
     Ping {},
-    /// Acknowledges a reliable `user.message`, and with it every earlier one of the user:
+    /// Acknowledges a reliable `user.message`, and with it every earlier one (by
+    /// `sequence`) of the user, so ack in `sequence` order:
     /// none of them is delivered again, to any of the user's connections.
     Ack {
         /// The `message_id` of the `user.message`.
@@ -71,7 +72,7 @@ pub enum ClientFrame {
     },
     /// Sends a command to a user (needs `message`; metered like the REST call). The
     /// server answers `user.command.done` once a client responds or the wait ends (at
-    /// most 60 s), or `error`, echoing `request_id`; other frames go on meanwhile.
+    /// most 25 s), or `error`, echoing `request_id`; other frames go on meanwhile.
     #[serde(rename = "user.command.send")]
     SendUserCommand {
         /// The user.

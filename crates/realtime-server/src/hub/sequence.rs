@@ -59,6 +59,11 @@ impl Sequence {
 
     /// Decides what to do with the message at `position`; keeps `frame` when it waits.
     pub(super) fn admit(&mut self, position: &Position, frame: &Frames) -> Admit {
+        if self.epoch.as_deref().is_some_and(|current| position.epoch.as_str() < current) {
+            // An earlier life of the channel (epochs are `ch_<ULID>`, which sort by
+            // creation): a message of a deleted channel that arrived late.
+            return Admit::Stale;
+        }
         if self.epoch.as_deref() != Some(position.epoch.as_str()) {
             // A new life of the channel: nothing before it can still come.
             self.epoch = Some(position.epoch.clone());
@@ -87,9 +92,8 @@ impl Sequence {
         }
         let (offset, frame) = entry.remove_entry();
         self.last = offset;
-        if self.ahead.is_empty() {
-            self.gap_since = None;
-        }
+        // A gap closed: the next one (if any) is waited for from now, not from the first.
+        self.gap_since = (!self.ahead.is_empty()).then(Instant::now);
         Some((offset, frame))
     }
 
@@ -145,6 +149,15 @@ mod tests {
         assert!(sequence.skip_gap_older_than(Duration::ZERO));
         assert_eq!(sequence.next_ready().map(|(o, _)| o), Some(3));
         assert_eq!(sequence.admit(&at(1), &frame(1)), Admit::Stale, "too late");
+    }
+
+    #[test]
+    fn a_late_message_of_an_earlier_life_is_stale() {
+        let mut sequence = Sequence::default();
+        sequence.start(&Position { epoch: "ch_02".into(), offset: 3 });
+        let deleted = Position { epoch: "ch_01".into(), offset: 7 };
+        assert_eq!(sequence.admit(&deleted, &frame(7)), Admit::Stale);
+        assert_eq!(sequence.position().epoch, "ch_02");
     }
 
     #[test]

@@ -20,7 +20,8 @@ use crate::broker::ClusterEvent;
 use crate::hub::encode;
 use crate::store::{AnswerOutcome, CommandRow, UserMessageRow};
 
-/// A command pushed to its user, and the wait for its response.
+/// A command pushed to its user, and the wait for its response. Dropping it stops the
+/// wait on this node (however the caller went away).
 #[derive(Debug)]
 pub struct SentCommand {
     /// The command, pending.
@@ -29,6 +30,27 @@ pub struct SentCommand {
     response: tokio::sync::oneshot::Receiver<String>,
     /// How long a caller waits for it.
     pub wait: Duration,
+    /// No connection took it (the user left just before it went out).
+    pub nobody_got_it: bool,
+    waiting: Waiting,
+}
+
+/// This node's wait for a command's response, forgotten when dropped.
+struct Waiting {
+    hub: std::sync::Arc<crate::hub::Hub>,
+    command_id: String,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting").field("command_id", &self.command_id).finish()
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.hub.forget_command(&self.command_id);
+    }
 }
 
 /// The frame a stored reliable message is delivered as.
@@ -141,8 +163,7 @@ impl Service {
     ) -> Result<UserCommand, ApiError> {
         let wait_for_response = request.wait_for_response != Some(false);
         let sent = self.dispatch_user_command(caller, request).await?;
-        if !wait_for_response {
-            self.hub.forget_command(&sent.command.command_id);
+        if !wait_for_response || sent.nobody_got_it {
             return Ok(sent.command);
         }
         let command_id = sent.command.command_id.clone();
@@ -200,6 +221,7 @@ impl Service {
         self.charged(self.config.prices.user_command);
         // Waiting starts before the command goes out, so no response can be missed.
         let response = self.hub.await_command(&row.command_id);
+        let waiting = Waiting { hub: self.hub.clone(), command_id: row.command_id.clone() };
         let frame = encode(&ServerFrame::UserCommand {
             command_id: row.command_id.clone(),
             command: row.command_type.clone(),
@@ -210,26 +232,24 @@ impl Service {
         });
         let event =
             ClusterEvent::User { account_id: row.account_id.clone(), user_id: row.user_id.clone(), frame: Some(frame) };
-        if self.announce(event).await == 0 {
-            self.hub.forget_command(&row.command_id);
-            return Err(user_offline(&row.user_id));
-        }
+        // The user left between the check and the push: the command is stored and
+        // charged, so it is answered as what it is, pending (it expires unanswered).
+        let nobody_got_it = self.announce(event).await == 0;
         let wait = Duration::from_secs(u64::from(timeout.min(COMMAND_MAX_WAIT_SECONDS)));
-        Ok(SentCommand { command: pending, response, wait })
+        Ok(SentCommand { command: pending, response, wait, waiting, nobody_got_it })
     }
 
     /// Waits for a sent command's response; `None` when the wait ends first.
     pub async fn await_response(&self, sent: SentCommand) -> Option<UserCommand> {
-        let SentCommand { command, response, wait } = sent;
-        match tokio::time::timeout(wait, response).await {
+        let SentCommand { command, response, wait, waiting, .. } = sent;
+        let answered = tokio::time::timeout(wait, response).await;
+        drop(waiting);
+        match answered {
             Ok(Ok(response)) => {
                 let response = serde_json::from_str(&response).unwrap_or(serde_json::Value::Null);
                 Some(UserCommand { status: CommandStatus::Answered, response: Some(response), ..command })
             }
-            Ok(Err(_)) | Err(_) => {
-                self.hub.forget_command(&command.command_id);
-                None
-            }
+            Ok(Err(_)) | Err(_) => None,
         }
     }
 

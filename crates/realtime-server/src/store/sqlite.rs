@@ -619,12 +619,15 @@ impl Store for SqliteStore {
             .await?)
     }
 
-    async fn purge(&self, idempotency_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
+    async fn purge(&self, cutoffs: &Cutoffs) -> StoreResult<u64> {
         let mut deleted = 0;
         for (statement, cutoff) in [
-            ("DELETE FROM idempotency WHERE created_at < ?1", idempotency_before),
-            ("DELETE FROM tokens WHERE expires_at < ?1", now),
-            ("DELETE FROM checkouts WHERE expires_at < ?1", now),
+            ("DELETE FROM idempotency WHERE created_at < ?1", cutoffs.idempotency),
+            ("DELETE FROM tokens WHERE expires_at < ?1", cutoffs.expired),
+            ("DELETE FROM checkouts WHERE expires_at < ?1", cutoffs.expired),
+            ("DELETE FROM commands WHERE expires_at < ?1", cutoffs.expired),
+            ("DELETE FROM messages WHERE published_at < ?1", cutoffs.messages),
+            ("DELETE FROM user_messages WHERE sent_at < ?1", cutoffs.user_messages),
         ] {
             deleted += sqlx::query(statement).bind(text(cutoff)).execute(&self.writer).await?.rows_affected();
         }

@@ -587,7 +587,13 @@ async fn purging_deletes_only_expired_records(store: Arc<dyn Store>) {
     store.insert(&recent, &record, now - Duration::hours(24)).await.unwrap();
     store.finish(&recent, &record.lease.id, "{}").await.unwrap();
 
-    let deleted = store.purge(now - Duration::hours(24), now).await.unwrap();
+    let cutoffs = realtime_server::store::Cutoffs {
+        idempotency: now - Duration::hours(24),
+        expired: now,
+        messages: now - Duration::days(1),
+        user_messages: now - Duration::days(7),
+    };
+    let deleted = store.purge(&cutoffs).await.unwrap();
 
     assert_eq!(deleted, 2, "the expired token and the old idempotency record");
     assert_eq!(store.token(&id, "expired").await.unwrap(), None);

@@ -60,8 +60,15 @@ impl Users for PostgresStore {
         .bind(&message.user_id)
         .fetch_one(&mut *tx)
         .await?;
-        let (last, acked) = (offset(stream.try_get("last_seq")?)?, offset(stream.try_get("acked_seq")?)?);
-        if last - acked >= backlog {
+        let last = offset(stream.try_get("last_seq")?)?;
+        // The kept messages are the unacknowledged ones (an ack deletes, and so does age).
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM user_messages WHERE account_id = $1 AND user_id = $2")
+                .bind(&message.account_id)
+                .bind(&message.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if u64::try_from(waiting).unwrap_or(u64::MAX) >= backlog {
             return Err(StoreError::BacklogFull { maximum: backlog });
         }
         debit(&mut tx, &message.account_id, price).await?;
