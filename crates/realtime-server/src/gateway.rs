@@ -637,11 +637,38 @@ async fn subscribe(
             rest.push((offset, frame));
         }
     }
+    // What the channel delivered meanwhile goes out with backpressure too, in rounds,
+    // until little is left for the hub to hand over at once.
+    for _ in 0..HAND_OVER_ROUNDS {
+        let Some(held) = service.hub.take_held(connection, &channel) else {
+            return Some(frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel)));
+        };
+        let last_round = held.len() < HAND_OVER_AT_ONCE;
+        for (offset, frames) in held {
+            if offset.is_some_and(|offset| offset <= caught_up) {
+                continue;
+            }
+            if let Some(frame) = connection.encoding(&frames)
+                && !connection.send_waiting(frame).await
+            {
+                return None;
+            }
+            caught_up = offset.unwrap_or(caught_up);
+        }
+        if last_round {
+            break;
+        }
+    }
     if !service.hub.finish_recovery(connection, &channel, rest, caught_up) {
         return Some(frame_error(ErrorCode::NotFound, "the channel does not exist", Some(channel)));
     }
     None
 }
+
+/// Held frames fewer than this are handed over at once, under the channel's lock.
+const HAND_OVER_AT_ONCE: usize = 64;
+/// Most rounds of held frames sent with backpressure before the hand-over.
+const HAND_OVER_ROUNDS: usize = 16;
 
 /// The messages of `channel` after `since`, or why they cannot all be replayed.
 /// Why missed messages are not replayed.

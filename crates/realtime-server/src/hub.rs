@@ -155,12 +155,18 @@ impl Connection {
     /// Queues the encoding of `frames` for this connection's protocol, unless it is the
     /// excluded socket or the frame means nothing to its protocol; false when not queued.
     pub fn deliver(&self, frames: &Frames) -> bool {
+        self.encoding(frames).is_some_and(|frame| self.send(frame))
+    }
+
+    /// What this connection receives of `frames`, if anything: its protocol's encoding,
+    /// unless it is the excluded socket.
+    pub fn encoding(&self, frames: &Frames) -> Option<Utf8Bytes> {
         match &self.protocol {
-            Protocol::Native => self.send(frames.native.clone()),
+            Protocol::Native => Some(frames.native.clone()),
             Protocol::Pusher(socket) => match &frames.pusher {
-                Some(_) if frames.except.as_deref() == Some(socket.socket_id.as_str()) => false,
-                Some(frame) => self.send(frame.clone()),
-                None => false,
+                Some(_) if frames.except.as_deref() == Some(socket.socket_id.as_str()) => None,
+                Some(frame) => Some(frame.clone()),
+                None => None,
             },
         }
     }
@@ -269,7 +275,7 @@ type Snapshot = Arc<[Arc<Connection>]>;
 const HELD_MAX: usize = 4096;
 
 /// A frame held for a subscriber that catches up, with its offset when it is a message.
-type Held = (Option<u64>, Frames);
+pub type Held = (Option<u64>, Frames);
 
 /// One channel on this node: its subscribers and where its stream stands. Everything
 /// here changes under the channel's own lock, so a subscription and a delivery never
@@ -426,6 +432,16 @@ impl Hub {
     pub fn position(&self, key: &ChannelKey) -> Option<Position> {
         let shared = self.state.read().expect("hub lock").channels.get(key).cloned()?;
         Some(shared.lock().expect("channel lock").sequence.position())
+    }
+
+    /// Takes the frames held so far for a recovering connection (to be sent with
+    /// backpressure); `None` when the subscription ended.
+    pub fn take_held(&self, connection: &Connection, channel: &str) -> Option<Vec<Held>> {
+        let key = ChannelKey::new(&connection.account_id, channel);
+        let shared = self.state.read().expect("hub lock").channels.get(&key).cloned()?;
+        let mut channel = shared.lock().expect("channel lock");
+        let (_, held) = channel.recovering.get_mut(&connection.id)?;
+        Some(std::mem::take(held))
     }
 
     /// Ends a recovery whose connection has been sent the messages through offset
