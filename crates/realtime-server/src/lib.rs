@@ -47,7 +47,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "dev account created with ${:.2} credit; dev api key: {key}",
             server.service.config.dev_account_credit as f64 / 1e6
         );
-        println!("(shown once: the server keeps only its hash)");
+        println!("(shown once: the server keeps only its hash) to use it with the CLI and the examples:");
+        println!("export REALTIME_API_KEY={key}");
+    } else {
+        eprintln!(
+            "the dev account was created on an earlier start, which printed its key; for another key, \
+             set admin_secret and run `realtime account create`"
+        );
     }
     server.run_until_signal().await
 }
