@@ -145,7 +145,7 @@ async fn a_command_nobody_answers_times_out_no_earlier_than_asked() {
     let took = started.elapsed();
     timed_out.problem(504, "COMMAND_TIMEOUT");
     assert!(took >= Duration::from_secs(1), "not before the timeout: {took:?}");
-    assert!(took < Duration::from_millis(1500), "soon after it: {took:?}");
+    assert!(took < Duration::from_millis(1100), "within 100 ms after it: {took:?}");
     let command = phone.expect("user.command").await;
     let read =
         env.get(&format!("/v1/realtime/user/command/get/{}", command["command_id"].as_str().unwrap())).await.ok();
