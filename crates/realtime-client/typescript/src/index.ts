@@ -11,11 +11,19 @@ export type {
   RealtimeEvents,
   RealtimeOptions,
   ReconnectPolicy,
+  SubscribeOptions,
   TokenLike,
   TokenProvider,
 } from "./live.js";
 export { Subscription } from "./subscription.js";
-export type { PresenceChange, SubscribedEvent, SubscriptionEvents, SubscriptionState } from "./subscription.js";
+export type {
+  PresenceChange,
+  RecoveryFailed,
+  SubscribedEvent,
+  SubscriptionEvents,
+  SubscriptionState,
+} from "./subscription.js";
+export type { Command, CommandHandler, UserMessage } from "./user.js";
 export { ApiError, ConnectionLost, LiveError, RealtimeError, TokenRefused, TransportError } from "./errors.js";
 export { CLOSE_CODE_ACTIONS, actionFor } from "./policy.js";
 export type { Action } from "./policy.js";

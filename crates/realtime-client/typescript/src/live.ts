@@ -1,14 +1,26 @@
 // The live connection: one WebSocket to the gateway at a time, kept up. It gets tokens
 // from the application's token provider, sends heartbeats, reconnects by the close code
-// (src/policy.ts), subscribes again to every channel after a reconnection and keeps the
-// members of presence channels current.
+// (src/policy.ts), subscribes again to every channel after a reconnection from the last
+// message it received there, keeps the members of presence channels current, and hands
+// the messages and commands addressed to its user to the application (src/user.ts).
 
 import { backoff } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import { ConnectionLost, LiveError, TokenRefused } from "./errors.js";
 import { type Action, actionFor, isCloseCode } from "./policy.js";
 import { Subscription } from "./subscription.js";
-import type { ClientFrame, Connected, LivePublished, RealtimeToken, ServerFrame } from "./types.js";
+import type {
+  ClientFrame,
+  Connected,
+  Delivery,
+  LiveCommandDone,
+  LivePublished,
+  LiveUserMessageSent,
+  Position,
+  RealtimeToken,
+  ServerFrame,
+} from "./types.js";
+import { type CommandHandler, type UserMessage, UserInbox } from "./user.js";
 
 /** What a token provider returns: the answer of `realtime.token.issue`, or these three fields of it. */
 export type TokenLike = Pick<RealtimeToken, "token" | "endpoint" | "expires_at">;
@@ -82,8 +94,27 @@ export interface RealtimeEvents {
   disconnected: Disconnected;
   /** The connection stopped for good. */
   closed: Closed;
-  /** An `error` frame about no channel and no publish. */
+  /** An `error` frame that answers no request and concerns no channel (a refused `ack` or command response, say). */
   error: LiveError;
+  /**
+   * A message to this connection's user (its token's `user_id`): call `ack()` on a
+   * reliable one once it is handled. Unacknowledged reliable messages are delivered
+   * again right after every `connected`, so listen before calling `connect()`.
+   */
+  userMessage: UserMessage;
+}
+
+/** The server's answers to the frames the client sends with a `request_id`. */
+type Answer = LivePublished | LiveUserMessageSent | LiveCommandDone;
+
+/** How to subscribe. */
+export interface SubscribeOptions {
+  /**
+   * The position of the last message already seen on the channel (a
+   * {@link Subscription.position} kept from an earlier connection): the messages after it
+   * are replayed first, or `recoveryFailed` says why they cannot be.
+   */
+  since?: Position;
 }
 
 const DEFAULT_RECONNECT: ReconnectPolicy = { initialDelayMs: 500, maxDelayMs: 15_000, maxAttempts: Infinity };
@@ -141,9 +172,13 @@ export class Realtime extends Emitter<RealtimeEvents> {
   #endSocket: ((reason: string) => void) | undefined;
   #wake: (() => void) | undefined;
   #subscriptions = new Map<string, Subscription>();
-  #pending = new Map<string, { resolve: (frame: LivePublished) => void; reject: (error: Error) => void }>();
+  #pending = new Map<string, { resolve: (frame: Answer) => void; reject: (error: Error) => void }>();
   #requests = 0;
   #waiters: { resolve: (frame: Connected) => void; reject: (error: Error) => void }[] = [];
+  readonly #inbox = new UserInbox(
+    (frame) => this.#send(frame),
+    (message) => this.emit("userMessage", message),
+  );
 
   constructor(options: RealtimeOptions) {
     super();
@@ -187,13 +222,14 @@ export class Realtime extends Emitter<RealtimeEvents> {
 
   /**
    * The subscription to `channel`, asked for now if connected and after every
-   * (re)connection, until {@link Subscription.unsubscribe}. Subscribing twice gives the
-   * same subscription.
+   * (re)connection, until {@link Subscription.unsubscribe}. Every re-subscription asks for
+   * the messages after the last one received, so none is missed or repeated. Subscribing
+   * twice gives the same subscription (and ignores the second `options`).
    */
-  subscribe(channel: string): Subscription {
+  subscribe(channel: string, options: SubscribeOptions = {}): Subscription {
     const existing = this.#subscriptions.get(channel);
     if (existing) return existing;
-    const subscription = new Subscription(channel, () => this.#unsubscribe(subscription));
+    const subscription = new Subscription(channel, () => this.#unsubscribe(subscription), options.since);
     this.#subscriptions.set(channel, subscription);
     if (this.#connection) this.#send(subscribeFrame(subscription));
     return subscription;
@@ -213,12 +249,78 @@ export class Realtime extends Emitter<RealtimeEvents> {
    * backend, through the REST client and its idempotency keys.
    */
   publish(channel: string, event: string, data: unknown): Promise<LivePublished> {
+    return this.#request((request_id) => ({ type: "publish", channel, event, data, request_id }));
+  }
+
+  /**
+   * Sends a message to a user, from this connection's client (`sender_type: "client"`,
+   * `sender_id` its client id); the token needs `message`, and it is metered like
+   * `realtime.user.message.send`. Resolves with `user.message.sent` (`delivered`, and
+   * for a reliable message its `sequence`); rejects as {@link Realtime.publish} does.
+   */
+  sendUserMessage(
+    targetUserId: string,
+    payload: unknown,
+    options: { delivery?: Delivery } = {},
+  ): Promise<LiveUserMessageSent> {
+    return this.#request((request_id) => ({
+      type: "user.message.send",
+      target_user_id: targetUserId,
+      payload,
+      ...(options.delivery ? { delivery: options.delivery } : {}),
+      request_id,
+    }));
+  }
+
+  /**
+   * Sends a command to a user, from this connection's client; the token needs `message`,
+   * and it is metered like `realtime.user.command.send`. Resolves with `user.command.done`
+   * once one of the user's connections answers (`status: "answered"`, `response`) or the
+   * server's wait ends (at most 25 s, or `timeout` seconds: `status: "pending"`, and a
+   * later answer is read with `realtime.user.command.get`). Other frames go on meanwhile.
+   * Rejects with {@link LiveError} (`USER_OFFLINE` when the user has no live connection)
+   * and with {@link ConnectionLost} as {@link Realtime.publish} does.
+   */
+  sendCommand(
+    targetUserId: string,
+    command: string,
+    data: unknown,
+    options: { timeout?: number } = {},
+  ): Promise<LiveCommandDone> {
+    return this.#request((request_id) => ({
+      type: "user.command.send",
+      target_user_id: targetUserId,
+      command,
+      data,
+      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+      request_id,
+    }));
+  }
+
+  /** Sends the frame made with a fresh `request_id`, and waits for the server's answer to it. */
+  #request<T extends Answer>(frame: (request_id: string) => ClientFrame): Promise<T> {
     if (!this.#connection) return Promise.reject(new ConnectionLost("not connected"));
-    const request_id = `p${++this.#requests}`;
+    const request_id = `r${++this.#requests}`;
     return new Promise((resolve, reject) => {
-      this.#pending.set(request_id, { resolve, reject });
-      this.#send({ type: "publish", channel, event, data, request_id });
+      this.#pending.set(request_id, { resolve: resolve as (frame: Answer) => void, reject });
+      this.#send(frame(request_id));
     });
+  }
+
+  /**
+   * Answers the commands sent to this connection's user with `handler` (one at a time:
+   * a second call replaces the first) until the returned function is called. The first
+   * response of any of the user's connections is the answer the sender gets.
+   *
+   * ```ts
+   * realtime.onCommand(async ({ command, data }) => {
+   *   if (command === "CREATE_CANVAS") return { canvas_id: await createCanvas(data) };
+   *   return { error: `unknown command ${command}` };
+   * });
+   * ```
+   */
+  onCommand(handler: CommandHandler): () => void {
+    return this.#inbox.onCommand(handler);
   }
 
   /** Closes the connection for good (`closed` with 1000). */
@@ -358,6 +460,7 @@ export class Realtime extends Emitter<RealtimeEvents> {
   #connected(frame: Connected): void {
     this.#connection = frame;
     for (const subscription of this.#subscriptions.values()) this.#send(subscribeFrame(subscription));
+    this.#inbox.connected(typeof frame.user_id === "string");
     this.#schedulePrefetch(frame.expires_at);
     this.#setState("connected");
     for (const waiter of this.#waiters.splice(0)) waiter.resolve(frame);
@@ -392,7 +495,9 @@ export class Realtime extends Emitter<RealtimeEvents> {
         if (subscription.state === "unsubscribed") this.#subscriptions.delete(frame.channel);
         return;
       }
-      case "published": {
+      case "published":
+      case "user.message.sent":
+      case "user.command.done": {
         const pending = frame.request_id ? this.#pending.get(frame.request_id) : undefined;
         if (pending && frame.request_id) {
           this.#pending.delete(frame.request_id);
@@ -415,8 +520,13 @@ export class Realtime extends Emitter<RealtimeEvents> {
         }
         return;
       }
-      case "connected":
+      case "user.message":
+        return this.#inbox.message(frame);
+      case "user.command":
+        return this.#inbox.command(frame);
       case "pong":
+        return this.#inbox.pong();
+      case "connected":
       case "disconnecting":
         return;
       default: {
@@ -434,11 +544,15 @@ export class Realtime extends Emitter<RealtimeEvents> {
     if (this.#connection) this.#send({ type: "unsubscribe", channel: subscription.channel });
   }
 
-  #send(frame: ClientFrame): void {
+  /** Sends on the open socket; false when there is none. */
+  #send(frame: ClientFrame): boolean {
+    if (!this.#socket) return false;
     try {
-      this.#socket?.send(JSON.stringify(frame));
+      this.#socket.send(JSON.stringify(frame));
+      return true;
     } catch {
       // The socket is closing; its `close` event ends the connection.
+      return false;
     }
   }
 
@@ -457,6 +571,7 @@ export class Realtime extends Emitter<RealtimeEvents> {
   #stop(closed: Closed): void {
     if (this.#state === "closed") return;
     clearTimeout(this.#prefetchTimer);
+    this.#inbox.closed();
     this.#setState("closed");
     const error = new ConnectionLost(`the connection stopped: ${closed.reason}`, closed.code);
     for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
@@ -476,11 +591,12 @@ export class Realtime extends Emitter<RealtimeEvents> {
 }
 
 /**
- * The frame that asks for a subscription, after every (re)connection. When the contract
- * gains history, this is where the last position seen (`subscription.lastMessage`) goes.
+ * The frame that asks for a subscription, after every (re)connection: from the position
+ * reached, once there is one, so that the server replays what was missed meanwhile.
  */
 function subscribeFrame(subscription: Subscription): ClientFrame {
-  return { type: "subscribe", channel: subscription.channel };
+  const since = subscription.position;
+  return since ? { type: "subscribe", channel: subscription.channel, since } : { type: "subscribe", channel: subscription.channel };
 }
 
 /** `endpoint?token=…` (or `&token=` when the endpoint has a query already). */

@@ -31,12 +31,18 @@ export const CLOSE_CODE_ACTIONS: Readonly<Record<CloseCode, Action>> = {
 };
 
 /**
- * The action for a socket that ended with `code`: the protocol's codes by the table, and
- * anything else (1006 when the network failed, a handshake refused, no socket at all)
- * after a backoff.
+ * The action for a socket that ended with `code`: the protocol's codes by the table; a
+ * code this client does not know (from a newer server) by the range the contract puts it
+ * in: 4000-4099 do not reconnect with the same token (this client stops, as for most of
+ * them), 4100-4199 back off, 4200-4299 reconnect at once; anything else (1006 when the
+ * network failed, a handshake refused, no socket at all) after a backoff.
  */
 export function actionFor(code: number | undefined): Action {
-  return isCloseCode(code) ? CLOSE_CODE_ACTIONS[code] : "backoff";
+  if (isCloseCode(code)) return CLOSE_CODE_ACTIONS[code];
+  if (code === undefined) return "backoff";
+  if (code >= 4000 && code <= 4099) return "stop";
+  if (code >= 4200 && code <= 4299) return "reconnect-now";
+  return "backoff";
 }
 
 /** Whether `code` is one of the contract's close codes. */

@@ -150,6 +150,33 @@ export class RealtimeClient {
     return this.#body("realtime.user.disconnect", { body }, options);
   }
 
+  /**
+   * `realtime.user.message.send`: a message to every live connection of a user (billed).
+   * `realtime` delivery reaches only those connected now (409 `USER_OFFLINE` is not
+   * raised: `delivered` says how many); `reliable` is stored and delivered until a client
+   * acknowledges it (409 `BACKLOG_FULL` when the user has 1000 unacknowledged).
+   */
+  userMessageSend(body: RequestBody<"realtime.user.message.send">, options?: CallOptions) {
+    return this.#body("realtime.user.message.send", { body }, options);
+  }
+
+  /**
+   * `realtime.user.command.send`: a command to a user's live connections (billed); by
+   * default waits for the first response (`status: "answered"`, `response`). Throws 409
+   * `USER_OFFLINE` when the user has no live connection, and 504 `COMMAND_TIMEOUT` when
+   * no answer came within the wait (at most 25 s), which is not retried: the command went
+   * out and may still be answered. To wait longer, send with `wait_for_response: false`
+   * and read it with {@link RealtimeClient.userCommandGet}.
+   */
+  userCommandSend(body: RequestBody<"realtime.user.command.send">, options?: CallOptions) {
+    return this.#body("realtime.user.command.send", { body }, options);
+  }
+
+  /** `realtime.user.command.get`: a command sent by this account: pending, answered (with its response) or expired. */
+  userCommandGet(commandId: string, options?: CallOptions) {
+    return this.#body("realtime.user.command.get", { path: { command_id: commandId } }, options);
+  }
+
   /** `account.get`: the account and its balance. */
   accountGet(options?: CallOptions) {
     return this.#body("account.get", {}, options);
@@ -277,11 +304,15 @@ export function isRetryable(error: unknown): boolean {
   return false;
 }
 
-/** 429, 5xx (but 501 and 505, which waiting does not change), and a key still in use. */
+/**
+ * 429, 5xx (but 501 and 505, which waiting does not change, and 504 `COMMAND_TIMEOUT`,
+ * which is an answer: the command went out and no client answered in time), and a key
+ * still in use.
+ */
 export function isRetryableStatus(status: number, code?: ErrorCode): boolean {
   if (status === 429) return true;
   if (status === 409) return code === "IDEMPOTENCY_KEY_IN_USE";
-  if (status === 501 || status === 505) return false;
+  if (status === 501 || status === 505 || code === "COMMAND_TIMEOUT") return false;
   return status >= 500 && status <= 599;
 }
 

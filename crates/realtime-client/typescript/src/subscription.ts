@@ -1,9 +1,10 @@
-// A subscription to one channel: its events, its state and, on presence channels, its
-// members, kept from the frames the connection hands it.
+// A subscription to one channel: its events, its state, its position in the channel's
+// stream and, on presence channels, its members, kept from the frames the connection
+// hands it.
 
 import { Emitter } from "./emitter.js";
 import type { LiveError } from "./errors.js";
-import type { FrameOf, Message, PresenceMember, UnsubscribeReason } from "./types.js";
+import type { FrameOf, Message, Position, PresenceMember, RecoveryFailure, UnsubscribeReason } from "./types.js";
 
 /** A change of a presence channel's members. */
 export type PresenceChange =
@@ -28,20 +29,48 @@ export interface SubscribedEvent {
   channel: string;
   /** For presence channels, who is present; empty otherwise. */
   members: PresenceMember[];
-  /**
-   * True after a reconnection. The gateway does not replay yet what was published while
-   * the connection was down; when the contract gains history, this event will also tell
-   * whether the gap was recovered.
-   */
+  /** True after a reconnection. */
   resubscribed: boolean;
+  /** Every message after this position follows, in offset order. */
+  position: Position;
+  /**
+   * Whether the messages after the position asked for (`since`) are replayed before the
+   * live ones: `true` when nothing was missed, `false` when they cannot be (see
+   * `recoveryFailure`, and the `recoveryFailed` event), absent when no position was asked
+   * for (a first subscription).
+   */
+  recovered?: boolean;
+  /** Why they are not, when `recovered` is false. */
+  recoveryFailure?: RecoveryFailure;
+}
+
+/** Messages were missed on the channel and will not be replayed. */
+export interface RecoveryFailed {
+  /** The channel. */
+  channel: string;
+  /** Why: `epoch_changed`, `too_old`, `too_many` or `unknown`. */
+  reason?: RecoveryFailure;
+  /** The position asked for: the last message received. */
+  since: Position;
+  /** Where the subscription goes on from. */
+  position: Position;
 }
 
 /** The events of a {@link Subscription}. */
 export interface SubscriptionEvents {
   /** The server confirmed the subscription (again, after a reconnection). */
   subscribed: SubscribedEvent;
-  /** An event published to the channel, in publish order. */
+  /**
+   * An event published to the channel, in offset order, each once: after a reconnection
+   * the messages published meanwhile come first.
+   */
   message: Message;
+  /**
+   * A re-subscription could not replay what was missed (`recovered: false`): reload the
+   * channel's state (from `realtime.channel.history`, or the application's own backend);
+   * the messages after `position` follow.
+   */
+  recoveryFailed: RecoveryFailed;
   /** The members of a presence channel changed. */
   presence: PresenceChange;
   /** The subscription ended: the application unsubscribed, the channel was deleted, or the server cut it. */
@@ -66,6 +95,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   #members = new Map<string, PresenceMember>();
   #confirmedBefore = false;
   #lastMessage: Message | undefined;
+  #position: Position | undefined;
   readonly #unsubscribe: () => void;
 
   /** Made by `Realtime.subscribe`, which hands it the frames of its channel. */
@@ -73,9 +103,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     /** The channel. */
     readonly channel: string,
     unsubscribe: () => void,
+    since?: Position,
   ) {
     super();
     this.#unsubscribe = unsubscribe;
+    this.#position = since;
   }
 
   /** Where the subscription is. */
@@ -88,12 +120,19 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     return [...this.#members.values()];
   }
 
-  /**
-   * The last message received. When the contract gains history, its position is where a
-   * re-subscription will resume from.
-   */
+  /** The last message received. */
   get lastMessage(): Message | undefined {
     return this.#lastMessage;
+  }
+
+  /**
+   * Where the subscription is in the channel's stream: the last message received, else
+   * the position its `subscribed` frame gave (or the `since` it was made with). Every
+   * re-subscription asks for the messages after it, so none is missed or repeated; keep
+   * it to resume from it in another connection (`realtime.subscribe(channel, { since })`).
+   */
+  get position(): Position | undefined {
+    return this.#position;
   }
 
   /** Stops receiving the channel, now and after reconnections. */
@@ -107,11 +146,26 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   _frame(frame: FrameOf<"subscribed" | "unsubscribed" | "message" | "presence.join" | "presence.leave">): void {
     switch (frame.type) {
       case "subscribed": {
+        const since = this.#position;
         this.#state = "subscribed";
+        this.#position = frame.position;
         this.#members = new Map(frame.members.map((member) => [member.client_id, member]));
         const members = this.members;
-        this.emit("subscribed", { channel: this.channel, members, resubscribed: this.#confirmedBefore });
+        const recovery = {
+          ...(typeof frame.recovered === "boolean" ? { recovered: frame.recovered } : {}),
+          ...(frame.recovery_failure ? { recoveryFailure: frame.recovery_failure } : {}),
+        };
+        this.emit("subscribed", {
+          channel: this.channel,
+          members,
+          resubscribed: this.#confirmedBefore,
+          position: frame.position,
+          ...recovery,
+        });
         this.emit("presence", { action: "sync", members });
+        if (frame.recovered === false && since) {
+          this.emit("recoveryFailed", { channel: this.channel, reason: recovery.recoveryFailure, since, position: frame.position });
+        }
         this.#confirmedBefore = true;
         return;
       }
@@ -119,10 +173,16 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         // The application's own unsubscribe was dealt with when it asked.
         if (frame.reason !== "requested") this.#end(frame.reason);
         return;
-      case "message":
+      case "message": {
+        // The server sends each offset once; this only guards the application against a
+        // repeat, should a replay and the live stream ever overlap.
+        const position = this.#position;
+        if (position && frame.epoch === position.epoch && frame.offset <= position.offset) return;
         this.#lastMessage = frame;
+        this.#position = { epoch: frame.epoch, offset: frame.offset };
         this.emit("message", frame);
         return;
+      }
       case "presence.join":
         this.#members.set(frame.member.client_id, frame.member);
         this.emit("presence", { action: "join", member: frame.member, members: this.members });

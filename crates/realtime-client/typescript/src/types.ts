@@ -24,6 +24,14 @@ export type CloseCode = LiveComponents["schemas"]["CloseCode"];
 export type PresenceMember = LiveComponents["schemas"]["PresenceMember"];
 /** Why the server ended a subscription. */
 export type UnsubscribeReason = LiveComponents["schemas"]["UnsubscribeReason"];
+/** A message's place in its channel's stream: an offset within an epoch. */
+export type Position = LiveComponents["schemas"]["Position"];
+/** Why a subscription did not recover the messages after the position it asked for. */
+export type RecoveryFailure = LiveComponents["schemas"]["RecoveryFailure"];
+/** How a user message is delivered: `realtime` (fire and forget) or `reliable` (until acknowledged). */
+export type Delivery = LiveComponents["schemas"]["Delivery"];
+/** Who sent a user message or command: `server` or `client`. */
+export type SenderType = LiveComponents["schemas"]["SenderType"];
 /** The server frame whose `type` is `T`. */
 export type FrameOf<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;
 /** The first frame of every connection. */
@@ -32,6 +40,10 @@ export type Connected = FrameOf<"connected">;
 export type Message = FrameOf<"message">;
 /** The answer to a publish over the socket. */
 export type LivePublished = FrameOf<"published">;
+/** The answer to a user message sent over the socket. */
+export type LiveUserMessageSent = FrameOf<"user.message.sent">;
+/** What became of a command sent over the socket: answered, or pending when the wait ended. */
+export type LiveCommandDone = FrameOf<"user.command.done">;
 
 type Operation<Id extends OperationId> = operations[Id];
 

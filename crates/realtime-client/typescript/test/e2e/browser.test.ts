@@ -36,6 +36,7 @@ interface PageApi {
   timings: Record<string, number>;
   rest(baseUrl: string, apiKey: string): Promise<string>;
   messages(): unknown[];
+  userMessages(): unknown[];
   members(): string[];
   state(): string;
   subscription(): string;
@@ -181,12 +182,30 @@ test("a page whose token expires gets a fresh one from its backend and keeps its
   await short.close();
 });
 
-test("the page survives a server restart on the same store and subscribes again", async () => {
+test("the page survives a server restart on the same store, resumes its subscription and misses nothing", async () => {
   await server.restart();
+  // Published before the page is back, most likely: the resubscription replays it.
+  await rest.publish({ channel: "room", event: "test", data: "during-restart" });
   await until(tab, () => page.entries.some((entry) => entry.kind === "disconnected" && (entry.detail as { code?: number }).code === 4200), "the server's 4200");
   await until(tab, () => page.entries.some((entry) => entry.kind === "subscribed" && (entry.detail as { resubscribed: boolean }).resubscribed), "subscribed again", 15_000);
+  const resubscribed = await tab.evaluate(() => page.entries.filter((entry) => entry.kind === "subscribed").at(-1)?.detail);
+  assert.equal((resubscribed as { recovered?: boolean }).recovered, true);
   await rest.publish({ channel: "room", event: "test", data: "after-restart" });
   await until(tab, () => page.messages().includes("after-restart"), "a message after the restart");
+  const messages = await tab.evaluate(() => page.messages());
+  assert.deepEqual(messages.slice(-2), ["during-restart", "after-restart"]);
+  assert.equal(new Set(messages).size, messages.length, "no message twice");
+});
+
+test("the page gets the messages sent to its user, acknowledges the reliable ones, and answers commands", async () => {
+  const sent = await rest.userMessageSend({ target_user_id: "page", delivery: "reliable", payload: "for the page" });
+  assert.equal(sent.delivered, 1);
+  await until(tab, () => page.userMessages().includes("for the page"), "the user message");
+  const answered = await rest.userCommandSend({ target_user_id: "page", type: "PING", data: { n: 1 }, timeout: 10 });
+  assert.equal(answered.status, "answered");
+  assert.deepEqual(answered.response, { answered_by: "page", command: "PING", data: { n: 1 } });
+  const errors = await tab.evaluate(() => page.entries.filter((entry) => entry.kind === "error"));
+  assert.deepEqual(errors, [], "the ack was taken");
 });
 
 test("a page on an allowed origin may call the REST API; on another, CORS and the Origin check refuse it", async () => {

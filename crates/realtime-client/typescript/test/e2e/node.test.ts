@@ -8,11 +8,14 @@ import {
   ApiError,
   type Closed,
   type Disconnected,
+  LiveError,
   type Message,
   Realtime,
   RealtimeClient,
   type RequestBody,
+  type SubscribedEvent,
   type Subscription,
+  type UserMessage,
 } from "../../src/index.js";
 import { WebSocket as WsWebSocket } from "ws";
 
@@ -83,6 +86,8 @@ test("every operation answers what its generated type says", async () => {
   assert.ok((await rest.accountGet()).balance > 0);
   assert.ok((await rest.accountTopup({ amount: 1_000_000 })).checkout_url.startsWith("http"));
   assert.equal(typeof (await rest.userDisconnect({ client_id: "nobody" })).disconnected, "number");
+  const told = await rest.userMessageSend({ target_user_id: "nobody-home", payload: { text: "hi" } });
+  assert.deepEqual([told.delivery, told.delivered, told.sequence], ["realtime", 0, undefined]);
   const signed = await rest.authSign({ client_id: "ops", socket_id: "1.2", channels: ["orders"], vendor: "pusher" });
   assert.ok(signed);
   await rest.channelCreate({ name: "scratch", type: "public" });
@@ -91,6 +96,11 @@ test("every operation answers what its generated type says", async () => {
 
 test("problems are thrown as ApiErrors with the contract's code", async () => {
   await assert.rejects(rest.channelGet("never-created"), (error: unknown) => error instanceof ApiError && error.code === "NOT_FOUND" && error.status === 404);
+  await assert.rejects(rest.userCommandGet("cmd_never_sent"), (error: unknown) => error instanceof ApiError && error.code === "NOT_FOUND");
+  await assert.rejects(
+    rest.userCommandSend({ target_user_id: "nobody-home", type: "PING", data: null }),
+    (error: unknown) => error instanceof ApiError && error.code === "USER_OFFLINE" && error.status === 409,
+  );
   const stranger = new RealtimeClient({ baseUrl: server.url, apiKey: "ifr_pk_proj_unknown" });
   await assert.rejects(stranger.accountGet(), (error: unknown) => error instanceof ApiError && error.code === "UNAUTHENTICATED");
 });
@@ -190,5 +200,141 @@ test("the connection survives a server restart and subscribes again", async () =
   assert.equal(events.disconnected[0]?.code, 4200);
   await rest.publish({ channel: "orders", event: "order", data: "after-restart" });
   await until(() => messages.some((message) => message.data === "after-restart"), "a message after the restart");
+  realtime.close();
+});
+
+test("a reliable message sent while the user is offline arrives on connect; acknowledged, it is not delivered again", async () => {
+  const away = await rest.userMessageSend({ target_user_id: "inbox", delivery: "reliable", payload: { text: "while you were away" } });
+  assert.equal(away.delivered, 0);
+  assert.equal(typeof away.sequence, "number");
+  const phone = connect({ client_id: "inbox-phone", user_id: "inbox", channels: ["news"], ttl_seconds: 600 });
+  const onPhone: UserMessage[] = [];
+  phone.realtime.on("userMessage", (message) => {
+    onPhone.push(message);
+    // Only the first is handled (and acknowledged) on this device.
+    if (message.delivery === "reliable" && message.message_id === away.message_id) message.ack();
+  });
+  await phone.realtime.connect();
+  await until(() => onPhone.length === 1, "the message sent while offline");
+  const [first] = onPhone;
+  assert.equal(first?.message_id, away.message_id);
+  assert.equal(first?.delivery, "reliable");
+  assert.deepEqual(first?.payload, { text: "while you were away" });
+  assert.equal(first?.sender_type, "server");
+  const live = await rest.userMessageSend({ target_user_id: "inbox", delivery: "reliable", payload: "live" });
+  assert.equal(live.delivered, 1);
+  await until(() => onPhone.length === 2, "the message sent while connected");
+  phone.realtime.close();
+
+  // Another device of the user gets what is not acknowledged yet, and only that.
+  const laptop = connect({ client_id: "inbox-laptop", user_id: "inbox", channels: ["news"], ttl_seconds: 600 });
+  const onLaptop: UserMessage[] = [];
+  laptop.realtime.on("userMessage", (message) => onLaptop.push(message));
+  await laptop.realtime.connect();
+  await until(() => onLaptop.length >= 1, "the unacknowledged message");
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(onLaptop.map((message) => message.message_id), [live.message_id]);
+  const again = onLaptop[0];
+  assert.ok(again?.delivery === "reliable" && again.delivery_count > 1, "a redelivery says so");
+  laptop.realtime.close();
+});
+
+test("a command is answered by the user's handler, and the REST call gets its response", async () => {
+  const { realtime } = connect({ client_id: "canvas-app", user_id: "artist", channels: ["news"], ttl_seconds: 600 });
+  realtime.onCommand(async ({ command, data, sender_id }) => ({ done: command, name: (data as { name: string }).name, for: sender_id }));
+  await realtime.connect();
+  const request = { target_user_id: "artist", type: "CREATE_CANVAS", data: { name: "sketch" }, sender_id: "backend", timeout: 10 };
+  const answered = await rest.userCommandSend(request);
+  assert.equal(answered.status, "answered");
+  assert.deepEqual(answered.response, { done: "CREATE_CANVAS", name: "sketch", for: "backend" });
+  const stored = await rest.userCommandGet(answered.command_id);
+  // The store keeps microseconds.
+  assert.deepEqual({ ...stored, expires_at: undefined }, { ...answered, expires_at: undefined });
+  assert.equal(Date.parse(stored.expires_at), Date.parse(answered.expires_at));
+
+  // Not waiting: the command is read later, once answered.
+  const pending = await rest.userCommandSend({ ...request, data: { name: "later" }, wait_for_response: false });
+  assert.equal(pending.status, "pending");
+  let read = await rest.userCommandGet(pending.command_id);
+  for (let polls = 0; read.status === "pending" && polls < 100; polls++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    read = await rest.userCommandGet(pending.command_id);
+  }
+  assert.deepEqual([read.status, read.response], ["answered", { done: "CREATE_CANVAS", name: "later", for: "backend" }]);
+  realtime.close();
+});
+
+test("a command that no handler answers fails with COMMAND_TIMEOUT once its wait is over", async () => {
+  const { realtime } = connect({ client_id: "silent-app", user_id: "silent", channels: ["news"], ttl_seconds: 600 });
+  await realtime.connect();
+  await assert.rejects(
+    rest.userCommandSend({ target_user_id: "silent", type: "PING", data: null, timeout: 1 }),
+    (error: unknown) => error instanceof ApiError && error.code === "COMMAND_TIMEOUT" && error.status === 504,
+  );
+  realtime.close();
+});
+
+test("a client with the `message` capability sends to a user over its socket, and that user's handler answers its command", async () => {
+  const receiver = connect({ client_id: "receiver-app", user_id: "receiver", channels: ["news"], capabilities: ["subscribe"], ttl_seconds: 600 });
+  const got: UserMessage[] = [];
+  receiver.realtime.on("userMessage", (message) => got.push(message));
+  receiver.realtime.onCommand(({ command, sender_type, sender_id }) => ({ command, from: `${sender_type}:${sender_id}` }));
+  await receiver.realtime.connect();
+  const sender = connect({ client_id: "sender-app", channels: ["news"], capabilities: ["subscribe", "message"], ttl_seconds: 600 });
+  await sender.realtime.connect();
+
+  const sent = await sender.realtime.sendUserMessage("receiver", { text: "from a client" });
+  assert.deepEqual([sent.delivered, sent.sequence], [1, undefined]);
+  await until(() => got.length === 1, "the user message");
+  assert.deepEqual([got[0]?.sender_type, got[0]?.sender_id, got[0]?.payload], ["client", "sender-app", { text: "from a client" }]);
+  const done = await sender.realtime.sendCommand("receiver", "WHO", null, { timeout: 10 });
+  assert.deepEqual([done.status, done.response], ["answered", { command: "WHO", from: "client:sender-app" }]);
+  await assert.rejects(
+    sender.realtime.sendCommand("nobody-home", "WHO", null),
+    (error: unknown) => error instanceof LiveError && error.code === "USER_OFFLINE",
+  );
+  await assert.rejects(
+    receiver.realtime.sendUserMessage("sender-app", "no capability"),
+    (error: unknown) => error instanceof LiveError && error.code === "FORBIDDEN",
+  );
+  receiver.realtime.close();
+  sender.realtime.close();
+});
+
+test("a subscriber cut mid-stream by a server restart resumes, receiving every message exactly once and in order", async () => {
+  await rest.channelCreate({ name: "ticker", type: "public" });
+  const { realtime, events } = connect({ client_id: "ticker-reader", channels: ["ticker"], ttl_seconds: 600 });
+  const ticker = realtime.subscribe("ticker");
+  const confirmations: SubscribedEvent[] = [];
+  ticker.on("subscribed", (event) => confirmations.push(event));
+  await realtime.connect();
+  const messages = await listen(ticker);
+
+  // The publisher retries through the restart; its idempotency keys keep a retried
+  // publish from being published twice.
+  const publisher = new RealtimeClient({
+    baseUrl: server.url,
+    apiKey: server.apiKey,
+    retry: { maxRetries: 200, initialDelayMs: 20, maxDelayMs: 100 },
+  });
+  const total = 80;
+  let restarted: Promise<void> | undefined;
+  for (let n = 0; n < total; n++) {
+    await publisher.publish({ channel: "ticker", event: "tick", data: n });
+    if (n === 30) restarted = server.restart();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await restarted;
+  // What the connection went through, should this test fail.
+  const story = () => JSON.stringify({ disconnected: events.disconnected, confirmations, received: messages.length });
+  await until(() => messages.length >= total, `${total} messages: ${story()}`, 20_000);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.deepEqual(messages.map((message) => message.data), [...Array(total).keys()], story());
+  const offsets = messages.map((message) => message.offset);
+  assert.deepEqual(offsets, offsets.map((_, index) => offsets[0]! + index), "consecutive offsets");
+  assert.ok(events.disconnected.some((event) => event.code === 4200), `the restart cut the connection: ${story()}`);
+  const resumed = confirmations.filter((event) => event.resubscribed);
+  assert.ok(resumed.length >= 1, story());
+  assert.ok(resumed.every((event) => event.recovered === true), story());
   realtime.close();
 });

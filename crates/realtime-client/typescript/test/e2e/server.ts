@@ -61,8 +61,11 @@ export class Server {
 }
 
 async function launch(dir: string, settings: Record<string, string>, firstStart: boolean) {
+  // The server refuses settings it does not know, and REALTIME_SERVER_BIN (this file's
+  // own) would be one: it gets no REALTIME_* variable but those given here.
+  const inherited = Object.entries(process.env).filter(([key]) => !key.startsWith("REALTIME_"));
   const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
+    ...(Object.fromEntries(inherited) as Record<string, string>),
     REALTIME_STORE: `sqlite://${join(dir, "realtime.db")}`,
     REALTIME_LOG: "warn",
   };

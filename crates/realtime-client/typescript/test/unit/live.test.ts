@@ -4,121 +4,17 @@ import { afterEach, test } from "node:test";
 import {
   type Closed,
   ConnectionLost,
-  type Disconnected,
   LiveError,
   type PresenceChange,
   Realtime,
-  type RealtimeOptions,
   type SubscribedEvent,
-  type TokenLike,
   TokenRefused,
   withToken,
 } from "../../src/index.js";
 
-/** A WebSocket whose server side the test plays. */
-class FakeSocket {
-  readyState = 0;
-  sent: { type: string; [field: string]: unknown }[] = [];
-  closedWith: { code?: number; reason?: string } | undefined;
-  onmessage: ((event: { data: unknown }) => void) | null = null;
-  onclose: ((event: { code: number; reason: string }) => void) | null = null;
-  onerror: ((event: unknown) => void) | null = null;
+import { FakeSocket, closeOpened, harness, settle, until } from "./harness.js";
 
-  constructor(readonly url: string) {}
-
-  send(data: string) {
-    this.sent.push(JSON.parse(data));
-  }
-
-  close(code?: number, reason?: string) {
-    this.closedWith = { code, reason };
-    this.readyState = 3;
-  }
-
-  /** The server accepts: `connected`. */
-  accept(fields: { heartbeat_interval_seconds?: number; heartbeat_timeout_seconds?: number; expires_at?: string } = {}) {
-    this.readyState = 1;
-    this.deliver({
-      type: "connected",
-      connection_id: `conn-${this.url.slice(-2)}`,
-      client_id: "me",
-      expires_at: new Date(Date.now() + 3_600_000).toISOString(),
-      heartbeat_interval_seconds: 25,
-      heartbeat_timeout_seconds: 60,
-      ...fields,
-    });
-  }
-
-  deliver(frame: object) {
-    this.onmessage?.({ data: JSON.stringify(frame) });
-  }
-
-  /** The server closes with `code`, after `disconnecting` as the gateway does. */
-  closeWith(code: number, reason = "") {
-    if (code >= 4000) this.deliver({ type: "disconnecting", code, reason });
-    this.readyState = 3;
-    this.onclose?.({ code, reason });
-  }
-
-  subscriptions() {
-    return this.sent.filter((frame) => frame.type === "subscribe").map((frame) => frame.channel);
-  }
-}
-
-interface Harness {
-  realtime: Realtime;
-  sockets: FakeSocket[];
-  tokens: number;
-  events: { disconnected: Disconnected[]; closed: Closed[] };
-  /** The `n`th socket (1-based), once it exists. */
-  socket(n: number): Promise<FakeSocket>;
-}
-
-/** Every connection a test made, closed after it whether it passed or not. */
-const opened: Realtime[] = [];
-afterEach(() => {
-  for (const realtime of opened.splice(0)) realtime.close();
-});
-
-function harness(options: Partial<RealtimeOptions> & { lifetimeMs?: number } = {}): Harness {
-  const sockets: FakeSocket[] = [];
-  class Socket extends FakeSocket {
-    constructor(url: string) {
-      super(url);
-      sockets.push(this);
-    }
-  }
-  const state: Harness = {
-    sockets,
-    tokens: 0,
-    events: { disconnected: [], closed: [] },
-    realtime: undefined as unknown as Realtime,
-    async socket(n) {
-      await until(() => sockets.length >= n, `socket ${n}`);
-      return sockets[n - 1]!;
-    },
-  };
-  const token = async (): Promise<TokenLike> => {
-    state.tokens += 1;
-    const n = String(state.tokens).padStart(2, "0");
-    return { token: `token-${n}`, endpoint: "ws://gateway.test/v1/realtime/ws", expires_at: new Date(Date.now() + (options.lifetimeMs ?? 3_600_000)).toISOString() };
-  };
-  state.realtime = new Realtime({ token, WebSocket: Socket, reconnect: { initialDelayMs: 1, maxDelayMs: 5 }, ...options });
-  opened.push(state.realtime);
-  state.realtime.on("disconnected", (event) => state.events.disconnected.push(event));
-  state.realtime.on("closed", (event) => state.events.closed.push(event));
-  return state;
-}
-
-async function until(check: () => boolean, what: string, withinMs = 3_000) {
-  const deadline = Date.now() + withinMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
-const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+afterEach(closeOpened);
 
 test("connects with the provider's token in the query of its endpoint; connect() resolves with `connected`", async () => {
   const h = harness();
@@ -142,7 +38,7 @@ test("subscribes to every wanted channel when connected, and again after a recon
   const first = await h.socket(1);
   first.accept();
   assert.deepEqual(first.subscriptions(), ["room"]);
-  first.deliver({ type: "subscribed", channel: "room", members: [] });
+  first.deliver({ type: "subscribed", channel: "room", members: [], position: { epoch: "ch_room", offset: 0 } });
   h.realtime.subscribe("late");
   assert.deepEqual(first.subscriptions(), ["room", "late"]);
 
@@ -151,7 +47,7 @@ test("subscribes to every wanted channel when connected, and again after a recon
   assert.equal(h.events.disconnected[0]?.retryInMs, 0, "4200 reconnects at once");
   second.accept();
   assert.deepEqual(second.subscriptions(), ["room", "late"]);
-  second.deliver({ type: "subscribed", channel: "room", members: [] });
+  second.deliver({ type: "subscribed", channel: "room", members: [], position: { epoch: "ch_room", offset: 0 }, recovered: true });
   assert.deepEqual(seen.map((event) => event.resubscribed), [false, true]);
   assert.equal(h.tokens, 1, "the token was still good");
   h.realtime.close();
@@ -285,14 +181,14 @@ test("presence members follow `subscribed`, joins and leaves, and a re-subscript
   h.realtime.connect().catch(() => {});
   const first = await h.socket(1);
   first.accept();
-  first.deliver({ type: "subscribed", channel: "room", members: [{ client_id: "me" }, { client_id: "ann" }] });
+  first.deliver({ type: "subscribed", channel: "room", members: [{ client_id: "me" }, { client_id: "ann" }], position: { epoch: "ch_room", offset: 3 } });
   first.deliver({ type: "presence.join", channel: "room", member: { client_id: "bob", user_id: "u-bob" } });
   first.deliver({ type: "presence.leave", channel: "room", member: { client_id: "ann" } });
   assert.deepEqual(room.members.map((member) => member.client_id), ["me", "bob"]);
   first.closeWith(4200);
   const second = await h.socket(2);
   second.accept();
-  second.deliver({ type: "subscribed", channel: "room", members: [{ client_id: "me" }, { client_id: "cy" }] });
+  second.deliver({ type: "subscribed", channel: "room", members: [{ client_id: "me" }, { client_id: "cy" }], position: { epoch: "ch_room", offset: 3 }, recovered: true });
   assert.deepEqual(room.members.map((member) => member.client_id), ["me", "cy"]);
   assert.deepEqual(changes.map((change) => change.action), ["sync", "join", "leave", "sync"]);
   h.realtime.close();
@@ -308,7 +204,7 @@ test("messages reach their channel's subscription in order; frames this client d
   h.realtime.connect().catch(() => {});
   const socket = await h.socket(1);
   socket.accept();
-  const message = (channel: string, n: number) => ({ type: "message", channel, message_id: `m${n}`, event: "e", data: n, published_at: "2026-01-01T00:00:00Z" });
+  const message = (channel: string, n: number) => ({ type: "message", channel, message_id: `m${n}`, epoch: `ch_${channel}`, offset: n, event: "e", data: n, published_at: "2026-01-01T00:00:00Z" });
   socket.deliver(message("a", 1));
   socket.deliver({ type: "some.future.frame", channel: "a" });
   socket.onmessage?.({ data: "not json" });
@@ -424,8 +320,8 @@ test("a listener that throws neither stops the other listeners nor the connectio
     h.realtime.connect().catch(() => {});
     const socket = await h.socket(1);
     socket.accept();
-    socket.deliver({ type: "message", channel: "room", message_id: "m1", event: "e", data: 1, published_at: "2026-01-01T00:00:00Z" });
-    socket.deliver({ type: "message", channel: "room", message_id: "m2", event: "e", data: 2, published_at: "2026-01-01T00:00:00Z" });
+    socket.deliver({ type: "message", channel: "room", message_id: "m1", epoch: "ch_room", offset: 1, event: "e", data: 1, published_at: "2026-01-01T00:00:00Z" });
+    socket.deliver({ type: "message", channel: "room", message_id: "m2", epoch: "ch_room", offset: 2, event: "e", data: 2, published_at: "2026-01-01T00:00:00Z" });
   } finally {
     globalThis.queueMicrotask = queueMicrotask;
   }

@@ -97,8 +97,48 @@ test("the key is the one given, else the body's idempotency_key", async () => {
   assert.deepEqual(seen.map((request) => request.headers["idempotency-key"]), ["given", "in-body"]);
 });
 
+test("the user operations: a message and a command are writes with an idempotency key, a command is read by its id", async () => {
+  const sent = { message_id: "um_1", target_user_id: "u1", delivery: "reliable", delivered: 0, sequence: 1 };
+  const command = { command_id: "cmd_1", target_user_id: "u1", type: "PING", status: "answered", response: { pong: true }, expires_at: "2026-01-01T00:30:00Z" };
+  const { fetch, seen } = scripted(json(sent), json(command), json(command));
+  const rest = client(fetch);
+  const message = await rest.userMessageSend({ target_user_id: "u1", delivery: "reliable", payload: { text: "hi" } }, { idempotencyKey: "m-1" });
+  assert.equal(message.sequence, 1);
+  const answered = await rest.userCommandSend({ target_user_id: "u1", type: "PING", data: null, timeout: 5 });
+  assert.deepEqual(answered.response, { pong: true });
+  assert.equal((await rest.userCommandGet("cmd_1/x")).status, "answered");
+  assert.deepEqual(
+    seen.map((request) => [request.method, request.url]),
+    [
+      ["POST", "http://realtime.test/v1/realtime/user/message/send"],
+      ["POST", "http://realtime.test/v1/realtime/user/command/send"],
+      ["GET", "http://realtime.test/v1/realtime/user/command/get/cmd_1%2Fx"],
+    ],
+  );
+  assert.equal(seen[0]?.headers["idempotency-key"], "m-1");
+  assert.match(seen[1]?.headers["idempotency-key"] ?? "", /^[0-9a-f]{32}$/);
+  assert.equal(seen[2]?.headers["idempotency-key"], undefined);
+  assert.deepEqual(seen[1]?.body, { target_user_id: "u1", type: "PING", data: null, timeout: 5 });
+});
+
+test("a command nobody answered in time (504 COMMAND_TIMEOUT) is thrown at once, not sent again", async () => {
+  const { fetch, seen } = scripted(problem(504, "COMMAND_TIMEOUT"), problem(504, "COMMAND_TIMEOUT"));
+  const error = await client(fetch).userCommandSend({ target_user_id: "u1", type: "PING", data: null }).catch((e: unknown) => e);
+  assert.ok(error instanceof ApiError);
+  assert.equal(error.code, "COMMAND_TIMEOUT");
+  assert.equal(error.status, 504);
+  assert.equal(seen.length, 1);
+});
+
 test("refusals that waiting does not change are not retried", async () => {
-  for (const [status, code] of [[402, "INSUFFICIENT_CREDIT"], [422, "IDEMPOTENCY_KEY_REUSED"], [409, "CONFLICT"], [401, "UNAUTHENTICATED"]] as const) {
+  for (const [status, code] of [
+    [402, "INSUFFICIENT_CREDIT"],
+    [422, "IDEMPOTENCY_KEY_REUSED"],
+    [409, "CONFLICT"],
+    [409, "USER_OFFLINE"],
+    [409, "BACKLOG_FULL"],
+    [401, "UNAUTHENTICATED"],
+  ] as const) {
     const { fetch, seen } = scripted(problem(status, code), json(published));
     await assert.rejects(client(fetch).publish({ channel: "c", event: "e", data: 1 }), (error: unknown) => error instanceof ApiError && error.code === code);
     assert.equal(seen.length, 1, code);

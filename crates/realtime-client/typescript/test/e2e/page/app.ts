@@ -2,7 +2,7 @@
 // backend (the "your backend issues the token" pattern), with everything it sees shown on
 // the page and exposed to the test as `window.page`.
 
-import { Realtime, RealtimeClient, type Message } from "../../../src/index.js";
+import { Realtime, RealtimeClient, type Message, type UserMessage } from "../../../src/index.js";
 
 interface Entry {
   atMs: number;
@@ -18,6 +18,7 @@ const ttl = params.get("ttl") ?? "600";
 const $ = (id: string) => document.getElementById(id)!;
 const entries: Entry[] = [];
 const messages: Message[] = [];
+const userMessages: UserMessage[] = [];
 const timings: Record<string, number> = {};
 const started = performance.now();
 
@@ -40,9 +41,19 @@ realtime.on("state", (state) => record("state", state));
 realtime.on("connected", (frame) => record("connected", frame.connection_id));
 realtime.on("disconnected", ({ code, action, retryInMs }) => record("disconnected", { code, action, retryInMs: Math.round(retryInMs) }));
 realtime.on("closed", ({ code, reason }) => record("closed", { code, reason }));
-room.on("subscribed", ({ resubscribed, members }) => {
+// Messages and commands to this page's user (its token's user_id, the client id here).
+realtime.on("userMessage", (message) => {
+  userMessages.push(message);
+  record("user.message", message.payload);
+  if (message.delivery === "reliable") message.ack();
+});
+realtime.onCommand(({ command, data }) => {
+  record("user.command", command);
+  return { answered_by: clientId, command, data };
+});
+room.on("subscribed", ({ resubscribed, recovered, members }) => {
   timings.subscribedMs ??= performance.now() - started;
-  record("subscribed", { resubscribed, members: members.length });
+  record("subscribed", { resubscribed, recovered, members: members.length });
   // The first time, ask the backend to publish: the connect-to-first-message latency.
   if (!resubscribed && params.get("hello") !== "no") void fetch(`/publish?channel=${channel}&data=hello`);
 });
@@ -54,7 +65,9 @@ room.on("message", (message) => {
 room.on("presence", (change) =>
   record(`presence.${change.action}`, change.action === "sync" ? change.members.length : change.member.client_id),
 );
+room.on("recoveryFailed", ({ reason }) => record("recovery failed", reason));
 room.on("error", (error) => record("error", error.code));
+realtime.on("error", (error) => record("error", error.code));
 
 realtime.connect().then(
   () => {
@@ -112,6 +125,7 @@ Object.assign(window, {
     timings,
     rest,
     messages: () => messages.map((message) => message.data),
+    userMessages: () => userMessages.map((message) => message.payload),
     members: () => room.members.map((member) => member.client_id),
     state: () => realtime.state,
     subscription: () => room.state,
