@@ -60,6 +60,9 @@ pub(crate) fn is_retryable_status(status: u16, code: Option<ErrorCode>) -> bool 
         409 => code == Some(ErrorCode::IdempotencyKeyInUse),
         // 501 (not implemented) and 505 will not change by waiting.
         501 | 505 => false,
+        // The command already reached the user's devices and nobody answered in time;
+        // sending it again would only wait again.
+        504 if code == Some(ErrorCode::CommandTimeout) => false,
         500..=599 => true,
         _ => false,
     }
@@ -102,5 +105,7 @@ mod tests {
         assert!(!is_retryable_status(402, Some(ErrorCode::InsufficientCredit)));
         assert!(!is_retryable_status(422, Some(ErrorCode::IdempotencyKeyReused)));
         assert!(!is_retryable_status(501, None));
+        assert!(!is_retryable_status(504, Some(ErrorCode::CommandTimeout)));
+        assert!(is_retryable_status(504, None));
     }
 }
