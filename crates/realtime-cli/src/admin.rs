@@ -34,6 +34,8 @@ pub(crate) struct NewPusherApp {
     pub(crate) key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) webhook_url: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,6 +44,8 @@ struct CreatedPusherApp {
     app_id: u64,
     key: String,
     secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook_url: Option<String>,
 }
 
 /// POSTs `body` to the admin API at `path`; the answer's bytes, or the problem it gave.

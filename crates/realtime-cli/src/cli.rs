@@ -294,6 +294,9 @@ pub(crate) enum AccountCommand {
         /// The app secret [default: generated].
         #[arg(long)]
         secret: Option<String>,
+        /// Where the app's webhooks go (signed with its secret, as Pusher signs them).
+        #[arg(long)]
+        webhook_url: Option<String>,
         /// The server's admin secret.
         #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
         admin_secret: Option<String>,

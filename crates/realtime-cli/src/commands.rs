@@ -31,8 +31,8 @@ fn note_replayed(replayed: bool) {
 pub(crate) async fn account(settings: &Settings, out: Output, command: AccountCommand) -> anyhow::Result<()> {
     match command {
         AccountCommand::Create { balance, .. } => crate::admin::create_account(settings, out, balance).await,
-        AccountCommand::PusherApp { account_id, app_id, key, secret, .. } => {
-            let app = crate::admin::NewPusherApp { account_id, app_id, key, secret };
+        AccountCommand::PusherApp { account_id, app_id, key, secret, webhook_url, .. } => {
+            let app = crate::admin::NewPusherApp { account_id, app_id, key, secret, webhook_url };
             crate::admin::create_pusher_app(settings, out, app).await
         }
         AccountCommand::Show => out.object(&settings.client()?.account_get().await?),

@@ -20,6 +20,7 @@ use realtime_types::{Position, PresenceMember};
 
 use realtime_types::ws::ServerFrame;
 
+use crate::hub::lifecycle::Lifecycle;
 use crate::hub::{ChannelKey, Connection, Frames, Hub};
 
 /// Something every node must act on.
@@ -96,6 +97,28 @@ pub trait Broker: Send + Sync {
     async fn subscriber_count(&self, key: &ChannelKey) -> Result<u32, BrokerError>;
     /// Whether the broker's engine answers.
     async fn ping(&self) -> Result<(), BrokerError>;
+    /// This node's hub, which the broker delivers into.
+    fn hub(&self) -> &Hub;
+}
+
+/// The name under which a channel's occupancy is counted as a presence of nodes: each
+/// node with a subscriber is a member, so the broker decides the first and the last
+/// across the cluster as it does for users. No client can name it (`#` is not a channel
+/// character; Pusher's `#server-to-user-` channels have another prefix).
+pub fn occupancy_key(key: &ChannelKey) -> ChannelKey {
+    ChannelKey::new(&key.account_id, format!("{OCCUPANCY_PREFIX}{}", key.channel))
+}
+
+/// The prefix of [`occupancy_key`]s.
+pub const OCCUPANCY_PREFIX: &str = "#occupancy:";
+
+/// The lifecycle change of a presence leave that no node holds any more: a member
+/// removed, or for an [`occupancy_key`], the channel vacated.
+pub fn last_leave(key: &ChannelKey, member: &PresenceMember) -> Lifecycle {
+    match key.channel.strip_prefix(OCCUPANCY_PREFIX) {
+        Some(channel) => Lifecycle::Vacated { key: ChannelKey::new(&key.account_id, channel) },
+        None => Lifecycle::MemberRemoved { key: key.clone(), user_id: member.client_id.clone() },
+    }
 }
 
 /// What applying an event did on this node.
@@ -186,6 +209,7 @@ pub async fn join_as(
         }
     };
     if first {
+        broker.hub().lifecycle.notify(Lifecycle::MemberAdded { key: key.clone(), user_id: member.client_id.clone() });
         let frame = Frames::of(&ServerFrame::PresenceJoin { channel: channel.to_owned(), member }, None, None);
         broker.publish(ClusterEvent::Frame { key, frame, position: None }).await?;
     }
@@ -201,6 +225,7 @@ pub async fn leave(broker: &dyn Broker, connection: &Connection, channel: &str) 
     let key = ChannelKey::new(&connection.account_id, channel);
     let result = async {
         if broker.leave(&key, &member).await? {
+            broker.hub().lifecycle.notify(last_leave(&key, &member));
             let frame = Frames::of(&ServerFrame::PresenceLeave { channel: channel.to_owned(), member }, None, None);
             broker.publish(ClusterEvent::Frame { key, frame, position: None }).await?;
         }

@@ -24,6 +24,7 @@ use tokio::sync::{Notify, mpsc};
 
 use self::sequence::{Admit, Sequence};
 
+pub mod lifecycle;
 mod sequence;
 
 /// A channel of one account: the unit of subscription.
@@ -351,6 +352,8 @@ pub struct Hub {
     commands: Mutex<HashMap<String, tokio::sync::oneshot::Sender<String>>>,
     /// Channels with messages waiting for a gap, for [`Hub::skip_gaps_older_than`].
     gaps: Mutex<HashSet<ChannelKey>>,
+    /// Where occupancy, presence and client-event changes go (webhooks watch them).
+    pub lifecycle: lifecycle::Lifecycles,
 }
 
 impl Hub {

@@ -62,6 +62,12 @@ pub struct Metrics {
     pub insufficient_credit: Counter,
     /// Micro-USD charged for operations of this node.
     pub credit_charged: Counter<u64, AtomicU64>,
+    /// Pusher webhooks a receiver accepted (2xx).
+    pub webhooks_delivered: Counter,
+    /// Pusher webhook attempts that failed (to be retried or given up).
+    pub webhooks_failed: Counter,
+    /// Pusher webhooks dropped after Pusher's five-minute window.
+    pub webhooks_given_up: Counter,
 }
 
 impl Default for Metrics {
@@ -97,6 +103,16 @@ impl Default for Metrics {
         );
         let credit_charged = Counter::<u64, AtomicU64>::default();
         registry.register("credit_charged_micro_usd", "Micro-USD charged by this node", credit_charged.clone());
+        let webhooks_delivered = Counter::default();
+        registry.register("webhooks_delivered", "Pusher webhooks a receiver accepted", webhooks_delivered.clone());
+        let webhooks_failed = Counter::default();
+        registry.register("webhooks_failed", "Pusher webhook attempts that failed", webhooks_failed.clone());
+        let webhooks_given_up = Counter::default();
+        registry.register(
+            "webhooks_given_up",
+            "Pusher webhooks dropped after the five-minute window",
+            webhooks_given_up.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -109,6 +125,9 @@ impl Default for Metrics {
             idempotent_replays,
             insufficient_credit,
             credit_charged,
+            webhooks_delivered,
+            webhooks_failed,
+            webhooks_given_up,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod apps;
 pub mod http;
 pub mod signing;
 pub mod socket;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -228,6 +228,7 @@ impl RunningServer {
         };
         tokio::spawn(purge_periodically(service.clone()));
         tokio::spawn(skip_gaps_periodically(service.clone()));
+        pusher::webhooks::spawn(service.clone());
         let app = app(service.clone());
         let shutdown = service.shutdown.clone();
         // Frames are small and often follow one another: without TCP_NODELAY the second of
@@ -288,6 +289,7 @@ async fn create_dev_pusher_app(service: &Service, account_id: String) {
         app_id: Some(app_id),
         key: Some(configured.key.clone()),
         secret: Some(configured.secret.expose().to_owned()),
+        webhook_url: None,
     };
     if let Err(error) = pusher::apps::create(service, request).await {
         tracing::warn!(?error, "the dev Pusher app was not created");

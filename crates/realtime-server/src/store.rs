@@ -15,7 +15,7 @@ mod users;
 
 pub use users::{AnswerOutcome, CommandRow, UserMessageRow, Users};
 
-pub use apps::{AppRow, Apps};
+pub use apps::{AppRow, Apps, WebhookRow};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use realtime_api::IdempotencyStore;

@@ -28,6 +28,10 @@ impl MemoryBroker {
 
 #[async_trait]
 impl Broker for MemoryBroker {
+    fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     async fn publish(&self, event: ClusterEvent) -> Result<u32, BrokerError> {
         let applied = apply(&self.hub, event);
         Ok(announce(self, applied).await)

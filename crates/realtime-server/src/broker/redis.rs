@@ -50,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 use self::scripts::{
     HEARTBEAT, JOIN, LEAVE, MEMBERS, PUBLISH_FRAME, REAP, REMOTE_SUBSCRIBERS, RESYNC_PRESENCE, WRITE_COUNTS,
 };
-use super::{Broker, BrokerError, ClusterEvent, announce, apply};
+use super::{Broker, BrokerError, ClusterEvent, announce, apply, last_leave};
 use crate::config::Config;
 use crate::hub::{ChannelKey, Frames, Hub};
 
@@ -433,6 +433,7 @@ impl RedisBroker {
                 continue;
             };
             tracing::info!(channel = %key.channel, client_id = %member.client_id, "member of a dead node left");
+            self.hub.lifecycle.notify(last_leave(&key, &member));
             let frame = Frames::of(&ServerFrame::PresenceLeave { channel: key.channel.clone(), member }, None, None);
             self.publish(ClusterEvent::Frame { key, frame, position: None }).await?;
         }
@@ -561,6 +562,10 @@ async fn maintain(broker: Weak<RedisBroker>, mut reconnects: broadcast::Receiver
 
 #[async_trait]
 impl Broker for RedisBroker {
+    fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     async fn publish(&self, event: ClusterEvent) -> Result<u32, BrokerError> {
         let key = match &event {
             ClusterEvent::Frame { key, .. } => key.clone(),

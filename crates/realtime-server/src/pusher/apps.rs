@@ -26,6 +26,9 @@ pub struct NewApp {
     /// The secret; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Where the app's webhooks go (an http URL); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
 }
 
 impl std::fmt::Debug for NewApp {
@@ -35,6 +38,7 @@ impl std::fmt::Debug for NewApp {
             .field("app_id", &self.app_id)
             .field("key", &self.key)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("webhook_url", &self.webhook_url)
             .finish()
     }
 }
@@ -42,6 +46,12 @@ impl std::fmt::Debug for NewApp {
 /// Characters of app keys: what fits in a URL path segment unescaped.
 fn is_key(key: &str) -> bool {
     (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// An absolute http URL with a host. (The server is built without TLS: an https
+/// receiver goes behind a proxy; see the README.)
+fn is_webhook_url(url: &str) -> bool {
+    url.len() <= 2048 && reqwest::Url::parse(url).is_ok_and(|url| url.scheme() == "http" && url.has_host())
 }
 
 impl Validate for NewApp {
@@ -55,6 +65,9 @@ impl Validate for NewApp {
         }
         if self.secret.as_deref().is_some_and(|secret| !(8..=128).contains(&secret.len())) {
             errors.push(FieldError::new("/secret", "must be 8-128 characters"));
+        }
+        if self.webhook_url.as_deref().is_some_and(|url| !is_webhook_url(url)) {
+            errors.push(FieldError::new("/webhook_url", "must be an http:// URL of at most 2048 characters"));
         }
         match errors.is_empty() {
             true => Ok(()),
@@ -74,6 +87,9 @@ pub struct CreatedApp {
     pub key: String,
     /// The secret.
     pub secret: String,
+    /// Where its webhooks go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
 }
 
 impl std::fmt::Debug for CreatedApp {
@@ -83,6 +99,7 @@ impl std::fmt::Debug for CreatedApp {
             .field("app_id", &self.app_id)
             .field("key", &self.key)
             .field("secret", &"<redacted>")
+            .field("webhook_url", &self.webhook_url)
             .finish()
     }
 }
@@ -112,9 +129,19 @@ pub async fn create(service: &Service, request: NewApp) -> Result<CreatedApp, Ap
             key: key.clone(),
             secret: Secret::new(secret.clone()),
             created_at: Utc::now(),
+            webhook_url: request.webhook_url.clone(),
         };
         if service.store.create_app(&app).await.map_err(|e| service.store_error(e))? {
-            return Ok(CreatedApp { account_id: app.account_id, app_id: app.app_id, key, secret });
+            if app.webhook_url.is_some() {
+                service.hub.lifecycle.add_account(&app.account_id);
+            }
+            return Ok(CreatedApp {
+                account_id: app.account_id,
+                app_id: app.app_id,
+                key,
+                secret,
+                webhook_url: app.webhook_url,
+            });
         }
         if service.store.app_by_key(&key).await.map_err(|e| service.store_error(e))?.is_some() {
             return Err(ApiError::conflict("an app with this key exists"));

@@ -65,6 +65,12 @@ fn equal(expected: &str, presented: &str) -> bool {
     expected.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
+/// `X-Pusher-Signature` of a webhook: hex HMAC-SHA256 of the exact body with the app's
+/// secret.
+pub fn webhook_signature(secret: &Secret, body: &str) -> String {
+    hmac_hex(secret, body)
+}
+
 /// The lowercase hex MD5 of a body.
 pub fn body_md5(body: &[u8]) -> String {
     hex::encode(Md5::digest(body))

@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use super::ensure_channels;
 use super::signing::{verify_channel_auth, verify_user_auth};
 use crate::broker::{join_as, leave, leave_all};
+use crate::hub::lifecycle::Lifecycle;
 use crate::hub::{ChannelKey, Connection, Protocol};
 use crate::secret::random_bytes;
 use crate::service::{Outgoing, Service};
@@ -567,15 +568,20 @@ async fn client_event(
     if let Err(error) = service.check_rate(&session.app.account_id) {
         return Some(ServerEvent::Error { code: None, message: error.problem().detail.clone().unwrap_or_default() });
     }
-    let message = Outgoing {
-        user_id: session.presence_user.get(&channel).cloned(),
-        channel,
-        event,
-        data,
-        except: Some(session.socket_id.clone()),
+    let user_id = session.presence_user.get(&channel).cloned();
+    let change = Lifecycle::ClientEvent {
+        key: ChannelKey::new(&session.app.account_id, &channel),
+        event: event.clone(),
+        data: data_text(&data),
+        socket_id: session.socket_id.clone(),
+        user_id: user_id.clone(),
     };
+    let message = Outgoing { user_id, channel, event, data, except: Some(session.socket_id.clone()) };
     match service.publish_messages(&session.app.account_id, vec![message]).await {
-        Ok(_) => None,
+        Ok(_) => {
+            service.hub.lifecycle.notify(change);
+            None
+        }
         Err(refused) => {
             Some(ServerEvent::Error { code: None, message: refused.problem().detail.clone().unwrap_or_default() })
         }

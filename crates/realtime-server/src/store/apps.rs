@@ -20,6 +20,26 @@ pub struct AppRow {
     pub secret: Secret,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Where its webhooks go (`None`: it has none).
+    pub webhook_url: Option<String>,
+}
+
+/// A webhook waiting in the outbox: the exact body to send (kept across retries, so its
+/// `time_ms` stays the creation time the receivers check).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookRow {
+    /// Unique id.
+    pub webhook_id: String,
+    /// The app whose URL and secret it goes with.
+    pub app_id: u64,
+    /// The JSON body, `{"time_ms": …, "events": [ … ]}`.
+    pub body: String,
+    /// When it was created, in milliseconds since the epoch.
+    pub created_ms: i64,
+    /// Not sent before this time (milliseconds since the epoch).
+    pub due_ms: i64,
+    /// Attempts that failed so far.
+    pub attempts: u32,
 }
 
 /// Pusher apps.
@@ -33,6 +53,26 @@ pub trait Apps: Send + Sync {
     async fn app_by_key(&self, key: &str) -> StoreResult<Option<AppRow>>;
     /// The account's apps, oldest first.
     async fn apps_of(&self, account_id: &str) -> StoreResult<Vec<AppRow>>;
+    /// The accounts that have an app with a webhook URL.
+    async fn webhook_accounts(&self) -> StoreResult<Vec<String>>;
+
+    /// Puts `webhook` in the outbox, under `cancel_key` when it is a removal that a
+    /// later addition may cancel. When `cancels` names the key of a removal of the same
+    /// app still waiting (never tried, not being sent), that removal is deleted instead
+    /// and nothing is added: false.
+    async fn enqueue_webhook(
+        &self,
+        webhook: &WebhookRow,
+        cancel_key: Option<&str>,
+        cancels: Option<&str>,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` webhooks due at `now_ms` that nobody is sending, claimed until
+    /// `claimed_until_ms` (a node that dies while sending leaves them to another).
+    async fn claim_webhooks(&self, now_ms: i64, claimed_until_ms: i64, limit: u32) -> StoreResult<Vec<WebhookRow>>;
+    /// Removes a webhook that was delivered or given up.
+    async fn finish_webhook(&self, webhook_id: &str) -> StoreResult<()>;
+    /// Records a failed attempt; the webhook is due again at `due_ms`.
+    async fn retry_webhook(&self, webhook_id: &str, due_ms: i64) -> StoreResult<()>;
 }
 
 /// An app id as the engines store it (a signed 64-bit integer).

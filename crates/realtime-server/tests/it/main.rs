@@ -15,6 +15,7 @@ mod pusher_http;
 mod pusher_libraries;
 mod pusher_socket;
 mod pusher_support;
+mod pusher_webhooks;
 mod recovery;
 mod rest;
 mod secrets;

@@ -108,6 +108,7 @@ fn no_type_that_carries_a_secret_prints_it_in_debug() {
         key: "key1".into(),
         secret: Secret::new(SECRET),
         created_at: expires_at,
+        webhook_url: Some("http://127.0.0.1:9/hooks".into()),
     };
     assert_hides_the_secret(&app, "key1");
     let new_app = NewApp {
@@ -115,9 +116,16 @@ fn no_type_that_carries_a_secret_prints_it_in_debug() {
         app_id: Some(123456),
         key: Some("key1".into()),
         secret: Some(SECRET.into()),
+        webhook_url: None,
     };
     assert_hides_the_secret(&new_app, "key1");
-    let created = CreatedApp { account_id: "acct_1".into(), app_id: 123456, key: "key1".into(), secret: SECRET.into() };
+    let created = CreatedApp {
+        account_id: "acct_1".into(),
+        app_id: 123456,
+        key: "key1".into(),
+        secret: SECRET.into(),
+        webhook_url: None,
+    };
     assert_hides_the_secret(&created, "key1");
 }
 

@@ -10,6 +10,7 @@ use realtime_server::secret::Secret;
 use realtime_server::service::MAX_BALANCE;
 use realtime_server::store::{
     AppRow, ChannelRow, CheckoutRow, Completion, MessageRow, MessagesRefused, Retention, Store, StoreError, TokenRow,
+    WebhookRow,
 };
 use realtime_types::{ChannelType, Direction, Position};
 
@@ -67,6 +68,7 @@ suite!(
     purging_deletes_only_expired_records,
     refused_messages_report_every_reason_and_charge_nothing,
     an_app_is_found_by_id_and_key_and_neither_is_taken_twice,
+    the_webhook_outbox_claims_retries_and_cancels_removals,
 );
 
 fn hash(n: u8) -> [u8; 32] {
@@ -625,6 +627,7 @@ async fn an_app_is_found_by_id_and_key_and_neither_is_taken_twice(store: Arc<dyn
         key: key.to_owned(),
         secret: Secret::new(format!("secret-{app_id}")),
         created_at: Utc::now() - Duration::seconds(age),
+        webhook_url: None,
     };
     let unique = ulid::Ulid::generate().to_string();
     let base = u64::from(ulid::Ulid::generate().random() as u32) + 1_000_000;
@@ -642,4 +645,54 @@ async fn an_app_is_found_by_id_and_key_and_neither_is_taken_twice(store: Arc<dyn
     let owned: Vec<u64> = store.apps_of(&owner).await.unwrap().iter().map(|app| app.app_id).collect();
     assert_eq!(owned, [base + 2, base], "oldest first");
     assert!(store.apps_of(&other).await.unwrap().is_empty());
+}
+
+async fn the_webhook_outbox_claims_retries_and_cancels_removals(store: Arc<dyn Store>) {
+    let owner = account(&store, 0).await;
+    let app_id = u64::from(ulid::Ulid::generate().random() as u32) + 1_000_000;
+    let app = AppRow {
+        app_id,
+        account_id: owner.clone(),
+        key: format!("key-{app_id}"),
+        secret: Secret::new("secret-1"),
+        created_at: Utc::now(),
+        webhook_url: Some("http://127.0.0.1:9/hooks".into()),
+    };
+    assert!(store.create_app(&app).await.unwrap());
+    assert_eq!(store.app(app_id).await.unwrap().unwrap().webhook_url, app.webhook_url);
+    assert!(store.webhook_accounts().await.unwrap().contains(&owner));
+
+    let webhook = |id: &str, due_ms: i64| WebhookRow {
+        webhook_id: id.into(),
+        app_id,
+        body: format!("{{\"id\":\"{id}\"}}"),
+        created_ms: 1_000,
+        due_ms,
+        attempts: 0,
+    };
+    // A removal waits; its addition cancels it (and is not added either).
+    assert!(store.enqueue_webhook(&webhook("removed", 5_000), Some("member:u1"), None).await.unwrap());
+    assert!(!store.enqueue_webhook(&webhook("added", 2_000), None, Some("member:u1")).await.unwrap());
+    assert!(store.claim_webhooks(10_000, 40_000, 10).await.unwrap().is_empty(), "both are gone");
+    // Without a waiting removal, an addition is added.
+    assert!(store.enqueue_webhook(&webhook("added", 2_000), None, Some("member:u1")).await.unwrap());
+    assert!(store.enqueue_webhook(&webhook("later", 8_000), None, None).await.unwrap());
+
+    let due = store.claim_webhooks(3_000, 33_000, 10).await.unwrap();
+    assert_eq!(due, [webhook("added", 2_000)], "only what is due");
+    assert!(store.claim_webhooks(3_000, 33_000, 10).await.unwrap().is_empty(), "claimed once");
+    store.retry_webhook("added", 9_000).await.unwrap();
+    let due: Vec<(String, u32)> = store
+        .claim_webhooks(9_000, 39_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.webhook_id, w.attempts))
+        .collect();
+    assert_eq!(due, [("later".to_owned(), 0), ("added".to_owned(), 1)], "by due time, attempts counted");
+    // A claim that ran out (its sender died) is claimed again.
+    assert_eq!(store.claim_webhooks(40_000, 70_000, 1).await.unwrap().len(), 1);
+    store.finish_webhook("added").await.unwrap();
+    store.finish_webhook("later").await.unwrap();
+    assert!(store.claim_webhooks(100_000, 130_000, 10).await.unwrap().is_empty());
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::support::Env;
 
 /// Runs `script` with `input` on stdin and parses what it prints.
-fn python(script: &str, input: &Value) -> Value {
+pub(crate) fn python(script: &str, input: &Value) -> Value {
     let mut child = Command::new("python3")
         .args(["-c", script])
         .stdin(Stdio::piped())

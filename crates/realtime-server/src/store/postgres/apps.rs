@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use super::PostgresStore;
 use crate::secret::Secret;
 use crate::store::apps::{app_id_of, stored_app_id};
-use crate::store::{AppRow, Apps, StoreResult};
+use crate::store::{AppRow, Apps, StoreResult, WebhookRow};
 
 fn app_row(row: &PgRow) -> StoreResult<AppRow> {
     Ok(AppRow {
@@ -16,6 +16,18 @@ fn app_row(row: &PgRow) -> StoreResult<AppRow> {
         key: row.try_get("app_key")?,
         secret: Secret::new(row.try_get::<String, _>("secret")?),
         created_at: row.try_get("created_at")?,
+        webhook_url: row.try_get("webhook_url")?,
+    })
+}
+
+fn webhook_row(row: &PgRow) -> StoreResult<WebhookRow> {
+    Ok(WebhookRow {
+        webhook_id: row.try_get("webhook_id")?,
+        app_id: app_id_of(row.try_get("app_id")?)?,
+        body: row.try_get("body")?,
+        created_ms: row.try_get("created_ms")?,
+        due_ms: row.try_get("due_ms")?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
     })
 }
 
@@ -23,7 +35,8 @@ fn app_row(row: &PgRow) -> StoreResult<AppRow> {
 impl Apps for PostgresStore {
     async fn create_app(&self, app: &AppRow) -> StoreResult<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO pusher_apps (app_id, account_id, app_key, secret, created_at) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO pusher_apps (app_id, account_id, app_key, secret, created_at, webhook_url) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT DO NOTHING",
         )
         .bind(stored_app_id(app.app_id))
@@ -31,35 +44,116 @@ impl Apps for PostgresStore {
         .bind(&app.key)
         .bind(app.secret.expose())
         .bind(app.created_at)
+        .bind(app.webhook_url.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(inserted.rows_affected() == 1)
     }
 
     async fn app(&self, app_id: u64) -> StoreResult<Option<AppRow>> {
-        let row =
-            sqlx::query("SELECT app_id, account_id, app_key, secret, created_at FROM pusher_apps WHERE app_id = $1")
-                .bind(stored_app_id(app_id))
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT app_id, account_id, app_key, secret, created_at, webhook_url FROM pusher_apps WHERE app_id = $1",
+        )
+        .bind(stored_app_id(app_id))
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(app_row).transpose()
     }
 
     async fn app_by_key(&self, key: &str) -> StoreResult<Option<AppRow>> {
-        let row =
-            sqlx::query("SELECT app_id, account_id, app_key, secret, created_at FROM pusher_apps WHERE app_key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT app_id, account_id, app_key, secret, created_at, webhook_url FROM pusher_apps WHERE app_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(app_row).transpose()
     }
 
     async fn apps_of(&self, account_id: &str) -> StoreResult<Vec<AppRow>> {
         let rows =
-            sqlx::query("SELECT app_id, account_id, app_key, secret, created_at FROM pusher_apps WHERE account_id = $1 ORDER BY created_at, app_id")
+            sqlx::query("SELECT app_id, account_id, app_key, secret, created_at, webhook_url FROM pusher_apps WHERE account_id = $1 ORDER BY created_at, app_id")
                 .bind(account_id)
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(app_row).collect()
+    }
+
+    async fn webhook_accounts(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT account_id FROM pusher_apps WHERE webhook_url IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("account_id")?)).collect()
+    }
+
+    async fn enqueue_webhook(
+        &self,
+        webhook: &WebhookRow,
+        cancel_key: Option<&str>,
+        cancels: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(cancels) = cancels {
+            let cancelled = sqlx::query(
+                "DELETE FROM pusher_webhooks WHERE webhook_id IN (SELECT webhook_id FROM pusher_webhooks \
+                 WHERE app_id = $1 AND cancel_key = $2 AND attempts = 0 AND claimed_until_ms IS NULL LIMIT 1)",
+            )
+            .bind(stored_app_id(webhook.app_id))
+            .bind(cancels)
+            .execute(&mut *tx)
+            .await?;
+            if cancelled.rows_affected() > 0 {
+                tx.commit().await?;
+                return Ok(false);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO pusher_webhooks (webhook_id, app_id, body, cancel_key, created_ms, due_ms, attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0)",
+        )
+        .bind(&webhook.webhook_id)
+        .bind(stored_app_id(webhook.app_id))
+        .bind(&webhook.body)
+        .bind(cancel_key)
+        .bind(webhook.created_ms)
+        .bind(webhook.due_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_webhooks(&self, now_ms: i64, claimed_until_ms: i64, limit: u32) -> StoreResult<Vec<WebhookRow>> {
+        let rows = sqlx::query(
+            "UPDATE pusher_webhooks SET claimed_until_ms = $1 WHERE webhook_id IN (SELECT webhook_id \
+             FROM pusher_webhooks WHERE due_ms <= $2 AND (claimed_until_ms IS NULL OR claimed_until_ms < $2) \
+             ORDER BY due_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING webhook_id, app_id, body, created_ms, due_ms, attempts",
+        )
+        .bind(claimed_until_ms)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut webhooks = rows.iter().map(webhook_row).collect::<StoreResult<Vec<_>>>()?;
+        webhooks.sort_by_key(|webhook| webhook.due_ms);
+        Ok(webhooks)
+    }
+
+    async fn finish_webhook(&self, webhook_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM pusher_webhooks WHERE webhook_id = $1").bind(webhook_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn retry_webhook(&self, webhook_id: &str, due_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE pusher_webhooks SET attempts = attempts + 1, due_ms = $1, claimed_until_ms = NULL \
+             WHERE webhook_id = $2",
+        )
+        .bind(due_ms)
+        .bind(webhook_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -1,0 +1,256 @@
+//! Pusher webhooks, received by a real HTTP receiver on a loopback port and checked with
+//! the Python `pusher` package's `validate_webhook` (installed by `.ci/run`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::pusher_support::{App, PusherSocket};
+use crate::support::Env;
+use crate::vendors::python;
+
+/// One webhook as received.
+#[derive(Debug)]
+struct Hook {
+    key: String,
+    signature: String,
+    body: String,
+}
+
+impl Hook {
+    fn events(&self) -> Vec<Value> {
+        let body: Value = serde_json::from_str(&self.body).unwrap();
+        body["events"].as_array().unwrap().clone()
+    }
+}
+
+/// An HTTP receiver that answers 500 to the first `failures` requests, then 200.
+struct Receiver {
+    url: String,
+    hooks: mpsc::UnboundedReceiver<Hook>,
+    failures: Arc<AtomicU32>,
+}
+
+#[derive(Clone)]
+struct Sink {
+    hooks: mpsc::UnboundedSender<Hook>,
+    failures: Arc<AtomicU32>,
+}
+
+async fn receive(State(sink): State<Sink>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let hook = Hook {
+        key: header("x-pusher-key"),
+        signature: header("x-pusher-signature"),
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    };
+    let failed = sink.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    let _ = sink.hooks.send(hook);
+    if failed { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+}
+
+impl Receiver {
+    async fn start(failures: u32) -> Receiver {
+        let (sender, hooks) = mpsc::unbounded_channel();
+        let failures = Arc::new(AtomicU32::new(failures));
+        let sink = Sink { hooks: sender, failures: failures.clone() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let app = Router::new().route("/hooks", post(receive)).with_state(sink);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, hooks, failures }
+    }
+
+    /// The next webhook within `within`.
+    async fn next(&mut self, within: Duration) -> Option<Hook> {
+        tokio::time::timeout(within, self.hooks.recv()).await.ok().flatten()
+    }
+
+    /// The next webhook's single event, which must come within 10 s.
+    async fn event(&mut self) -> (Hook, Value) {
+        let hook = self.next(Duration::from_secs(10)).await.expect("a webhook within 10 s");
+        let events = hook.events();
+        assert_eq!(events.len(), 1, "one event per webhook, as Pusher sends without batching: {events:?}");
+        let event = events[0].clone();
+        (hook, event)
+    }
+
+    /// The names of the events received until none comes for `quiet`.
+    async fn names_until_quiet(&mut self, quiet: Duration) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Some(hook) = self.next(quiet).await {
+            names.extend(hook.events().iter().map(|e| e["name"].as_str().unwrap().to_owned()));
+        }
+        names
+    }
+}
+
+/// A new account with an app whose webhooks go to `url`.
+async fn app_with_webhooks(env: &Env, url: &str) -> App {
+    let api_key = env.server.create_account(10_000_000).await.unwrap();
+    let account = env.send_as(&api_key, "GET", "/v1/account", None, &[]).await.ok();
+    let body = json!({"account_id": account["account_id"], "webhook_url": url});
+    let created = env.send_as(env.server.admin_secret(), "POST", "/admin/v1/pusher/apps", Some(body), &[]).await.ok();
+    assert_eq!(created["webhook_url"], url);
+    App {
+        app_id: created["app_id"].as_u64().unwrap().to_string(),
+        key: created["key"].as_str().unwrap().into(),
+        secret: created["secret"].as_str().unwrap().into(),
+    }
+}
+
+async fn member(env: &Env, app: &App, channel: &str, user_id: &str) -> PusherSocket {
+    let mut socket = PusherSocket::connect(env, &app.key).await;
+    let data = json!({"user_id": user_id}).to_string();
+    let auth = app.auth(&socket.socket_id.clone(), channel, Some(&data));
+    socket.subscribe(channel, Some(auth), Some(&data)).await;
+    socket
+}
+
+/// What the Python library makes of a webhook (`null` when it refuses it).
+fn validated_by_python(app: &App, hook: &Hook) -> Value {
+    const VALIDATE: &str = r#"
+import json, sys, pusher
+i = json.load(sys.stdin)
+c = pusher.Pusher(app_id=i["app_id"], key=i["key"], secret=i["secret"])
+print(json.dumps(c.validate_webhook(i["header_key"], i["signature"], i["body"])))
+"#;
+    let input = json!({
+        "app_id": app.app_id, "key": app.key, "secret": app.secret,
+        "header_key": hook.key, "signature": hook.signature, "body": hook.body,
+    });
+    python(VALIDATE, &input)
+}
+
+#[tokio::test]
+async fn occupancy_members_and_client_events_arrive_signed_as_pusher_signs_them() {
+    let mut receiver = Receiver::start(0).await;
+    let env = Env::start().await;
+    let app = app_with_webhooks(&env, &receiver.url).await;
+
+    let mut alice = member(&env, &app, "presence-room", "alice").await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (hook, event) = receiver.event().await;
+        assert_eq!(hook.key, app.key);
+        let validated = validated_by_python(&app, &hook);
+        assert_eq!(validated["events"][0], event, "the Python library accepts it");
+        seen.push(event);
+    }
+    seen.sort_by_key(|e| e["name"].as_str().unwrap().to_owned());
+    assert_eq!(
+        seen,
+        [
+            json!({"name": "channel_occupied", "channel": "presence-room"}),
+            json!({"name": "member_added", "channel": "presence-room", "user_id": "alice"}),
+        ]
+    );
+
+    // A second socket of the same user is no new member; a new user is.
+    let _alice_again = member(&env, &app, "presence-room", "alice").await;
+    let mut bob = member(&env, &app, "presence-room", "bob").await;
+    let (_, event) = receiver.event().await;
+    assert_eq!(event, json!({"name": "member_added", "channel": "presence-room", "user_id": "bob"}));
+
+    alice.expect("pusher_internal:member_added").await;
+    alice.send("client-typing", Some("presence-room"), json!({"typing": true})).await;
+    bob.expect("client-typing").await;
+    let (hook, event) = receiver.event().await;
+    assert_eq!(
+        event,
+        json!({"name": "client_event", "channel": "presence-room", "event": "client-typing",
+               "data": "{\"typing\":true}", "socket_id": alice.socket_id, "user_id": "alice"})
+    );
+    assert!(!validated_by_python(&app, &hook).is_null());
+
+    // A wrong secret is refused by the library: the signature is really checked.
+    let forged = App { secret: "not-the-secret".into(), ..app.clone() };
+    assert!(validated_by_python(&forged, &hook).is_null());
+}
+
+#[tokio::test]
+async fn the_last_socket_leaving_sends_member_removed_then_vacated_after_the_debounce() {
+    let mut receiver = Receiver::start(0).await;
+    let env = Env::start().await;
+    let app = app_with_webhooks(&env, &receiver.url).await;
+    let first = member(&env, &app, "presence-room", "alice").await;
+    let second = member(&env, &app, "presence-room", "alice").await;
+    let mut names = receiver.names_until_quiet(Duration::from_secs(1)).await;
+    names.sort();
+    assert_eq!(names, ["channel_occupied", "member_added"]);
+
+    drop(first);
+    assert!(receiver.next(Duration::from_secs(4)).await.is_none(), "the user still has a socket");
+    let left = tokio::time::Instant::now();
+    drop(second);
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        events.push(receiver.event().await.1);
+    }
+    assert!(left.elapsed() >= Duration::from_millis(2_900), "removals wait 3 s: {:?}", left.elapsed());
+    events.sort_by_key(|e| e["name"].as_str().unwrap().to_owned());
+    assert_eq!(
+        events,
+        [
+            json!({"name": "channel_vacated", "channel": "presence-room"}),
+            json!({"name": "member_removed", "channel": "presence-room", "user_id": "alice"}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_reconnect_within_three_seconds_sends_nothing() {
+    let mut receiver = Receiver::start(0).await;
+    let env = Env::start().await;
+    let app = app_with_webhooks(&env, &receiver.url).await;
+    let socket = member(&env, &app, "presence-room", "alice").await;
+    assert_eq!(receiver.names_until_quiet(Duration::from_secs(1)).await.len(), 2);
+
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let _back = member(&env, &app, "presence-room", "alice").await;
+    assert_eq!(receiver.names_until_quiet(Duration::from_secs(5)).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_refused_webhook_is_retried_with_the_same_body_until_accepted() {
+    let mut receiver = Receiver::start(2).await;
+    let env = Env::start().await;
+    let app = app_with_webhooks(&env, &receiver.url).await;
+    let mut socket = PusherSocket::connect(&env, &app.key).await;
+    socket.subscribe("lobby", None, None).await;
+
+    let started = tokio::time::Instant::now();
+    let mut received = Vec::new();
+    for _ in 0..3 {
+        received.push(receiver.next(Duration::from_secs(10)).await.expect("an attempt").body);
+    }
+    assert_eq!(receiver.failures.load(Ordering::SeqCst), 0);
+    assert!(received.iter().all(|body| *body == received[0]), "every attempt sends the same body: {received:?}");
+    // 1 s then 2 s of backoff.
+    assert!(started.elapsed() >= Duration::from_millis(2_900), "{:?}", started.elapsed());
+    assert!(receiver.next(Duration::from_secs(3)).await.is_none(), "delivered once accepted");
+    let metrics = env.http.get(env.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("realtime_webhooks_failed_total 2"), "{metrics}");
+    assert!(metrics.contains("realtime_webhooks_delivered_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn an_app_s_webhook_url_must_be_http() {
+    let env = Env::start().await;
+    let api_key = env.server.create_account(0).await.unwrap();
+    let account = env.send_as(&api_key, "GET", "/v1/account", None, &[]).await.ok();
+    for url in ["ftp://example.test/", "not a url", "/relative"] {
+        let body = json!({"account_id": account["account_id"], "webhook_url": url});
+        let answer = env.send_as(env.server.admin_secret(), "POST", "/admin/v1/pusher/apps", Some(body), &[]).await;
+        assert_eq!(answer.status.as_u16(), 422, "{url}");
+    }
+}
