@@ -6,9 +6,10 @@
 //!
 //! - **Decide** ([`sweep_occupancy`]): every 250 ms a node compares the channels it has
 //!   subscribers on with the last sweep and joins or leaves the channel's
-//!   [`occupancy_key`] as a member. The broker counts those members across nodes as it
-//!   counts users, so exactly one node sees the first join (occupied) and one the last
-//!   leave (vacated), and no node says vacated while another still has a subscriber.
+//!   [`occupancy_key`] as one socket of a single member. The broker counts those sockets
+//!   across nodes as it counts a user's devices, so exactly one node sees the first join
+//!   (occupied) and one the last leave (vacated), and no node says vacated while another
+//!   still has a subscriber (a dead node's part ends with its heartbeat, by the reaper).
 //!   Members and client events are decided where they already are (the broker's
 //!   presence, the Pusher socket) and arrive as [`Lifecycle`] changes.
 //! - **Record** ([`record_changes`]): each change of an account with a webhook app is put
@@ -90,8 +91,9 @@ fn reported(key: &ChannelKey) -> bool {
 }
 
 async fn sweep_occupancy(service: Arc<Service>) {
-    // This node, as the member of each channel it has subscribers on.
-    let node = PresenceMember { client_id: new_id("node"), user_id: None, user_info: None };
+    // Every node with subscribers is a socket of one member of the channel's occupancy,
+    // so the broker's first socket on any node is "occupied" and its last "vacated".
+    let node = PresenceMember { client_id: "subscribed".to_owned(), user_id: None, user_info: None };
     let mut occupied: HashSet<ChannelKey> = HashSet::new();
     let mut refreshed = tokio::time::Instant::now() - ACCOUNTS_EVERY;
     let mut tick = tokio::time::interval(SWEEP_EVERY);

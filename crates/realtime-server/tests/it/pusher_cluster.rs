@@ -9,9 +9,9 @@ use crate::engines::{PgDatabase, RedisPrefix};
 use crate::pusher_support::{App, PusherSocket};
 
 /// Two nodes and their engines; the dev account and its Pusher app were created by `a`.
-struct Pair {
-    a: RunningServer,
-    b: RunningServer,
+pub(crate) struct Pair {
+    pub(crate) a: RunningServer,
+    pub(crate) b: RunningServer,
     _redis: RedisPrefix,
     _database: PgDatabase,
 }
@@ -26,6 +26,7 @@ impl Drop for Pair {
 async fn node(database: &PgDatabase, redis: &RedisPrefix) -> RunningServer {
     let config = Config::with(json!({
         "listen": "127.0.0.1:0",
+        "admin_secret": realtime_server::testing::ADMIN_SECRET,
         "store": database.url,
         "broker": redis.url,
         "redis_prefix": redis.prefix,
@@ -35,7 +36,7 @@ async fn node(database: &PgDatabase, redis: &RedisPrefix) -> RunningServer {
 }
 
 impl Pair {
-    async fn start() -> Pair {
+    pub(crate) async fn start() -> Pair {
         let database = PgDatabase::create().await;
         let redis = RedisPrefix::create().await;
         let a = node(&database, &redis).await;

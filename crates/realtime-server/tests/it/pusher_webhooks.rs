@@ -13,6 +13,9 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use realtime_server::testing::ADMIN_SECRET;
+
+use crate::pusher_cluster::Pair;
 use crate::pusher_support::{App, PusherSocket};
 use crate::support::Env;
 use crate::vendors::python;
@@ -97,8 +100,23 @@ impl Receiver {
 async fn app_with_webhooks(env: &Env, url: &str) -> App {
     let api_key = env.server.create_account(10_000_000).await.unwrap();
     let account = env.send_as(&api_key, "GET", "/v1/account", None, &[]).await.ok();
-    let body = json!({"account_id": account["account_id"], "webhook_url": url});
-    let created = env.send_as(env.server.admin_secret(), "POST", "/admin/v1/pusher/apps", Some(body), &[]).await.ok();
+    create_app(&env.server.base_url(), account["account_id"].as_str().unwrap(), url).await
+}
+
+/// An app of `account_id` with webhooks to `url`, through the admin API of `base_url`.
+async fn create_app(base_url: &str, account_id: &str, url: &str) -> App {
+    let created: Value = reqwest::Client::new()
+        .post(format!("{base_url}/admin/v1/pusher/apps"))
+        .bearer_auth(ADMIN_SECRET)
+        .json(&json!({"account_id": account_id, "webhook_url": url}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(created["webhook_url"], url);
     App {
         app_id: created["app_id"].as_u64().unwrap().to_string(),
@@ -108,7 +126,11 @@ async fn app_with_webhooks(env: &Env, url: &str) -> App {
 }
 
 async fn member(env: &Env, app: &App, channel: &str, user_id: &str) -> PusherSocket {
-    let mut socket = PusherSocket::connect(env, &app.key).await;
+    member_of(&env.server.base_url(), app, channel, user_id).await
+}
+
+async fn member_of(base_url: &str, app: &App, channel: &str, user_id: &str) -> PusherSocket {
+    let mut socket = PusherSocket::connect_to(base_url, &app.key).await;
     let data = json!({"user_id": user_id}).to_string();
     let auth = app.auth(&socket.socket_id.clone(), channel, Some(&data));
     socket.subscribe(channel, Some(auth), Some(&data)).await;
@@ -128,6 +150,38 @@ print(json.dumps(c.validate_webhook(i["header_key"], i["signature"], i["body"]))
         "header_key": hook.key, "signature": hook.signature, "body": hook.body,
     });
     python(VALIDATE, &input)
+}
+
+/// What the Node library's `webhook()` makes of it: its events, or `null` when invalid.
+async fn validated_by_node(app: &App, hook: &Hook) -> Value {
+    const VALIDATE: &str = r#"
+const Pusher = require("pusher");
+const i = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const c = new Pusher({ appId: i.app_id, key: i.key, secret: i.secret });
+const w = c.webhook({
+  headers: { "x-pusher-key": i.header_key, "x-pusher-signature": i.signature, "content-type": "application/json" },
+  rawBody: i.body,
+});
+console.log(JSON.stringify(w.isValid() ? w.getEvents() : null));
+"#;
+    let project = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pusher-js");
+    let input = json!({
+        "app_id": app.app_id, "key": app.key, "secret": app.secret,
+        "header_key": hook.key, "signature": hook.signature, "body": hook.body,
+    });
+    let mut child = tokio::process::Command::new("node")
+        .args(["-e", VALIDATE])
+        .current_dir(project)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node is needed for the Pusher library checks (.ci/run installs it)");
+    use tokio::io::AsyncWriteExt;
+    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    assert!(output.status.success(), "node failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[tokio::test]
@@ -170,10 +224,38 @@ async fn occupancy_members_and_client_events_arrive_signed_as_pusher_signs_them(
                "data": "{\"typing\":true}", "socket_id": alice.socket_id, "user_id": "alice"})
     );
     assert!(!validated_by_python(&app, &hook).is_null());
+    assert_eq!(validated_by_node(&app, &hook).await, json!([event]), "the Node library accepts it");
 
-    // A wrong secret is refused by the library: the signature is really checked.
+    // A wrong secret is refused by both libraries: the signature is really checked.
     let forged = App { secret: "not-the-secret".into(), ..app.clone() };
     assert!(validated_by_python(&forged, &hook).is_null());
+    assert!(validated_by_node(&forged, &hook).await.is_null());
+}
+
+#[tokio::test]
+async fn on_two_nodes_a_channel_is_vacated_once_and_only_when_no_node_has_a_member() {
+    let mut receiver = Receiver::start(0).await;
+    let pair = Pair::start().await;
+    let (a, b) = (pair.a.base_url(), pair.b.base_url());
+    let account_id = pair.a.service.store.app(1).await.unwrap().expect("the dev app").account_id;
+    let app = create_app(&a, &account_id, &receiver.url).await;
+
+    let on_a = member_of(&a, &app, "presence-room", "alice").await;
+    let on_b = member_of(&b, &app, "presence-room", "alice").await;
+    let mut names = receiver.names_until_quiet(Duration::from_secs(3)).await;
+    names.sort();
+    assert_eq!(names, ["channel_occupied", "member_added"], "once for the cluster");
+
+    drop(on_a);
+    assert_eq!(
+        receiver.names_until_quiet(Duration::from_secs(5)).await,
+        Vec::<String>::new(),
+        "node b still has alice on the channel"
+    );
+    drop(on_b);
+    let mut names = receiver.names_until_quiet(Duration::from_secs(6)).await;
+    names.sort();
+    assert_eq!(names, ["channel_vacated", "member_removed"], "once for the cluster");
 }
 
 #[tokio::test]
