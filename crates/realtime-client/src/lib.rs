@@ -8,6 +8,7 @@
 //!   not match the contract.
 //! - [`RetryPolicy`]: network failures, 5xx and 429 are retried with backoff, reusing the
 //!   first attempt's `Idempotency-Key`.
+//! - [`pusher_webhook::verify`]: checks a Pusher webhook's key, signature and age.
 //! - [`Subscriber`]: the WebSocket gateway as a `Stream` of [`SubscriberEvent`]s, with
 //!   heartbeats, reconnection and re-subscription.
 //!
@@ -33,6 +34,7 @@ mod api;
 mod client;
 mod error;
 mod operations;
+pub mod pusher_webhook;
 mod retry;
 pub mod subscriber;
 

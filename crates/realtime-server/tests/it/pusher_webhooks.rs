@@ -13,6 +13,8 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use chrono::Utc;
+use realtime_client::pusher_webhook::{WebhookEvent, verify};
 use realtime_server::testing::ADMIN_SECRET;
 
 use crate::pusher_cluster::Pair;
@@ -225,6 +227,18 @@ async fn occupancy_members_and_client_events_arrive_signed_as_pusher_signs_them(
     );
     assert!(!validated_by_python(&app, &hook).is_null());
     assert_eq!(validated_by_node(&app, &hook).await, json!([event]), "the Node library accepts it");
+    let verified =
+        verify(&app.key, &app.secret, Some(&hook.key), Some(&hook.signature), hook.body.as_bytes(), Utc::now());
+    assert_eq!(
+        verified.expect("our verifier accepts it").events,
+        [WebhookEvent::ClientEvent {
+            channel: "presence-room".into(),
+            event: "client-typing".into(),
+            data: r#"{"typing":true}"#.into(),
+            socket_id: alice.socket_id.clone(),
+            user_id: Some("alice".into()),
+        }]
+    );
 
     // A wrong secret is refused by both libraries: the signature is really checked.
     let forged = App { secret: "not-the-secret".into(), ..app.clone() };
