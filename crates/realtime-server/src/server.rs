@@ -75,7 +75,14 @@ pub fn app(service: Arc<Service>) -> Router {
     app.layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            // `account_id` is filled in once the API key is known (`Service::authenticate`).
+            tracing::info_span!(
+                "request",
+                method = %request.method(),
+                path = %request.uri().path(),
+                request_id,
+                account_id = tracing::field::Empty,
+            )
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -136,6 +136,8 @@ impl RealtimeApi for Service {
                 account.account_id
             }
         };
+        // The request's log lines name the account (never the key).
+        tracing::Span::current().record("account_id", account_id.as_str());
         self.check_rate(&account_id)?;
         Ok(Caller { account_id })
     }

@@ -7,6 +7,7 @@ mod crash;
 mod engines;
 mod layering;
 mod live;
+mod logs;
 mod messaging;
 mod metrics;
 mod multinode;

@@ -1,0 +1,66 @@
+//! What the real binary logs per request: one line with the method, the route template,
+//! the status, the latency, the request id and the account, and never the key.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test]
+async fn each_request_is_one_json_line_naming_its_account_but_not_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_realtime-server"))
+        .env("REALTIME_LISTEN", "127.0.0.1:0")
+        .env("REALTIME_STORE", format!("sqlite://{}", dir.path().join("realtime.db").display()))
+        .env("REALTIME_LOG", "info")
+        .env("REALTIME_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut base, mut key) = (None, None);
+    while base.is_none() || key.is_none() {
+        let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.unwrap().unwrap().unwrap();
+        if let Some(url) = line.strip_prefix("realtime-server listening on ") {
+            base = Some(url.trim().to_owned());
+        }
+        if let Some((_, found)) = line.split_once("dev api key: ") {
+            key = Some(found.trim().to_owned());
+        }
+    }
+    let (base, key) = (base.unwrap(), key.unwrap());
+    let account: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/account"))
+        .bearer_auth(&key)
+        .header("x-request-id", "req-logs-1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let account_id = account["account_id"].as_str().unwrap().to_owned();
+
+    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), logs.next_line())
+            .await
+            .expect("a request line within 10 s")
+            .unwrap()
+            .expect("the server keeps logging");
+        assert!(!line.contains(&key), "the API key never prints: {line}");
+        let entry: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON line: {line}"));
+        if entry["fields"]["message"] == "request" {
+            break entry;
+        }
+    };
+    assert_eq!(line["fields"]["route"], "/v1/account");
+    assert_eq!(line["fields"]["status"], 200);
+    assert!(line["fields"]["latency_ms"].as_f64().is_some());
+    assert_eq!(line["span"]["request_id"], "req-logs-1");
+    assert_eq!(line["span"]["account_id"], account_id, "{line}");
+}
