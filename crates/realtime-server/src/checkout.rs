@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::Html;
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
@@ -48,19 +49,37 @@ async fn page(State(service): State<Arc<Service>>, Path(checkout_id): Path<Strin
         .map_err(|e| service.store_error(e))?
         .ok_or_else(|| ApiError::not_found("no such checkout"))?;
     let dollars = checkout.amount as f64 / 1_000_000.0;
-    let state = if checkout.completed { "completed" } else { "pending" };
+    let body = if checkout.completed {
+        format!(
+            "<h1>Paid</h1><p id=state data-state=paid><strong>${dollars:.2}</strong> of credit was added to \
+             the account. You can close this page.</p>"
+        )
+    } else {
+        format!(
+            "<h1>Dev checkout</h1><p id=state data-state=pending>Add <strong>${dollars:.2}</strong> of credit.</p>\
+             <form method=post action=\"/checkout/{checkout_id}/complete\"><button type=submit>Pay</button></form>"
+        )
+    };
     Ok(Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>Dev checkout</title></head><body>\
-         <h1>Dev checkout</h1><p>Add <strong>${dollars:.2}</strong> of credit. This checkout is {state}.</p>\
-         <form method=post action=\"/checkout/{checkout_id}/complete\"><button type=submit>Pay</button></form>\
+        "<!doctype html><html><head><meta charset=utf-8><title>Dev checkout</title></head><body>{body}\
          <p>This page is the reference server's stand-in for a payment provider.</p></body></html>"
     )))
+}
+
+/// Whether the caller is a browser submitting the page's form (it is then sent back to
+/// the page, which shows the paid state); API callers get JSON.
+fn from_a_browser(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
 }
 
 async fn complete(
     State(service): State<Arc<Service>>,
     Path(checkout_id): Path<String>,
-) -> Result<Json<Completed>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let completion = service
         .store
         .complete_checkout(&checkout_id, Utc::now(), MAX_BALANCE)
@@ -79,5 +98,8 @@ async fn complete(
     };
     let checkout = service.store.checkout(&checkout_id).await.map_err(|e| service.store_error(e))?;
     let amount = checkout.map_or(0, |c| c.amount);
-    Ok(Json(Completed { checkout_id, status: CheckoutStatus::Completed, credited, amount }))
+    if from_a_browser(&headers) {
+        return Ok(Redirect::to(&format!("/checkout/{checkout_id}")).into_response());
+    }
+    Ok(Json(Completed { checkout_id, status: CheckoutStatus::Completed, credited, amount }).into_response())
 }

@@ -121,6 +121,29 @@ async fn publish_without_credit_is_refused_and_nothing_happens_until_a_top_up() 
 }
 
 #[tokio::test]
+async fn the_checkout_page_pays_from_a_browser_form_and_then_shows_the_paid_state() {
+    let env = Env::start().await;
+    let broke = env.server.create_account(0).await.unwrap();
+    let checkout = env.send_as(&broke, "POST", "/v1/account/topup", Some(json!({"amount": 2_500_000})), &[]).await.ok();
+    let page_url = checkout["checkout_url"].as_str().unwrap().to_owned();
+    let page = env.http.get(&page_url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("data-state=pending") && page.contains("$2.50") && page.contains("<form"), "{page}");
+
+    // What a browser submitting the form sends and follows.
+    let paid = env
+        .http
+        .post(format!("{page_url}/complete"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.url().as_str(), page_url, "sent back to the page");
+    let paid = paid.text().await.unwrap();
+    assert!(paid.contains("data-state=paid") && paid.contains("$2.50") && !paid.contains("<form"), "{paid}");
+    assert_eq!(env.balance(&broke).await, 2_500_000);
+}
+
+#[tokio::test]
 async fn a_top_up_past_the_maximum_balance_is_refused_and_the_balance_stays_readable() {
     let env = Env::start().await;
     let max = realtime_server::service::MAX_BALANCE;
