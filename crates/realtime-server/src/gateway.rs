@@ -161,6 +161,13 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
         return refuse(socket, code, reason).await;
     }
     let (mut sink, mut stream) = socket.split();
+    tracing::info!(
+        connection_id = connection.id,
+        account_id = %claims.acc,
+        client_id = %claims.sub,
+        "connection opened"
+    );
+    let opened = std::time::Instant::now();
 
     let connected = encode(&ServerFrame::Connected {
         connection_id: connection.id.to_string(),
@@ -201,11 +208,20 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
 
     service.hub.disconnect(&connection);
     leave_all(service.broker.as_ref(), &connection).await;
-    service.metrics.socket_closed(match &end {
-        End::Close(code, _) => code.code(),
-        End::ClosedByClient => 1000,
-        End::Gone => 1006,
-    });
+    let (code, reason) = match &end {
+        End::Close(code, reason) => (code.code(), reason.as_str()),
+        End::ClosedByClient => (1000, "closed by the client"),
+        End::Gone => (1006, "the connection was lost"),
+    };
+    service.metrics.socket_closed(code);
+    tracing::info!(
+        connection_id = connection.id,
+        account_id = %claims.acc,
+        code,
+        reason,
+        seconds = opened.elapsed().as_secs(),
+        "connection closed"
+    );
     match end {
         End::Close(code, reason) => {
             let frame = encode(&ServerFrame::Disconnecting { code, reason: reason.clone() });

@@ -1,12 +1,15 @@
-//! What the real binary logs per request: one line with the method, the route template,
-//! the status, the latency, the request id and the account, and never the key.
+//! What the real binary logs: per request one line with the method, the route template,
+//! the status, the latency, the request id and the account; per connection a line when
+//! it opens and one when it closes, with the code and the reason; never a key or token.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+
+use crate::support::Ws;
 
 #[tokio::test]
 async fn each_request_is_one_json_line_naming_its_account_but_not_its_key() {
@@ -45,22 +48,48 @@ async fn each_request_is_one_json_line_naming_its_account_but_not_its_key() {
         .unwrap();
     let account_id = account["account_id"].as_str().unwrap().to_owned();
 
+    let token: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/realtime/token/issue"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"client_id": "logged", "channels": ["room"], "capabilities": ["subscribe"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ws = Ws::connect(&token).await;
+    ws.close().await;
+
     let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = loop {
+    let mut next = async |message: &str| loop {
         let line = tokio::time::timeout(Duration::from_secs(10), logs.next_line())
             .await
-            .expect("a request line within 10 s")
+            .unwrap_or_else(|_| panic!("a {message:?} line within 10 s"))
             .unwrap()
             .expect("the server keeps logging");
         assert!(!line.contains(&key), "the API key never prints: {line}");
+        assert!(!line.contains(token["token"].as_str().unwrap()), "the token never prints: {line}");
+        assert!(!line.contains('\u{1b}'), "no ANSI codes in JSON mode: {line}");
         let entry: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON line: {line}"));
-        if entry["fields"]["message"] == "request" {
+        if entry["fields"]["message"] == message {
             break entry;
         }
     };
+    let line = next("request").await;
     assert_eq!(line["fields"]["route"], "/v1/account");
     assert_eq!(line["fields"]["status"], 200);
     assert!(line["fields"]["latency_ms"].as_f64().is_some());
     assert_eq!(line["span"]["request_id"], "req-logs-1");
     assert_eq!(line["span"]["account_id"], account_id, "{line}");
+
+    let opened = next("connection opened").await;
+    assert_eq!(
+        (&opened["fields"]["account_id"], &opened["fields"]["client_id"]),
+        (&json!(account_id), &json!("logged"))
+    );
+    let closed = next("connection closed").await;
+    assert_eq!(closed["fields"]["connection_id"], opened["fields"]["connection_id"]);
+    assert_eq!(closed["fields"]["code"], 1000);
+    assert_eq!(closed["fields"]["reason"], "closed by the client");
 }
