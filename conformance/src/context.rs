@@ -22,8 +22,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub(crate) fn new(config: Config, spec: Spec, target: Target) -> Ctx {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-        let run_id = base36(nanos % 36u128.pow(8));
+        let run_id = run_id();
         let report = Report { base_url: target.base_url().to_owned(), ..Report::default() };
         Ctx { config, spec, target, run_id, report: Mutex::new(report) }
     }
@@ -140,6 +139,12 @@ impl Ctx {
     pub(crate) async fn delete_channel(&self, name: &str) {
         let _ = self.target.send(&self.request("realtime.channel.delete", &[name])).await;
     }
+}
+
+/// A short id that makes a run's channel and client names unique.
+pub(crate) fn run_id() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    base36(nanos % 36u128.pow(8))
 }
 
 /// The status is `status` and, when given, the problem code is `code`.

@@ -11,6 +11,8 @@
 //!   `conformance/examples/`, parsed and bound to the run's state.
 //! - `scenario/`: the checks, one module per kind (examples, idempotency, credit, auth,
 //!   live, negative), run in that order by [`run`].
+//! - [`pusher`]: the Pusher profile, which certifies any Pusher-compatible server over
+//!   Pusher's signed HTTP API, protocol 7 and webhooks only.
 //! - [`report`]: the verdict as a table, JUnit XML and JSON.
 
 pub mod cli;
@@ -18,6 +20,7 @@ pub mod curl;
 pub mod examples;
 pub mod http;
 pub mod protocol;
+pub mod pusher;
 pub mod report;
 pub mod spec;
 

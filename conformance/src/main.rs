@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use realtime_conformance::cli::Args;
+use realtime_conformance::cli::Invocation;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Invocation::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(realtime_conformance::cli::run(&args)) {
+    match runtime.block_on(realtime_conformance::cli::run_invocation(&args)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) => {

@@ -25,11 +25,17 @@ pub enum Kind {
     Messaging,
     /// Schema-violating requests.
     Negative,
+    /// The Pusher profile: its signed HTTP API.
+    PusherHttp,
+    /// The Pusher profile: protocol 7 over WebSocket.
+    PusherProtocol,
+    /// The Pusher profile: signed webhooks.
+    PusherWebhook,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Example,
         Kind::Idempotency,
         Kind::Credit,
@@ -38,7 +44,18 @@ impl Kind {
         Kind::History,
         Kind::Messaging,
         Kind::Negative,
+        Kind::PusherHttp,
+        Kind::PusherProtocol,
+        Kind::PusherWebhook,
     ];
+
+    /// The kinds of the Pusher profile.
+    pub const PUSHER: [Kind; 3] = [Kind::PusherHttp, Kind::PusherProtocol, Kind::PusherWebhook];
+
+    /// Whether the kind belongs to the Pusher profile.
+    pub fn is_pusher(self) -> bool {
+        Kind::PUSHER.contains(&self)
+    }
 
     /// The kind's name in reports.
     pub fn as_str(self) -> &'static str {
@@ -51,6 +68,9 @@ impl Kind {
             Kind::History => "history",
             Kind::Messaging => "messaging",
             Kind::Negative => "negative",
+            Kind::PusherHttp => "pusher_http",
+            Kind::PusherProtocol => "pusher_protocol",
+            Kind::PusherWebhook => "pusher_webhook",
         }
     }
 }
@@ -173,7 +193,7 @@ impl Report {
         for kind in Kind::ALL {
             let summary = self.summary_of(kind);
             if summary != Summary::default() {
-                let _ = writeln!(out, "{:<12} {summary}", kind.as_str());
+                let _ = writeln!(out, "{:<15} {summary}", kind.as_str());
             }
         }
         let _ = writeln!(out, "took {:.1} s", self.millis as f64 / 1000.0);

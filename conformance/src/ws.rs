@@ -39,7 +39,12 @@ impl Socket {
     pub(crate) async fn handshake(endpoint: &str, token: &str, bound: Duration) -> Result<Handshake, String> {
         let separator = if endpoint.contains('?') { '&' } else { '?' };
         let url = format!("{endpoint}{separator}token={}", crate::context::encode_segment(token));
-        match tokio::time::timeout(bound, tokio_tungstenite::connect_async(url.as_str())).await {
+        Socket::open(&url, endpoint, bound).await
+    }
+
+    /// Connects to `url` as it is; `endpoint` is how errors name it.
+    pub(crate) async fn open(url: &str, endpoint: &str, bound: Duration) -> Result<Handshake, String> {
+        match tokio::time::timeout(bound, tokio_tungstenite::connect_async(url)).await {
             Err(_) => Err(format!("connecting to {endpoint} took longer than {bound:?}")),
             Ok(Ok((stream, _))) => {
                 Ok(Handshake::Open(Box::new(Socket { stream, closed: false, received: Vec::new() })))
@@ -130,7 +135,7 @@ impl Socket {
                     return Err(format!("the socket closed ({}) before {what}", describe_close(code, &reason)));
                 }
                 Some(Event::Frame(frame)) if wanted(&frame) => return Ok(frame),
-                Some(Event::Frame(frame)) => skipped.push(frame["type"].as_str().unwrap_or("?").to_owned()),
+                Some(Event::Frame(frame)) => skipped.push(frame_name(&frame)),
             }
         }
     }
@@ -171,4 +176,9 @@ pub(crate) fn describe_close(code: Option<u16>, reason: &str) -> String {
         None if reason.is_empty() => "no close code".to_owned(),
         None => format!("no close code: {reason}"),
     }
+}
+
+/// How a frame is named in a mismatch: its `type` (this protocol) or `event` (Pusher's).
+fn frame_name(frame: &Value) -> String {
+    frame["type"].as_str().or_else(|| frame["event"].as_str()).unwrap_or("?").to_owned()
 }

@@ -3,6 +3,11 @@
 //! Without `--base-url` it builds `realtime-server`, starts it on a free loopback port with
 //! an SQLite file in a temporary directory, provisions a funded and a zero-credit account
 //! through the admin API, runs the harness with the dev checkout, and stops the server.
+//!
+//! With `--profile pusher` it certifies a Pusher-compatible server over Pusher's own wire
+//! protocol: the target's app given with `--app-id`, `--key` and `--secret`, or, without
+//! `--base-url`, the reference server's dev app (id 1) and, for the webhook checks, a new
+//! account's app whose `webhook_url` is a receiver on a free loopback port.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,7 +17,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use realtime_conformance::{Config, cli};
+use realtime_conformance::cli::{self, Profile, PusherArgs};
+use realtime_conformance::pusher::{App, PusherConfig, WebhookReceiver, Webhooks};
+use realtime_conformance::{Config, Report};
 use serde_json::{Value, json};
 
 /// How long the server may take to print its address.
@@ -26,11 +33,19 @@ const FUNDED_BALANCE: i64 = 2_000_000;
 #[command(name = "cargo xtask conformance")]
 struct Args {
     /// The target to certify; the reference server when omitted.
-    #[arg(long, requires = "api_key")]
+    #[arg(long)]
     base_url: Option<String>,
-    /// An API key of a funded account of the target.
+    /// Which contract to certify: `realtime` (this project's) or `pusher` (Pusher Channels
+    /// over its own wire protocol only).
+    #[arg(long, value_enum, default_value_t = Profile::Realtime)]
+    profile: Profile,
+    /// An API key of a funded account of the target (realtime profile).
     #[arg(long, requires = "base_url")]
     api_key: Option<String>,
+    /// The app to certify (pusher profile with --base-url: --app-id, --key, --secret;
+    /// the reference server's dev app otherwise).
+    #[command(flatten)]
+    pusher: PusherArgs,
     /// An API key of an account with a zero balance (for the 402 path).
     #[arg(long, requires = "base_url")]
     zero_credit_api_key: Option<String>,
@@ -54,14 +69,19 @@ struct Args {
 pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     let args = Args::parse_from(std::iter::once("cargo xtask conformance".to_owned()).chain(args));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let passed = match (&args.base_url, &args.api_key) {
-        (Some(base_url), Some(api_key)) => {
+    let passed = match (&args.base_url, args.profile) {
+        (Some(base_url), Profile::Realtime) => {
+            let Some(api_key) = &args.api_key else { bail!("--base-url needs --api-key (realtime profile)") };
             let mut config = Config::new(base_url, api_key);
             config.zero_credit_api_key = args.zero_credit_api_key.clone();
             config.dev_checkout = args.dev_checkout;
             runtime.block_on(certify(&args, config))?
         }
-        _ => certify_reference_server(&args, &runtime)?,
+        (Some(base_url), Profile::Pusher) => runtime.block_on(async {
+            let config = args.pusher.config(base_url, args.verbose).await?;
+            certify_pusher(&args, config).await
+        })?,
+        (None, _) => certify_reference_server(&args, &runtime)?,
     };
     if !passed {
         // The report already says what failed; an error here would only add a backtrace.
@@ -75,8 +95,17 @@ async fn certify(args: &Args, mut config: Config) -> anyhow::Result<bool> {
     config.spec = args.spec.clone();
     config.progress = args.verbose;
     let report = realtime_conformance::run(&config).await?;
+    finish(args, &report)
+}
+
+async fn certify_pusher(args: &Args, config: PusherConfig) -> anyhow::Result<bool> {
+    let report = realtime_conformance::pusher::run(&config).await?;
+    finish(args, &report)
+}
+
+fn finish(args: &Args, report: &Report) -> anyhow::Result<bool> {
     print!("{}", report.render_table());
-    cli::write_reports(&report, args.junit.as_deref(), args.json.as_deref())?;
+    cli::write_reports(report, args.junit.as_deref(), args.json.as_deref())?;
     Ok(report.passed())
 }
 
@@ -99,12 +128,22 @@ fn certify_reference_server(args: &Args, runtime: &tokio::runtime::Runtime) -> a
     let server = Server::start(&binary, dir.path(), &admin_secret)?;
     eprintln!("realtime-server is listening on {} (data in {})", server.base_url, dir.path().display());
     let result = runtime.block_on(async {
-        let funded = create_account(&server.base_url, &admin_secret, FUNDED_BALANCE).await?;
-        let zero = create_account(&server.base_url, &admin_secret, 0).await?;
-        let mut config = Config::new(&server.base_url, funded);
-        config.zero_credit_api_key = Some(zero);
-        config.dev_checkout = true;
-        certify(args, config).await
+        match args.profile {
+            Profile::Realtime => {
+                let (_, funded) = create_account(&server.base_url, &admin_secret, FUNDED_BALANCE).await?;
+                let (_, zero) = create_account(&server.base_url, &admin_secret, 0).await?;
+                let mut config = Config::new(&server.base_url, funded);
+                config.zero_credit_api_key = Some(zero);
+                config.dev_checkout = true;
+                certify(args, config).await
+            }
+            Profile::Pusher => {
+                let mut config = PusherConfig::new(&server.base_url, dev_pusher_app());
+                config.webhooks = Some(webhook_app(&server.base_url, &admin_secret).await?);
+                config.progress = args.verbose;
+                certify_pusher(args, config).await
+            }
+        }
     });
     if result.is_err() {
         server.print_log_tail();
@@ -113,21 +152,52 @@ fn certify_reference_server(args: &Args, runtime: &tokio::runtime::Runtime) -> a
     result
 }
 
-/// `POST /admin/v1/accounts`: a new account with `balance`; returns its API key.
-async fn create_account(base_url: &str, admin_secret: &str, balance: i64) -> anyhow::Result<String> {
+/// The app every fresh reference server gives its dev account (`vendors.pusher`).
+fn dev_pusher_app() -> App {
+    App { app_id: "1".to_owned(), key: "dev-pusher-key".to_owned(), secret: "dev-pusher-secret".to_owned() }
+}
+
+/// A webhook receiver on a free loopback port, and a new funded account's Pusher app
+/// whose `webhook_url` is that receiver (`POST /admin/v1/pusher/apps`).
+async fn webhook_app(base_url: &str, admin_secret: &str) -> anyhow::Result<Webhooks> {
+    let receiver = WebhookReceiver::bind("127.0.0.1:0").await.context("starting the webhook receiver")?;
+    let (account_id, _) = create_account(base_url, admin_secret, FUNDED_BALANCE).await?;
+    let body = json!({ "account_id": account_id, "webhook_url": receiver.url() });
+    let app = admin_post(base_url, admin_secret, "/admin/v1/pusher/apps", &body).await?;
+    let field = |name: &str| -> anyhow::Result<String> {
+        match &app[name] {
+            Value::String(text) => Ok(text.clone()),
+            Value::Number(number) => Ok(number.to_string()),
+            _ => bail!("the admin response has no {name}"),
+        }
+    };
+    let app = App { app_id: field("app_id")?, key: field("key")?, secret: field("secret")? };
+    Ok(Webhooks { receiver, app })
+}
+
+/// `POST /admin/v1/accounts`: a new account with `balance`; returns its id and API key.
+async fn create_account(base_url: &str, admin_secret: &str, balance: i64) -> anyhow::Result<(String, String)> {
+    let body = admin_post(base_url, admin_secret, "/admin/v1/accounts", &json!({ "balance": balance })).await?;
+    let account_id = body["account_id"].as_str().context("the admin response has no account_id")?;
+    let api_key = body["api_key"].as_str().context("the admin response has no api_key")?;
+    Ok((account_id.to_owned(), api_key.to_owned()))
+}
+
+/// A call of the admin API; returns the JSON answer.
+async fn admin_post(base_url: &str, admin_secret: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
     let response = reqwest::Client::new()
-        .post(format!("{base_url}/admin/v1/accounts"))
+        .post(format!("{base_url}{path}"))
         .bearer_auth(admin_secret)
-        .json(&json!({ "balance": balance }))
+        .json(body)
         .send()
         .await
-        .context("POST /admin/v1/accounts")?;
+        .with_context(|| format!("POST {path}"))?;
     let status = response.status();
     let body: Value = response.json().await.context("reading the admin response")?;
     if !status.is_success() {
-        bail!("POST /admin/v1/accounts: {status}: {body}");
+        bail!("POST {path}: {status}: {body}");
     }
-    body["api_key"].as_str().map(str::to_owned).context("the admin response has no api_key")
+    Ok(body)
 }
 
 /// The reference server as a child process; killed when dropped.

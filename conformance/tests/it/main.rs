@@ -2,5 +2,6 @@
 //! targets (a tampering proxy in front of it) that each class of check must catch.
 
 mod broken;
+mod pusher;
 mod reference;
 mod support;

@@ -16,7 +16,7 @@ async fn reference_server_passes_every_check() {
             Outcome::Skip(reason) => panic!("{} was skipped ({reason}) with every key given\n{table}", check.id),
         }
     }
-    for kind in Kind::ALL {
+    for kind in Kind::ALL.into_iter().filter(|kind| !kind.is_pusher()) {
         assert!(report.summary_of(kind).passed > 0, "no {} check passed\n{table}", kind.as_str());
     }
 }

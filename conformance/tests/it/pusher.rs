@@ -1,0 +1,103 @@
+//! The Pusher profile against the reference server, and against a target that accepts
+//! what Pusher refuses.
+
+use std::time::Duration;
+
+use realtime_conformance::Outcome;
+use realtime_conformance::pusher::{App, PusherConfig, WebhookReceiver, Webhooks};
+use serde_json::{Value, json};
+
+use crate::support::{ProxyResponse, Tamper, Target, failure};
+
+/// The app every fresh reference server gives its dev account.
+fn dev_app() -> App {
+    App { app_id: "1".to_owned(), key: "dev-pusher-key".to_owned(), secret: "dev-pusher-secret".to_owned() }
+}
+
+async fn admin(target: &Target, path: &str, body: &Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", target.server.base_url()))
+        .bearer_auth(target.server.admin_secret())
+        .json(body)
+        .send()
+        .await
+        .expect("the admin API answers");
+    assert!(response.status().is_success(), "POST {path}: {}", response.status());
+    response.json().await.expect("a JSON answer")
+}
+
+/// A receiver, and a new account's app whose webhooks go to it.
+async fn webhooks(target: &Target) -> Webhooks {
+    let receiver = WebhookReceiver::bind("127.0.0.1:0").await.expect("the receiver listens");
+    let account = admin(target, "/admin/v1/accounts", &json!({"balance": 2_000_000})).await;
+    let body = json!({"account_id": account["account_id"], "webhook_url": receiver.url()});
+    let app = admin(target, "/admin/v1/pusher/apps", &body).await;
+    let app = App {
+        app_id: app["app_id"].to_string().trim_matches('"').to_owned(),
+        key: app["key"].as_str().expect("a key").to_owned(),
+        secret: app["secret"].as_str().expect("a secret").to_owned(),
+    };
+    Webhooks { receiver, app }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_server_passes_every_pusher_check() {
+    let target = Target::reference().await;
+    let mut config = PusherConfig::new(&target.base_url, dev_app());
+    config.webhooks = Some(webhooks(&target).await);
+    let report = realtime_conformance::pusher::run(&config).await.expect("the harness runs");
+    let table = report.render_table();
+    assert!(report.checks.len() >= 25, "{table}");
+    for check in &report.checks {
+        assert!(check.kind.is_pusher(), "{} is not a Pusher check\n{table}", check.id);
+        match &check.outcome {
+            Outcome::Pass => {}
+            Outcome::Fail(mismatch) => panic!("{} failed: {mismatch}\n{table}", check.id),
+            Outcome::Skip(reason) => panic!("{} was skipped ({reason})\n{table}", check.id),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_receiver_the_webhook_checks_say_why_they_skip() {
+    let target = Target::reference().await;
+    let report = realtime_conformance::pusher::run(&PusherConfig::new(&target.base_url, dev_app()))
+        .await
+        .expect("the harness runs");
+    let skipped: Vec<_> = report.checks.iter().filter(|check| matches!(check.outcome, Outcome::Skip(_))).collect();
+    assert_eq!(skipped.len(), 2, "{}", report.render_table());
+    for check in skipped {
+        assert!(check.id.starts_with("pusher-webhook/"), "{}", check.id);
+        let Outcome::Skip(reason) = &check.outcome else { unreachable!() };
+        assert!(reason.contains("--webhook-listen"), "{reason}");
+    }
+    assert!(report.passed(), "{}", report.render_table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_takes_wrong_signatures_fails_the_pusher_profile() {
+    // Every refusal of the HTTP API becomes a success, as if signatures were not checked.
+    let target = Target::broken(|_| {
+        Tamper::after(|request, response| {
+            if request.path.starts_with("/apps/") && response.status == 401 {
+                *response = ProxyResponse::json(200, "application/json", &json!({}));
+            }
+        })
+    })
+    .await;
+    let mut config = PusherConfig::new(&target.base_url, dev_app());
+    config.live_bound = Duration::from_secs(2);
+    let report = realtime_conformance::pusher::run(&config).await.expect("the harness runs");
+    assert!(!report.passed());
+    for id in [
+        "pusher-http/a wrong auth_signature is 401",
+        "pusher-http/an auth_timestamp an hour old is 401",
+        "pusher-http/a body_md5 of another body is 401",
+    ] {
+        let mismatch = failure(&report, id);
+        assert!(mismatch.contains("status 200") && mismatch.contains("expected 401"), "{mismatch}");
+    }
+    // What the proxy does not touch still passes.
+    let check = report.check("pusher-http/a signed trigger to one channel is 200 {}").expect("the trigger check ran");
+    assert_eq!(check.outcome, Outcome::Pass);
+}
