@@ -86,6 +86,11 @@ impl Lifecycles {
         self.accounts.write().expect("accounts lock").insert(account_id.to_owned());
     }
 
+    /// Whether any account is watched (else a sweep over the channels is wasted).
+    pub fn any_watched(&self) -> bool {
+        self.watcher.get().is_some() && !self.accounts.read().expect("accounts lock").is_empty()
+    }
+
     /// Whether changes of the account are handed over.
     pub fn is_watched(&self, account_id: &str) -> bool {
         self.watcher.get().is_some() && self.accounts.read().expect("accounts lock").contains(account_id)

@@ -104,6 +104,9 @@ async fn sweep_occupancy(service: Arc<Service>) {
             refresh_accounts(&service).await;
             refreshed = tokio::time::Instant::now();
         }
+        if occupied.is_empty() && !service.hub.lifecycle.any_watched() {
+            continue;
+        }
         let now: HashSet<ChannelKey> = service
             .hub
             .subscriber_counts()
