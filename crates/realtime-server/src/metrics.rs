@@ -32,6 +32,13 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// The labels of a broker call's latency.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The call (`publish`, `join`, `leave`, `members`, `subscriber_count`, `ping`).
+    pub call: &'static str,
+}
+
 /// The labels of a closed socket.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CloseLabels {
@@ -62,6 +69,8 @@ pub struct Metrics {
     pub insufficient_credit: Counter,
     /// Micro-USD charged for operations of this node.
     pub credit_charged: Counter<u64, AtomicU64>,
+    /// Broker call latency, by call.
+    pub broker_seconds: Family<CallLabels, Histogram>,
     /// Pusher webhooks a receiver accepted (2xx).
     pub webhooks_delivered: Counter,
     /// Pusher webhook attempts that failed (to be retried or given up).
@@ -103,6 +112,10 @@ impl Default for Metrics {
         );
         let credit_charged = Counter::<u64, AtomicU64>::default();
         registry.register("credit_charged_micro_usd", "Micro-USD charged by this node", credit_charged.clone());
+        let broker_seconds = Family::<CallLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0001, 2.0, 16))) as fn() -> Histogram,
+        );
+        registry.register("broker_call_duration_seconds", "Broker call latency, by call", broker_seconds.clone());
         let webhooks_delivered = Counter::default();
         registry.register("webhooks_delivered", "Pusher webhooks a receiver accepted", webhooks_delivered.clone());
         let webhooks_failed = Counter::default();
@@ -125,6 +138,7 @@ impl Default for Metrics {
             idempotent_replays,
             insufficient_credit,
             credit_charged,
+            broker_seconds,
             webhooks_delivered,
             webhooks_failed,
             webhooks_given_up,
@@ -144,6 +158,11 @@ impl Metrics {
         if status == 402 {
             self.insufficient_credit.inc();
         }
+    }
+
+    /// Records how long a broker call took.
+    pub fn broker_call(&self, call: &'static str, started: std::time::Instant) {
+        self.broker_seconds.get_or_create(&CallLabels { call }).observe(started.elapsed().as_secs_f64());
     }
 
     /// Counts a closed socket.

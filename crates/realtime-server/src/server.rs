@@ -207,6 +207,8 @@ impl RunningServer {
             url if url.starts_with("redis://") => RedisBroker::connect(&config, hub.clone(), &kill).await?,
             other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" or redis://<host>:<port>"),
         };
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let broker: Arc<dyn Broker> = crate::broker::timed::Timed::new(broker, metrics.clone());
         let config_rate_limit = config.rate_limit;
         let service = Arc::new(Service {
             tokens: TokenKeys::new(&secret),
@@ -219,7 +221,7 @@ impl RunningServer {
             kill,
             rate_limiter: crate::service::rate_limiter(&config_rate_limit),
             known_keys: Default::default(),
-            metrics: Default::default(),
+            metrics,
         });
         // The setting is the guard: of several nodes starting on one empty store, exactly
         // one creates the dev account.

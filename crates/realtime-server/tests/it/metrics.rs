@@ -60,5 +60,7 @@ async fn metrics_count_the_traffic_and_name_no_channel_or_account() {
     let ok = "realtime_http_requests_total{route=\"/v1/realtime/publish\",method=\"POST\",status=\"200\"}";
     assert_eq!(sample(&after, ok), 5.0, "the replay is a request too");
     assert_eq!(sample(&after, "realtime_connections"), 0.0);
+    let broker_publishes = "realtime_broker_call_duration_seconds_count{call=\"publish\"}";
+    assert_eq!(sample(&after, broker_publishes), 4.0, "one broker publish per message");
     assert!(!after.contains("secret-room-name") && !after.contains("acct_"), "labels are bounded:\n{after}");
 }
