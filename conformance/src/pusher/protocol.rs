@@ -34,10 +34,19 @@ const CLOSE_APP_DOES_NOT_EXIST: u16 = 4001;
 
 const SUCCEEDED: &str = "pusher_internal:subscription_succeeded";
 
-/// A connected socket and its id.
+/// A connected socket, its id and the activity timeout it was given.
 struct Client {
     socket: Socket,
     socket_id: String,
+    activity_timeout: u64,
+}
+
+/// Connects with the run's app key.
+async fn connect_client(run: &Run) -> Result<Client, String> {
+    let (socket, data) = connect(run, &run.config.app.key).await?;
+    let socket_id = data["socket_id"].as_str().unwrap_or_default().to_owned();
+    let activity_timeout = data["activity_timeout"].as_u64().unwrap_or(0);
+    Ok(Client { socket, socket_id, activity_timeout })
 }
 
 pub(super) async fn run(run: &Run) {
@@ -49,20 +58,21 @@ pub(super) async fn run(run: &Run) {
 
     let started = Instant::now();
     let result = async {
-        let (socket, data) = connect(run, &app.key).await?;
-        let socket_id = data["socket_id"].as_str().unwrap_or_default().to_owned();
-        if !is_socket_id(&socket_id) {
-            return Err(format!("socket_id is {}, expected digits.digits", data["socket_id"]));
+        let client = connect_client(run).await?;
+        if !is_socket_id(&client.socket_id) {
+            return Err(format!("socket_id is {:?}, expected digits.digits", client.socket_id));
         }
-        if data["activity_timeout"].as_u64().unwrap_or(0) == 0 {
-            return Err(format!(
-                "activity_timeout is {}, expected a positive number of seconds",
-                data["activity_timeout"]
-            ));
+        if client.activity_timeout == 0 {
+            return Err("activity_timeout is missing or 0, expected a positive number of seconds".to_owned());
         }
-        Ok(Client { socket, socket_id })
+        Ok(client)
     }
     .await;
+    // The second socket is a setup step: the first one shows whether connecting works.
+    let second = match &result {
+        Ok(_) => connect_client(run).await.map_err(|err| format!("a second socket could not connect: {err}")),
+        Err(_) => Err("no socket could connect (see the connection_established check)".to_owned()),
+    };
     let Some(mut a) = keep(run, ESTABLISHED, started, result) else {
         for id in [
             PING,
@@ -83,6 +93,10 @@ pub(super) async fn run(run: &Run) {
         }
         unknown_key(run).await;
         return;
+    };
+    let (mut b, no_second) = match second {
+        Ok(client) => (Some(client), String::new()),
+        Err(why) => (None, why),
     };
 
     let started = Instant::now();
@@ -109,55 +123,60 @@ pub(super) async fn run(run: &Run) {
     run.record(PUBLIC, KIND, started, result);
 
     let started = Instant::now();
-    let mut b: Option<Client> = None;
-    let result = async {
-        if !public_ok {
-            return Err("the public subscription failed (see its check)".to_owned());
+    let mut excluded_ok = false;
+    match (public_ok, b.as_mut()) {
+        (false, _) => run.skip(EXCLUDED, KIND, "the public subscription failed (see its check)"),
+        (true, None) => run.skip(EXCLUDED, KIND, &no_second),
+        (true, Some(other)) => {
+            let result = async {
+                subscribe(&mut other.socket, &public, None, None, bound).await?;
+                trigger(run, &public, "conformance-excluded", "{}", Some(&a.socket_id)).await?;
+                let frame = next_event(&mut other.socket, &public, bound)
+                    .await
+                    .map_err(|err| format!("the other subscriber: {err}"))?;
+                if frame["event"] != "conformance-excluded" {
+                    return Err(format!("the other subscriber received {frame}, expected conformance-excluded"));
+                }
+                // The excluded socket's next event must be the one that follows, not the excluded one.
+                trigger(run, &public, "conformance-marker", "{}", None).await?;
+                let frame = next_event(&mut a.socket, &public, bound).await?;
+                if frame["event"] != "conformance-marker" {
+                    return Err(format!(
+                        "the excluded socket received {}, expected only the next event",
+                        frame["event"]
+                    ));
+                }
+                Ok(())
+            }
+            .await;
+            excluded_ok = result.is_ok();
+            run.record(EXCLUDED, KIND, started, result);
         }
-        let (socket, data) = connect(run, &app.key).await?;
-        let mut client = Client { socket, socket_id: data["socket_id"].as_str().unwrap_or_default().to_owned() };
-        subscribe(&mut client.socket, &public, None, None, bound).await?;
-        trigger(run, &public, "conformance-excluded", "{}", Some(&a.socket_id)).await?;
-        let frame = next_event(&mut client.socket, &public, bound).await;
-        b = Some(client);
-        let frame = frame.map_err(|err| format!("the other subscriber: {err}"))?;
-        if frame["event"] != "conformance-excluded" {
-            return Err(format!("the other subscriber received {frame}, expected conformance-excluded"));
-        }
-        // The excluded socket's next event must be the one that follows, not the excluded one.
-        trigger(run, &public, "conformance-marker", "{}", None).await?;
-        let frame = next_event(&mut a.socket, &public, bound).await?;
-        if frame["event"] != "conformance-marker" {
-            return Err(format!("the excluded socket received {}, expected only the next event", frame["event"]));
-        }
-        Ok(())
     }
-    .await;
-    run.record(EXCLUDED, KIND, started, result);
 
     let started = Instant::now();
-    let result = async {
-        if !public_ok {
-            return Err("the public subscription failed (see its check)".to_owned());
+    if excluded_ok {
+        let result = async {
+            let path = format!("/channels/{public}");
+            let response = run.api("GET", &path, &[("info", "subscription_count")], None).await?;
+            let body = expect_status(&format!("GET {path}?info=subscription_count"), &response, 200)?;
+            if body["occupied"] != json!(true) || body["subscription_count"] != json!(2) {
+                return Err(format!("GET {path}: {body}, expected occupied true and subscription_count 2"));
+            }
+            let nobody = run.name("nobody");
+            let path = format!("/channels/{nobody}");
+            let response = run.api("GET", &path, &[], None).await?;
+            let body = expect_status(&format!("GET {path}"), &response, 200)?;
+            if body["occupied"] != json!(false) {
+                return Err(format!("GET {path} (a channel nobody is subscribed to): {body}, expected occupied false"));
+            }
+            Ok(())
         }
-        let path = format!("/channels/{public}");
-        let response = run.api("GET", &path, &[("info", "subscription_count")], None).await?;
-        let body = expect_status(&format!("GET {path}?info=subscription_count"), &response, 200)?;
-        let expected = if b.is_some() { 2 } else { 1 };
-        if body["occupied"] != json!(true) || body["subscription_count"] != json!(expected) {
-            return Err(format!("GET {path}: {body}, expected occupied true and subscription_count {expected}"));
-        }
-        let nobody = run.name("nobody");
-        let path = format!("/channels/{nobody}");
-        let response = run.api("GET", &path, &[], None).await?;
-        let body = expect_status(&format!("GET {path}"), &response, 200)?;
-        if body["occupied"] != json!(false) {
-            return Err(format!("GET {path} (a channel nobody is subscribed to): {body}, expected occupied false"));
-        }
-        Ok(())
+        .await;
+        run.record(CHANNEL_INFO, Kind::PusherHttp, started, result);
+    } else {
+        run.skip(CHANNEL_INFO, Kind::PusherHttp, "two sockets did not subscribe (see the socket_id exclusion check)");
     }
-    .await;
-    run.record(CHANNEL_INFO, Kind::PusherHttp, started, result);
 
     let started = Instant::now();
     let result = async {
@@ -169,59 +188,60 @@ pub(super) async fn run(run: &Run) {
     run.record(PRIVATE, KIND, started, result);
 
     let started = Instant::now();
-    let result = async {
-        let Some(client) = b.as_mut() else {
-            return Err("no second socket (see the socket_id exclusion check)".to_owned());
-        };
-        let wrong = App { secret: "not-the-secret-of-this-app".to_owned(), ..app.clone() };
-        let auth = signing::channel_auth(&wrong, &client.socket_id, &private, None);
-        match subscribe(&mut client.socket, &private, Some(auth), None, bound).await {
-            Ok(_) => Err(format!("{SUCCEEDED} for a signature made with another secret")),
-            Err(Refused::Refused(_)) => Ok(()),
-            Err(Refused::Other(err)) => Err(err),
+    match b.as_mut() {
+        None => run.skip(PRIVATE_REFUSED, KIND, &no_second),
+        Some(other) => {
+            let result = async {
+                let wrong = App { secret: "not-the-secret-of-this-app".to_owned(), ..app.clone() };
+                let auth = signing::channel_auth(&wrong, &other.socket_id, &private, None);
+                match subscribe(&mut other.socket, &private, Some(auth), None, bound).await {
+                    Ok(_) => Err(format!("{SUCCEEDED} for a signature made with another secret")),
+                    Err(Refused::Refused(_)) => Ok(()),
+                    Err(Refused::Other(err)) => Err(err),
+                }
+            }
+            .await;
+            run.record(PRIVATE_REFUSED, KIND, started, result);
         }
     }
-    .await;
-    run.record(PRIVATE_REFUSED, KIND, started, result);
 
     let started = Instant::now();
-    let result = async {
-        if !private_ok {
-            return Err("the private subscription failed (see its check)".to_owned());
+    let mut client_event_ok = false;
+    match (private_ok, b.as_mut()) {
+        (false, _) => run.skip(CLIENT_EVENT, KIND, "the private subscription failed (see its check)"),
+        (true, None) => run.skip(CLIENT_EVENT, KIND, &no_second),
+        (true, Some(other)) => {
+            let result = async {
+                let auth = signing::channel_auth(app, &other.socket_id, &private, None);
+                subscribe(&mut other.socket, &private, Some(auth), None, bound).await?;
+                let data = json!({"text": "hello"});
+                a.socket.send(&json!({"event": "client-conformance", "channel": private, "data": data})).await?;
+                let frame = next_event(&mut other.socket, &private, bound).await?;
+                if frame["event"] != "client-conformance" || data_of(&frame) != data {
+                    return Err(format!("received {frame}, expected client-conformance with data {data}"));
+                }
+                Ok(())
+            }
+            .await;
+            client_event_ok = result.is_ok();
+            run.record(CLIENT_EVENT, KIND, started, result);
         }
-        let Some(client) = b.as_mut() else {
-            return Err("no second socket (see the socket_id exclusion check)".to_owned());
-        };
-        let auth = signing::channel_auth(app, &client.socket_id, &private, None);
-        subscribe(&mut client.socket, &private, Some(auth), None, bound).await?;
-        let data = json!({"text": "hello"});
-        a.socket.send(&json!({"event": "client-conformance", "channel": private, "data": data})).await?;
-        let frame = next_event(&mut client.socket, &private, bound).await?;
-        if frame["event"] != "client-conformance" || data_of(&frame) != data {
-            return Err(format!("received {frame}, expected client-conformance with data {data}"));
-        }
-        Ok(())
     }
-    .await;
-    let client_event_ok = result.is_ok();
-    run.record(CLIENT_EVENT, KIND, started, result);
 
     let started = Instant::now();
-    let result = async {
-        if !client_event_ok {
-            return Err("the client event was not delivered (see its check)".to_owned());
+    if client_event_ok {
+        let result = async {
+            trigger(run, &private, "conformance-marker", "{}", None).await?;
+            let frame = next_event(&mut a.socket, &private, bound).await?;
+            if frame["event"] != "conformance-marker" {
+                return Err(format!("the sender received {}, expected only the next event", frame["event"]));
+            }
+            Ok(())
         }
-        trigger(run, &private, "conformance-marker", "{}", None).await?;
-        let frame = next_event(&mut a.socket, &private, bound).await?;
-        if frame["event"] != "conformance-marker" {
-            return Err(format!("the sender received {}, expected only the next event", frame["event"]));
-        }
-        Ok(())
-    }
-    .await;
-    run.record(NOT_ECHOED, KIND, started, result);
-    if let Some(client) = b.take() {
-        client.socket.close(bound).await;
+        .await;
+        run.record(NOT_ECHOED, KIND, started, result);
+    } else {
+        run.skip(NOT_ECHOED, KIND, "no client event was delivered (see its check)");
     }
 
     let user_a = run.name("user-a");
@@ -240,95 +260,102 @@ pub(super) async fn run(run: &Run) {
     run.record(PRESENCE, KIND, started, result);
 
     let started = Instant::now();
-    let result = async {
-        if !presence_ok {
-            return Err("the presence subscription failed (see its check)".to_owned());
+    let mut added_ok = false;
+    match (presence_ok, b.as_mut()) {
+        (false, _) => run.skip(MEMBER_ADDED, KIND, "the presence subscription failed (see its check)"),
+        (true, None) => run.skip(MEMBER_ADDED, KIND, &no_second),
+        (true, Some(other)) => {
+            let result = async {
+                join(other, app, &presence, &user_b, bound).await?;
+                let frame = a
+                    .socket
+                    .expect("pusher_internal:member_added", bound, |frame| {
+                        frame["event"] == "pusher_internal:member_added" && frame["channel"] == json!(presence)
+                    })
+                    .await?;
+                let data = data_of(&frame);
+                if data["user_id"] != json!(user_b) || data["user_info"] != json!({"name": user_b}) {
+                    return Err(format!("member_added has {data}, expected user_id {user_b} and its user_info"));
+                }
+                Ok(())
+            }
+            .await;
+            added_ok = result.is_ok();
+            run.record(MEMBER_ADDED, KIND, started, result);
         }
-        let (socket, data) = connect(run, &app.key).await?;
-        let mut client = Client { socket, socket_id: data["socket_id"].as_str().unwrap_or_default().to_owned() };
-        let joined = join(&mut client, app, &presence, &user_b, bound).await;
-        b = Some(client);
-        joined?;
-        let frame = a
-            .socket
-            .expect("pusher_internal:member_added", bound, |frame| {
-                frame["event"] == "pusher_internal:member_added" && frame["channel"] == json!(presence)
-            })
-            .await?;
-        let data = data_of(&frame);
-        if data["user_id"] != json!(user_b) || data["user_info"] != json!({"name": user_b}) {
-            return Err(format!("member_added has {data}, expected user_id {user_b} and its user_info"));
-        }
-        Ok(())
     }
-    .await;
-    let added_ok = result.is_ok();
-    run.record(MEMBER_ADDED, KIND, started, result);
 
     let started = Instant::now();
-    let result = async {
-        if !presence_ok {
-            return Err("the presence subscription failed (see its check)".to_owned());
+    if presence_ok {
+        let result = async {
+            let prefix = format!("presence-conf-{}", run.run_id);
+            let response = run.api("GET", "/channels", &[("filter_by_prefix", &prefix)], None).await?;
+            let body = expect_status(&format!("GET /channels?filter_by_prefix={prefix}"), &response, 200)?;
+            let Some(channels) = body["channels"].as_object() else {
+                return Err(format!("GET /channels: {body}, expected an object `channels`"));
+            };
+            if !channels.contains_key(&presence) {
+                return Err(format!("GET /channels: {body} does not list the occupied {presence}"));
+            }
+            if let Some(other) = channels.keys().find(|name| !name.starts_with(&prefix)) {
+                return Err(format!("GET /channels?filter_by_prefix={prefix} lists {other}"));
+            }
+            Ok(())
         }
-        let prefix = format!("presence-conf-{}", run.run_id);
-        let response = run.api("GET", "/channels", &[("filter_by_prefix", &prefix)], None).await?;
-        let body = expect_status(&format!("GET /channels?filter_by_prefix={prefix}"), &response, 200)?;
-        let Some(channels) = body["channels"].as_object() else {
-            return Err(format!("GET /channels: {body}, expected an object `channels`"));
-        };
-        if !channels.contains_key(&presence) {
-            return Err(format!("GET /channels: {body} does not list the occupied {presence}"));
-        }
-        if let Some(other) = channels.keys().find(|name| !name.starts_with(&prefix)) {
-            return Err(format!("GET /channels?filter_by_prefix={prefix} lists {other}"));
-        }
-        Ok(())
+        .await;
+        run.record(CHANNEL_LIST, Kind::PusherHttp, started, result);
+    } else {
+        run.skip(CHANNEL_LIST, Kind::PusherHttp, "the presence subscription failed (see its check)");
     }
-    .await;
-    run.record(CHANNEL_LIST, Kind::PusherHttp, started, result);
 
     let started = Instant::now();
-    let result = async {
-        if !added_ok {
-            return Err("the second member did not join (see the member_added check)".to_owned());
+    if added_ok {
+        let result = async {
+            let path = format!("/channels/{presence}/users");
+            let response = run.api("GET", &path, &[], None).await?;
+            let body = expect_status(&format!("GET {path}"), &response, 200)?;
+            let ids: BTreeSet<&str> = body["users"]
+                .as_array()
+                .map(|users| users.iter().filter_map(|user| user["id"].as_str()).collect())
+                .unwrap_or_default();
+            let expected = BTreeSet::from([user_a.as_str(), user_b.as_str()]);
+            if ids != expected {
+                return Err(format!("GET {path}: {body}, expected the users {expected:?}"));
+            }
+            Ok(())
         }
-        let path = format!("/channels/{presence}/users");
-        let response = run.api("GET", &path, &[], None).await?;
-        let body = expect_status(&format!("GET {path}"), &response, 200)?;
-        let ids: BTreeSet<&str> = body["users"]
-            .as_array()
-            .map(|users| users.iter().filter_map(|user| user["id"].as_str()).collect())
-            .unwrap_or_default();
-        let expected = BTreeSet::from([user_a.as_str(), user_b.as_str()]);
-        if ids != expected {
-            return Err(format!("GET {path}: {body}, expected the users {expected:?}"));
-        }
-        Ok(())
+        .await;
+        run.record(USERS, Kind::PusherHttp, started, result);
+    } else {
+        run.skip(USERS, Kind::PusherHttp, "the second member did not join (see the member_added check)");
     }
-    .await;
-    run.record(USERS, Kind::PusherHttp, started, result);
 
     let started = Instant::now();
-    let result = async {
-        let Some(client) = b.take().filter(|_| added_ok) else {
-            return Err("the second member did not join (see the member_added check)".to_owned());
-        };
-        client.socket.close(bound).await;
-        // Pusher may wait a few seconds before it decides a member is gone.
-        let wait = bound.max(Duration::from_secs(10));
-        let frame = a
-            .socket
-            .expect("pusher_internal:member_removed", wait, |frame| {
-                frame["event"] == "pusher_internal:member_removed" && frame["channel"] == json!(presence)
-            })
-            .await?;
-        if data_of(&frame)["user_id"] != json!(user_b) {
-            return Err(format!("member_removed has {}, expected user_id {user_b}", data_of(&frame)));
+    match b.take().filter(|_| added_ok) {
+        None => run.skip(MEMBER_REMOVED, KIND, "the second member did not join (see the member_added check)"),
+        Some(other) => {
+            let result = async {
+                other.socket.close(bound).await;
+                // Pusher may wait a few seconds before it decides a member is gone.
+                let wait = bound.max(Duration::from_secs(10));
+                let frame = a
+                    .socket
+                    .expect("pusher_internal:member_removed", wait, |frame| {
+                        frame["event"] == "pusher_internal:member_removed" && frame["channel"] == json!(presence)
+                    })
+                    .await?;
+                if data_of(&frame)["user_id"] != json!(user_b) {
+                    return Err(format!("member_removed has {}, expected user_id {user_b}", data_of(&frame)));
+                }
+                Ok(())
+            }
+            .await;
+            run.record(MEMBER_REMOVED, KIND, started, result);
         }
-        Ok(())
     }
-    .await;
-    run.record(MEMBER_REMOVED, KIND, started, result);
+    if let Some(other) = b {
+        other.socket.close(bound).await;
+    }
     a.socket.close(bound).await;
 
     unknown_key(run).await;

@@ -59,7 +59,16 @@ pub(super) async fn run(run: &Run) {
         event["name"] == "channel_occupied" && event["channel"] == json!(channel)
     })
     .await;
+    let nothing_came = result.is_err() && webhooks.receiver.received().is_empty();
     run.record(OCCUPIED, KIND, started, result);
+    if nothing_came {
+        // Waiting for each of the others would only repeat that failure, slowly.
+        for id in &ALL[1..] {
+            run.skip(id, KIND, "no webhook arrived at all: is the app's webhook URL the receiver's?");
+        }
+        socket.close(bound).await;
+        return;
+    }
 
     let started = Instant::now();
     let result = expect(run, webhooks, "member_added", |event| {
