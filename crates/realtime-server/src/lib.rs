@@ -22,6 +22,7 @@ pub mod admin;
 pub mod broker;
 pub mod checkout;
 pub mod config;
+pub mod docs;
 pub mod gateway;
 pub mod hub;
 pub mod metrics;

@@ -48,6 +48,7 @@ pub fn app(service: Arc<Service>) -> Router {
         .merge(pusher::router(service.clone()))
         .merge(admin::router(service.clone()))
         .merge(checkout::router(service.clone()))
+        .merge(crate::docs::router())
         .merge(
             Router::new()
                 .route("/healthz", get(|| async { "ok" }))

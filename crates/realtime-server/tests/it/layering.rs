@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["broker"],
     &["service"],
     &["gateway", "pusher"],
-    &["admin", "checkout"],
+    &["admin", "checkout", "docs"],
     &["server"],
     &["testing"],
 ];

@@ -4,6 +4,7 @@
 mod broker_suite;
 mod cors;
 mod crash;
+mod docs;
 mod engines;
 mod layering;
 mod live;
