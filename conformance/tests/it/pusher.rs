@@ -101,3 +101,31 @@ async fn a_target_that_takes_wrong_signatures_fails_the_pusher_profile() {
     let check = report.check("pusher-http/a signed trigger to one channel is 200 {}").expect("the trigger check ran");
     assert_eq!(check.outcome, Outcome::Pass);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_echoes_client_events_fails_the_pusher_profile() {
+    // The proxy sends each client event back to its sender, as a careless server would.
+    let target = Target::broken(|_| {
+        Tamper::echo(|frame| {
+            let frame: Value = serde_json::from_str(frame).ok()?;
+            let event = frame["event"].as_str()?;
+            event.starts_with("client-").then(|| {
+                json!({"event": event, "channel": frame["channel"], "data": frame["data"].to_string()}).to_string()
+            })
+        })
+    })
+    .await;
+    let mut config = PusherConfig::new(&target.base_url, dev_app());
+    config.live_bound = Duration::from_secs(2);
+    let report = realtime_conformance::pusher::run(&config).await.expect("the harness runs");
+    let mismatch = failure(&report, "pusher-protocol/a client event is not echoed to its sender");
+    assert!(mismatch.contains("client-conformance"), "{mismatch}");
+    // Everything else goes through the proxy untouched, and passes.
+    let failed: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|check| matches!(check.outcome, Outcome::Fail(_)))
+        .map(|check| check.id.as_str())
+        .collect();
+    assert_eq!(failed, ["pusher-protocol/a client event is not echoed to its sender"], "{}", report.render_table());
+}

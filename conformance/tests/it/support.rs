@@ -5,12 +5,17 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
+use axum::extract::FromRequestParts;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
 use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
 use realtime_conformance::{Config, Report};
 use realtime_server::testing::TestServer;
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message as UpstreamMessage;
 
 /// A request as the proxy saw it.
 #[derive(Debug, Clone)]
@@ -64,23 +69,30 @@ impl ProxyResponse {
 
 type Before = dyn Fn(&mut ProxyRequest) -> Option<ProxyResponse> + Send + Sync;
 type After = dyn Fn(&ProxyRequest, &mut ProxyResponse) + Send + Sync;
+type Echo = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// How a broken target differs from the reference server: `before` may rewrite a request
-/// or answer it itself; `after` may rewrite the answer.
+/// or answer it itself; `after` may rewrite the answer; `echo` may answer a client's
+/// WebSocket text frame with a frame of its own (the client's frame still goes upstream).
 pub(crate) struct Tamper {
     pub(crate) before: Box<Before>,
     pub(crate) after: Box<After>,
+    pub(crate) echo: Box<Echo>,
 }
 
 impl Tamper {
     pub(crate) fn after(after: impl Fn(&ProxyRequest, &mut ProxyResponse) + Send + Sync + 'static) -> Tamper {
-        Tamper { before: Box::new(|_| None), after: Box::new(after) }
+        Tamper { before: Box::new(|_| None), after: Box::new(after), echo: Box::new(|_| None) }
     }
 
     pub(crate) fn before(
         before: impl Fn(&mut ProxyRequest) -> Option<ProxyResponse> + Send + Sync + 'static,
     ) -> Tamper {
-        Tamper { before: Box::new(before), after: Box::new(|_, _| {}) }
+        Tamper { before: Box::new(before), after: Box::new(|_, _| {}), echo: Box::new(|_| None) }
+    }
+
+    pub(crate) fn echo(echo: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Tamper {
+        Tamper { before: Box::new(|_| None), after: Box::new(|_, _| {}), echo: Box::new(echo) }
     }
 }
 
@@ -139,7 +151,15 @@ impl Target {
 }
 
 async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    if parts.headers.get("upgrade").is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket")) {
+        let path = parts.uri.path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_else(|| "/".to_owned());
+        let url = format!("ws://{}{path}", state.upstream.trim_start_matches("http://"));
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+            Ok(upgrade) => upgrade.on_upgrade(move |socket| relay(socket, url, state)),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
     let body = to_bytes(body, 16 * 1024 * 1024).await.map(|b| b.to_vec()).unwrap_or_default();
     let mut proxied = ProxyRequest {
         method: parts.method.to_string(),
@@ -198,5 +218,62 @@ pub(crate) fn failure<'a>(report: &'a Report, id: &str) -> &'a str {
     match &check.outcome {
         realtime_conformance::Outcome::Fail(mismatch) => mismatch,
         other => panic!("{id} should have failed, it is {other:?}\n{}", report.render_table()),
+    }
+}
+
+/// Relays a WebSocket between the harness and the upstream server, frame by frame,
+/// close codes included; `echo` may answer the client's text frames.
+async fn relay(client: WebSocket, url: String, state: Arc<ProxyState>) {
+    let Ok((upstream, _)) = tokio_tungstenite::connect_async(url.as_str()).await else { return };
+    let (mut up_tx, mut up_rx) = upstream.split();
+    let (mut client_tx, mut client_rx) = client.split();
+    loop {
+        tokio::select! {
+            from_client = client_rx.next() => {
+                let Some(Ok(message)) = from_client else {
+                    let _ = up_tx.close().await;
+                    return;
+                };
+                match message {
+                    WsMessage::Text(text) => {
+                        let echo = (state.tamper.echo)(text.as_str());
+                        if up_tx.send(UpstreamMessage::text(text.as_str())).await.is_err() {
+                            return;
+                        }
+                        if let Some(echo) = echo
+                            && client_tx.send(WsMessage::Text(echo.into())).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    WsMessage::Close(_) => {
+                        let _ = up_tx.close().await;
+                        return;
+                    }
+                    WsMessage::Binary(_) | WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                }
+            }
+            from_upstream = up_rx.next() => {
+                let Some(Ok(message)) = from_upstream else {
+                    let _ = client_tx.close().await;
+                    return;
+                };
+                let open = match message {
+                    UpstreamMessage::Text(text) => client_tx.send(WsMessage::Text(text.as_str().into())).await.is_ok(),
+                    UpstreamMessage::Close(frame) => {
+                        let frame = frame.map(|frame| CloseFrame {
+                            code: u16::from(frame.code),
+                            reason: frame.reason.as_str().into(),
+                        });
+                        let _ = client_tx.send(WsMessage::Close(frame)).await;
+                        false
+                    }
+                    _ => true,
+                };
+                if !open {
+                    return;
+                }
+            }
+        }
     }
 }
