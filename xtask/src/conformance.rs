@@ -81,7 +81,14 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             let config = args.pusher.config(base_url, args.verbose).await?;
             certify_pusher(&args, config).await
         })?,
-        (None, _) => certify_reference_server(&args, &runtime)?,
+        (None, _) => {
+            let pusher = &args.pusher;
+            let given = [&pusher.app_id, &pusher.key, &pusher.secret, &pusher.webhook_listen];
+            if given.iter().any(|value| value.is_some()) {
+                bail!("--app-id, --key, --secret and --webhook-listen name a target: give --base-url too");
+            }
+            certify_reference_server(&args, &runtime)?
+        }
     };
     if !passed {
         // The report already says what failed; an error here would only add a backtrace.
