@@ -2,7 +2,8 @@
 //!
 //! The harness knows the target through two things: a base URL with API keys, and the
 //! committed OpenAPI document. It never links the server's crates, so it certifies any
-//! implementation the same way it certifies ours.
+//! implementation the same way it certifies ours. Its Pusher profile ([`pusher`]) knows
+//! a Pusher-compatible target through a base URL and an app (id, key, secret) alone.
 //!
 //! Layout:
 //! - [`spec`]: the document, its operations and a response validator per status.

@@ -2,12 +2,14 @@
 //! protocol only (its signed HTTP API, protocol 7 over WebSocket, and its webhooks),
 //! never over this project's native API.
 //!
-//! - [`signing`]: request signatures, channel authorizations and webhook signatures,
+//! - `signing`: request signatures, channel authorizations and webhook signatures,
 //!   written from Pusher's documentation.
 //! - `http_api`: triggers, batches and the signing refusals.
 //! - `protocol`: sockets, subscriptions, exclusion, presence, client events, and the
 //!   HTTP API's channel list, channel info and presence users while sockets are there.
-//! - `webhooks`: a local receiver and the signed webhooks it must receive.
+//! - `receiver`: [`WebhookReceiver`], a small HTTP server on a local port that keeps what
+//!   it is sent.
+//! - `webhooks`: the signed webhooks the receiver must get.
 
 mod http_api;
 mod protocol;
