@@ -1,10 +1,13 @@
-//! Pusher's WebSocket protocol 7 at `/app/{key}?protocol=7`: what pusher-js speaks.
+//! Pusher's protocol 7: the session every transport runs ([`run`]), and its WebSocket
+//! transport at `/app/{key}?protocol=7`, what pusher-js speaks first. (Its HTTP fallback
+//! transports are in [`super::fallback`]; they run the same session.)
 //!
-//! A socket is a [`Connection`] of the hub like any other, marked as a Pusher one, so the
+//! A session is a [`Connection`] of the hub like any other, marked as a Pusher one, so the
 //! fan-out hands it each frame's Pusher encoding and skips it when it is the excluded
-//! socket. As in the native gateway, one task per socket runs a writer (the queue, close
+//! socket. As in the native gateway, one task per session runs a writer (the queue, close
 //! requests, shutdown) beside a reader (the client's frames, one at a time, and the
-//! heartbeat), and whichever ends first decides how the socket closes.
+//! heartbeat), and whichever ends first decides how the session closes. However it ends,
+//! it leaves the hub and every presence channel it joined.
 //!
 //! The heartbeat is Pusher's: after `activity_timeout` seconds without a frame from the
 //! client the server sends `pusher:ping`, and closes with 4201 when nothing comes within
@@ -28,8 +31,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use realtime_types::pusher::{
     CACHE_TTL_SECONDS, CLIENT_EVENT_PREFIX, ChannelData, ChannelKind, ClientEvent, CloseCode, DATA_MAX_BYTES,
-    EVENT_NAME_MAX_LEN, PRESENCE_MAX_MEMBERS, PROTOCOL_MIN_VERSION, PROTOCOL_VERSION, PresenceData, ServerEvent,
-    check_channel_name, data_text,
+    EVENT_NAME_MAX_LEN, PRESENCE_MAX_MEMBERS, PresenceData, ServerEvent, check_channel_name, data_text,
 };
 use realtime_types::ws::CloseCode as NativeCloseCode;
 use realtime_types::{Direction, PresenceMember};
@@ -38,8 +40,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::ensure_channels;
 use super::signing::{verify_channel_auth, verify_user_auth};
+use super::{Admission, Gone, Incoming, Inlet, Outlet, admit, ensure_channels};
 use crate::broker::{join_as, leave, leave_all};
 use crate::hub::lifecycle::Lifecycle;
 use crate::hub::{ChannelKey, Connection, Protocol};
@@ -54,27 +56,13 @@ const WRITE_BUFFER: usize = 8 * 1024;
 /// Most queued frames sent in one write.
 const WRITE_BATCH: usize = 64;
 /// Largest frame a client may send: a client event's 10 KB of data and its envelope.
-const MAX_CLIENT_MESSAGE: usize = 32 * 1024;
-/// Longest the server waits to send its last frames to a socket that may never drain.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MAX_CLIENT_MESSAGE: usize = 32 * 1024;
+/// Longest the server waits to send its last frames to a client that may never read them.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The protocol's route.
 pub fn router(service: Arc<Service>) -> Router {
     Router::new().route("/app/{key}", get(upgrade)).with_state(service)
-}
-
-/// The protocol version a client asked for, or why it cannot be served.
-fn check_version(protocol: Option<&String>) -> Result<(), (CloseCode, &'static str)> {
-    let Some(protocol) = protocol else {
-        return Err((CloseCode::NoProtocolVersion, "no protocol version given: connect with ?protocol=7"));
-    };
-    let Ok(version) = protocol.parse::<u32>() else {
-        return Err((CloseCode::InvalidVersion, "the protocol version is not a number"));
-    };
-    if !(PROTOCOL_MIN_VERSION..=PROTOCOL_VERSION).contains(&version) {
-        return Err((CloseCode::UnsupportedProtocolVersion, "unsupported protocol version: this server speaks 7"));
-    }
-    Ok(())
 }
 
 async fn upgrade(
@@ -84,50 +72,66 @@ async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    // The same origin rule as the native gateway, before the upgrade.
-    if let Some(origin) = headers.get(axum::http::header::ORIGIN)
-        && !origin.to_str().is_ok_and(|origin| service.config.gateway.allowed_origins.allows(origin))
-    {
-        let refusal = realtime_api::ApiError::forbidden("this page's origin may not open sockets on this server");
-        return axum::response::IntoResponse::into_response(refusal);
-    }
-    let admission = match check_version(params.get("protocol")) {
-        Err(refusal) => Err(refusal),
-        Ok(()) => match service.store.app_by_key(&key).await {
-            Ok(Some(app)) => Ok(app),
-            Ok(None) => Err((CloseCode::AppDoesNotExist, "no app has this key")),
-            Err(error) => {
-                tracing::warn!(%error, "pusher connect: store unavailable");
-                Err((CloseCode::OverCapacity, "the server cannot look up the app now; retry later"))
-            }
-        },
+    let admission = match admit(&service, &key, &params, &headers).await {
+        Admission::Admitted(app) => Ok(app),
+        Admission::Forbidden(refused) => return refused,
+        Admission::Refused(code, reason) => Err((code, reason)),
     };
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
+            let (mut sink, stream) = socket.split();
             match admission {
-                Ok(app) => run(socket, service, app).await,
-                Err((code, reason)) => refuse(socket, code, reason).await,
+                Ok(app) => run(service, app, stream, sink).await,
+                Err((code, reason)) => Outlet::close(&mut sink, Some((code, reason))).await,
             }
         })
 }
 
-/// The frames that end a socket: `pusher:error` with the code, then the close.
-fn goodbye(code: CloseCode, reason: &str) -> [Message; 2] {
-    let error = ServerEvent::Error { code: Some(code.code()), message: reason.to_owned() };
-    [
-        Message::Text(Utf8Bytes::from(error.to_json())),
-        Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) })),
-    ]
+impl Inlet for SplitStream<WebSocket> {
+    async fn next(&mut self) -> Option<Incoming> {
+        match StreamExt::next(self).await? {
+            Ok(Message::Text(text)) => Some(Incoming::Text(text)),
+            Ok(Message::Binary(_)) => Some(Incoming::Unreadable("binary frames are not supported")),
+            Ok(Message::Ping(_) | Message::Pong(_)) => Some(Incoming::Heartbeat),
+            Ok(Message::Close(_)) => Some(Incoming::Closed),
+            Err(error) => {
+                tracing::debug!(%error, "pusher socket read failed");
+                Some(Incoming::Unreadable("the frame could not be read (too large?)"))
+            }
+        }
+    }
 }
 
-async fn refuse(mut socket: WebSocket, code: CloseCode, reason: &str) {
-    for message in goodbye(code, reason) {
-        if socket.send(message).await.is_err() {
-            return;
-        }
+impl Outlet for SplitSink<WebSocket, Message> {
+    async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), Gone> {
+        SinkExt::feed(self, Message::Text(frame)).await.map_err(|_| Gone)
+    }
+
+    async fn flush(&mut self) -> Result<(), Gone> {
+        SinkExt::flush(self).await.map_err(|_| Gone)
+    }
+
+    async fn idle(&mut self) -> Gone {
+        // A socket that died is noticed by its reader.
+        std::future::pending().await
+    }
+
+    async fn close(&mut self, code: Option<(CloseCode, &str)>) {
+        let send = async {
+            match code {
+                Some((code, reason)) => {
+                    let error = ServerEvent::Error { code: Some(code.code()), message: reason.to_owned() };
+                    SinkExt::send(self, Message::Text(Utf8Bytes::from(error.to_json()))).await?;
+                    let frame = CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) };
+                    SinkExt::send(self, Message::Close(Some(frame))).await
+                }
+                None => SinkExt::close(self).await,
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, send).await;
     }
 }
 
@@ -148,21 +152,21 @@ fn close_code_of(code: NativeCloseCode) -> CloseCode {
     }
 }
 
-/// How a socket ended.
+/// How a session ended.
 enum End {
     /// Close with this code, after a `pusher:error` frame.
     Close(CloseCode, String),
-    /// The client sent a close frame: answer it and send nothing else.
+    /// The client closed the connection: answer it and send nothing else.
     ClosedByClient,
     /// The peer went away, or the node was killed.
     Gone,
 }
 
-/// What the reader knows of its socket beyond the hub's connection.
+/// What the reader knows of its session beyond the hub's connection.
 struct Session {
     app: AppRow,
     socket_id: String,
-    /// The user id of each presence channel the socket joined.
+    /// The user id of each presence channel the session joined.
     presence_user: HashMap<String, String>,
     /// Client events sent in the current second, and when that second started.
     client_events: (u32, Instant),
@@ -174,24 +178,29 @@ fn new_socket_id() -> String {
     format!("{a}.{b}")
 }
 
-async fn run(socket: WebSocket, service: Arc<Service>, app: AppRow) {
+/// Runs one session of `app` over a transport, from `pusher:connection_established` to
+/// its close; on the way out it leaves the hub and every presence it joined.
+pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut outlet: impl Outlet) {
     let socket_id = new_socket_id();
     let (outbound_tx, mut outbound) = mpsc::channel::<Utf8Bytes>(service.config.gateway.outbound_queue.max(1));
     let connection = Arc::new(Connection::pusher(app.account_id.clone(), socket_id.clone(), outbound_tx));
     service.hub.connect(connection.clone());
-    let (mut sink, mut stream) = socket.split();
     let established = ServerEvent::ConnectionEstablished {
         socket_id: socket_id.clone(),
         activity_timeout: service.config.pusher.activity_timeout_seconds,
     };
     let mut session = Session { app, socket_id, presence_user: HashMap::new(), client_events: (0, Instant::now()) };
 
-    let end = if sink.send(Message::Text(Utf8Bytes::from(established.to_json()))).await.is_err() {
+    let greeted = async {
+        outlet.feed(Utf8Bytes::from(established.to_json())).await?;
+        outlet.flush().await
+    };
+    let end = if tokio::select! { greeted = greeted => greeted.is_err(), _ = service.kill.cancelled() => true } {
         End::Gone
     } else {
         let finish = CancellationToken::new();
-        let mut writer = pin!(write(&mut sink, &mut outbound, &service, &connection));
-        let mut reader = pin!(read(&mut stream, &service, &connection, &mut session, &finish));
+        let mut writer = pin!(write(&mut outlet, &mut outbound, &service, &connection));
+        let mut reader = pin!(read(&mut inlet, &service, &connection, &mut session, &finish));
         let (end, reader_ended) = tokio::select! {
             end = &mut writer => (end, false),
             end = &mut reader => (end, true),
@@ -208,26 +217,16 @@ async fn run(socket: WebSocket, service: Arc<Service>, app: AppRow) {
     service.hub.disconnect(&connection);
     leave_all(service.broker.as_ref(), &connection).await;
     match end {
-        End::Close(code, reason) => {
-            let send = async {
-                for message in goodbye(code, &reason) {
-                    sink.send(message).await?;
-                }
-                Ok::<_, axum::Error>(())
-            };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, send).await;
-        }
-        End::ClosedByClient => {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-        }
+        End::Close(code, reason) => outlet.close(Some((code, &reason))).await,
+        End::ClosedByClient => outlet.close(None).await,
         End::Gone => {}
     }
 }
 
-/// The writing half: sends queued frames; ends when the socket is asked to close, the
-/// server shuts down or the node is killed.
+/// The writing half: sends queued frames; ends when the session is asked to close, the
+/// server shuts down, the node is killed or the transport says the client is gone.
 async fn write(
-    sink: &mut SplitSink<WebSocket, Message>,
+    outlet: &mut impl Outlet,
     outbound: &mut mpsc::Receiver<Utf8Bytes>,
     service: &Service,
     connection: &Connection,
@@ -243,12 +242,12 @@ async fn write(
             queued = outbound.recv() => {
                 let Some(frame) = queued else { return End::Gone };
                 let write = async {
-                    sink.feed(Message::Text(frame)).await?;
+                    outlet.feed(frame).await?;
                     for _ in 0..WRITE_BATCH {
                         let Ok(frame) = outbound.try_recv() else { break };
-                        sink.feed(Message::Text(frame)).await?;
+                        outlet.feed(frame).await?;
                     }
-                    sink.flush().await
+                    outlet.flush().await
                 };
                 tokio::select! {
                     sent = write => if sent.is_err() { return End::Gone },
@@ -256,6 +255,7 @@ async fn write(
                     _ = &mut kill => return End::Gone,
                 }
             }
+            Gone = outlet.idle() => return End::Gone,
             (code, reason) = &mut closed => return End::Close(close_code_of(code), reason),
             _ = &mut shutdown => {
                 return End::Close(CloseCode::ReconnectImmediately, "the server is shutting down".into());
@@ -267,7 +267,7 @@ async fn write(
 
 /// The reading half: handles frames one at a time, and pings a silent client.
 async fn read(
-    stream: &mut SplitStream<WebSocket>,
+    inlet: &mut impl Inlet,
     service: &Arc<Service>,
     connection: &Arc<Connection>,
     session: &mut Session,
@@ -284,7 +284,7 @@ async fn read(
         let incoming = tokio::select! {
             biased;
             _ = &mut finished => return End::Gone,
-            incoming = stream.next() => incoming,
+            incoming = inlet.next() => incoming,
             _ = &mut silence => {
                 if pinged {
                     return End::Close(CloseCode::PongNotReceived, "no pong within the pong timeout".into());
@@ -298,18 +298,12 @@ async fn read(
         pinged = false;
         silence.as_mut().reset(Instant::now() + activity);
         match incoming {
-            // Boxed: handling a frame needs a large future for a moment, and an idle socket
-            // should not carry its space.
-            Some(Ok(Message::Text(text))) => Box::pin(handle(service, connection, session, &text)).await,
-            Some(Ok(Message::Binary(_))) => {
-                return End::Close(CloseCode::Unauthorized, "binary frames are not supported".into());
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Close(_))) => return End::ClosedByClient,
-            Some(Err(error)) => {
-                tracing::debug!(%error, "pusher socket read failed");
-                return End::Close(CloseCode::Unauthorized, "the frame could not be read (too large?)".into());
-            }
+            // Boxed: handling a frame needs a large future for a moment, and an idle
+            // session should not carry its space.
+            Some(Incoming::Text(text)) => Box::pin(handle(service, connection, session, &text)).await,
+            Some(Incoming::Heartbeat) => {}
+            Some(Incoming::Closed) => return End::ClosedByClient,
+            Some(Incoming::Unreadable(why)) => return End::Close(CloseCode::Unauthorized, why.into()),
             None => return End::Gone,
         }
     }

@@ -13,6 +13,7 @@ mod messaging;
 mod metrics;
 mod multinode;
 mod pusher_cluster;
+mod pusher_fallback;
 mod pusher_http;
 mod pusher_libraries;
 mod pusher_socket;

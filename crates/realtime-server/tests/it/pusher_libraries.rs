@@ -1,7 +1,8 @@
 //! The real Pusher libraries are the test: pusher-js (its Node build) subscribes to
 //! public, private, presence, encrypted and cache channels of a running server, and receives
 //! what the Node `pusher` package and the Python `pusher` package trigger, with socket
-//! exclusion, batches, client events, presence and a native publish. The scenario is
+//! exclusion, batches, client events, presence and a native publish: over a WebSocket,
+//! and again over each of pusher-js's HTTP fallback transports. The scenario is
 //! `tests/pusher-js/scenario.js`; `.ci/run` installs its pinned packages (`npm ci`) and
 //! the Python package.
 
@@ -12,6 +13,21 @@ use crate::support::Env;
 
 #[tokio::test]
 async fn pusher_js_receives_what_the_node_and_python_libraries_trigger() {
+    run_scenario("ws").await;
+}
+
+#[tokio::test]
+async fn pusher_js_over_xhr_streaming_does_what_it_does_over_a_websocket() {
+    run_scenario("xhr_streaming").await;
+}
+
+#[tokio::test]
+async fn pusher_js_over_xhr_polling_does_what_it_does_over_a_websocket() {
+    run_scenario("xhr_polling").await;
+}
+
+/// Runs the scenario with pusher-js restricted to `transport`; every check must pass.
+async fn run_scenario(transport: &str) {
     let env = Env::start().await;
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pusher-js");
     assert!(
@@ -28,12 +44,15 @@ async fn pusher_js_receives_what_the_node_and_python_libraries_trigger() {
         .env("PUSHER_APP_ID", APP_ID)
         .env("PUSHER_KEY", KEY)
         .env("PUSHER_SECRET", SECRET)
+        .env("PUSHER_TRANSPORT", transport)
         .output()
         .await;
     let output = run.expect("node is needed for the pusher-js test (.ci/run installs it)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the pusher-js scenario failed:\n{stdout}\n{stderr}");
+    // Shown with --nocapture: the checks that passed, with their timings.
+    println!("over {transport}:\n{stdout}");
+    assert!(output.status.success(), "the pusher-js scenario over {transport} failed:\n{stdout}\n{stderr}");
     // Every check printed its line: a scenario cut short cannot pass silently.
     assert_eq!(stdout.lines().filter(|line| line.starts_with("ok  ")).count(), 12, "{stdout}");
 }

@@ -2,8 +2,11 @@
 // subscribes, and the Node `pusher` package and the Python `pusher` package trigger.
 // Run by tests/it/pusher_libraries.rs, which starts the server and passes, in the
 // environment: REALTIME_URL (http://127.0.0.1:PORT), REALTIME_API_KEY (the account's
-// native key), PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET. Exits non-zero, saying why, on
-// the first check that fails; prints one line per check that passes.
+// native key), PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET, and optionally PUSHER_TRANSPORT:
+// the one transport pusher-js may use, "ws" (the default), "xhr_streaming" or
+// "xhr_polling" (its HTTP fallbacks, at httpHost:httpPort under the default httpPath).
+// Exits non-zero, saying why, on the first check that fails; prints one line per check
+// that passes.
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -20,6 +23,7 @@ const env = (name) => {
 };
 const base = new URL(env("REALTIME_URL"));
 const apiKey = env("REALTIME_API_KEY");
+const transport = process.env.PUSHER_TRANSPORT || "ws";
 const app = { appId: env("PUSHER_APP_ID"), key: env("PUSHER_KEY"), secret: env("PUSHER_SECRET") };
 // Encrypted channels: the libraries share this key; the server never sees it.
 const encryptionMasterKeyBase64 = crypto.randomBytes(32).toString("base64");
@@ -36,9 +40,9 @@ const TIMEOUT_MS = 5000;
 const passed = (what) => console.log(`ok  ${what}`);
 
 /** Resolves with the first emission of `event` on `emitter`, or rejects after the timeout. */
-function next(emitter, event, what) {
+function next(emitter, event, what, timeoutMs = TIMEOUT_MS) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
     const handler = (data, metadata) => {
       clearTimeout(timer);
       emitter.unbind(event, handler);
@@ -119,8 +123,10 @@ function client(channelAuthorization) {
     cluster: "local",
     wsHost: base.hostname,
     wsPort: Number(base.port),
+    httpHost: base.hostname,
+    httpPort: Number(base.port),
     forceTLS: false,
-    enabledTransports: ["ws"],
+    enabledTransports: [transport],
     disableStats: true,
     channelAuthorization,
   });
@@ -157,7 +163,8 @@ async function main() {
   });
   await connected(alice, "alice");
   await connected(bob, "bob");
-  passed("pusher-js connects and gets an N.N socket id");
+  assert.equal(alice.connection.connection.transport.name, transport);
+  passed(`pusher-js connects over ${transport} and gets an N.N socket id`);
 
   const alicePublic = await subscribed(alice, "my-channel");
   const alicePrivate = await subscribed(alice, "private-room");
@@ -272,11 +279,14 @@ async function main() {
   assert.deepEqual(await info.json(), { occupied: true, subscription_count: 2 });
   passed("channel list with filter_by_prefix and user_count, channel info, presence users");
 
-  // A member's last socket leaving.
-  const bobLeft = next(alicePresence, "pusher:member_removed", "bob to leave");
+  // A member's last socket leaving. Over HTTP pusher-js just stops reading, and the
+  // server notices when the session expires, 5 s after its last read.
+  const leaving = transport === "ws" ? TIMEOUT_MS : 3 * TIMEOUT_MS;
+  const bobLeft = next(alicePresence, "pusher:member_removed", "bob to leave", leaving);
+  const disconnected = Date.now();
   bob.disconnect();
   assert.equal((await bobLeft).data.id, "bob");
-  passed("member_removed when a user's last socket leaves");
+  passed(`member_removed when a user's last socket leaves (${Date.now() - disconnected} ms)`);
 
   for (const pusher of [alice, secretive]) pusher.disconnect();
   backend.close();
