@@ -189,6 +189,14 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
         socket_id: socket_id.clone(),
         activity_timeout: service.config.pusher.activity_timeout_seconds,
     };
+    tracing::info!(
+        connection_id = connection.id,
+        account_id = %app.account_id,
+        app_id = app.app_id,
+        %socket_id,
+        "pusher connection opened"
+    );
+    let opened = Instant::now();
     let mut session = Session { app, socket_id, presence_user: HashMap::new(), client_events: (0, Instant::now()) };
 
     let greeted = async {
@@ -216,6 +224,20 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
 
     service.hub.disconnect(&connection);
     leave_all(service.broker.as_ref(), &connection).await;
+    let (code, reason) = match &end {
+        End::Close(code, reason) => (code.code(), reason.as_str()),
+        End::ClosedByClient => (1000, "closed by the client"),
+        End::Gone => (1006, "the connection was lost"),
+    };
+    service.metrics.socket_closed(code);
+    tracing::info!(
+        connection_id = connection.id,
+        account_id = %session.app.account_id,
+        code,
+        reason,
+        seconds = opened.elapsed().as_secs(),
+        "pusher connection closed"
+    );
     match end {
         End::Close(code, reason) => outlet.close(Some((code, &reason))).await,
         End::ClosedByClient => outlet.close(None).await,

@@ -55,6 +55,9 @@ async fn a_silent_client_is_pinged_then_closed_with_4201() {
     socket.expect("pusher:ping").await;
     assert_eq!(socket.expect("pusher:error").await["data"]["code"], 4201);
     assert_eq!(socket.close_code().await, Some(4201));
+    // Counted like a native socket's close, by its code.
+    let metrics = env.http.get(env.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("realtime_socket_closes_total{code=\"4201\"} 1"), "{metrics}");
 }
 
 #[tokio::test]
