@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, ClusterEvent};
 use crate::config::Config;
-use crate::hub::{ChannelKey, Frames, Hub};
+use crate::hub::{ChannelKey, Connection, Frames, Hub, Protocol};
 use crate::secret::{Secret, random_bytes};
 use crate::store::{MessageRow, MessagesRefused, Retention, Seal, Store, StoreError};
 use crate::tokens::TokenKeys;
@@ -128,6 +128,25 @@ impl Service {
         let key = new_api_key();
         self.store.create_account(&account_id, &hash_api_key(&key), balance).await.map_err(|e| self.store_error(e))?;
         Ok((account_id, key))
+    }
+
+    /// Counts a closed socket of either protocol by its code and logs it (code, reason,
+    /// how long it was open); never a token or key.
+    pub fn connection_closed(&self, connection: &Connection, code: u16, reason: &str, open_for: std::time::Duration) {
+        self.metrics.socket_closed(code);
+        let protocol = match connection.protocol {
+            Protocol::Native => "native",
+            Protocol::Pusher(_) => "pusher",
+        };
+        tracing::info!(
+            connection_id = connection.id,
+            account_id = %connection.account_id,
+            protocol,
+            code,
+            reason,
+            seconds = open_for.as_secs(),
+            "connection closed"
+        );
     }
 
     /// Spends one request of the account's budget, or says when to retry.

@@ -194,7 +194,8 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
         account_id = %app.account_id,
         app_id = app.app_id,
         %socket_id,
-        "pusher connection opened"
+        protocol = "pusher",
+        "connection opened"
     );
     let opened = Instant::now();
     let mut session = Session { app, socket_id, presence_user: HashMap::new(), client_events: (0, Instant::now()) };
@@ -229,15 +230,7 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
         End::ClosedByClient => (1000, "closed by the client"),
         End::Gone => (1006, "the connection was lost"),
     };
-    service.metrics.socket_closed(code);
-    tracing::info!(
-        connection_id = connection.id,
-        account_id = %session.app.account_id,
-        code,
-        reason,
-        seconds = opened.elapsed().as_secs(),
-        "pusher connection closed"
-    );
+    service.connection_closed(&connection, code, reason, opened.elapsed());
     match end {
         End::Close(code, reason) => outlet.close(Some((code, &reason))).await,
         End::ClosedByClient => outlet.close(None).await,

@@ -92,4 +92,5 @@ async fn each_request_is_one_json_line_naming_its_account_but_not_its_key() {
     assert_eq!(closed["fields"]["connection_id"], opened["fields"]["connection_id"]);
     assert_eq!(closed["fields"]["code"], 1000);
     assert_eq!(closed["fields"]["reason"], "closed by the client");
+    assert_eq!((&opened["fields"]["protocol"], &closed["fields"]["protocol"]), (&json!("native"), &json!("native")));
 }
