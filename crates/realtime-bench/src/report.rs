@@ -1,9 +1,6 @@
 //! The bench report: medians of the runs, ratios to the baselines, the targets, and the
 //! files `report.md`, `report.json` and `latency.svg`.
 
-use std::fmt::Write as _;
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use crate::fanout::FanoutResult;
@@ -11,8 +8,10 @@ use crate::publish::{PublishResult, PublishTarget};
 use crate::recovery::RecoveryResult;
 use crate::target::TargetKind;
 
+mod markdown;
 mod user;
 
+pub use markdown::{markdown, write};
 pub use user::{UserGroup, UserMedian, UserRow};
 
 /// Everything one `suite` invocation measured.
@@ -439,7 +438,7 @@ pub fn targets(report: &Report) -> Vec<TargetCheck> {
 }
 
 /// `1000` -> `1,000`.
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -456,249 +455,6 @@ fn ratio_check(target: String, ratio: Option<f64>, ok: fn(f64) -> bool) -> Targe
         target,
         measured: ratio.map_or_else(|| "not measured".to_owned(), |r| format!("{r:.2}x")),
         met: ratio.map(ok),
-    }
-}
-
-/// Writes `report.md`, `report.json` and `latency.svg` into `dir`; returns the markdown.
-pub fn write(report: &Report, dir: &Path) -> anyhow::Result<String> {
-    std::fs::create_dir_all(dir)?;
-    let md = markdown(report);
-    std::fs::write(dir.join("report.md"), &md)?;
-    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(report)?)?;
-    let mut groups: Vec<&FanoutGroup> = report.fanout.iter().collect();
-    groups.extend(report.multi_node.iter());
-    std::fs::write(dir.join("latency.svg"), crate::svg::latency_plot(&groups))?;
-    Ok(md)
-}
-
-pub fn markdown(report: &Report) -> String {
-    let mut md = String::new();
-    let mode = if report.quick { "quick (smoke run: figures are indicative)" } else { "full" };
-    let _ = writeln!(md, "# realtime bench\n");
-    let _ = writeln!(
-        md,
-        "Mode: {mode}; {} run(s) per row, median shown (lost: worst run). {}. Loopback only.\n",
-        report.runs_per_row, report.pinning
-    );
-    for group in &report.fanout {
-        fanout_section(&mut md, group);
-    }
-    if let Some(group) = &report.idle_memory {
-        fanout_section(&mut md, group);
-    }
-    if let Some(group) = &report.multi_node {
-        fanout_section(&mut md, group);
-    }
-    if let Some(group) = &report.publish {
-        publish_section(&mut md, group);
-    }
-    if let Some(group) = &report.recovery {
-        recovery_section(&mut md, group);
-    }
-    if let Some(group) = &report.user {
-        user::section(&mut md, group);
-    }
-    if !report.targets.is_empty() {
-        let _ = writeln!(md, "## Targets (reported, never asserted)\n");
-        let _ = writeln!(md, "| target | measured | |\n|---|---|---|");
-        for check in &report.targets {
-            let verdict = match check.met {
-                Some(true) => "met",
-                Some(false) => "MISSED",
-                None => "n/a",
-            };
-            let _ = writeln!(md, "| {} | {} | {verdict} |", check.target, check.measured);
-        }
-        md.push('\n');
-    }
-    if report.failures.is_empty() {
-        let _ = writeln!(md, "Result: no errors, no lost messages.");
-    } else {
-        let _ = writeln!(md, "Result: FAILED");
-        for failure in &report.failures {
-            let _ = writeln!(md, "- {failure}");
-        }
-    }
-    md
-}
-
-fn fanout_section(md: &mut String, group: &FanoutGroup) {
-    let _ = writeln!(md, "## {}\n", group.title);
-    let _ = writeln!(
-        md,
-        "| target | delivered msg/s | publishes/s | p50 ms | p99 ms | p99.9 ms | max ms | first sub p50 ms | fan-out done p99 ms | publish HTTP p50 ms | lost | server CPU s (busy) | loadgen CPU s (busy) | idle KiB/conn |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for row in &group.rows {
-        match (&row.median, row.status) {
-            (Some(m), status) => {
-                let flag = if status == Status::Failed { " (FAILED)" } else { "" };
-                let _ = writeln!(
-                    md,
-                    "| {}{flag} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} ({:.0}%) | {:.2} ({:.0}%) | {:.2} |",
-                    row.label,
-                    m.delivered_per_sec,
-                    m.publish_rate,
-                    m.p50_ms,
-                    m.p99_ms,
-                    m.p999_ms,
-                    m.max_ms,
-                    m.first_subscriber_p50_ms,
-                    m.fanout_complete_p99_ms,
-                    m.publish_http_p50_ms,
-                    m.lost_worst,
-                    m.server_cpu_secs,
-                    m.server_busy * 100.0,
-                    m.loadgen_cpu_secs,
-                    m.loadgen_busy * 100.0,
-                    m.idle_kib_per_conn,
-                );
-            }
-            (None, _) => {
-                let _ = writeln!(md, "| {} | {} |||||||||||||", row.label, row.reason.as_deref().unwrap_or(""));
-            }
-        }
-    }
-    md.push('\n');
-    for row in group.rows.iter().filter(|r| r.status == Status::Failed && r.median.is_some()) {
-        let _ = writeln!(md, "- {}: {}", row.label, row.reason.as_deref().unwrap_or(""));
-    }
-    ratio_lines(md, group);
-}
-
-fn ratio_lines(md: &mut String, group: &FanoutGroup) {
-    let Some(ours) = group.rows.iter().find(|r| r.kind == TargetKind::Realtime).and_then(|r| r.median.as_ref()) else {
-        return;
-    };
-    let others: Vec<&FanoutRow> =
-        group.rows.iter().filter(|r| r.kind != TargetKind::Realtime && r.median.is_some()).collect();
-    if others.is_empty() {
-        return;
-    }
-    let _ = writeln!(md, "Ratios, ours / other (delivered: higher is better; the rest: lower is better):\n");
-    let _ = writeln!(
-        md,
-        "| vs | delivered msg/s | p50 | p99 | p99.9 | server CPU | idle KiB/conn |\n|---|---|---|---|---|---|---|"
-    );
-    for other in others {
-        let b = other.median.as_ref().expect("filtered on median");
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            other.label,
-            ratio(ours.delivered_per_sec, b.delivered_per_sec),
-            ratio(ours.p50_ms, b.p50_ms),
-            ratio(ours.p99_ms, b.p99_ms),
-            ratio(ours.p999_ms, b.p999_ms),
-            ratio(ours.server_cpu_secs, b.server_cpu_secs),
-            ratio(ours.idle_kib_per_conn, b.idle_kib_per_conn),
-        );
-    }
-    md.push('\n');
-}
-
-fn ratio(ours: f64, other: f64) -> String {
-    if other > 0.0 { format!("{:.2}x", ours / other) } else { "-".to_owned() }
-}
-
-fn publish_section(md: &mut String, group: &PublishGroup) {
-    let _ = writeln!(
-        md,
-        "## REST publish: {} requests at concurrency {}\n\n| handler | req/s | p50 ms | p99 ms | server CPU s | loadgen CPU s |\n|---|---|---|---|---|---|",
-        group.requests, group.concurrency
-    );
-    publish_rows(md, &group.rows.iter().collect::<Vec<_>>());
-    let rps = |kind| group.rows.iter().find(|r| r.kind == kind)?.median.as_ref().map(|m| m.requests_per_sec);
-    if let (Some(ours), Some(noop)) = (rps(PublishTarget::Realtime), rps(PublishTarget::Noop)) {
-        let _ = writeln!(md, "Ours / bare handler: {} of the requests per second.\n", ratio(ours, noop));
-    }
-}
-
-/// The rows of a publish table, then what went wrong in the failed ones.
-fn publish_rows(md: &mut String, rows: &[&PublishRow]) {
-    for row in rows {
-        match &row.median {
-            Some(m) => {
-                let flag = if row.status == Status::Failed { " (FAILED)" } else { "" };
-                let _ = writeln!(
-                    md,
-                    "| {}{flag} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                    row.label, m.requests_per_sec, m.p50_ms, m.p99_ms, m.server_cpu_secs, m.loadgen_cpu_secs
-                );
-            }
-            None => {
-                let _ = writeln!(md, "| {} | {} ||||", row.label, row.reason.as_deref().unwrap_or(""));
-            }
-        }
-    }
-    md.push('\n');
-    for row in rows.iter().filter(|r| r.status == Status::Failed && r.median.is_some()) {
-        let _ = writeln!(md, "- {}: {}", row.label, row.reason.as_deref().unwrap_or(""));
-    }
-}
-
-fn recovery_section(md: &mut String, group: &RecoveryGroup) {
-    let row = &group.recovery;
-    let _ = writeln!(
-        md,
-        "## Recovery: {} missed messages, {} recoveries per run, one at a time\n",
-        thousands(group.messages),
-        group.repetitions
-    );
-    let _ = writeln!(
-        md,
-        "Each recovery is a fresh connection subscribing with `since` the position just before the {} messages \
-         (published in batches of 100; the server keeps `history_per_channel` = {}). Timed from sending \
-         `subscribe` to receiving the message with the last offset; checked: `recovered: true`, every offset \
-         once and in order, nothing after the last. With {} recoveries per run, p99 is close to the maximum. \
-         Longest pause: a recovery's longest wait between two of its frames (one long pause is a stall, a \
-         busy CPU makes many short ones).\n",
-        thousands(group.messages),
-        group.history_per_channel,
-        group.repetitions
-    );
-    let _ = writeln!(
-        md,
-        "| server | p50 ms | p99 ms | max ms | replayed msg/s (at p50) | subscribed p50 ms | longest pause p99 ms | recoveries | failed | server CPU s |\n|---|---|---|---|---|---|---|---|---|---|"
-    );
-    match &row.median {
-        Some(m) => {
-            let flag = if row.status == Status::Failed { " (FAILED)" } else { "" };
-            let _ = writeln!(
-                md,
-                "| {}{flag} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {} | {} | {:.2} |\n",
-                row.label,
-                m.p50_ms,
-                m.p99_ms,
-                m.max_ms,
-                m.replayed_per_sec,
-                m.subscribed_p50_ms,
-                m.longest_pause_p99_ms,
-                m.recoveries,
-                m.failures,
-                m.server_cpu_secs
-            );
-        }
-        None => {
-            let _ = writeln!(md, "| {} | {} |||||||||\n", row.label, row.reason.as_deref().unwrap_or(""));
-        }
-    }
-    if row.status == Status::Failed && row.median.is_some() {
-        let _ = writeln!(md, "- {}: {}\n", row.label, row.reason.as_deref().unwrap_or(""));
-    }
-
-    let cost = &group.history_cost;
-    let _ = writeln!(
-        md,
-        "### Publish cost of history: {} REST publishes at concurrency {}\n\n| server | req/s | p50 ms | p99 ms | server CPU s | loadgen CPU s |\n|---|---|---|---|---|---|",
-        cost.requests, cost.concurrency
-    );
-    publish_rows(md, &[&cost.default_history, &cost.minimal_history]);
-    if let Some(ratio) = cost.ratio {
-        let _ = writeln!(
-            md,
-            "Default history / one message per channel: {ratio:.2}x of the requests per second (history cannot be switched off).\n"
-        );
     }
 }
 
