@@ -25,6 +25,20 @@ pub enum Kind {
     Messaging,
     /// Schema-violating requests.
     Negative,
+    /// The WebSocket protocol itself: client frames, malformed frames and close codes.
+    Protocol,
+    /// What a token's channels, capabilities and lifetime allow.
+    Scope,
+    /// Read operations: pagination, counts and the presence snapshot.
+    Reads,
+    /// All-or-nothing writes.
+    Atomicity,
+    /// One account never reaches another's resources, over REST and WebSocket.
+    Tenancy,
+    /// Documented limits enforced (the request rate).
+    Limits,
+    /// What was answered survives a restart of the target.
+    Durability,
     /// The Pusher profile: its signed HTTP API.
     PusherHttp,
     /// The Pusher profile: protocol 7 over WebSocket.
@@ -35,7 +49,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Example,
         Kind::Idempotency,
         Kind::Credit,
@@ -44,6 +58,13 @@ impl Kind {
         Kind::History,
         Kind::Messaging,
         Kind::Negative,
+        Kind::Protocol,
+        Kind::Scope,
+        Kind::Reads,
+        Kind::Atomicity,
+        Kind::Tenancy,
+        Kind::Limits,
+        Kind::Durability,
         Kind::PusherHttp,
         Kind::PusherProtocol,
         Kind::PusherWebhook,
@@ -68,6 +89,13 @@ impl Kind {
             Kind::History => "history",
             Kind::Messaging => "messaging",
             Kind::Negative => "negative",
+            Kind::Protocol => "protocol",
+            Kind::Scope => "scope",
+            Kind::Reads => "reads",
+            Kind::Atomicity => "atomicity",
+            Kind::Tenancy => "tenancy",
+            Kind::Limits => "limits",
+            Kind::Durability => "durability",
             Kind::PusherHttp => "pusher_http",
             Kind::PusherProtocol => "pusher_protocol",
             Kind::PusherWebhook => "pusher_webhook",

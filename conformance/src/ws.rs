@@ -71,6 +71,16 @@ impl Socket {
         self.stream.send(Message::text(frame.to_string())).await.map_err(|err| format!("sending a frame: {err}"))
     }
 
+    /// Sends a text frame exactly as given (malformed JSON, an unknown type, an oversized frame).
+    pub(crate) async fn send_text(&mut self, text: String) -> Result<(), String> {
+        self.stream.send(Message::text(text)).await.map_err(|err| format!("sending a text frame: {err}"))
+    }
+
+    /// Sends a binary frame (the protocol is JSON text frames only).
+    pub(crate) async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        self.stream.send(Message::binary(bytes)).await.map_err(|err| format!("sending a binary frame: {err}"))
+    }
+
     async fn next_until(&mut self, deadline: Instant) -> Option<Event> {
         if self.closed {
             return Some(Event::Closed { code: None, reason: "already closed".to_owned() });
