@@ -324,12 +324,21 @@ fn record_keep<T>(ctx: &Ctx, id: &str, started: Instant, result: Result<T, Strin
 /// Issues a token with the funded key for `client_id` on `channel`, allowed to subscribe,
 /// publish and be present.
 pub(crate) async fn issue_token(ctx: &Ctx, client_id: &str, channel: &str) -> Result<Value, String> {
-    let request = ctx.request("realtime.token.issue", &[]).json(&json!({
-        "client_id": client_id,
-        "channels": [channel],
-        "capabilities": ["subscribe", "publish", "presence"],
-        "ttl_seconds": 600,
-    }));
+    issue(
+        ctx,
+        &json!({
+            "client_id": client_id,
+            "channels": [channel],
+            "capabilities": ["subscribe", "publish", "presence"],
+            "ttl_seconds": 600,
+        }),
+    )
+    .await
+}
+
+/// Issues a token with the funded key as `body` asks; returns the answer.
+pub(crate) async fn issue(ctx: &Ctx, body: &Value) -> Result<Value, String> {
+    let request = ctx.request("realtime.token.issue", &[]).json(body);
     Ok(ctx.expect("realtime.token.issue", &request, 200, None).await?.json())
 }
 
@@ -349,7 +358,7 @@ pub(crate) fn field(value: &Value, pointer: &str) -> Result<String, String> {
     value.pointer(pointer).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("no {pointer} in {value}"))
 }
 
-async fn subscribe(socket: &mut Socket, channel: &str, bound: Duration) -> Result<(), String> {
+pub(crate) async fn subscribe(socket: &mut Socket, channel: &str, bound: Duration) -> Result<(), String> {
     socket.send(&json!({"type": "subscribe", "channel": channel})).await?;
     socket
         .expect(&format!("`subscribed` to {channel}"), bound, |frame| {
