@@ -6,29 +6,66 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::Config;
+use crate::coverage::{Coverage, Observed};
 use crate::http::{Request, Response, Target};
+use crate::journal::{self, Journal};
 use crate::report::{Kind, Outcome, Report};
 use crate::spec::Spec;
+
+/// How long a restarted target may take to answer again.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The shared state of one run.
 pub(crate) struct Ctx {
     pub(crate) config: Config,
     pub(crate) spec: Spec,
     pub(crate) target: Target,
-    /// A short id that makes this run's channel and client names unique.
+    /// A short id that makes this run's channel and client names unique (from the seed).
     pub(crate) run_id: String,
+    /// What the checks sent and received since the last verdict.
+    pub(crate) journal: Journal,
+    observed: Mutex<Observed>,
     report: Mutex<Report>,
 }
 
 impl Ctx {
     pub(crate) fn new(config: Config, spec: Spec, target: Target) -> Ctx {
-        let run_id = run_id();
-        let report = Report { base_url: target.base_url().to_owned(), ..Report::default() };
-        Ctx { config, spec, target, run_id, report: Mutex::new(report) }
+        let run_id = run_id(config.seed);
+        let report = Report { base_url: target.base_url().to_owned(), seed: config.seed, ..Report::default() };
+        Ctx {
+            config,
+            spec,
+            target,
+            run_id,
+            journal: Journal::default(),
+            observed: Mutex::new(Observed::default()),
+            report: Mutex::new(report),
+        }
     }
 
+    /// The verdict, with the coverage of everything the run sent and received.
     pub(crate) fn into_report(self) -> Report {
-        self.report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        // Cleanup after the last check still counts for coverage.
+        self.observe(&self.journal.take());
+        let observed = self.observed.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut report = self.report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let restart = self.config.restart_command.is_some();
+        report.coverage = Some(Coverage::compute(&self.spec, &observed, restart));
+        report
+    }
+
+    fn observe(&self, entries: &[journal::Entry]) {
+        let mut observed = self.observed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        observed.add(&self.spec, self.target.base_url(), entries);
+    }
+
+    /// The API keys of the run and the shell variables a reproduction names them by.
+    fn secrets(&self) -> Vec<(&str, &str)> {
+        let mut secrets = vec![(self.config.api_key.as_str(), "REALTIME_API_KEY")];
+        if let Some(zero) = &self.config.zero_credit_api_key {
+            secrets.push((zero.as_str(), "REALTIME_ZERO_CREDIT_API_KEY"));
+        }
+        secrets
     }
 
     /// A name unique to this run, e.g. `conf-k3x9a2b1-idem`.
@@ -55,6 +92,12 @@ impl Ctx {
     }
 
     fn push(&self, id: &str, kind: Kind, outcome: Outcome, took: Duration) {
+        let entries = self.journal.take();
+        self.observe(&entries);
+        let evidence = match &outcome {
+            Outcome::Fail(_) => journal::evidence(&entries, &self.secrets()),
+            Outcome::Pass | Outcome::Skip(_) => None,
+        };
         if self.config.progress {
             let line = match &outcome {
                 Outcome::Pass => format!("pass  {id}"),
@@ -64,7 +107,31 @@ impl Ctx {
             eprintln!("{line}");
         }
         let mut report = self.report.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        report.push(id, kind, outcome, took);
+        report.push_with(id, kind, outcome, took, evidence);
+    }
+
+    /// Kills the target abruptly (`--kill-command`, when given), starts it again
+    /// (`--restart-command`; a restart when there is no kill command), both with `sh -c`,
+    /// and waits up to a minute until its base URL answers.
+    pub(crate) async fn restart_target(&self) -> Result<(), String> {
+        let Some(restart) = &self.config.restart_command else {
+            return Err("no --restart-command given".to_owned());
+        };
+        if let Some(kill) = &self.config.kill_command {
+            shell(kill).await?;
+        }
+        shell(restart).await?;
+        let deadline = Instant::now() + RESTART_TIMEOUT;
+        loop {
+            let probe = Request::new("GET", self.path("realtime.event.types", &[])).bearer(self.funded_key());
+            if self.target.send(&probe).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the target did not answer within {RESTART_TIMEOUT:?} of {restart:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The path of an operation with its template parameters filled in.
@@ -141,10 +208,35 @@ impl Ctx {
     }
 }
 
-/// A short id that makes a run's channel and client names unique.
-pub(crate) fn run_id() -> String {
+/// Runs `command` with `sh -c`; a failure says how it ended.
+async fn shell(command: &str) -> Result<(), String> {
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .status()
+        .await
+        .map_err(|err| format!("running {command:?}: {err}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{command:?} ended with {status}")) }
+}
+
+/// A seed for a run that was given none.
+pub fn random_seed() -> u64 {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-    base36(nanos % 36u128.pow(8))
+    mix(u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or_default() ^ u64::from(std::process::id()))
+}
+
+/// A short id that makes a run's channel and client names unique; the same seed gives
+/// the same id.
+pub(crate) fn run_id(seed: u64) -> String {
+    base36(u128::from(mix(seed)) % 36u128.pow(8))
+}
+
+/// SplitMix64's finaliser: nearby seeds give unrelated ids.
+fn mix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The status is `status` and, when given, the problem code is `code`.

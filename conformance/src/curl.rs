@@ -126,9 +126,124 @@ pub fn path_and_query(url: &str) -> &str {
     }
 }
 
+/// Bodies up to this size are written into the command; longer ones are generated.
+const INLINE_BODY: usize = 64 * 1024;
+
+/// A request as a curl command a person can paste into a shell.
+///
+/// Each `(secret, variable)` of `secrets` is written as `"$variable"` wherever the secret
+/// occurs, so a report never holds a key. A body over 64 KiB (too long for one shell
+/// argument) is piped in: its longest run of one byte is generated with `head | tr`.
+pub fn command(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    secrets: &[(&str, &str)],
+) -> String {
+    let mut lines = vec![format!("curl -sS -i -X {method} {}", shell_word(url, secrets))];
+    for (name, value) in headers {
+        lines.push(format!("  -H {}", shell_word(&format!("{name}: {value}"), secrets)));
+    }
+    let mut pipe = None;
+    if let Some(body) = body {
+        let text = String::from_utf8_lossy(body);
+        if body.len() <= INLINE_BODY {
+            lines.push(format!("  --data-binary {}", shell_word(&text, secrets)));
+        } else {
+            lines.push("  --data-binary @-".to_owned());
+            pipe = Some(generator(body, secrets));
+        }
+    }
+    let command = lines.join(" \\\n");
+    match pipe {
+        Some(generator) => format!("{generator} | \\\n{command}"),
+        None => command,
+    }
+}
+
+/// A shell command group that prints `body`: its longest run of one byte is produced by
+/// `head -c N /dev/zero | tr`, the text around it is printed as it is.
+fn generator(body: &[u8], secrets: &[(&str, &str)]) -> String {
+    let (mut start, mut length, mut index) = (0, 0, 0);
+    while index < body.len() {
+        let run = body[index..].iter().take_while(|byte| **byte == body[index]).count();
+        if run > length {
+            (start, length) = (index, run);
+        }
+        index += run;
+    }
+    let byte = body.get(start).copied().unwrap_or(b'x');
+    let prefix = String::from_utf8_lossy(&body[..start]);
+    let suffix = String::from_utf8_lossy(&body[start + length..]);
+    let filler = if byte.is_ascii_alphanumeric() { char::from(byte).to_string() } else { format!("\\{byte:03o}") };
+    format!(
+        "{{ printf %s {}; head -c {length} /dev/zero | tr '\\0' '{filler}'; printf %s {}; }}",
+        shell_word(&prefix, secrets),
+        shell_word(&suffix, secrets)
+    )
+}
+
+/// `text` as one shell word: literal parts single-quoted, secrets as `"$VARIABLE"`.
+fn shell_word(text: &str, secrets: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    loop {
+        let next = secrets
+            .iter()
+            .filter(|(secret, _)| !secret.is_empty())
+            .filter_map(|(secret, variable)| rest.find(secret).map(|at| (at, *secret, *variable)))
+            .min_by_key(|(at, _, _)| *at);
+        let Some((at, secret, variable)) = next else { break };
+        if at > 0 {
+            out.push_str(&single_quoted(&rest[..at]));
+        }
+        out.push_str(&format!("\"${variable}\""));
+        rest = &rest[at + secret.len()..];
+    }
+    if !rest.is_empty() || out.is_empty() {
+        out.push_str(&single_quoted(rest));
+    }
+    out
+}
+
+fn single_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_hides_the_keys_behind_variables_and_quotes_the_rest() {
+        let headers = vec![
+            ("Authorization".to_owned(), "Bearer sk_123".to_owned()),
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+        ];
+        let body = br#"{"a":"it's"}"#;
+        let text = command("POST", "http://h/v1/p", &headers, Some(body), &[("sk_123", "REALTIME_API_KEY")]);
+        assert_eq!(
+            text,
+            "curl -sS -i -X POST 'http://h/v1/p' \\\n  -H 'Authorization: Bearer '\"$REALTIME_API_KEY\" \\\n  \
+             -H 'Content-Type: application/json' \\\n  --data-binary '{\"a\":\"it'\\''s\"}'"
+        );
+        assert!(!text.contains("sk_123"));
+    }
+
+    #[test]
+    fn a_huge_body_is_generated_not_written_out() {
+        let mut body = br#"{"d":""#.to_vec();
+        body.extend(std::iter::repeat_n(b'x', 3 * 1024 * 1024));
+        body.extend(br#""}"#);
+        let text = command("POST", "http://h/", &[], Some(&body), &[]);
+        assert!(text.len() < 300, "{text}");
+        assert!(
+            text.starts_with(r#"{ printf %s '{"d":"'; head -c 3145728 /dev/zero | tr '\0' 'x'; printf %s '"}'; } |"#),
+            "{text}"
+        );
+        assert!(text.ends_with("--data-binary @-"), "{text}");
+    }
 
     #[test]
     fn parses_a_documented_post_with_headers_and_body() {

@@ -5,6 +5,8 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
+use crate::journal::{self, Answer, Exchange};
+
 /// A request to the target, described as data so checks can print it.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -128,15 +130,34 @@ impl Target {
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        let response = builder.send().await.map_err(|err| format!("{} {url}: {}", request.method, describe(&err)))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| format!("{} {url}: reading the body: {}", request.method, describe(&err)))?
-            .to_vec();
-        Ok(Response { status, headers, body })
+        let result = async {
+            let response =
+                builder.send().await.map_err(|err| format!("{} {url}: {}", request.method, describe(&err)))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|err| format!("{} {url}: reading the body: {}", request.method, describe(&err)))?
+                .to_vec();
+            Ok(Response { status, headers, body })
+        }
+        .await;
+        let answer = result.as_ref().map(Response::answer).map_err(Clone::clone);
+        journal::exchange(Exchange { request: Request { path: url, ..request.clone() }, response: answer });
+        result
+    }
+}
+
+impl Response {
+    /// The response as the journal keeps it.
+    fn answer(&self) -> Answer {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect();
+        Answer { status: self.status, headers, body: self.body.clone() }
     }
 }
 

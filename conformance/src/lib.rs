@@ -14,9 +14,15 @@
 //!   live, negative), run in that order by [`run`].
 //! - [`pusher`]: the Pusher profile, which certifies any Pusher-compatible server over
 //!   Pusher's signed HTTP API, protocol 7 and webhooks only.
+//! - `journal`: what each check sent and received (recorded by the HTTP client and the
+//!   WebSocket client, so no scenario records by hand): a failure's reproduction, and
+//!   the run's [`coverage`] of the documented statuses, codes, frames and close codes.
+//! - `preflight`: before any check, the target answers and takes the keys, or the run
+//!   does not start (exit 2).
 //! - [`report`]: the verdict as a table, JUnit XML and JSON.
 
 pub mod cli;
+pub mod coverage;
 pub mod curl;
 pub mod examples;
 pub mod http;
@@ -26,6 +32,8 @@ pub mod report;
 pub mod spec;
 
 mod context;
+mod journal;
+mod preflight;
 mod scenario;
 mod ws;
 
@@ -34,7 +42,8 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-pub use report::{Check, Kind, Outcome, Report, Summary};
+pub use context::random_seed;
+pub use report::{Check, Evidence, Kind, Outcome, Report, Summary};
 
 /// What to certify and how.
 #[derive(Clone)]
@@ -57,6 +66,13 @@ pub struct Config {
     pub live_bound: Duration,
     /// Print each check to stderr as it finishes.
     pub progress: bool,
+    /// Where the run's names come from: the same seed gives the same names.
+    pub seed: u64,
+    /// Starts the target again (`sh -c`), or restarts it when there is no kill command;
+    /// the durability checks skip without it.
+    pub restart_command: Option<String>,
+    /// Kills the target abruptly (`sh -c`, e.g. `kill -9 …`) before the restart command.
+    pub kill_command: Option<String>,
 }
 
 impl Config {
@@ -71,6 +87,9 @@ impl Config {
             request_timeout: Duration::from_secs(10),
             live_bound: Duration::from_secs(5),
             progress: false,
+            seed: random_seed(),
+            restart_command: None,
+            kill_command: None,
         }
     }
 }
@@ -84,6 +103,9 @@ impl std::fmt::Debug for Config {
             .field("zero_credit_api_key", &self.zero_credit_api_key.as_ref().map(|_| "<redacted>"))
             .field("dev_checkout", &self.dev_checkout)
             .field("spec", &self.spec)
+            .field("seed", &self.seed)
+            .field("restart_command", &self.restart_command)
+            .field("kill_command", &self.kill_command)
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +131,40 @@ pub enum RunError {
     /// The HTTP client cannot be built.
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// Nothing answers at the base URL.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable {
+        /// What was requested.
+        url: String,
+        /// The transport failure (connection refused, DNS, timeout, ...).
+        reason: String,
+    },
+    /// Something answers at the base URL, but not this API.
+    #[error("{url} does not serve the API: {what} answered {status}")]
+    NotServed {
+        /// The base URL.
+        url: String,
+        /// The request, e.g. `GET /v1/account`.
+        what: String,
+        /// Its status.
+        status: u16,
+    },
+    /// The target refuses a key or an app's credentials.
+    #[error("the key is refused: {what} answered {status} to {credential}{}", body_note(.body))]
+    KeyRefused {
+        /// Which credential, e.g. `--api-key`.
+        credential: &'static str,
+        /// The request, e.g. `GET /v1/account`.
+        what: String,
+        /// Its status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+}
+
+fn body_note(body: &str) -> String {
+    if body.is_empty() { String::new() } else { format!(": {body}") }
 }
 
 /// Runs every check against the target and returns the verdict.
@@ -124,7 +180,18 @@ pub async fn run(config: &Config) -> Result<Report, RunError> {
     };
     let examples = examples::Example::documented()?;
     let target = http::Target::new(&config.base_url, config.request_timeout).map_err(RunError::Client)?;
+    preflight::realtime(&target, config).await?;
     let ctx = context::Ctx::new(config.clone(), spec, target);
+    let ctx = ctx.journal.clone().scope(scenarios(ctx, examples)).await;
+    let mut report = ctx.into_report();
+    report.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(report)
+}
+
+/// Every scenario, in order, within the run's journal.
+async fn scenarios(ctx: context::Ctx, examples: Vec<examples::Example>) -> context::Ctx {
+    // The heartbeat check waits out the target's timeout while the others run.
+    let heartbeat = scenario::socket::Heartbeat::start(&ctx).await;
     scenario::examples::run(&ctx, &examples).await;
     scenario::idempotency::run(&ctx).await;
     scenario::credit::run(&ctx).await;
@@ -132,8 +199,15 @@ pub async fn run(config: &Config) -> Result<Report, RunError> {
     scenario::live::run(&ctx).await;
     scenario::history::run(&ctx).await;
     scenario::messaging::run(&ctx).await;
+    scenario::socket::run(&ctx).await;
+    scenario::scope::run(&ctx).await;
+    scenario::reads::run(&ctx).await;
+    scenario::atomicity::run(&ctx).await;
+    scenario::tenancy::run(&ctx).await;
     scenario::negative::run(&ctx).await;
-    let mut report = ctx.into_report();
-    report.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(report)
+    heartbeat.finish(&ctx).await;
+    scenario::durability::run(&ctx).await;
+    // Last: it spends an account's request budget.
+    scenario::limits::run(&ctx).await;
+    ctx
 }

@@ -1,25 +1,17 @@
 //! `realtime-conformance`: certifies the implementation behind a base URL.
+//! Exit status: 0 every check passed, 1 a check failed, 2 the run could not start.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use realtime_conformance::cli::Invocation;
+use realtime_conformance::cli::{Invocation, exit_code};
 
 fn main() -> ExitCode {
-    let args = Invocation::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(realtime_conformance::cli::run_invocation(&args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(2)
-        }
-    }
+    let invocation = Invocation::parse();
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| anyhow::anyhow!("cannot start the async runtime: {err}"))
+        .and_then(|runtime| runtime.block_on(invocation.flags.run()));
+    exit_code(&outcome)
 }

@@ -40,6 +40,41 @@ impl FrameValidator {
     }
 }
 
+/// The `type` of every server frame the committed document declares, in its order.
+pub fn server_frame_types() -> Vec<String> {
+    let document: Value = serde_json::from_str(COMMITTED_ASYNCAPI).unwrap_or(Value::Null);
+    document
+        .pointer("/components/schemas/ServerFrame/oneOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|frame| frame.pointer("/properties/type/const").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every close code the committed document declares, with what it means (from the
+/// `CloseCode` schema's description, one `` - `4001`: meaning `` line per code).
+pub fn close_codes() -> Vec<(u16, String)> {
+    let document: Value = serde_json::from_str(COMMITTED_ASYNCAPI).unwrap_or(Value::Null);
+    let schema = document.pointer("/components/schemas/CloseCode").cloned().unwrap_or(Value::Null);
+    let description = schema["description"].as_str().unwrap_or_default();
+    schema["enum"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .filter_map(|code| u16::try_from(code).ok())
+        .map(|code| {
+            let meaning = description
+                .lines()
+                .find_map(|line| line.trim().strip_prefix(&format!("- `{code}`: ")))
+                .unwrap_or_default();
+            (code, meaning.to_owned())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +88,14 @@ mod tests {
         assert!(validator.check(&json!({"type": "message", "channel": "c"})).is_err(), "missing fields");
         assert!(validator.check(&json!({"type": "surprise"})).is_err(), "unknown type");
         assert!(validator.check(&json!({"type": "pong", "extra": 1})).is_err(), "unknown field");
+    }
+
+    #[test]
+    fn frame_types_and_close_codes_come_from_the_document() {
+        let types = server_frame_types();
+        assert!(types.contains(&"connected".to_owned()) && types.contains(&"message".to_owned()), "{types:?}");
+        let closes = close_codes();
+        let revoked = closes.iter().find(|(code, _)| *code == 4003).expect("4003 is documented");
+        assert_eq!(revoked.1, "the token was revoked");
     }
 }

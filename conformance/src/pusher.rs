@@ -72,6 +72,8 @@ pub struct PusherConfig {
     pub webhook_bound: Duration,
     /// Print each check to stderr as it finishes.
     pub progress: bool,
+    /// Where the run's names come from: the same seed gives the same names.
+    pub seed: u64,
 }
 
 impl PusherConfig {
@@ -85,6 +87,7 @@ impl PusherConfig {
             live_bound: Duration::from_secs(5),
             webhook_bound: Duration::from_secs(15),
             progress: false,
+            seed: crate::context::random_seed(),
         }
     }
 }
@@ -94,15 +97,34 @@ pub async fn run(config: &PusherConfig) -> Result<Report, RunError> {
     let started = Instant::now();
     let target = Target::new(&config.base_url, config.request_timeout).map_err(RunError::Client)?;
     let run = Run::new(config.clone(), target);
-    http_api::run(&run).await;
-    protocol::run(&run).await;
-    webhooks::run(&run).await;
+    // The app's credentials: a signed channel list is answered (401, 403 or 404 refuse
+    // them, and then the run does not start).
+    let probe = run.signed(&run.config.app, "GET", "/channels", &[], None, Forgery::None);
+    crate::preflight::answered(&run.target, &probe, "--app-id/--key/--secret", "a signed GET /apps/{app_id}/channels")
+        .await
+        .map_err(|error| match error {
+            RunError::NotServed { what, status, .. } => RunError::KeyRefused {
+                credential: "--app-id/--key/--secret",
+                what,
+                status,
+                body: "no such app".to_owned(),
+            },
+            other => other,
+        })?;
+    run.journal.clone().scope(checks(&run)).await;
     let mut report = run.report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     report.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
 }
 
 /// How a signed request is spoiled on purpose.
+/// Every check of the profile, in order.
+async fn checks(run: &Run) {
+    http_api::run(run).await;
+    protocol::run(run).await;
+    webhooks::run(run).await;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Forgery {
     /// Signed as the documentation says.
@@ -120,13 +142,15 @@ pub(crate) struct Run {
     pub(crate) config: PusherConfig,
     pub(crate) target: Target,
     run_id: String,
+    journal: crate::journal::Journal,
     report: Mutex<Report>,
 }
 
 impl Run {
     fn new(config: PusherConfig, target: Target) -> Run {
-        let report = Report { base_url: target.base_url().to_owned(), ..Report::default() };
-        Run { config, target, run_id: crate::context::run_id(), report: Mutex::new(report) }
+        let report = Report { base_url: target.base_url().to_owned(), seed: config.seed, ..Report::default() };
+        let run_id = crate::context::run_id(config.seed);
+        Run { config, target, run_id, journal: crate::journal::Journal::default(), report: Mutex::new(report) }
     }
 
     /// A channel or user name unique to this run, e.g. `conf-k3x9a2b1-room`.
@@ -149,6 +173,11 @@ impl Run {
     }
 
     fn push(&self, id: &str, kind: Kind, outcome: Outcome, took: Duration) {
+        let entries = self.journal.take();
+        let evidence = match &outcome {
+            Outcome::Fail(_) => crate::journal::evidence(&entries, &[]),
+            Outcome::Pass | Outcome::Skip(_) => None,
+        };
         if self.config.progress {
             let line = match &outcome {
                 Outcome::Pass => format!("pass  {id}"),
@@ -158,7 +187,7 @@ impl Run {
             eprintln!("{line}");
         }
         let mut report = self.report.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        report.push(id, kind, outcome, took);
+        report.push_with(id, kind, outcome, took, evidence);
     }
 
     /// A request to `/apps/{app_id}{rest}` signed for `app`, with `params` besides the

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::coverage::Coverage;
+
 /// What a check is about; the report groups checks by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -127,6 +129,73 @@ pub struct Check {
     pub outcome: Outcome,
     /// How long it took, in milliseconds.
     pub millis: u64,
+    /// What a failed check sent and received, to reproduce it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+/// What a failed check last sent and received: enough to reproduce it by hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// The last HTTP request, as a curl command; API keys are the shell variables
+    /// `$REALTIME_API_KEY` and `$REALTIME_ZERO_CREDIT_API_KEY`, never the keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curl: Option<String>,
+    /// Its response, whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<HttpAnswer>,
+    /// Why there is no response (connection refused, timeout, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport_error: Option<String>,
+    /// The WebSocket transcript of the check, one JSON object per frame or event:
+    /// `{"socket":1,"sent":…}`, `{"socket":1,"received":…}`, `{"socket":1,"close":4003,"reason":…}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub websocket: Vec<serde_json::Value>,
+}
+
+/// An HTTP response as received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpAnswer {
+    /// The status.
+    pub status: u16,
+    /// The header lines.
+    pub headers: Vec<(String, String)>,
+    /// The whole body (lossy UTF-8).
+    pub body: String,
+}
+
+impl Evidence {
+    /// The evidence as indented lines under a failed check in the table.
+    pub fn render(&self, indent: &str) -> String {
+        let mut out = String::new();
+        if let Some(curl) = &self.curl {
+            let _ = writeln!(out, "{indent}reproduce:");
+            for line in curl.lines() {
+                let _ = writeln!(out, "{indent}  {line}");
+            }
+        }
+        if let Some(error) = &self.transport_error {
+            let _ = writeln!(out, "{indent}no response: {error}");
+        }
+        if let Some(response) = &self.response {
+            let _ = writeln!(out, "{indent}response: {}", response.status);
+            for (name, value) in &response.headers {
+                let _ = writeln!(out, "{indent}  {name}: {value}");
+            }
+            if !response.body.is_empty() {
+                for line in response.body.lines() {
+                    let _ = writeln!(out, "{indent}  {line}");
+                }
+            }
+        }
+        if !self.websocket.is_empty() {
+            let _ = writeln!(out, "{indent}websocket transcript:");
+            for line in &self.websocket {
+                let _ = writeln!(out, "{indent}  {line}");
+            }
+        }
+        out
+    }
 }
 
 /// Every check of a run.
@@ -134,10 +203,14 @@ pub struct Check {
 pub struct Report {
     /// The base URL that was certified.
     pub base_url: String,
+    /// The seed of the run's names: `--seed` repeats them.
+    pub seed: u64,
     /// The checks, in the order they ran.
     pub checks: Vec<Check>,
     /// Wall time of the whole run, in milliseconds.
     pub millis: u64,
+    /// What the run provoked of the documented statuses, codes, frames and close codes.
+    pub coverage: Option<Coverage>,
 }
 
 /// Counts of a report.
@@ -170,8 +243,20 @@ impl std::fmt::Display for Summary {
 impl Report {
     /// Records a finished check.
     pub fn push(&mut self, id: impl Into<String>, kind: Kind, outcome: Outcome, took: Duration) {
+        self.push_with(id, kind, outcome, took, None);
+    }
+
+    /// Records a finished check and what it sent and received.
+    pub fn push_with(
+        &mut self,
+        id: impl Into<String>,
+        kind: Kind,
+        outcome: Outcome,
+        took: Duration,
+        evidence: Option<Evidence>,
+    ) {
         let millis = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-        self.checks.push(Check { id: id.into(), kind, outcome, millis });
+        self.checks.push(Check { id: id.into(), kind, outcome, millis, evidence });
     }
 
     /// Counts over every check.
@@ -207,7 +292,8 @@ impl Report {
     pub fn render_table(&self) -> String {
         let width = self.checks.iter().map(|check| check.id.len()).max().unwrap_or(5).max(5);
         let mut out = String::new();
-        let _ = writeln!(out, "conformance of {}", self.base_url);
+        let _ =
+            writeln!(out, "conformance of {} (seed {}: repeat with --seed {})", self.base_url, self.seed, self.seed);
         let _ = writeln!(out, "{:<6}  {:<width$}  {:>7}  detail", "result", "check", "ms");
         for check in &self.checks {
             let (label, detail) = match &check.outcome {
@@ -216,6 +302,9 @@ impl Report {
                 Outcome::Skip(reason) => ("skip", reason.as_str()),
             };
             let _ = writeln!(out, "{label:<6}  {:<width$}  {:>7}  {detail}", check.id, check.millis);
+            if let (Outcome::Fail(_), Some(evidence)) = (&check.outcome, &check.evidence) {
+                out.push_str(&evidence.render("        "));
+            }
         }
         let _ = writeln!(out);
         for kind in Kind::ALL {
@@ -223,6 +312,10 @@ impl Report {
             if summary != Summary::default() {
                 let _ = writeln!(out, "{:<15} {summary}", kind.as_str());
             }
+        }
+        if let Some(coverage) = &self.coverage {
+            let _ = writeln!(out);
+            out.push_str(&coverage.render());
         }
         let _ = writeln!(out, "took {:.1} s", self.millis as f64 / 1000.0);
         let _ = writeln!(out, "{}", self.summary());
@@ -242,6 +335,13 @@ impl Report {
             total.skipped,
             self.millis as f64 / 1000.0
         );
+        let _ = writeln!(out, "  <properties>");
+        let _ = writeln!(out, r#"    <property name="seed" value="{}"/>"#, self.seed);
+        let _ = writeln!(out, r#"    <property name="base_url" value="{}"/>"#, xml_escape(&self.base_url));
+        if let Some(coverage) = &self.coverage {
+            let _ = writeln!(out, r#"    <property name="coverage" value="{:.1}%"/>"#, coverage.percent());
+        }
+        let _ = writeln!(out, "  </properties>");
         for kind in Kind::ALL {
             let checks: Vec<&Check> = self.checks.iter().filter(|check| check.kind == kind).collect();
             if checks.is_empty() {
@@ -271,7 +371,17 @@ impl Report {
                     }
                     Outcome::Fail(detail) => {
                         let _ = writeln!(out, "{head}>");
-                        let _ = writeln!(out, r#"      <failure message="{0}">{0}</failure>"#, xml_escape(detail));
+                        let mut text = detail.clone();
+                        if let Some(evidence) = &check.evidence {
+                            text.push('\n');
+                            text.push_str(&evidence.render(""));
+                        }
+                        let _ = writeln!(
+                            out,
+                            r#"      <failure message="{}">{}</failure>"#,
+                            xml_escape(detail),
+                            xml_escape(&text)
+                        );
                         let _ = writeln!(out, "    </testcase>");
                     }
                     Outcome::Skip(reason) => {
@@ -292,12 +402,21 @@ impl Report {
         #[derive(Serialize)]
         struct Document<'a> {
             base_url: &'a str,
+            seed: u64,
             millis: u64,
             summary: Summary,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            coverage: Option<&'a Coverage>,
             checks: &'a [Check],
         }
-        let document =
-            Document { base_url: &self.base_url, millis: self.millis, summary: self.summary(), checks: &self.checks };
+        let document = Document {
+            base_url: &self.base_url,
+            seed: self.seed,
+            millis: self.millis,
+            summary: self.summary(),
+            coverage: self.coverage.as_ref(),
+            checks: &self.checks,
+        };
         serde_json::to_string_pretty(&document).unwrap_or_default()
     }
 }

@@ -49,6 +49,9 @@ pub struct Operation {
     pub deprecated: bool,
     /// Declared statuses and, for each, the declared media types (empty: no body).
     pub responses: BTreeMap<u16, Vec<String>>,
+    /// The error codes each status's description names (as `` `CODE` ``, one of the
+    /// `ErrorCode` schema's values).
+    pub codes: BTreeMap<u16, Vec<String>>,
 }
 
 /// The document, indexed.
@@ -80,6 +83,11 @@ impl Spec {
             .add(DOCUMENT_URI, Draft::Draft202012.create_resource(document.clone()))
             .and_then(|builder| builder.prepare())
             .map_err(|err| SpecError::Shape(err.to_string()))?;
+        let error_codes: Vec<&str> = document
+            .pointer("/components/schemas/ErrorCode/enum")
+            .and_then(Value::as_array)
+            .map(|codes| codes.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         let mut operations = Vec::new();
         let mut validators = HashMap::new();
         for (path, item) in paths {
@@ -94,9 +102,12 @@ impl Spec {
                     .ok_or_else(|| SpecError::Shape(format!("{method} {path} has no operationId")))?
                     .to_owned();
                 let mut responses = BTreeMap::new();
+                let mut codes = BTreeMap::new();
                 let declared = operation.get("responses").and_then(Value::as_object).into_iter().flatten();
                 for (status, response) in declared {
                     let Ok(code) = status.parse::<u16>() else { continue };
+                    let description = response.get("description").and_then(Value::as_str).unwrap_or_default();
+                    codes.insert(code, named_codes(description, &error_codes));
                     let content = response.get("content").and_then(Value::as_object);
                     let mut media_types = Vec::new();
                     for (media_type, body) in content.into_iter().flatten() {
@@ -124,6 +135,7 @@ impl Spec {
                     path: path.clone(),
                     deprecated: operation.get("deprecated").and_then(Value::as_bool).unwrap_or(false),
                     responses,
+                    codes,
                 });
             }
         }
@@ -230,6 +242,18 @@ impl Spec {
     }
 }
 
+/// The codes of `known` that `description` names as `` `CODE` ``, in order, once each.
+fn named_codes(description: &str, known: &[&str]) -> Vec<String> {
+    let mut codes: Vec<String> = Vec::new();
+    for (index, quoted) in description.split('`').enumerate() {
+        // Odd pieces are inside backticks.
+        if index % 2 == 1 && known.contains(&quoted) && !codes.iter().any(|code| code == quoted) {
+            codes.push(quoted.to_owned());
+        }
+    }
+    codes
+}
+
 /// The problem body agrees with its HTTP status: `status` is the same number, and `code`
 /// is one whose documented status is that number.
 fn check_problem(status: u16, problem: &Value) -> Result<(), String> {
@@ -318,6 +342,15 @@ mod tests {
         ] {
             assert!(spec.operation(id).is_some(), "{id} missing");
         }
+    }
+
+    #[test]
+    fn each_status_lists_the_codes_its_description_names() {
+        let spec = spec();
+        let publish = spec.operation("realtime.publish").unwrap();
+        assert_eq!(publish.codes[&404], ["NOT_FOUND"]);
+        assert!(publish.codes[&422].contains(&"IDEMPOTENCY_KEY_REUSED".to_owned()));
+        assert!(publish.codes[&200].is_empty());
     }
 
     #[test]

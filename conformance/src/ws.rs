@@ -9,6 +9,8 @@ use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::journal::{self, WsEvent};
+
 /// What the socket delivered next.
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -30,6 +32,8 @@ pub(crate) enum Handshake {
 pub(crate) struct Socket {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     closed: bool,
+    /// The socket's number in the run's journal.
+    number: u32,
     /// Every frame received, in order (for the event-type check).
     pub(crate) received: Vec<Value>,
 }
@@ -44,14 +48,22 @@ impl Socket {
 
     /// Connects to `url` as it is; `endpoint` is how errors name it.
     pub(crate) async fn open(url: &str, endpoint: &str, bound: Duration) -> Result<Handshake, String> {
-        match tokio::time::timeout(bound, tokio_tungstenite::connect_async(url)).await {
+        let number = journal::new_socket();
+        journal::ws(number, WsEvent::Connect(url.to_owned()));
+        let outcome = match tokio::time::timeout(bound, tokio_tungstenite::connect_async(url)).await {
             Err(_) => Err(format!("connecting to {endpoint} took longer than {bound:?}")),
             Ok(Ok((stream, _))) => {
-                Ok(Handshake::Open(Box::new(Socket { stream, closed: false, received: Vec::new() })))
+                Ok(Handshake::Open(Box::new(Socket { stream, closed: false, number, received: Vec::new() })))
             }
             Ok(Err(tungstenite::Error::Http(response))) => Ok(Handshake::Rejected(response.status().as_u16())),
             Ok(Err(err)) => Err(format!("connecting to {endpoint}: {err}")),
+        };
+        match &outcome {
+            Ok(Handshake::Rejected(status)) => journal::ws(number, WsEvent::Rejected(*status)),
+            Err(err) => journal::ws(number, WsEvent::Closed(None, err.clone())),
+            Ok(Handshake::Open(_)) => {}
         }
+        outcome
     }
 
     /// Connects and waits for the `connected` frame.
@@ -68,20 +80,33 @@ impl Socket {
 
     /// Sends a JSON frame.
     pub(crate) async fn send(&mut self, frame: &Value) -> Result<(), String> {
-        self.stream.send(Message::text(frame.to_string())).await.map_err(|err| format!("sending a frame: {err}"))
+        let text = frame.to_string();
+        journal::ws(self.number, WsEvent::Sent(text.clone()));
+        self.stream.send(Message::text(text)).await.map_err(|err| format!("sending a frame: {err}"))
     }
 
     /// Sends a text frame exactly as given (malformed JSON, an unknown type, an oversized frame).
     pub(crate) async fn send_text(&mut self, text: String) -> Result<(), String> {
+        journal::ws(self.number, WsEvent::Sent(text.clone()));
         self.stream.send(Message::text(text)).await.map_err(|err| format!("sending a text frame: {err}"))
     }
 
     /// Sends a binary frame (the protocol is JSON text frames only).
     pub(crate) async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        journal::ws(self.number, WsEvent::SentBinary(bytes.len()));
         self.stream.send(Message::binary(bytes)).await.map_err(|err| format!("sending a binary frame: {err}"))
     }
 
     async fn next_until(&mut self, deadline: Instant) -> Option<Event> {
+        let was_closed = self.closed;
+        let event = self.receive_until(deadline).await;
+        if let (Some(Event::Closed { code, reason }), false) = (&event, was_closed) {
+            journal::ws(self.number, WsEvent::Closed(*code, reason.clone()));
+        }
+        event
+    }
+
+    async fn receive_until(&mut self, deadline: Instant) -> Option<Event> {
         if self.closed {
             return Some(Event::Closed { code: None, reason: "already closed".to_owned() });
         }
@@ -103,12 +128,14 @@ impl Socket {
             };
             match message {
                 Message::Text(text) => {
+                    journal::ws(self.number, WsEvent::Received(text.as_str().to_owned()));
                     let frame = serde_json::from_str::<Value>(text.as_str())
                         .unwrap_or_else(|_| json!({"type": "<not JSON>", "text": text.as_str()}));
                     self.received.push(frame.clone());
                     return Some(Event::Frame(frame));
                 }
-                Message::Binary(_) => {
+                Message::Binary(bytes) => {
+                    journal::ws(self.number, WsEvent::ReceivedBinary(bytes.len()));
                     let frame = json!({"type": "<binary frame>"});
                     self.received.push(frame.clone());
                     return Some(Event::Frame(frame));

@@ -1,122 +1,76 @@
 //! `cargo xtask conformance`: certifies the reference server (no `--base-url`) or any target.
 //!
-//! Without `--base-url` it builds `realtime-server`, starts it on a free loopback port with
+//! It takes the harness's own flags ([`realtime_conformance::cli::Flags`]). Without
+//! `--base-url` it builds `realtime-server`, starts it on a loopback port chosen once with
 //! an SQLite file in a temporary directory, provisions a funded and a zero-credit account
 //! through the admin API, runs the harness with the dev checkout, and stops the server.
+//! The server is started by a small generated script that writes its pid file, so the
+//! harness can kill it (`kill -9`) and start it again on the same port and data: those
+//! are its `--kill-command` and `--restart-command` unless `--no-restart` is given.
 //!
 //! With `--profile pusher` it certifies a Pusher-compatible server over Pusher's own wire
 //! protocol: the target's app given with `--app-id`, `--key` and `--secret`, or, without
 //! `--base-url`, the reference server's dev app (id 1) and, for the webhook checks, a new
 //! account's app whose `webhook_url` is a receiver on a free loopback port.
+//!
+//! Exit status: 0 every check passed, 1 a check failed, 2 the run could not start.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use realtime_conformance::cli::{self, Profile, PusherArgs};
-use realtime_conformance::pusher::{App, PusherConfig, WebhookReceiver, Webhooks};
-use realtime_conformance::{Config, Report};
+use realtime_conformance::cli::{self, Flags, Profile, Usage};
+use realtime_conformance::pusher::{App, WebhookReceiver, Webhooks};
 use serde_json::{Value, json};
 
-/// How long the server may take to print its address.
+/// How long the server may take to answer after a start.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The funded account's balance, in micro-USD ($2, what a new console account gets).
 const FUNDED_BALANCE: i64 = 2_000_000;
 
 /// Certify an implementation of the realtime contract. With no --base-url, the reference
 /// server is built, started on embedded defaults in a temporary directory, and certified.
+/// Exit status: 0 every check passed, 1 a check failed, 2 the run could not start.
 #[derive(Parser)]
 #[command(name = "cargo xtask conformance")]
 struct Args {
-    /// The target to certify; the reference server when omitted.
-    #[arg(long)]
-    base_url: Option<String>,
-    /// Which contract to certify: `realtime` (this project's) or `pusher` (Pusher Channels
-    /// over its own wire protocol only).
-    #[arg(long, value_enum, default_value_t = Profile::Realtime)]
-    profile: Profile,
-    /// An API key of a funded account of the target (realtime profile).
-    #[arg(long, requires = "base_url")]
-    api_key: Option<String>,
-    /// The app to certify (pusher profile with --base-url: --app-id, --key, --secret;
-    /// the reference server's dev app otherwise).
     #[command(flatten)]
-    pusher: PusherArgs,
-    /// An API key of an account with a zero balance (for the 402 path).
-    #[arg(long, requires = "base_url")]
-    zero_credit_api_key: Option<String>,
-    /// The target serves the reference dev checkout (always on for the reference server).
+    flags: Flags,
+    /// With the reference server: do not let the harness kill and restart it (the
+    /// durability checks are then skipped).
     #[arg(long)]
-    dev_checkout: bool,
-    /// The OpenAPI document to check against (default: the committed one).
-    #[arg(long)]
-    spec: Option<PathBuf>,
-    /// Write a JUnit XML report here.
-    #[arg(long)]
-    junit: Option<PathBuf>,
-    /// Write a JSON report here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Print each check as it finishes.
-    #[arg(long, short)]
-    verbose: bool,
+    no_restart: bool,
 }
 
 pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     let args = Args::parse_from(std::iter::once("cargo xtask conformance".to_owned()).chain(args));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let passed = match (&args.base_url, args.profile) {
-        (Some(base_url), Profile::Realtime) => {
-            let Some(api_key) = &args.api_key else { bail!("--base-url needs --api-key (realtime profile)") };
-            let mut config = Config::new(base_url, api_key);
-            config.zero_credit_api_key = args.zero_credit_api_key.clone();
-            config.dev_checkout = args.dev_checkout;
-            runtime.block_on(certify(&args, config))?
-        }
-        (Some(base_url), Profile::Pusher) => runtime.block_on(async {
-            let config = args.pusher.config(base_url, args.verbose).await?;
-            certify_pusher(&args, config).await
-        })?,
-        (None, _) => {
-            let pusher = &args.pusher;
-            let given = [&pusher.app_id, &pusher.key, &pusher.secret, &pusher.webhook_listen];
-            if given.iter().any(|value| value.is_some()) {
-                bail!("--app-id, --key, --secret and --webhook-listen name a target: give --base-url too");
-            }
-            certify_reference_server(&args, &runtime)?
-        }
-    };
-    if !passed {
-        // The report already says what failed; an error here would only add a backtrace.
-        eprintln!("the target does not conform: see the failed checks above");
-        std::process::exit(1);
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|runtime| match &args.flags.base_url {
+            Some(_) => runtime.block_on(args.flags.run()),
+            None => certify_reference_server(&args, &runtime),
+        });
+    // `exit_code` says why a run did not pass; an error returned here would only repeat it.
+    let _ = cli::exit_code(&outcome);
+    match outcome {
+        Ok(true) => Ok(()),
+        Ok(false) => std::process::exit(1),
+        Err(_) => std::process::exit(2),
     }
-    Ok(())
-}
-
-async fn certify(args: &Args, mut config: Config) -> anyhow::Result<bool> {
-    config.spec = args.spec.clone();
-    config.progress = args.verbose;
-    let report = realtime_conformance::run(&config).await?;
-    finish(args, &report)
-}
-
-async fn certify_pusher(args: &Args, config: PusherConfig) -> anyhow::Result<bool> {
-    let report = realtime_conformance::pusher::run(&config).await?;
-    finish(args, &report)
-}
-
-fn finish(args: &Args, report: &Report) -> anyhow::Result<bool> {
-    print!("{}", report.render_table());
-    cli::write_reports(report, args.junit.as_deref(), args.json.as_deref())?;
-    Ok(report.passed())
 }
 
 fn certify_reference_server(args: &Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<bool> {
+    if args.flags.pusher.any() || args.flags.api_key.is_some() || args.flags.zero_credit_api_key.is_some() {
+        bail!(Usage(
+            "--api-key, --zero-credit-api-key, --app-id, --key, --secret and --webhook-listen name a target: \
+             give --base-url too"
+                .to_owned()
+        ));
+    }
     let root = workspace_root();
     eprintln!("building realtime-server ...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -132,31 +86,39 @@ fn certify_reference_server(args: &Args, runtime: &tokio::runtime::Runtime) -> a
     let binary = target_dir.join("debug").join(format!("realtime-server{}", std::env::consts::EXE_SUFFIX));
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let admin_secret = format!("conformance-admin-{}", std::process::id());
-    let server = Server::start(&binary, dir.path(), &admin_secret)?;
-    eprintln!("realtime-server is listening on {} (data in {})", server.base_url, dir.path().display());
-    let result = runtime.block_on(async {
-        match args.profile {
-            Profile::Realtime => {
-                let (_, funded) = create_account(&server.base_url, &admin_secret, FUNDED_BALANCE).await?;
-                let (_, zero) = create_account(&server.base_url, &admin_secret, 0).await?;
-                let mut config = Config::new(&server.base_url, funded);
-                config.zero_credit_api_key = Some(zero);
-                config.dev_checkout = true;
-                certify(args, config).await
-            }
-            Profile::Pusher => {
-                let mut config = PusherConfig::new(&server.base_url, dev_pusher_app());
-                config.webhooks = Some(webhook_app(&server.base_url, &admin_secret).await?);
-                config.progress = args.verbose;
-                certify_pusher(args, config).await
-            }
-        }
+    let server = Server::prepare(&binary, dir.path(), &admin_secret)?;
+    let result = server.start(runtime).and_then(|()| {
+        eprintln!("realtime-server is listening on {} (data in {})", server.base_url, dir.path().display());
+        runtime.block_on(certify(args, &server, &admin_secret))
     });
     if result.is_err() {
         server.print_log_tail();
     }
     drop(server);
     result
+}
+
+async fn certify(args: &Args, server: &Server, admin_secret: &str) -> anyhow::Result<bool> {
+    let flags = &args.flags;
+    match flags.profile {
+        Profile::Realtime => {
+            let (_, funded) = create_account(&server.base_url, admin_secret, FUNDED_BALANCE).await?;
+            let (_, zero) = create_account(&server.base_url, admin_secret, 0).await?;
+            let mut config = flags.config(&server.base_url, &funded);
+            config.zero_credit_api_key = Some(zero);
+            config.dev_checkout = true;
+            if !args.no_restart && flags.restart_command.is_none() {
+                config.kill_command = Some(server.kill_command());
+                config.restart_command = Some(server.start_command());
+            }
+            flags.certify(&config).await
+        }
+        Profile::Pusher => {
+            let mut config = flags.pusher_config(&server.base_url, dev_pusher_app()).await?;
+            config.webhooks = Some(webhook_app(&server.base_url, admin_secret).await?);
+            flags.certify_pusher(&config).await
+        }
+    }
 }
 
 /// The app every fresh reference server gives its dev account (`vendors.pusher`).
@@ -207,55 +169,82 @@ async fn admin_post(base_url: &str, admin_secret: &str, path: &str, body: &Value
     Ok(body)
 }
 
-/// The reference server as a child process; killed when dropped.
+/// The reference server, run in the background by a generated script that writes its
+/// pid file, so that it can be killed and started again on the same port and data.
+/// Whatever pid the file holds is killed when this is dropped (also on a panic).
 struct Server {
-    child: Child,
     base_url: String,
+    dir: PathBuf,
     log: PathBuf,
+    pid_file: PathBuf,
 }
 
 impl Server {
-    fn start(binary: &Path, dir: &Path, admin_secret: &str) -> anyhow::Result<Server> {
-        let log = dir.join("server.log");
-        let stderr = std::fs::File::create(&log).context("creating the server log")?;
-        let mut child = Command::new(binary)
-            .current_dir(dir)
-            .env("REALTIME_LISTEN", "127.0.0.1:0")
-            .env("REALTIME_STORE", format!("sqlite://{}", dir.join("realtime.db").display()))
-            .env("REALTIME_ADMIN_SECRET", admin_secret)
-            .env_remove("REALTIME_PUBLIC_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stdout = child.stdout.take().context("no stdout of the server")?;
-        let (lines, received) = mpsc::channel();
-        // Reads the server's stdout until it ends; only the address line is wanted.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server { child, base_url: String::new(), log };
-        let deadline = std::time::Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match received.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(url) = line.split("listening on ").nth(1) {
-                        server.base_url = url.trim().to_owned();
-                        return Ok(server);
-                    }
-                }
-                Err(_) => {
-                    server.print_log_tail();
-                    bail!("realtime-server did not print its address within {START_TIMEOUT:?}");
-                }
-            }
+    /// Chooses the port and writes the start and kill scripts into `dir`.
+    fn prepare(binary: &Path, dir: &Path, admin_secret: &str) -> anyhow::Result<Server> {
+        // A free port now; the server binds it at each start (a fixed port survives restarts).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .context("choosing a loopback port")?
+            .port();
+        let server = Server {
+            base_url: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_path_buf(),
+            log: dir.join("server.log"),
+            pid_file: dir.join("server.pid"),
+        };
+        let start = format!(
+            "#!/bin/sh\n\
+             # Starts the reference server in the background and writes its pid file.\n\
+             cd {dir}\n\
+             unset REALTIME_PUBLIC_URL\n\
+             REALTIME_LISTEN=127.0.0.1:{port} \\\n\
+             REALTIME_STORE={store} \\\n\
+             REALTIME_ADMIN_SECRET={admin_secret} \\\n\
+             {binary} </dev/null >>{stdout} 2>>{log} &\n\
+             echo $! >{pid}\n",
+            dir = quote(dir),
+            store = quote(Path::new(&format!("sqlite://{}", dir.join("realtime.db").display()))),
+            binary = quote(binary),
+            stdout = quote(&dir.join("server.stdout")),
+            log = quote(&server.log),
+            pid = quote(&server.pid_file),
+        );
+        let kill = format!(
+            "#!/bin/sh\n# Kills the reference server abruptly.\nkill -9 \"$(cat {pid})\"\n",
+            pid = quote(&server.pid_file)
+        );
+        std::fs::write(dir.join("start.sh"), start).context("writing start.sh")?;
+        std::fs::write(dir.join("kill.sh"), kill).context("writing kill.sh")?;
+        Ok(server)
+    }
+
+    fn start_command(&self) -> String {
+        format!("sh {}", quote(&self.dir.join("start.sh")))
+    }
+
+    fn kill_command(&self) -> String {
+        format!("sh {}", quote(&self.dir.join("kill.sh")))
+    }
+
+    /// Runs the start script and waits until the base URL answers.
+    fn start(&self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+        let status = Command::new("sh").arg("-c").arg(self.start_command()).status().context("running start.sh")?;
+        if !status.success() {
+            bail!("start.sh ended with {status}");
         }
+        runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let deadline = Instant::now() + START_TIMEOUT;
+            let url = format!("{}/v1/realtime/event/types", self.base_url);
+            while client.get(&url).send().await.is_err() {
+                if Instant::now() >= deadline {
+                    bail!("realtime-server did not answer on {} within {START_TIMEOUT:?}", self.base_url);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(())
+        })
     }
 
     fn print_log_tail(&self) {
@@ -271,9 +260,15 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
+        }
     }
+}
+
+/// A path as one single-quoted shell word.
+fn quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
 fn workspace_root() -> PathBuf {

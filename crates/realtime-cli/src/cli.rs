@@ -176,10 +176,11 @@ pub(crate) enum Command {
     /// List the event types a subscriber can receive.
     #[command(after_help = "Example:\n  realtime events")]
     Events,
-    /// Certify the server at --url (with --api-key) against the contract: the conformance harness.
+    /// Certify the server at --url (with --api-key) against the contract: the conformance
+    /// harness. Exit status: 0 every check passed, 1 a check failed, 2 the run could not start.
     #[command(
         after_help = "Examples:\n  realtime conformance --reference      # a fresh in-process reference server\n  \
-                            realtime conformance --zero-credit-api-key ifr_pk_… --junit report.xml"
+                            realtime conformance --zero-credit-api-key ifr_pk_… --junit report.xml --seed 42"
     )]
     Conformance(ConformanceArgs),
     /// Print a shell completion script.
@@ -192,30 +193,16 @@ pub(crate) enum Command {
     },
 }
 
-/// Options of `realtime conformance`. No `Debug`: it holds an API key.
+/// Options of `realtime conformance`: the harness's own flags (the same as
+/// `cargo xtask conformance` and `realtime-conformance`), where --base-url and --api-key
+/// default to --url and the API key of the settings. No `Debug`: it holds API keys.
 #[derive(Args)]
 pub(crate) struct ConformanceArgs {
     /// Start a reference server in a temporary directory and certify it instead.
     #[arg(long)]
     pub(crate) reference: bool,
-    /// An API key of an account with a zero balance, for the 402 path (skipped without it).
-    #[arg(long, hide_env_values = true, env = "REALTIME_CONFORMANCE_ZERO_CREDIT_API_KEY")]
-    pub(crate) zero_credit_api_key: Option<String>,
-    /// The target serves the reference dev checkout (`POST <checkout_url>/complete`).
-    #[arg(long)]
-    pub(crate) dev_checkout: bool,
-    /// The OpenAPI document to check against [default: the committed one].
-    #[arg(long, value_name = "FILE")]
-    pub(crate) spec: Option<PathBuf>,
-    /// Write a JUnit XML report here.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) junit: Option<PathBuf>,
-    /// Write a JSON report here.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) report_json: Option<PathBuf>,
-    /// Print each check as it finishes.
-    #[arg(long, short)]
-    pub(crate) verbose: bool,
+    #[command(flatten)]
+    pub(crate) flags: realtime_conformance::cli::Flags,
 }
 
 #[derive(Debug, Subcommand)]

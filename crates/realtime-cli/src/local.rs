@@ -1,6 +1,6 @@
 //! The commands that run server-side code in this process: `serve` and `conformance`.
 
-use realtime_conformance::cli::Args as HarnessArgs;
+use realtime_conformance::cli::{Flags, Profile, Usage, exit_code};
 use realtime_server::testing::TestServer;
 
 use crate::cli::ConformanceArgs;
@@ -20,37 +20,45 @@ pub(crate) async fn serve(server_config: Option<std::path::PathBuf>) -> anyhow::
     realtime_server::serve(config).await
 }
 
-/// `realtime conformance`: the harness against the configured server, or against a fresh
-/// reference server in a temporary directory with `--reference`.
+/// `realtime conformance`: the harness against --base-url (or the configured server), or
+/// against a fresh reference server in a temporary directory with `--reference`. Ends the
+/// process with the harness's exit status: 0 passed, 1 a check failed, 2 not started.
 pub(crate) async fn conformance(settings: &Settings, args: ConformanceArgs) -> anyhow::Result<()> {
-    let mut harness = HarnessArgs {
-        base_url: settings.url.clone(),
-        api_key: String::new(),
-        zero_credit_api_key: args.zero_credit_api_key,
-        dev_checkout: args.dev_checkout,
-        spec: args.spec,
-        junit: args.junit,
-        json: args.report_json,
-        verbose: args.verbose,
-    };
-    let passed = if args.reference {
-        let dir = tempfile::tempdir()?;
-        let server = TestServer::start(dir.path()).await?;
-        eprintln!("conformance: certifying a reference server at {}", server.base_url());
-        harness.base_url = server.base_url();
-        harness.api_key = server.api_key();
-        harness.zero_credit_api_key = Some(server.create_account(0).await?);
-        harness.dev_checkout = true;
-        let outcome = realtime_conformance::cli::run(&harness).await;
-        server.stop().await?;
-        outcome?
+    let mut flags = args.flags;
+    let outcome = if args.reference {
+        reference(&flags).await
     } else {
-        let Some(api_key) = settings.api_key.clone() else {
-            anyhow::bail!("conformance needs an API key of the target (--api-key), or --reference");
-        };
-        harness.api_key = api_key;
-        realtime_conformance::cli::run(&harness).await?
+        flags.base_url = Some(flags.base_url.take().unwrap_or_else(|| settings.url.clone()));
+        flags.api_key = flags.api_key.take().or_else(|| settings.api_key.clone());
+        match (&flags.api_key, flags.profile) {
+            (None, Profile::Realtime) => Err(anyhow::Error::new(Usage(
+                "conformance needs an API key of the target (--api-key), or --reference".to_owned(),
+            ))),
+            _ => flags.run().await,
+        }
     };
-    anyhow::ensure!(passed, "the target does not conform: see the failed checks above");
-    Ok(())
+    let _ = exit_code(&outcome);
+    match outcome {
+        Ok(true) => Ok(()),
+        Ok(false) => std::process::exit(1),
+        Err(_) => std::process::exit(2),
+    }
+}
+
+/// Certifies a reference server started in this process in a temporary directory.
+async fn reference(flags: &Flags) -> anyhow::Result<bool> {
+    if flags.profile == Profile::Pusher {
+        anyhow::bail!(Usage(
+            "--reference certifies the realtime profile; use cargo xtask conformance --profile pusher".to_owned()
+        ));
+    }
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path()).await?;
+    eprintln!("conformance: certifying a reference server at {}", server.base_url());
+    let mut config = flags.config(&server.base_url(), &server.api_key());
+    config.zero_credit_api_key = Some(server.create_account(0).await?);
+    config.dev_checkout = true;
+    let outcome = flags.certify(&config).await;
+    server.stop().await?;
+    outcome
 }
