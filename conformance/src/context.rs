@@ -47,6 +47,7 @@ impl Ctx {
     pub(crate) fn into_report(self) -> Report {
         // Cleanup after the last check still counts for coverage.
         self.observe(&self.journal.take());
+        self.observe(&self.journal.take_background());
         let observed = self.observed.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut report = self.report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let restart = self.config.restart_command.is_some();

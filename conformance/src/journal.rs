@@ -5,7 +5,9 @@
 //! [`crate::http::Target::send`] and [`crate::ws::Socket`] append to it, so a scenario
 //! records nothing by hand. Checks of a run follow one another in one task (a check may
 //! `join!` futures, which stay in that task), so what was appended since the last verdict
-//! belongs to the check being recorded. Outside a scope nothing is kept.
+//! belongs to the check being recorded. A task spawned to run beside the checks records
+//! through [`Journal::background`]: what it sees counts for coverage only, since it
+//! belongs to no one check. Outside a scope nothing is kept.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,11 +24,14 @@ tokio::task_local! {
 #[derive(Clone, Default)]
 pub(crate) struct Journal {
     inner: Arc<Mutex<State>>,
+    /// Appends go to `State::background`.
+    background: bool,
 }
 
 #[derive(Default)]
 struct State {
     entries: Vec<Entry>,
+    background: Vec<Entry>,
     sockets: u32,
 }
 
@@ -81,9 +86,26 @@ impl Journal {
         JOURNAL.scope(self.clone(), future).await
     }
 
-    /// Everything appended since the last call.
+    /// Runs `future` (to be spawned beside the checks) recording into this journal's
+    /// background part, which counts for coverage only.
+    pub(crate) fn background<F: Future>(&self, future: F) -> impl Future<Output = F::Output> + use<F> {
+        let journal = Journal { inner: self.inner.clone(), background: true };
+        JOURNAL.scope(journal, future)
+    }
+
+    /// Everything the checks appended since the last call.
     pub(crate) fn take(&self) -> Vec<Entry> {
         std::mem::take(&mut self.lock().entries)
+    }
+
+    /// Everything background tasks appended since the last call.
+    pub(crate) fn take_background(&self) -> Vec<Entry> {
+        std::mem::take(&mut self.lock().background)
+    }
+
+    fn push(&self, entry: Entry) {
+        let mut state = self.lock();
+        if self.background { state.background.push(entry) } else { state.entries.push(entry) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -93,7 +115,7 @@ impl Journal {
 
 /// Appends an exchange to the task's journal, if there is one.
 pub(crate) fn exchange(exchange: Exchange) {
-    let _ = JOURNAL.try_with(|journal| journal.lock().entries.push(Entry::Http(exchange)));
+    let _ = JOURNAL.try_with(|journal| journal.push(Entry::Http(exchange)));
 }
 
 /// A number for a new socket (0 outside a journal).
@@ -109,7 +131,7 @@ pub(crate) fn new_socket() -> u32 {
 
 /// Appends a WebSocket event of `socket` to the task's journal, if there is one.
 pub(crate) fn ws(socket: u32, event: WsEvent) {
-    let _ = JOURNAL.try_with(|journal| journal.lock().entries.push(Entry::Ws { socket, event }));
+    let _ = JOURNAL.try_with(|journal| journal.push(Entry::Ws { socket, event }));
 }
 
 /// What a failed check last sent and received: the last HTTP exchange as a curl command

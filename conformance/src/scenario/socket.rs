@@ -335,7 +335,7 @@ impl Heartbeat {
             Ok(token) => token,
             Err(err) => return Heartbeat { task: None, setup: Some(err) },
         };
-        let task = tokio::spawn(silent(token, bound));
+        let task = tokio::spawn(ctx.journal.background(silent(token, bound)));
         Heartbeat { task: Some(task), setup: None }
     }
 
