@@ -22,6 +22,7 @@ use realtime_types::{Position, PresenceMember};
 use realtime_types::ws::ServerFrame;
 
 use crate::hub::lifecycle::Lifecycle;
+use crate::hub::tap::{Activity, TapEvent};
 use crate::hub::{ChannelKey, Connection, Frames, Hub};
 
 /// Something every node must act on.
@@ -134,6 +135,7 @@ pub struct Applied {
 /// Applies an event to this node's hub and reports what it did. It never waits: the
 /// presence leaves it causes are for the caller to [`announce`].
 pub fn apply(hub: &Hub, event: ClusterEvent) -> Applied {
+    tap(hub, &event);
     match event {
         ClusterEvent::Frame { key, frame, position } => {
             Applied { acted: hub.deliver(&key, &frame, position.as_ref()), unsubscribed: Vec::new() }
@@ -172,6 +174,28 @@ pub fn apply(hub: &Hub, event: ClusterEvent) -> Applied {
                 unsubscribed: acted.into_iter().map(|connection| (connection, key.channel.clone())).collect(),
             }
         }
+    }
+}
+
+/// Hands a copy of `event` to the viewers of its account, if it has an account and
+/// viewers: every node applies every event, so each node's viewers see the whole cluster's.
+fn tap(hub: &Hub, event: &ClusterEvent) {
+    match event {
+        ClusterEvent::Frame { key, frame, .. } => {
+            hub.taps.emit(&key.account_id, || TapEvent::Frame(frame.native.clone()));
+        }
+        ClusterEvent::ChannelDeleted { key } => {
+            hub.taps.activity(&key.account_id, || Activity::ChannelDeleted { channel: key.channel.clone() });
+        }
+        ClusterEvent::ClientDisconnected { account_id, client_id, channel } => {
+            hub.taps.activity(account_id, || Activity::ClientDisconnected {
+                client_id: client_id.clone(),
+                channel: channel.clone(),
+            });
+        }
+        // A revocation names no account (the node that revoked it reports it), and user
+        // messages and command answers are not a channel's events.
+        ClusterEvent::TokenRevoked { .. } | ClusterEvent::User { .. } | ClusterEvent::CommandAnswered { .. } => {}
     }
 }
 

@@ -36,6 +36,10 @@ pub struct Config {
     /// credits accounts without payment: for development and tests only. Turn it off on a
     /// deployed server, where a payment provider completes checkouts.
     pub dev_checkout: bool,
+    /// Serves the debug console at `/console`: a page where someone with an API key sees
+    /// the account's channels and a live stream of its events. On with the dev defaults;
+    /// a deployed server turns it off unless its operators want it.
+    pub console: bool,
     /// Signs client tokens; generated and persisted in the store on first start when unset.
     pub token_secret: Option<Secret>,
     /// Credit of the dev account created on first start, in micro-USD.
@@ -78,6 +82,7 @@ impl std::fmt::Debug for Config {
             node_expiry_seconds,
             admin_secret,
             dev_checkout,
+            console,
             token_secret,
             dev_account_credit,
             idempotency_ttl_hours,
@@ -102,6 +107,7 @@ impl std::fmt::Debug for Config {
             .field("node_expiry_seconds", node_expiry_seconds)
             .field("admin_secret", admin_secret)
             .field("dev_checkout", dev_checkout)
+            .field("console", console)
             .field("token_secret", token_secret)
             .field("dev_account_credit", dev_account_credit)
             .field("idempotency_ttl_hours", idempotency_ttl_hours)
@@ -316,6 +322,9 @@ listen = "127.0.0.1:8080"
 store = "sqlite://realtime.db"
 broker = "memory"
 dev_checkout = true
+# The debug console at /console (log in with an API key: the account's channels and a live
+# stream of its events). Turn it off on a deployed server unless its operators want it.
+console = true
 redis_prefix = "realtime"
 node_expiry_seconds = 10
 dev_account_credit = 2000000

@@ -432,6 +432,11 @@ async fn publish(
                 delivered: published.delivered,
             }
         }
-        Err(error) => refuse(error.code(), error.problem().detail.clone().unwrap_or_default(), channel),
+        Err(error) => {
+            if error.code() == ErrorCode::InsufficientCredit {
+                service.refused_for_credit(&claims.acc, "socket publish");
+            }
+            refuse(error.code(), error.problem().detail.clone().unwrap_or_default(), channel)
+        }
     }
 }

@@ -26,6 +26,7 @@ use self::sequence::{Admit, Sequence};
 
 pub mod lifecycle;
 mod sequence;
+pub mod tap;
 
 /// A channel of one account: the unit of subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,6 +119,8 @@ pub struct Connection {
     present: Mutex<HashMap<String, realtime_types::PresenceMember>>,
     close: Mutex<Option<(CloseCode, String)>>,
     close_signal: Notify,
+    /// Frames meant for it that it will never get (see [`Connection::undelivered`]).
+    dropped: AtomicU64,
 }
 
 impl Connection {
@@ -142,6 +145,7 @@ impl Connection {
             present: Mutex::new(HashMap::new()),
             close: Mutex::new(None),
             close_signal: Notify::new(),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -195,10 +199,30 @@ impl Connection {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.close(CloseCode::SlowConsumer, "the client did not read its frames fast enough");
+                self.note_dropped(1);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.note_dropped(1);
+                false
+            }
         }
+    }
+
+    fn note_dropped(&self, frames: usize) {
+        self.dropped.fetch_add(frames as u64, Ordering::Relaxed);
+    }
+
+    /// The frames meant for this connection that it will never get, and why: those its
+    /// queue refused or that were held for its recovery, and those still queued. Asked
+    /// once its socket has closed, while its queue's receiver is still alive.
+    pub fn undelivered(&self) -> (&'static str, u64) {
+        let queued = self.outbound.max_capacity().saturating_sub(self.outbound.capacity()) as u64;
+        let reason = match self.close.lock().expect("close lock").as_ref() {
+            Some((CloseCode::SlowConsumer, _)) => "slow_consumer",
+            _ => "closed",
+        };
+        (reason, self.dropped.load(Ordering::Relaxed) + queued)
     }
 
     /// Asks the connection's task to close the socket with `code` (the first ask wins).
@@ -306,6 +330,7 @@ impl Channel {
         for (connection, held) in self.recovering.values_mut() {
             if held.len() >= HELD_MAX {
                 connection.close(CloseCode::SlowConsumer, "the client did not read its recovery fast enough");
+                connection.note_dropped(1);
                 continue;
             }
             held.push((offset, frame.clone()));
@@ -354,6 +379,8 @@ pub struct Hub {
     gaps: Mutex<HashSet<ChannelKey>>,
     /// Where occupancy, presence and client-event changes go (webhooks watch them).
     pub lifecycle: lifecycle::Lifecycles,
+    /// Where a watched account's events go (the debug console watches them).
+    pub taps: tap::Taps,
 }
 
 impl Hub {
@@ -495,8 +522,16 @@ impl Hub {
         let key = ChannelKey::new(&connection.account_id, channel);
         let mut state = self.state.write().expect("hub lock");
         let shared = state.channels.entry(key).or_default().clone();
-        let mut channel = shared.lock().expect("channel lock");
-        Some(subscribe(&mut channel))
+        let mut locked = shared.lock().expect("channel lock");
+        let subscribed = subscribe(&mut locked);
+        drop(locked);
+        drop(state);
+        self.taps.activity(&connection.account_id, || tap::Activity::Subscribed {
+            channel: channel.to_owned(),
+            client_id: connection.client_id.clone(),
+            connection_id: connection.id,
+        });
+        Some(subscribed)
     }
 
     /// Unsubscribes a connection; false when it was not subscribed.
@@ -506,6 +541,12 @@ impl Hub {
         }
         let mut state = self.state.write().expect("hub lock");
         remove_subscriber(&mut state, &ChannelKey::new(&connection.account_id, channel), connection.id);
+        drop(state);
+        self.taps.activity(&connection.account_id, || tap::Activity::Unsubscribed {
+            channel: channel.to_owned(),
+            client_id: connection.client_id.clone(),
+            connection_id: connection.id,
+        });
         true
     }
 
@@ -691,7 +732,9 @@ fn remove_subscriber(state: &mut State, key: &ChannelKey, connection_id: u64) {
     if channel.members.remove(&connection_id).is_some() {
         channel.snapshot = None;
     }
-    channel.recovering.remove(&connection_id);
+    if let Some((connection, held)) = channel.recovering.remove(&connection_id) {
+        connection.note_dropped(held.len());
+    }
     let empty = channel.is_empty();
     drop(channel);
     if empty {

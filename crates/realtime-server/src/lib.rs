@@ -14,7 +14,8 @@
 //! - [`gateway`]: the WebSocket gateway.
 //! - [`pusher`]: the Pusher-compatible face (Pusher's HTTP API and protocol 7), beside
 //!   the gateway.
-//! - [`admin`], [`checkout`]: the reference server's own routes outside the contract.
+//! - [`admin`], [`checkout`], [`docs`], [`console`]: the reference server's own routes
+//!   outside the contract (the debug console among them).
 //! - [`server`]: start, serve and stop a node.
 //! - [`testing`]: a server on a loopback port for tests, here and in other crates.
 
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod broker;
 pub mod checkout;
 pub mod config;
+pub mod console;
 pub mod docs;
 pub mod gateway;
 pub mod hub;

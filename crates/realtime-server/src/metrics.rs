@@ -32,11 +32,21 @@ pub struct RouteLabels {
     pub route: String,
 }
 
-/// The labels of a broker call's latency.
+/// The labels of a broker or store call's latency.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
-    /// The call (`publish`, `join`, `leave`, `members`, `subscriber_count`, `ping`).
+    /// The call: a method of the trait (`publish`, `join`, … for the broker;
+    /// `record_messages`, `channel`, … for the store).
     pub call: &'static str,
+}
+
+/// The labels of frames a node could not deliver.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// Why: `slow_consumer` (refused by a full queue, or queued or held for a recovery
+    /// when the socket was cut for not reading), `closed` (queued when the socket closed
+    /// for another reason), `console_behind` (events a console viewer fell behind by).
+    pub reason: &'static str,
 }
 
 /// The labels of a closed socket.
@@ -71,6 +81,10 @@ pub struct Metrics {
     pub credit_charged: Counter<u64, AtomicU64>,
     /// Broker call latency, by call.
     pub broker_seconds: Family<CallLabels, Histogram>,
+    /// Store call latency, by call.
+    pub store_seconds: Family<CallLabels, Histogram>,
+    /// Frames this node could not deliver, by reason.
+    pub frames_dropped: Family<DropLabels, Counter>,
     /// Pusher webhooks a receiver accepted (2xx).
     pub webhooks_delivered: Counter,
     /// Pusher webhook attempts that failed (to be retried or given up).
@@ -116,6 +130,12 @@ impl Default for Metrics {
             (|| Histogram::new(exponential_buckets(0.0001, 2.0, 16))) as fn() -> Histogram,
         );
         registry.register("broker_call_duration_seconds", "Broker call latency, by call", broker_seconds.clone());
+        let store_seconds = Family::<CallLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0001, 2.0, 16))) as fn() -> Histogram,
+        );
+        registry.register("store_call_duration_seconds", "Store call latency, by call", store_seconds.clone());
+        let frames_dropped = Family::<DropLabels, Counter>::default();
+        registry.register("frames_dropped", "Frames this node could not deliver, by reason", frames_dropped.clone());
         let webhooks_delivered = Counter::default();
         registry.register("webhooks_delivered", "Pusher webhooks a receiver accepted", webhooks_delivered.clone());
         let webhooks_failed = Counter::default();
@@ -139,6 +159,8 @@ impl Default for Metrics {
             insufficient_credit,
             credit_charged,
             broker_seconds,
+            store_seconds,
+            frames_dropped,
             webhooks_delivered,
             webhooks_failed,
             webhooks_given_up,
@@ -163,6 +185,18 @@ impl Metrics {
     /// Records how long a broker call took.
     pub fn broker_call(&self, call: &'static str, started: std::time::Instant) {
         self.broker_seconds.get_or_create(&CallLabels { call }).observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Records how long a store call took.
+    pub fn store_call(&self, call: &'static str, started: std::time::Instant) {
+        self.store_seconds.get_or_create(&CallLabels { call }).observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts frames that were not delivered.
+    pub fn frames_dropped(&self, reason: &'static str, count: u64) {
+        if count > 0 {
+            self.frames_dropped.get_or_create(&DropLabels { reason }).inc_by(count);
+        }
     }
 
     /// Counts a closed socket.

@@ -28,10 +28,9 @@ use crate::broker::memory::MemoryBroker;
 use crate::broker::redis::RedisBroker;
 use crate::config::{Config, CorsConfig};
 use crate::hub::Hub;
-use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::tokens::TokenKeys;
-use crate::{admin, checkout, gateway, pusher, store};
+use crate::{admin, checkout, console, gateway, pusher, store};
 
 /// The whole HTTP face of a node.
 pub fn app(service: Arc<Service>) -> Router {
@@ -42,13 +41,14 @@ pub fn app(service: Arc<Service>) -> Router {
     let document = bytes::Bytes::from(realtime_api::openapi_json());
     let retention = Duration::from_secs(u64::from(service.config.idempotency_ttl_hours) * 3600);
     let idempotency = Idempotency::new(service.store.clone(), retention);
-    let metrics = service.metrics.clone();
+    let observed = service.clone();
     let mut app = realtime_api::router(api, idempotency)
         .merge(gateway::router(service.clone()))
         .merge(pusher::router(service.clone()))
         .merge(admin::router(service.clone()))
         .merge(checkout::router(service.clone()))
         .merge(crate::docs::router())
+        .merge(console::router(service.clone()))
         .merge(
             Router::new()
                 .route("/healthz", get(|| async { "ok" }))
@@ -66,8 +66,8 @@ pub fn app(service: Arc<Service>) -> Router {
             }
         }))
         .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let metrics = metrics.clone();
-            async move { count_request(&metrics, request, next).await }
+            let service = observed.clone();
+            async move { count_request(&service, request, next).await }
         }));
     // Outside the timeout, so that a page can read a 503 too, not just a failed fetch.
     if let Some(cors) = cors {
@@ -91,7 +91,7 @@ pub fn app(service: Arc<Service>) -> Router {
 /// Counts a request by its route template (never its concrete path: bounded labels),
 /// and logs it at `info` with what an operator needs and nothing secret.
 async fn count_request(
-    metrics: &Metrics,
+    service: &Service,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -100,12 +100,25 @@ async fn count_request(
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().to_string();
+    // Kept until the answer is known: a 402 is shown on the account's console. Only its
+    // hash is looked up, in the cache of keys authenticated lately.
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(realtime_api::ApiKey::new);
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    if status == 402
+        && let Some(account_id) = bearer.and_then(|key| service.known_account(key.expose()))
+    {
+        service.refused_for_credit(&account_id, &format!("{method} {route}"));
+    }
     let replayed = response.headers().contains_key("idempotent-replayed");
-    metrics.request(&route, &method, status, elapsed.as_secs_f64(), replayed);
+    service.metrics.request(&route, &method, status, elapsed.as_secs_f64(), replayed);
     if route != "/metrics" && route != "/healthz" && route != "/readyz" {
         tracing::info!(%method, %route, status, latency_ms = elapsed.as_secs_f64() * 1000.0, replayed, "request");
     }
@@ -186,6 +199,8 @@ impl RunningServer {
         let store = store::open(&config.store)
             .await
             .with_context(|| format!("opening the store {}", crate::config::redact_url(&config.store)))?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let store: Arc<dyn store::Store> = store::timed::Timed::new(store, metrics.clone());
         if config.broker == "memory" {
             // One node: no request of this store can be running, so every key whose
             // request died with the last process is free at once (its effect, had it
@@ -208,7 +223,6 @@ impl RunningServer {
             url if url.starts_with("redis://") => RedisBroker::connect(&config, hub.clone(), &kill).await?,
             other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" or redis://<host>:<port>"),
         };
-        let metrics = Arc::new(crate::metrics::Metrics::default());
         let broker: Arc<dyn Broker> = crate::broker::timed::Timed::new(broker, metrics.clone());
         let config_rate_limit = config.rate_limit;
         let service = Arc::new(Service {

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, ClusterEvent};
 use crate::config::Config;
+use crate::hub::tap::Activity;
 use crate::hub::{ChannelKey, Connection, Frames, Hub, Protocol};
 use crate::secret::{Secret, random_bytes};
 use crate::store::{MessageRow, MessagesRefused, Retention, Seal, Store, StoreError};
@@ -130,10 +131,12 @@ impl Service {
         Ok((account_id, key))
     }
 
-    /// Counts a closed socket of either protocol by its code and logs it (code, reason,
-    /// how long it was open); never a token or key.
+    /// Counts a closed socket of either protocol by its code, and the frames it will
+    /// never get, and logs it (code, reason, how long it was open); never a token or key.
     pub fn connection_closed(&self, connection: &Connection, code: u16, reason: &str, open_for: std::time::Duration) {
         self.metrics.socket_closed(code);
+        let (why, dropped) = connection.undelivered();
+        self.metrics.frames_dropped(why, dropped);
         let protocol = match connection.protocol {
             Protocol::Native => "native",
             Protocol::Pusher(_) => "pusher",
@@ -147,6 +150,22 @@ impl Service {
             seconds = open_for.as_secs(),
             "connection closed"
         );
+        self.hub.taps.activity(&connection.account_id, || Activity::Disconnected {
+            client_id: connection.client_id.clone(),
+            connection_id: connection.id,
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// The account of an API key this node has authenticated lately (no store lookup).
+    pub fn known_account(&self, key: &str) -> Option<String> {
+        self.known_keys.lock().expect("known keys lock").get(&hash_api_key(key)).cloned()
+    }
+
+    /// Tells the account's console viewers that `operation` was refused with 402.
+    pub fn refused_for_credit(&self, account_id: &str, operation: &str) {
+        self.hub.taps.activity(account_id, || Activity::InsufficientCredit { operation: operation.to_owned() });
     }
 
     /// Spends one request of the account's budget, or says when to retry.

@@ -11,6 +11,7 @@
 mod apps;
 pub mod postgres;
 pub mod sqlite;
+pub mod timed;
 mod users;
 
 pub use users::{AnswerOutcome, CommandRow, UserMessageRow, Users};

@@ -195,6 +195,10 @@ impl RealtimeApi for Service {
             .publish(ClusterEvent::TokenRevoked { jti: jti.clone() })
             .await
             .map_err(|e| self.broker_error(e))?;
+        self.hub.taps.activity(&caller.account_id, || crate::hub::tap::Activity::TokenRevoked {
+            jti: jti.clone(),
+            disconnected,
+        });
         Ok(TokenRevoked { revoked: true, jti, disconnected })
     }
 

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["broker"],
     &["service"],
     &["gateway", "pusher"],
-    &["admin", "checkout", "docs"],
+    &["admin", "checkout", "console", "docs"],
     &["server"],
     &["testing"],
 ];

@@ -2,6 +2,7 @@
 //! SQLite file, real WebSocket clients.
 
 mod broker_suite;
+mod console;
 mod cors;
 mod crash;
 mod docs;
