@@ -62,5 +62,43 @@ async fn metrics_count_the_traffic_and_name_no_channel_or_account() {
     assert_eq!(sample(&after, "realtime_connections"), 0.0);
     let broker_publishes = "realtime_broker_call_duration_seconds_count{call=\"publish\"}";
     assert_eq!(sample(&after, broker_publishes), 4.0, "one broker publish per message");
+    let recorded = "realtime_store_call_duration_seconds_count{call=\"record_messages\"}";
+    assert_eq!(sample(&after, recorded), 5.0, "each publish but the replay reached the store, the refused one too");
+    let lookups = "realtime_store_call_duration_seconds_count{call=\"account_by_key_hash\"}";
+    assert_eq!(sample(&after, lookups), 2.0, "each key is looked up once, then remembered");
     assert!(!after.contains("secret-room-name") && !after.contains("acct_"), "labels are bounded:\n{after}");
+}
+
+#[tokio::test]
+async fn frames_a_slow_consumer_never_gets_are_counted_as_dropped() {
+    let env = Env::start_with(json!({"gateway": {"outbound_queue": 8}})).await;
+    env.create_channel("firehose", "public").await;
+    let mut slow = env.subscriber("slow", "firehose", &["subscribe"]).await;
+    let before = scrape(&env).await;
+    assert!(!before.contains("realtime_frames_dropped_total{"), "nothing dropped yet:\n{before}");
+
+    // Until the socket's buffers and its queue are full and the server cuts it.
+    let message = json!({"channel": "firehose", "event": "e", "data": "x".repeat(8 * 1024)});
+    let mut published = 0;
+    let hub = &env.server.server().service.hub;
+    while hub.connection_count() > 0 {
+        assert!(published < 4096, "the client that never reads was not cut");
+        env.post("/v1/realtime/publish/batch", json!({"messages": vec![message.clone(); 32]})).await.ok();
+        published += 32;
+    }
+    eventually(crate::support::PROMPTLY, || async {
+        scrape(&env).await.contains("realtime_socket_closes_total{code=\"4100\"} 1")
+    })
+    .await;
+    let after = scrape(&env).await;
+    let dropped = sample(&after, "realtime_frames_dropped_total{reason=\"slow_consumer\"}");
+    let mut received = 0;
+    while let Some(frame) = slow.next(std::time::Duration::from_secs(1)).await {
+        if frame["type"] == "message" {
+            received += 1;
+        }
+    }
+    assert!(dropped >= 1.0, "the frame its full queue refused, at least");
+    assert!(received as f64 + dropped <= published as f64, "{received} received + {dropped} dropped of {published}");
+    assert!(!after.contains("reason=\"closed\""), "the reading clients lost nothing:\n{after}");
 }
