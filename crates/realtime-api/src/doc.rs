@@ -1,5 +1,6 @@
 //! The OpenAPI document: the parts no handler carries (info, servers, tags, security).
 
+use realtime_types::limits::IDEMPOTENCY_KEY_HEADER_PATTERN;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, ServerBuilder};
 use utoipa::{Modify, OpenApi};
@@ -9,7 +10,7 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "realtime",
         version = "1.0.0",
-        description = "The open contract of a realtime pub/sub service: client tokens, channels, publishing, presence, vendor channel authorization and user disconnects under `/v1/realtime`, and credit under `/v1/account`.\n\nEvery call carries `Authorization: Bearer <api key>` (keys look like `ifr_pk_proj_…`). Errors are RFC 9457 `application/problem+json` with a stable `code`. Every `POST` and `DELETE` accepts an `Idempotency-Key` header (or the `idempotency_key` body field): the same key with the same request replays the first 2xx response with `Idempotent-Replayed: true` and no second effect or charge; with a different request it is a 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running it is a 409 `IDEMPOTENCY_KEY_IN_USE`. Keys are scoped per account and operation and kept for 24 hours; 402 and 5xx answers are not kept, so a retry after a top-up goes through. An effect and its answer are committed together: if the server dies while a request runs, its retry replays the answer when the effect committed and runs afresh when it did not, at once after a single node restarts and within 10 seconds (the key's lease, which a running request keeps renewing) on a cluster. A replay of an answer committed before a crash reports the counts known at that moment (`delivered` and `unsubscribed` are 0).\n\nBalances are integers in micro-USD. A billable operation whose price the balance does not cover gets a 402 `INSUFFICIENT_CREDIT` and has no effect.\n\nThe WebSocket protocol of the `endpoint` returned by `realtime.token.issue` is described in `realtime.asyncapi.json`.",
+        description = "The open contract of a realtime pub/sub service: client tokens, channels, publishing, presence, vendor channel authorization and user disconnects under `/v1/realtime`, and credit under `/v1/account`.\n\nEvery call carries `Authorization: Bearer <api key>` (keys look like `ifr_pk_proj_…`). Errors are RFC 9457 `application/problem+json` with a stable `code`. A request body nests at most 32 levels of arrays and objects (the body itself is the first level); a deeper one is refused before it is parsed with a 422 `VALIDATION_ERROR` whose pointer is the body's (`\"\"`). Integer fields accept any whole JSON number (`1000000.0` is `1000000`).\n\nEvery `POST` and `DELETE` accepts an `Idempotency-Key` header (or the `idempotency_key` body field) of 1-255 visible ASCII characters: the same key with the same request replays the first 2xx response with `Idempotent-Replayed: true` and no second effect or charge; with a different request it is a 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running it is a 409 `IDEMPOTENCY_KEY_IN_USE`. Keys are scoped per account and operation and kept for 24 hours; 402 and 5xx answers are not kept, so a retry after a top-up goes through. An effect and its answer are committed together: if the server dies while a request runs, its retry replays the answer when the effect committed and runs afresh when it did not, at once after a single node restarts and within 10 seconds on a cluster: a running request holds its key with a 10-second lease that it renews every third of that, and until the lease of a request that died runs out, a retry gets 409 `IDEMPOTENCY_KEY_IN_USE` (retry it after a moment). A replay of an answer committed before a crash reports the counts known at that moment (`delivered` and `unsubscribed` are 0).\n\nBalances are integers in micro-USD. A billable operation whose price the balance does not cover gets a 402 `INSUFFICIENT_CREDIT` and has no effect.\n\nThe WebSocket protocol of the `endpoint` returned by `realtime.token.issue` is described in `realtime.asyncapi.json`.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
         contact(name = "realtime maintainers", url = "https://github.com/realtime-contract/realtime")
     ),
@@ -60,6 +61,7 @@ pub(crate) fn base() -> Document {
 pub fn openapi() -> Document {
     let (_, mut document) = crate::routes::openapi_router().split_for_parts();
     document_idempotency(&mut document);
+    document_links(&mut document);
     document
 }
 
@@ -79,10 +81,13 @@ fn document_idempotency(document: &mut Document) {
                 .name("Idempotency-Key")
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
-                .description(Some(format!("Makes retries safe: {replays} the first response.")))
+                .description(Some(format!(
+                    "Makes retries safe: {replays} the first response. 1-255 visible ASCII characters \
+                     (`!` to `~`), bare or in double quotes (`\"abc\"` is the key `abc`); any other value \
+                     is a 400 `BAD_REQUEST`."
+                )))
                 .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null])),
+                    ObjectBuilder::new().schema_type(Type::String).pattern(Some(IDEMPOTENCY_KEY_HEADER_PATTERN)),
                 ))
                 .build();
             operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(key));
@@ -92,6 +97,65 @@ fn document_idempotency(document: &mut Document) {
                 .description(Some("`true` when this is the stored response of an earlier request."))
                 .build();
             ok.headers.insert("Idempotent-Replayed".to_owned(), RefOr::T(replayed));
+        }
+    }
+}
+
+/// Where an answer leads: which later operations take a value of a 2xx response, as OpenAPI
+/// links. A stateful client (or fuzzer) follows them from a created resource to every
+/// operation on it.
+fn document_links(document: &mut Document) {
+    use serde_json::json;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::link::LinkBuilder;
+
+    use crate::operations::*;
+
+    let channel = |target: &OperationRoute| {
+        LinkBuilder::new()
+            .operation_id(target.id)
+            .parameter("channel", "$response.body#/name")
+            .description(format!("`{}` on the created channel.", target.id))
+            .build()
+    };
+    let publish = LinkBuilder::new()
+        .operation_id(PUBLISH.id)
+        .request_body(Some(json!({ "channel": "$response.body#/name" })))
+        .description("Publish to the created channel.")
+        .build();
+    let revoke = LinkBuilder::new()
+        .operation_id(TOKEN_REVOKE.id)
+        .request_body(Some(json!({ "token_or_jti": "$response.body#/jti" })))
+        .description("Revoke the issued token by its `jti`.")
+        .build();
+    let command = LinkBuilder::new()
+        .operation_id(USER_COMMAND_GET.id)
+        .parameter("command_id", "$response.body#/command_id")
+        .description("Read the sent command and its response.")
+        .build();
+    let created_channel = [
+        ("get", channel(&CHANNEL_GET)),
+        ("history", channel(&CHANNEL_HISTORY)),
+        ("presence", channel(&PRESENCE_GET)),
+        ("presence_alias", channel(&PRESENCE_GET_ALIAS)),
+        ("publish", publish),
+        ("delete", channel(&CHANNEL_DELETE)),
+    ];
+    let links = [
+        (CHANNEL_CREATE, created_channel.to_vec()),
+        (CHANNEL_CREATE_ALIAS, created_channel.to_vec()),
+        (TOKEN_ISSUE, vec![("revoke", revoke.clone())]),
+        (TOKEN_ISSUE_ALIAS, vec![("revoke", revoke)]),
+        (USER_COMMAND_SEND, vec![("get", command)]),
+    ];
+    for (source, links) in links {
+        let item = document.paths.paths.get_mut(source.path).expect("a link's source is in the route table");
+        let operation = item.post.as_mut().expect("a link's source creates something with a POST");
+        let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200") else {
+            panic!("{} documents its 200 answer inline", source.id)
+        };
+        for (name, link) in links {
+            ok.links.insert(name.to_owned(), RefOr::T(link));
         }
     }
 }

@@ -3,6 +3,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use bytes::Bytes;
+use realtime_types::limits::JSON_MAX_DEPTH;
 use realtime_types::{FieldError, Validate};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -159,8 +160,15 @@ impl<S: Send + Sync, T: DeserializeOwned + Validate> FromRequest<S> for ValidJso
     }
 }
 
-/// Parses JSON into `T`: a syntax error is a 400, a shape error a 422 with a pointer.
+/// Parses JSON into `T`: a syntax error is a 400, a shape error a 422 with a pointer, and
+/// a body nested deeper than [`JSON_MAX_DEPTH`] a 422 before it is parsed at all.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if nesting_depth(bytes) > JSON_MAX_DEPTH {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "",
+            format!("nests arrays and objects more than {JSON_MAX_DEPTH} levels deep"),
+        )]));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
         Ok(value) => {
@@ -179,6 +187,35 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     }
+}
+
+/// How deeply the arrays and objects of a JSON text nest, found without parsing it (brackets
+/// inside strings do not count). serde_json's own limit (128) is a syntax error, a 400;
+/// the contract's lower limit is a documented 422 and keeps a deep body from being parsed.
+fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in bytes {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Turns serde's `messages[0].channel` path into the JSON Pointer `/messages/0/channel`.

@@ -25,11 +25,12 @@ pub struct Account {
 #[cfg_attr(feature = "openapi", schema(example = json!({"amount": 5000000})))]
 pub struct TopupRequest {
     /// Amount in micro-USD, from 1,000,000 ($1) to 1,000,000,000 ($1,000).
+    #[serde(deserialize_with = "crate::integer::u64")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1000000, maximum = 1000000000))]
     pub amount: u64,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 

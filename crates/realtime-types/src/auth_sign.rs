@@ -37,7 +37,10 @@ pub struct AuthSignRequest {
     )]
     pub client_id: String,
     /// The channels to authorize (1-100); Pusher signs only the first.
-    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<crate::channel::ChannelName>, min_items = 1, max_items = 100)
+    )]
     pub channels: Vec<String>,
     /// What to grant; defaults to `["subscribe"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,8 +50,8 @@ pub struct AuthSignRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor: Option<Vendor>,
     /// Lifetime in seconds (Ably, Liveblocks, realtime); clamped to 86400.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[serde(default, deserialize_with = "crate::integer::option_u32", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_i64, format = Int64))]
     pub ttl_seconds: Option<u32>,
     /// Pusher only, required: the client's socket id, e.g. `1234.5678`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,7 +64,7 @@ pub struct AuthSignRequest {
     pub channel_data: Option<serde_json::Map<String, serde_json::Value>>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 

@@ -52,7 +52,7 @@ pub struct ChannelCreateRequest {
     pub channel_type: Option<ChannelType>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 
@@ -102,14 +102,25 @@ pub struct Channel {
     pub last_published_at: Option<DateTime<Utc>>,
 }
 
+/// A channel name as the document describes it where a list of names is sent (the
+/// wire carries a plain string): 1-164 bytes of `A-Z a-z 0-9 _ - = @ , . ;`.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(min_length = 1, max_length = 164, pattern = r"^[A-Za-z0-9_\-=@,.;]+$", example = "room-42")]
+pub struct ChannelName(pub String);
+
 /// Paging of `channel.list`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ChannelListQuery {
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page. Any unpadded base64url string is a position
+    /// in the list; only a `next_cursor` means "the next page".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(max_length = 512))]
+    #[cfg_attr(
+        feature = "openapi",
+        param(max_length = 512, pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")
+    )]
     pub cursor: Option<String>,
     /// Page size, 1-100; defaults to 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]

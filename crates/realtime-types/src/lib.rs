@@ -5,7 +5,8 @@
 //! knows nothing of HTTP, databases or the environment; the router, the server and the
 //! clients all share these types, so a shape can only change in one place.
 //!
-//! - [`limits`]: the documented limits, and [`validate`] which applies them.
+//! - [`limits`]: the documented limits, and [`validate`] which applies them; [`integer`]
+//!   reads integer fields as JSON Schema does (`1.0` is an integer).
 //! - [`problem`]: [`ErrorCode`] and the [`Problem`] body.
 //! - [`token`], [`channel`], [`history`], [`publish`], [`presence`], [`auth_sign`],
 //!   [`events`], [`user`], [`account`]: one module per capability group of the REST contract.
@@ -17,6 +18,7 @@ pub mod auth_sign;
 pub mod channel;
 pub mod events;
 pub mod history;
+pub mod integer;
 pub mod limits;
 pub mod messaging;
 pub mod presence;

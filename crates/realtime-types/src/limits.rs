@@ -34,6 +34,20 @@ pub const PAGE_MAX_LIMIT: u32 = 100;
 pub const PAGE_DEFAULT_LIMIT: u32 = 20;
 /// Longest idempotency key.
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
+/// Characters an idempotency key may contain: visible ASCII, `!` (0x21) to `~` (0x7E).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = r"^[!-~]+$";
+/// What the `Idempotency-Key` header may hold: a key, bare or in the double quotes of a
+/// Structured Field string (`"abc"` is the key `abc`; `""` is no key at all).
+pub const IDEMPOTENCY_KEY_HEADER_PATTERN: &str = r#"^(?!""$)(?:[!-~]{1,255}|"[!-~]{1,255}")$"#;
+/// Deepest nesting of arrays and objects in a request body, the body itself being the
+/// first level; deeper bodies get 422 `VALIDATION_ERROR` before they are parsed.
+pub const JSON_MAX_DEPTH: usize = 32;
+/// Longest `channel.list` cursor.
+pub const CURSOR_MAX_LEN: usize = 512;
+/// What a `channel.list` cursor looks like: unpadded base64url (a length that is not one
+/// more than a multiple of four). Any such string is a position in the list; only the
+/// `next_cursor` of a page means "the next page".
+pub const CURSOR_PATTERN: &str = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$";
 /// Largest request body, in bytes; larger bodies get 413 `PAYLOAD_TOO_LARGE`.
 pub const BODY_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Smallest and largest top-up, in micro-units of USD.

@@ -72,7 +72,7 @@ pub struct UserMessageSendRequest {
     pub sender_id: Option<String>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 
@@ -133,12 +133,12 @@ pub struct UserCommandSendRequest {
     /// HTTP call waits at most `COMMAND_MAX_WAIT_SECONDS` (25) of them: past that it
     /// answers 504 `COMMAND_TIMEOUT`, and the response, if one comes before the command
     /// expires, is read with `realtime.user.command.get`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::integer::option_u32", skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1800))]
     pub timeout: Option<u32>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 

@@ -32,7 +32,7 @@ pub struct PublishRequest {
     pub data: serde_json::Value,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 
@@ -98,7 +98,7 @@ pub struct PublishBatchRequest {
     pub messages: Vec<BatchMessage>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 

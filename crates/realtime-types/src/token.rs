@@ -53,7 +53,10 @@ pub struct TokenIssueRequest {
     pub client_id: Option<String>,
     /// The channels the token may use; omitted means every channel of the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_items = 100, example = json!(["room-42"])))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<Vec<crate::channel::ChannelName>>, max_items = 100, example = json!(["room-42"]))
+    )]
     pub channels: Option<Vec<String>>,
     /// What the token allows; defaults to `["subscribe"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,12 +64,12 @@ pub struct TokenIssueRequest {
     pub capabilities: Option<Vec<Capability>>,
     /// Lifetime in seconds; defaults to 3600, and values above `MAX_TTL_SECONDS` (86400)
     /// are clamped to it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1, example = 3600))]
+    #[serde(default, deserialize_with = "crate::integer::option_u32", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_i64, format = Int64, example = 3600))]
     pub ttl_seconds: Option<u32>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 
@@ -115,7 +118,7 @@ pub struct TokenRevokeRequest {
     pub token_or_jti: String,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 

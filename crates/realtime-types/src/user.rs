@@ -20,7 +20,7 @@ pub struct UserDisconnectRequest {
     pub channel: Option<String>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     pub idempotency_key: Option<String>,
 }
 

@@ -151,6 +151,16 @@ pub fn check_idempotency_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the form of a `channel.list` cursor (unpadded base64url, at most 512
+/// characters); see [`CURSOR_PATTERN`].
+pub fn check_cursor(cursor: &str) -> Result<(), String> {
+    let base64url = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if cursor.len() > CURSOR_MAX_LEN || !cursor.chars().all(base64url) || cursor.len() % 4 == 1 {
+        return Err("is not a cursor returned by channel.list".into());
+    }
+    Ok(())
+}
+
 impl Validate for TokenIssueRequest {
     fn validate(&self) -> Result<(), Rejection> {
         let mut check = Checker::default();
@@ -201,8 +211,8 @@ impl Validate for ChannelListQuery {
         if self.limit.is_some_and(|limit| limit == 0 || limit > PAGE_MAX_LIMIT) {
             check.error("/limit", format!("must be 1-{PAGE_MAX_LIMIT}"));
         }
-        if self.cursor.as_ref().is_some_and(|cursor| cursor.len() > 512) {
-            check.error("/cursor", "is not a cursor returned by channel.list");
+        if let Some(Err(detail)) = self.cursor.as_deref().map(check_cursor) {
+            check.error("/cursor", detail);
         }
         check.finish()
     }

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use realtime_api::OPERATIONS;
+use realtime_api::operations::*;
 use realtime_types::limits::*;
 use realtime_types::{ErrorCode, EventType};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 fn committed() -> String {
@@ -176,6 +176,59 @@ fn documented_limits_are_the_enforced_limits() {
     let query = &document["paths"]["/v1/realtime/channel/list"]["get"]["parameters"];
     let limit = query.as_array().unwrap().iter().find(|p| p["name"] == "limit").unwrap();
     assert_eq!(limit["schema"]["maximum"], PAGE_MAX_LIMIT);
+    let cursor = query.as_array().unwrap().iter().find(|p| p["name"] == "cursor").unwrap();
+    assert_eq!(cursor["schema"]["maxLength"], CURSOR_MAX_LEN);
+    assert_eq!(cursor["schema"]["pattern"], CURSOR_PATTERN);
+    let channel_name = &schemas["ChannelName"];
+    assert_eq!(
+        (&channel_name["maxLength"], &channel_name["pattern"]),
+        (&json!(CHANNEL_NAME_MAX_LEN), &json!(CHANNEL_NAME_PATTERN))
+    );
+    for request in ["TokenIssueRequest", "AuthSignRequest"] {
+        let items = &schemas[request]["properties"]["channels"]["items"]["$ref"];
+        assert_eq!(items, "#/components/schemas/ChannelName", "{request} names channels");
+    }
+    let description = document["info"]["description"].as_str().unwrap();
+    assert!(description.contains(&format!("at most {JSON_MAX_DEPTH} levels")), "the nesting limit is documented");
+}
+
+#[test]
+fn every_idempotency_key_is_documented_with_its_length_and_charset() {
+    let document = document();
+    for (name, schema) in document["components"]["schemas"].as_object().unwrap() {
+        let Some(field) = schema["properties"].get("idempotency_key") else { continue };
+        assert_eq!(field["maxLength"], IDEMPOTENCY_KEY_MAX_LEN, "{name}");
+        assert_eq!(field["pattern"], IDEMPOTENCY_KEY_PATTERN, "{name}");
+    }
+    for route in OPERATIONS.iter().filter(|route| route.is_write()) {
+        let operation = &document["paths"][route.path][route.method.to_ascii_lowercase()];
+        let parameters = operation["parameters"].as_array().unwrap();
+        let header = parameters.iter().find(|p| p["name"] == "Idempotency-Key").unwrap();
+        assert_eq!(header["schema"]["pattern"], IDEMPOTENCY_KEY_HEADER_PATTERN, "{}", route.id);
+    }
+}
+
+#[test]
+fn links_lead_from_created_resources_to_the_operations_on_them() {
+    let document = document();
+    let ids: BTreeSet<&str> = OPERATIONS.iter().map(|route| route.id).collect();
+    let links_of = |route: &OperationRoute| {
+        let ok = &document["paths"][route.path][route.method.to_ascii_lowercase()]["responses"]["200"];
+        ok["links"].as_object().cloned().unwrap_or_default()
+    };
+    let targets = |route: &OperationRoute| -> BTreeSet<String> {
+        links_of(route).values().map(|link| link["operationId"].as_str().unwrap().to_owned()).collect()
+    };
+    for route in OPERATIONS {
+        for target in targets(route) {
+            assert!(ids.contains(target.as_str()), "{} links to {target}, which is no operation", route.id);
+        }
+    }
+    let from_channel = targets(&CHANNEL_CREATE);
+    for target in [CHANNEL_GET, CHANNEL_DELETE, CHANNEL_HISTORY, PUBLISH, PRESENCE_GET] {
+        assert!(from_channel.contains(target.id), "channel.create links to {}", target.id);
+    }
+    assert!(targets(&TOKEN_ISSUE).contains(TOKEN_REVOKE.id), "token.issue links to token.revoke");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chrono::Utc;
 use realtime_api::idempotency::Seal;
 use realtime_api::{ApiError, ApiKey, Caller, RealtimeApi};
@@ -240,11 +241,21 @@ impl RealtimeApi for Service {
     }
 
     async fn channel_list(&self, caller: &Caller, query: ChannelListQuery) -> Result<ChannelList, ApiError> {
+        // A cursor is the base64url of the last name of a page. The router has checked its
+        // form, and the document promises that any string of that form is a position in the
+        // list, so stray bits and bytes that are not UTF-8 are tolerated rather than refused.
         let after = match &query.cursor {
             Some(cursor) => {
-                Some(URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|bytes| String::from_utf8(bytes).ok()).ok_or_else(
-                    || ApiError::invalid(vec![FieldError::new("/cursor", "is not a cursor returned by channel.list")]),
-                )?)
+                let lenient = GeneralPurpose::new(
+                    &base64::alphabet::URL_SAFE,
+                    GeneralPurposeConfig::new()
+                        .with_decode_allow_trailing_bits(true)
+                        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+                );
+                let bytes = lenient.decode(cursor).map_err(|_| {
+                    ApiError::invalid(vec![FieldError::new("/cursor", "is not a cursor returned by channel.list")])
+                })?;
+                Some(String::from_utf8_lossy(&bytes).into_owned())
             }
             None => None,
         };
