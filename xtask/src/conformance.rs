@@ -179,6 +179,13 @@ struct Server {
     pid_file: PathBuf,
 }
 
+/// The reference server's heartbeat (interval, timeout) in seconds: short, so that the
+/// heartbeat check (close 4201) waits 20 s rather than the default 60 s.
+const HEARTBEAT: (u32, u32) = (8, 20);
+/// Its request budget per account (per second, burst): low enough for the harness to drive
+/// past it on loopback (the rate-limit check), high enough for every other check.
+const RATE_LIMIT: (u32, u32) = (200, 400);
+
 impl Server {
     /// Chooses the port and writes the start and kill scripts into `dir`.
     fn prepare(binary: &Path, dir: &Path, admin_secret: &str) -> anyhow::Result<Server> {
@@ -201,9 +208,17 @@ impl Server {
              REALTIME_LISTEN=127.0.0.1:{port} \\\n\
              REALTIME_STORE={store} \\\n\
              REALTIME_ADMIN_SECRET={admin_secret} \\\n\
+             REALTIME_GATEWAY__HEARTBEAT_INTERVAL_SECONDS={heartbeat_interval} \\\n\
+             REALTIME_GATEWAY__HEARTBEAT_TIMEOUT_SECONDS={heartbeat_timeout} \\\n\
+             REALTIME_RATE_LIMIT__REQUESTS_PER_SECOND={rate} \\\n\
+             REALTIME_RATE_LIMIT__BURST={burst} \\\n\
              {binary} </dev/null >>{stdout} 2>>{log} &\n\
              echo $! >{pid}\n",
             dir = quote(dir),
+            heartbeat_interval = HEARTBEAT.0,
+            heartbeat_timeout = HEARTBEAT.1,
+            rate = RATE_LIMIT.0,
+            burst = RATE_LIMIT.1,
             store = quote(Path::new(&format!("sqlite://{}", dir.join("realtime.db").display()))),
             binary = quote(binary),
             stdout = quote(&dir.join("server.stdout")),

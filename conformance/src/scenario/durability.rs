@@ -95,14 +95,14 @@ async fn answered(ctx: &Ctx, operation: &'static str, request: Request) -> Resul
 async fn setup(ctx: &Ctx) -> Result<Before, String> {
     let channel = ctx.name("durable");
     let create =
-        keyed(ctx, "realtime.channel.create", &ctx.name("k-create"), &json!({"name": channel, "type": "public"}));
+        keyed(ctx, "realtime.channel.create", &ctx.name("durable-create"), &json!({"name": channel, "type": "public"}));
     let mut keyed_requests = vec![answered(ctx, "realtime.channel.create", create).await?];
     let token_body = json!({"client_id": ctx.name("durable-a"), "channels": [channel], "ttl_seconds": 600});
-    let token = keyed(ctx, "realtime.token.issue", &ctx.name("k-token"), &token_body);
+    let token = keyed(ctx, "realtime.token.issue", &ctx.name("durable-token"), &token_body);
     let token = answered(ctx, "realtime.token.issue", token).await?;
     let kept = token.answer.as_ref().map(Response::json).unwrap_or_default();
     keyed_requests.push(token);
-    let revoked = keyed(ctx, "realtime.token.issue", &ctx.name("k-revoked"), &token_body);
+    let revoked = keyed(ctx, "realtime.token.issue", &ctx.name("durable-revoked"), &token_body);
     let revoked = answered(ctx, "realtime.token.issue", revoked).await?;
     let revoked_token = revoked.answer.as_ref().map(Response::json).unwrap_or_default();
     keyed_requests.push(revoked);
@@ -110,7 +110,7 @@ async fn setup(ctx: &Ctx) -> Result<Before, String> {
         ctx.request("realtime.token.revoke", &[]).json(&json!({"token_or_jti": field(&revoked_token, "/jti")?}));
     ctx.expect("realtime.token.revoke", &revoke, 200, None).await?;
     let balance = ctx.balance(ctx.funded_key()).await?;
-    let first = keyed(ctx, "realtime.publish", &ctx.name("k-first"), &publish_body(&channel, 0));
+    let first = keyed(ctx, "realtime.publish", &ctx.name("durable-first"), &publish_body(&channel, 0));
     keyed_requests.push(answered(ctx, "realtime.publish", first).await?);
     let price = balance - ctx.balance(ctx.funded_key()).await?;
     Ok(Before { channel, keyed: keyed_requests, kept, revoked: revoked_token, price, balance })
@@ -133,8 +133,12 @@ async fn storm(ctx: &Ctx, channel: &str) -> Result<Vec<Keyed>, String> {
                     break;
                 }
                 let n = 1 + w * MAX_PER_WORKER + i;
-                let request =
-                    keyed(ctx, "realtime.publish", &ctx.name(&format!("k-storm-{w}-{i}")), &publish_body(channel, n));
+                let request = keyed(
+                    ctx,
+                    "realtime.publish",
+                    &ctx.name(&format!("durable-storm-{w}-{i}")),
+                    &publish_body(channel, n),
+                );
                 let answer = ctx.target.send(&request).await.ok().filter(|response| response.status == 200);
                 let done = answer.is_none();
                 sent.push(Keyed { operation: "realtime.publish", request, answer });

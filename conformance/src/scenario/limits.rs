@@ -16,6 +16,7 @@ use crate::report::Kind;
 const KIND: Kind = Kind::Limits;
 
 const LIMITED: &str = "limits/driven past its documented rate limit, the target answers 429 with Retry-After";
+const EVERY_OPERATION: &str = "limits/every operation answers 429 RATE_LIMITED while the account is over its budget";
 const RECOVERS: &str = "limits/after Retry-After the target serves the account again";
 
 /// The most requests the drive sends.
@@ -64,17 +65,25 @@ pub(crate) async fn run(ctx: &Ctx) {
     };
     let Some(policy) = first.header("ratelimit-policy").and_then(parse_policy) else {
         let reason = "the target documents no rate limit (no RateLimit-Policy header on account.get)";
-        ctx.skip(LIMITED, KIND, reason);
-        ctx.skip(RECOVERS, KIND, reason);
+        for id in [LIMITED, EVERY_OPERATION, RECOVERS] {
+            ctx.skip(id, KIND, reason);
+        }
         return;
     };
     let started = Instant::now();
     match drive(ctx, &request, policy).await {
         Drive::Limited(response) => {
             let retry_after = response.header("retry-after").and_then(|value| value.trim().parse::<u64>().ok());
-            let result = check_limited(ctx, &response, retry_after);
+            let result = check_limited(ctx, "account.get", &response, retry_after);
             let failed = result.is_err();
             ctx.record(LIMITED, KIND, started, result);
+            if failed {
+                ctx.skip(EVERY_OPERATION, KIND, "the 429 check failed");
+            } else {
+                let started = Instant::now();
+                let result = every_operation(ctx, &request, &key).await;
+                ctx.record(EVERY_OPERATION, KIND, started, result);
+            }
             match retry_after {
                 _ if failed => ctx.skip(RECOVERS, KIND, "the 429 check failed"),
                 Some(seconds) if seconds <= MAX_RETRY_AFTER => {
@@ -93,8 +102,9 @@ pub(crate) async fn run(ctx: &Ctx) {
                 "the harness sent {sent} requests in {took:.1?}, not faster than the documented {} per {} s",
                 policy.quota, policy.window
             );
-            ctx.skip(LIMITED, KIND, &reason);
-            ctx.skip(RECOVERS, KIND, &reason);
+            for id in [LIMITED, EVERY_OPERATION, RECOVERS] {
+                ctx.skip(id, KIND, &reason);
+            }
         }
         Drive::NeverLimited { sent, took } => {
             let mismatch = format!(
@@ -102,12 +112,49 @@ pub(crate) async fn run(ctx: &Ctx) {
                 policy.quota, policy.window
             );
             ctx.record(LIMITED, KIND, started, Err(mismatch));
+            ctx.skip(EVERY_OPERATION, KIND, "the 429 check failed");
             ctx.skip(RECOVERS, KIND, "the 429 check failed");
         }
         Drive::Failed(err) => {
             ctx.record(LIMITED, KIND, started, Err(err));
+            ctx.skip(EVERY_OPERATION, KIND, "the 429 check failed");
             ctx.skip(RECOVERS, KIND, "the 429 check failed");
         }
+    }
+}
+
+/// Each documented operation, sent alongside a wave that keeps the account over its budget,
+/// must answer 429 `RATE_LIMITED` with `Retry-After` (the limit comes before anything else).
+async fn every_operation(ctx: &Ctx, drain: &Request, key: &str) -> Result<(), String> {
+    let mut missed = Vec::new();
+    for operation in ctx.spec.operations() {
+        let params: Vec<String> = operation.path.matches('{').map(|_| ctx.name("limited")).collect();
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        let mut request = Request::new(&operation.method, ctx.path(&operation.id, &params)).bearer(key);
+        if operation.method != "GET" {
+            request = request.json(&serde_json::json!({}));
+        }
+        let mut last = None;
+        for _ in 0..5 {
+            let wave = stream::iter(0..CONCURRENCY).map(|_| ctx.target.send(drain)).buffer_unordered(CONCURRENCY);
+            let (_, answer) = tokio::join!(wave.collect::<Vec<_>>(), ctx.target.send(&request));
+            let answer = answer?;
+            let limited = answer.status == 429;
+            last = Some(answer);
+            if limited {
+                break;
+            }
+        }
+        let Some(answer) = last else { continue };
+        if answer.status != 429 {
+            missed.push(format!("{} answered {}", operation.id, answer.status));
+            continue;
+        }
+        check_limited(ctx, &operation.id, &answer, answer.header("retry-after").and_then(|v| v.trim().parse().ok()))?;
+    }
+    match missed.is_empty() {
+        true => Ok(()),
+        false => Err(format!("over the budget, expected 429 from every operation: {}", missed.join(", "))),
     }
 }
 
@@ -146,9 +193,9 @@ async fn drive(ctx: &Ctx, request: &Request, policy: Policy) -> Drive {
     if (sent as f64) < allowed * 1.2 { Drive::TooSlow { sent, took } } else { Drive::NeverLimited { sent, took } }
 }
 
-fn check_limited(ctx: &Ctx, response: &Response, retry_after: Option<u64>) -> Result<(), String> {
-    crate::context::expect_status("account.get", response, 429, Some("RATE_LIMITED"))?;
-    ctx.conforms("account.get", response)?;
+fn check_limited(ctx: &Ctx, operation: &str, response: &Response, retry_after: Option<u64>) -> Result<(), String> {
+    crate::context::expect_status(operation, response, 429, Some("RATE_LIMITED"))?;
+    ctx.conforms(operation, response)?;
     match retry_after {
         Some(seconds) if seconds >= 1 => Ok(()),
         _ => Err(format!(

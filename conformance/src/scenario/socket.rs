@@ -21,6 +21,9 @@ const CLIENT_PUBLISH: &str = "protocol/a client publish is answered `published` 
 const CLIENT_REFUSED: &str =
     "protocol/a refused client publish is an `error` with its request_id; the socket stays open";
 const MALFORMED: &str = "protocol/malformed and unknown frames are answered BAD_REQUEST; the socket stays open";
+const CLIENT_MESSAGE: &str = "protocol/a client's user.message.send is answered `user.message.sent` and delivered";
+const CLIENT_COMMAND: &str =
+    "protocol/a client's user.command.send gets the other client's response in `user.command.done`";
 const BINARY: &str = "protocol/a binary frame closes the socket (4005)";
 const OVERSIZED: &str = "protocol/a frame over 64 KiB closes the socket (4005)";
 const EXPIRY: &str = "protocol/a live socket is closed when its token expires (4002)";
@@ -54,6 +57,8 @@ pub(crate) async fn run(ctx: &Ctx) {
     check(ctx, CLIENT_PUBLISH, KIND, client_publish(ctx, &channel)).await;
     check(ctx, CLIENT_REFUSED, KIND, client_publish_refused(ctx, &channel)).await;
     check(ctx, MALFORMED, KIND, malformed(ctx, &channel)).await;
+    check(ctx, CLIENT_MESSAGE, KIND, client_message(ctx)).await;
+    check(ctx, CLIENT_COMMAND, KIND, client_command(ctx)).await;
     check(ctx, BINARY, KIND, violation(ctx, &channel, Violation::Binary)).await;
     check(ctx, OVERSIZED, KIND, violation(ctx, &channel, Violation::Oversized)).await;
     check(ctx, EXPIRY, KIND, expiry(ctx, &channel)).await;
@@ -150,6 +155,74 @@ async fn malformed(ctx: &Ctx, channel: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A socket of `user` whose token may send user-addressed messages.
+async fn user_socket(ctx: &Ctx, user: &str) -> Result<Socket, String> {
+    let token = issue(
+        ctx,
+        &json!({"client_id": format!("{user}-device"), "user_id": user, "capabilities": ["message"], "ttl_seconds": 600}),
+    )
+    .await?;
+    connect(&token, ctx.config.live_bound).await
+}
+
+async fn client_message(ctx: &Ctx) -> Result<(), String> {
+    let bound = ctx.config.live_bound;
+    let (from, to) = (ctx.name("ws-sender"), ctx.name("ws-recipient"));
+    let mut sender = user_socket(ctx, &from).await?;
+    let mut recipient = user_socket(ctx, &to).await?;
+    let payload = json!({"hello": "over the socket"});
+    sender
+        .send(&json!({"type": "user.message.send", "target_user_id": to, "payload": payload, "request_id": "m-1"}))
+        .await?;
+    let answer = sender.expect("the answer to m-1", bound, |frame| frame["request_id"] == "m-1").await?;
+    if answer["type"] != "user.message.sent" || answer["delivered"].as_u64().unwrap_or(0) < 1 {
+        return Err(format!("user.message.send m-1 was answered {answer}, expected `user.message.sent` delivered 1"));
+    }
+    let message = recipient.expect("the user.message", bound, |frame| frame["type"] == "user.message").await?;
+    if message["payload"] != payload || message["message_id"] != answer["message_id"] {
+        return Err(format!("the recipient got {message} for {answer}"));
+    }
+    if message["sender_type"] != "client" || message["sender_id"] != json!(format!("{from}-device")) {
+        return Err(format!("the user.message names its sender {} {}", message["sender_type"], message["sender_id"]));
+    }
+    sender.close(bound).await;
+    recipient.close(bound).await;
+    Ok(())
+}
+
+async fn client_command(ctx: &Ctx) -> Result<(), String> {
+    let bound = ctx.config.live_bound;
+    let (from, to) = (ctx.name("ws-caller"), ctx.name("ws-callee"));
+    let mut caller = user_socket(ctx, &from).await?;
+    let mut callee = user_socket(ctx, &to).await?;
+    caller
+        .send(&json!({
+            "type": "user.command.send", "target_user_id": to, "command": "conformance.add",
+            "data": {"a": 2, "b": 3}, "timeout": 10, "request_id": "c-1",
+        }))
+        .await?;
+    let command = callee.expect("the user.command", bound, |frame| frame["type"] == "user.command").await?;
+    if command["command"] != "conformance.add" || command["data"] != json!({"a": 2, "b": 3}) {
+        return Err(format!("the callee got {command}"));
+    }
+    callee.send(&json!({"type": "command.response", "command_id": command["command_id"], "data": {"sum": 5}})).await?;
+    let done = caller.expect("the answer to c-1", bound, |frame| frame["request_id"] == "c-1").await?;
+    caller.close(bound).await;
+    callee.close(bound).await;
+    if done["type"] != "user.command.done" || done["status"] != "answered" || done["response"] != json!({"sum": 5}) {
+        return Err(format!(
+            "user.command.send c-1 was answered {done}, expected `user.command.done` with the response"
+        ));
+    }
+    if done["command_id"] != command["command_id"] {
+        return Err(format!(
+            "`user.command.done` names {}, the command was {}",
+            done["command_id"], command["command_id"]
+        ));
+    }
+    Ok(())
+}
+
 enum Violation {
     Binary,
     Oversized,
@@ -230,21 +303,25 @@ async fn connection_limit(ctx: &Ctx, channel: &str) -> Result<(), String> {
                     ));
                 }
                 Handshake::Open(mut socket) => {
-                    let first =
-                        socket.expect("`connected` or a close", bound, |frame| frame["type"] == "connected").await;
-                    match first {
-                        Ok(_) => open.push(socket),
-                        Err(_) => {
-                            let (code, reason) = socket.expect_close(bound).await.unwrap_or((None, String::new()));
-                            return match code {
-                                Some(CLOSE_CONNECTION_LIMIT) if n > 1 => Ok(()),
-                                _ => Err(format!(
-                                    "connection {n} ended with {}, expected close code {CLOSE_CONNECTION_LIMIT}",
-                                    describe_close(code, &reason)
-                                )),
-                            };
-                        }
+                    let first = socket
+                        .expect("`connected` or `disconnecting`", bound, |frame| {
+                            frame["type"] == "connected" || frame["type"] == "disconnecting"
+                        })
+                        .await
+                        .map_err(|err| format!("connection {n}: {err}"))?;
+                    if first["type"] == "connected" {
+                        open.push(socket);
+                        continue;
                     }
+                    let (code, reason) = socket.expect_close(bound).await?;
+                    let announced = first["code"] == json!(CLOSE_CONNECTION_LIMIT);
+                    return match code {
+                        Some(CLOSE_CONNECTION_LIMIT) if n > 1 && announced => Ok(()),
+                        _ => Err(format!(
+                            "connection {n} was announced {first} and ended with {}, expected close code {CLOSE_CONNECTION_LIMIT}",
+                            describe_close(code, &reason)
+                        )),
+                    };
                 }
             }
         }

@@ -339,7 +339,13 @@ async fn handle_frame(
     claims: &Claims,
     text: &str,
 ) -> Option<End> {
-    let frame = match serde_json::from_str::<ClientFrame>(text) {
+    // serde reads an internally tagged enum from an array too (`["ping"]`); the protocol's
+    // frames are JSON objects only.
+    let parsed = match text.trim_start().starts_with('{') {
+        true => serde_json::from_str::<ClientFrame>(text).map_err(|error| error.to_string()),
+        false => Err("a frame is a JSON object".to_owned()),
+    };
+    let frame = match parsed {
         Ok(frame) => frame,
         Err(error) => {
             connection.send(encode(&frame_error(ErrorCode::BadRequest, format!("not a client frame: {error}"), None)));

@@ -42,6 +42,7 @@ pub fn app(service: Arc<Service>) -> Router {
     let retention = Duration::from_secs(u64::from(service.config.idempotency_ttl_hours) * 3600);
     let idempotency = Idempotency::new(service.store.clone(), retention);
     let observed = service.clone();
+    let rate_limit_policy = rate_limit_policy(&service.config.rate_limit);
     let mut app = realtime_api::router(api, idempotency)
         .merge(gateway::router(service.clone()))
         .merge(pusher::router(service.clone()))
@@ -68,6 +69,10 @@ pub fn app(service: Arc<Service>) -> Router {
         .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
             let service = observed.clone();
             async move { count_request(&service, request, next).await }
+        }))
+        .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let policy = rate_limit_policy.clone();
+            async move { advertise_rate_limit(policy, request, next).await }
         }));
     // Outside the timeout, so that a page can read a 503 too, not just a failed fetch.
     if let Some(cors) = cors {
@@ -86,6 +91,34 @@ pub fn app(service: Arc<Service>) -> Router {
             )
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The account request budget as a `RateLimit-Policy` header value
+/// (draft-ietf-httpapi-ratelimit-headers): `burst` requests at once, refilled at
+/// `requests_per_second`, is a quota of `burst` per `burst / requests_per_second` seconds.
+fn rate_limit_policy(config: &crate::config::RateLimitConfig) -> Option<axum::http::HeaderValue> {
+    let rate = config.requests_per_second;
+    if rate == 0 {
+        return None;
+    }
+    // As in `service::rate_limiter`: no burst means one second's worth.
+    let burst = if config.burst == 0 { rate } else { config.burst };
+    let window = burst.div_ceil(rate);
+    axum::http::HeaderValue::from_str(&format!("\"account\";q={burst};w={window}")).ok()
+}
+
+/// Tells API callers the budget their account's requests draw on.
+async fn advertise_rate_limit(
+    policy: Option<axum::http::HeaderValue>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let api = request.uri().path().starts_with("/v1/");
+    let mut response = next.run(request).await;
+    if let (true, Some(policy)) = (api, policy) {
+        response.headers_mut().insert("ratelimit-policy", policy);
+    }
+    response
 }
 
 /// Counts a request by its route template (never its concrete path: bounded labels),
