@@ -12,8 +12,8 @@ use utoipa::IntoResponses;
 /// Errors of every authenticated `POST` with a JSON body.
 #[derive(IntoResponses)]
 pub(crate) enum WriteErrors {
-    /// `BAD_REQUEST`: the body is not JSON, or the `Idempotency-Key` header and the
-    /// `idempotency_key` field differ.
+    /// `BAD_REQUEST`: the body is not JSON, the `Idempotency-Key` header is not 1-255
+    /// visible ASCII characters, or it and the `idempotency_key` field differ.
     #[response(status = 400, content_type = "application/problem+json")]
     BadRequest(Problem),
     /// `UNAUTHENTICATED`: no API key, a malformed one, or an unknown one.
@@ -29,8 +29,9 @@ pub(crate) enum WriteErrors {
     /// `UNSUPPORTED_MEDIA_TYPE`: the body is not `application/json`.
     #[response(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Problem),
-    /// `VALIDATION_ERROR` (with `errors[].pointer`), or `IDEMPOTENCY_KEY_REUSED` when the key
-    /// was used before with a different request.
+    /// `VALIDATION_ERROR` (with `errors[].pointer`; the pointer is `""` when the body nests
+    /// deeper than 32 levels), or `IDEMPOTENCY_KEY_REUSED` when the key was used before
+    /// with a different request.
     #[response(status = 422, content_type = "application/problem+json")]
     Unprocessable(Problem),
     /// `RATE_LIMITED`: retry after `Retry-After` seconds.
@@ -64,7 +65,7 @@ pub(crate) enum ReadErrors {
 /// Errors of `DELETE` (no body; the key comes from the header).
 #[derive(IntoResponses)]
 pub(crate) enum DeleteErrors {
-    /// `BAD_REQUEST`: the `Idempotency-Key` header is malformed.
+    /// `BAD_REQUEST`: the `Idempotency-Key` header is not 1-255 visible ASCII characters.
     #[response(status = 400, content_type = "application/problem+json")]
     BadRequest(Problem),
     /// `UNAUTHENTICATED`: no API key, a malformed one, or an unknown one.
@@ -118,7 +119,8 @@ pub(crate) enum Billable {
 /// `VALIDATION_ERROR` for a bad query string.
 #[derive(IntoResponses)]
 pub(crate) enum BadQuery {
-    /// `VALIDATION_ERROR`: a query parameter is out of range or not a cursor of ours.
+    /// `VALIDATION_ERROR`: a query parameter is out of range, or a cursor is not of the
+    /// documented form.
     #[response(status = 422, content_type = "application/problem+json")]
     Unprocessable(Problem),
 }

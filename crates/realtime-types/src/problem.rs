@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorCode {
     /// 400: the body is not JSON, or the request contradicts itself.
     BadRequest,
-    /// 422: the body is JSON but breaks the schema or a documented limit.
+    /// 422: the body is JSON but breaks the schema or a documented limit (a REST body nests
+    /// at most 32 levels of arrays and objects).
     ValidationError,
     /// 401: no API key, a malformed one, or an unknown one.
     Unauthenticated,
