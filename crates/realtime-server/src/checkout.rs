@@ -1,6 +1,10 @@
 //! The dev checkout the reference server serves for `account.topup`: a page with a pay
 //! button for people, and `POST /checkout/{id}/complete` for tests. Completing credits
 //! the account exactly once, however often it is completed.
+//!
+//! A 402's `topup_url` is the `account.topup` operation, which programs `POST` an amount
+//! to. A person who opens it in a browser (`GET`, accepting HTML) gets a page instead,
+//! where they type their API key and an amount and go on to the checkout's page.
 
 use std::sync::Arc;
 
@@ -11,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use realtime_api::ApiError;
-use realtime_types::CheckoutStatus;
+use realtime_types::{CheckoutStatus, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use crate::service::{MAX_BALANCE, Service};
@@ -25,6 +29,7 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/checkout/{checkout_id}", get(page))
         .route("/checkout/{checkout_id}/complete", post(complete))
+        .route("/v1/account/topup", get(topup_page))
         .with_state(service)
 }
 
@@ -65,6 +70,53 @@ async fn page(State(service): State<Arc<Service>>, Path(checkout_id): Path<Strin
          <p>This page is the reference server's stand-in for a payment provider.</p></body></html>"
     )))
 }
+
+/// `GET /v1/account/topup`: the top-up page for a browser; any other caller is told to
+/// `POST`, as without this route.
+async fn topup_page(headers: HeaderMap) -> Result<Html<&'static str>, ApiError> {
+    if !from_a_browser(&headers) {
+        return Err(ApiError::new(ErrorCode::MethodNotAllowed, "POST an amount to start a top-up"));
+    }
+    Ok(Html(TOPUP_PAGE))
+}
+
+/// The top-up page. The key stays in the page: it goes only into the `Authorization`
+/// header of the `account.topup` call, whose checkout the browser then opens.
+const TOPUP_PAGE: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Add credit</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}label{display:block;margin:.5rem 0}
+#state[data-state=error]{color:#a33}</style></head><body>
+<h1>Add credit</h1>
+<form id="topup">
+<label>API key <input id="key" type="password" autocomplete="off" required></label>
+<label>Amount (USD) <input id="amount" type="number" min="1" max="1000" step="1" value="10" required></label>
+<button type="submit">Continue to payment</button>
+</form>
+<p id="state" data-state="ready"></p>
+<p>The key stays in this page: it is sent only in the <code>Authorization</code> header of the top-up call.
+This is the reference server's dev checkout, a stand-in for a payment provider.</p>
+<script>
+"use strict";
+document.getElementById("topup").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const state = document.getElementById("state");
+  const key = document.getElementById("key").value.trim();
+  const amount = Math.round(Number(document.getElementById("amount").value) * 1e6);
+  state.dataset.state = "working";
+  state.textContent = "Starting the checkout";
+  const response = await fetch("/v1/account/topup", {
+    method: "POST",
+    headers: { authorization: "Bearer " + key, "content-type": "application/json" },
+    body: JSON.stringify({ amount }),
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    state.dataset.state = "error";
+    state.textContent = (body && body.detail) || ("HTTP " + response.status);
+    return;
+  }
+  location.assign(body.checkout_url);
+});
+</script></body></html>"#;
 
 /// Whether the caller is a browser submitting the page's form (it is then sent back to
 /// the page, which shows the paid state); API callers get JSON.

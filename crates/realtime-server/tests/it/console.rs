@@ -3,13 +3,9 @@
 //! when turned off; and its page, driven in Debian's headless Chromium, logs in and shows
 //! a publish made through the REST API while it is open (saving `target/console.png`).
 
-use std::time::Duration;
-
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio_tungstenite::tungstenite::Message;
 
+use crate::browser::Page;
 use crate::support::{Env, PROMPTLY};
 
 /// A reader of `GET /console/events`.
@@ -161,46 +157,6 @@ async fn the_console_page_is_self_contained_and_holds_no_secret() {
     assert!(!page.contains(&env.key) && !page.contains("ifr_pk_"), "no key in the page");
 }
 
-/// A Chrome DevTools Protocol connection to one page.
-struct Page {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    next_id: u64,
-}
-
-impl Page {
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let command = json!({"id": id, "method": method, "params": params});
-        self.socket.send(Message::Text(command.to_string().into())).await.unwrap();
-        loop {
-            let message = tokio::time::timeout(PROMPTLY, self.socket.next()).await.expect("chromium answers");
-            let Some(Ok(Message::Text(text))) = message else { continue };
-            let answer: Value = serde_json::from_str(&text).unwrap();
-            if answer["id"] == id {
-                assert!(answer.get("error").is_none(), "{method}: {answer}");
-                return answer["result"].clone();
-            }
-        }
-    }
-
-    /// The value of a script expression in the page.
-    async fn eval(&mut self, expression: &str) -> Value {
-        let result = self.call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true})).await;
-        result["result"]["value"].clone()
-    }
-
-    /// Waits until `expression` is true in the page.
-    async fn until(&mut self, what: &str, expression: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while self.eval(expression).await != json!(true) {
-            let status = self.eval("document.getElementById('status').textContent").await;
-            assert!(tokio::time::Instant::now() < deadline, "{what} did not happen; the page says {status}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
 /// Drives the real page in Debian's Chromium over the DevTools protocol: the page stays
 /// open while the test publishes, which a one-shot `--dump-dom` cannot wait for. The key
 /// is typed into the login form, as a person would, so it appears in no URL and on no
@@ -209,36 +165,7 @@ impl Page {
 async fn headless_chromium_shows_a_rest_publish_on_the_console_page() {
     let env = Env::start().await;
     env.create_channel("room-42", "public").await;
-    let profile = tempfile::tempdir().unwrap();
-    let mut chromium = tokio::process::Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,900", "--remote-debugging-port=0"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(env.url("/console"))
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("Debian's chromium is needed (.ci/run installs it)");
-    // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/…"
-    let mut lines = BufReader::new(chromium.stderr.take().unwrap()).lines();
-    let port = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("ws://127.0.0.1:").nth(1) {
-                return rest.split('/').next().unwrap().to_owned();
-            }
-        }
-        panic!("chromium ended without a DevTools address");
-    })
-    .await
-    .expect("chromium starts within 60 s");
-    // Chromium keeps writing to stderr; it must not block on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let targets: Vec<Value> =
-        env.http.get(format!("http://127.0.0.1:{port}/json/list")).send().await.unwrap().json().await.unwrap();
-    let target = targets.iter().find(|t| t["type"] == "page").expect("the console's page");
-    let (socket, _) = tokio_tungstenite::connect_async(target["webSocketDebuggerUrl"].as_str().unwrap()).await.unwrap();
-    let mut page = Page { socket, next_id: 0 };
-
-    page.until("the page loaded", "document.readyState === 'complete' && !!document.getElementById('login')").await;
+    let mut page = Page::open(&env.url("/console")).await;
     let login = format!(
         "document.getElementById('key').value = {}; document.getElementById('login').requestSubmit(); true",
         json!(env.key)
@@ -257,12 +184,5 @@ async fn headless_chromium_shows_a_rest_publish_on_the_console_page() {
     .await;
     assert_eq!(page.eval("location.href.includes('ifr_pk_')").await, json!(false), "the key is in no URL");
 
-    let screenshot = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/console.png");
-    let shot = page.call("Page.captureScreenshot", json!({"format": "png"})).await;
-    use base64::Engine as _;
-    let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
-    std::fs::create_dir_all(std::path::Path::new(screenshot).parent().unwrap()).unwrap();
-    std::fs::write(screenshot, &png).unwrap();
-    assert!(png.len() > 10_000, "a screenshot of the page");
-    chromium.kill().await.unwrap();
+    page.screenshot("console.png").await;
 }

@@ -2,6 +2,7 @@
 //! SQLite file, real WebSocket clients.
 
 mod broker_suite;
+mod browser;
 mod console;
 mod cors;
 mod crash;
@@ -27,4 +28,5 @@ mod settings;
 mod socket;
 mod store_suite;
 mod support;
+mod topup;
 mod vendors;
