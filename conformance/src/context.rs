@@ -50,8 +50,8 @@ impl Ctx {
         self.observe(&self.journal.take_background());
         let observed = self.observed.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut report = self.report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let restart = self.config.restart_command.is_some();
-        report.coverage = Some(Coverage::compute(&self.spec, &observed, restart));
+        let graceful_restart = self.config.restart_command.is_some() && self.config.kill_command.is_none();
+        report.coverage = Some(Coverage::compute(&self.spec, &observed, graceful_restart));
         report
     }
 

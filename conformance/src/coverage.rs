@@ -43,17 +43,18 @@ impl Dimension {
     }
 }
 
-/// A cell that cannot be provoked from outside, and why.
+/// Cells that cannot be provoked from outside, and why.
 struct Unreachable {
     dimension: Dimension,
-    /// The operation, or every operation.
-    operation: Option<&'static str>,
-    /// The status (or close code), or every one.
-    status: Option<u16>,
+    /// The status (or close code).
+    status: u16,
     /// The error code, or every one.
     code: Option<&'static str>,
-    /// Whether the restart option makes it reachable.
-    with_restart: bool,
+    /// The operations it holds for.
+    operations: Operations,
+    /// Whether a graceful restart (`--restart-command` without `--kill-command`) makes
+    /// them reachable.
+    graceful_restart: bool,
     reason: &'static str,
 }
 
@@ -63,27 +64,54 @@ const fn unreachable(
     code: Option<&'static str>,
     reason: &'static str,
 ) -> Unreachable {
-    Unreachable { dimension, operation: None, status: Some(status), code, with_restart: false, reason }
+    Unreachable { dimension, status, code, operations: Operations::All, graceful_restart: false, reason }
 }
+
+/// Which operations an [`Unreachable`] entry holds for.
+enum Operations {
+    All,
+    Except(&'static [&'static str]),
+    Only(&'static [&'static str]),
+}
+
+impl Operations {
+    fn contains(&self, operation: &str) -> bool {
+        match self {
+            Operations::All => true,
+            Operations::Except(names) => !names.contains(&operation),
+            Operations::Only(names) => names.contains(&operation),
+        }
+    }
+}
+
+const COMMAND_NEEDS_CREDIT: &str = "a command needs its user online, which takes a token, which takes credit; an \
+     offline user is refused (409 USER_OFFLINE) whatever the balance";
+
+const FAULT: &str = "a fault inside the server; no request provokes it";
+const OUTAGE: &str = "needs the store or the broker down, which a client cannot do";
 
 /// The cells no client can provoke from outside, with the reason; they are reported and
 /// left out of the percentage.
 const UNREACHABLE: &[Unreachable] = &[
-    unreachable(Dimension::Status, 500, None, "a fault inside the server; no request provokes it"),
-    unreachable(Dimension::ErrorCode, 500, Some("INTERNAL"), "a fault inside the server; no request provokes it"),
-    unreachable(Dimension::Status, 503, None, "needs the store or the broker down, which a client cannot do"),
-    unreachable(
-        Dimension::ErrorCode,
-        503,
-        Some("UNAVAILABLE"),
-        "needs the store or the broker down, which a client cannot do",
-    ),
+    unreachable(Dimension::Status, 500, None, FAULT),
+    unreachable(Dimension::ErrorCode, 500, Some("INTERNAL"), FAULT),
+    unreachable(Dimension::Status, 503, None, OUTAGE),
+    unreachable(Dimension::ErrorCode, 503, Some("UNAVAILABLE"), OUTAGE),
     unreachable(
         Dimension::ErrorCode,
         409,
         Some("IDEMPOTENCY_KEY_IN_USE"),
-        "needs a second request while the first with its key still runs; only user.command.send runs long enough",
+        "a key is held only while its effect commits (a command's answer is sealed before its wait); a second \
+         request cannot be timed into that window from outside",
     ),
+    Unreachable {
+        dimension: Dimension::ErrorCode,
+        status: 409,
+        code: Some("CONFLICT"),
+        operations: Operations::Except(&["realtime.channel.create", "realtime.channel.create.alias"]),
+        graceful_restart: false,
+        reason: "the 409 description names CONFLICT \"where the operation says so\"; this operation has no conflict",
+    },
     unreachable(
         Dimension::CloseCode,
         4101,
@@ -91,17 +119,30 @@ const UNREACHABLE: &[Unreachable] = &[
         "the server cannot serve the connection now (an overload or an outage inside it)",
     ),
     Unreachable {
-        dimension: Dimension::CloseCode,
-        operation: None,
-        status: Some(4200),
+        dimension: Dimension::Status,
+        status: 402,
         code: None,
-        with_restart: true,
-        reason: "the server is shutting down: reachable only with --kill-command/--restart-command",
+        operations: Operations::Only(&["realtime.user.command.send"]),
+        graceful_restart: false,
+        reason: COMMAND_NEEDS_CREDIT,
+    },
+    Unreachable {
+        dimension: Dimension::ErrorCode,
+        status: 402,
+        code: Some("INSUFFICIENT_CREDIT"),
+        operations: Operations::Only(&["realtime.user.command.send"]),
+        graceful_restart: false,
+        reason: COMMAND_NEEDS_CREDIT,
+    },
+    Unreachable {
+        dimension: Dimension::CloseCode,
+        status: 4200,
+        code: None,
+        operations: Operations::All,
+        graceful_restart: true,
+        reason: "the server is shutting down: reachable only with a graceful --restart-command (no --kill-command)",
     },
 ];
-
-/// Operations whose long wait makes `IDEMPOTENCY_KEY_IN_USE` reachable after all.
-const IN_USE_REACHABLE: &[&str] = &["realtime.user.command.send"];
 
 /// What a run observed on the wire.
 #[derive(Debug, Clone, Default)]
@@ -181,13 +222,22 @@ pub struct Coverage {
 
 impl Coverage {
     /// The cells of the documents against what was observed. `restart` says whether the
-    /// run could restart the target (which makes the shutdown close code reachable).
+    /// run restarts the target gracefully (which makes the shutdown close code reachable).
     pub(crate) fn compute(spec: &Spec, observed: &Observed, restart: bool) -> Coverage {
         let mut cells: Vec<(Dimension, String, bool, Option<&'static str>)> = Vec::new();
         for op in spec.operations() {
             for (status, codes) in &op.codes {
                 let seen = observed.statuses.contains(&(op.id.clone(), *status));
-                let why = reason(Dimension::Status, &op.id, *status, None, restart);
+                // A status whose every documented code is unreachable is unreachable too.
+                let code_reasons: Vec<Option<&'static str>> = codes
+                    .iter()
+                    .map(|code| reason(Dimension::ErrorCode, &op.id, *status, Some(code), restart))
+                    .collect();
+                let every_code = match code_reasons.first() {
+                    Some(Some(first)) if code_reasons.iter().all(Option::is_some) => Some(*first),
+                    _ => None,
+                };
+                let why = reason(Dimension::Status, &op.id, *status, None, restart).or(every_code);
                 cells.push((Dimension::Status, format!("{} {status}", op.id), seen, why));
                 for code in codes {
                     let seen = observed.codes.contains(&(op.id.clone(), *status, code.clone()));
@@ -275,19 +325,16 @@ fn reason(
     operation: &str,
     status: u16,
     code: Option<&str>,
-    restart: bool,
+    graceful_restart: bool,
 ) -> Option<&'static str> {
-    if code == Some("IDEMPOTENCY_KEY_IN_USE") && IN_USE_REACHABLE.contains(&operation) {
-        return None;
-    }
     UNREACHABLE
         .iter()
         .find(|entry| {
             entry.dimension == dimension
-                && entry.operation.is_none_or(|name| name == operation)
-                && entry.status.is_none_or(|wanted| wanted == status)
+                && entry.status == status
                 && entry.code.is_none_or(|wanted| Some(wanted) == code)
-                && !(entry.with_restart && restart)
+                && entry.operations.contains(operation)
+                && !(entry.graceful_restart && graceful_restart)
         })
         .map(|entry| entry.reason)
 }

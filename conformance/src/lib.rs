@@ -194,6 +194,8 @@ async fn scenarios(ctx: context::Ctx, examples: Vec<examples::Example>) -> conte
     let heartbeat = scenario::socket::Heartbeat::start(&ctx).await;
     scenario::examples::run(&ctx, &examples).await;
     scenario::idempotency::run(&ctx).await;
+    // Before credit: its 402 checks need the zero-credit account still without credit.
+    scenario::statuses::run(&ctx).await;
     scenario::credit::run(&ctx).await;
     scenario::auth::run(&ctx).await;
     scenario::live::run(&ctx).await;

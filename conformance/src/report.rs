@@ -41,6 +41,8 @@ pub enum Kind {
     Limits,
     /// What was answered survives a restart of the target.
     Durability,
+    /// Every documented status and error code of the REST operations.
+    Statuses,
     /// The Pusher profile: its signed HTTP API.
     PusherHttp,
     /// The Pusher profile: protocol 7 over WebSocket.
@@ -51,7 +53,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Example,
         Kind::Idempotency,
         Kind::Credit,
@@ -67,6 +69,7 @@ impl Kind {
         Kind::Tenancy,
         Kind::Limits,
         Kind::Durability,
+        Kind::Statuses,
         Kind::PusherHttp,
         Kind::PusherProtocol,
         Kind::PusherWebhook,
@@ -98,6 +101,7 @@ impl Kind {
             Kind::Tenancy => "tenancy",
             Kind::Limits => "limits",
             Kind::Durability => "durability",
+            Kind::Statuses => "statuses",
             Kind::PusherHttp => "pusher_http",
             Kind::PusherProtocol => "pusher_protocol",
             Kind::PusherWebhook => "pusher_webhook",

@@ -14,6 +14,7 @@ pub(crate) mod negative;
 pub(crate) mod reads;
 pub(crate) mod scope;
 pub(crate) mod socket;
+pub(crate) mod statuses;
 pub(crate) mod tenancy;
 
 use std::future::Future;
