@@ -1,12 +1,15 @@
 //! The debug console: its event stream over real HTTP shows an account's publishes,
-//! subscribes, presence, revocations and 402s and nothing of other accounts; it is absent
-//! when turned off; and its page, driven in Debian's headless Chromium, logs in and shows
+//! subscribes, presence, revocations and 402s, those of another node too, and nothing of
+//! other accounts; it is absent when turned off; and its page, driven in Debian's headless Chromium, logs in and shows
 //! a publish made through the REST API while it is open (saving `target/console.png`).
 
 use serde_json::{Value, json};
 
+use realtime_server::{Config, RunningServer};
+
 use crate::browser::Page;
-use crate::support::{Env, PROMPTLY};
+use crate::engines::{PgDatabase, RedisPrefix};
+use crate::support::{Env, PROMPTLY, Ws};
 
 /// A reader of `GET /console/events`.
 struct Console {
@@ -17,7 +20,12 @@ struct Console {
 impl Console {
     /// Opens the stream as `key` and waits for its `ready` event.
     async fn open(env: &Env, key: &str) -> Console {
-        let response = env.http.get(env.url("/console/events")).bearer_auth(key).send().await.unwrap();
+        Self::open_at(&env.http, &env.server.base_url(), key).await
+    }
+
+    /// Opens the stream of the node at `base_url`.
+    async fn open_at(http: &reqwest::Client, base_url: &str, key: &str) -> Console {
+        let response = http.get(format!("{base_url}/console/events")).bearer_auth(key).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
         let mut console = Console { response, buffer: String::new() };
@@ -126,6 +134,44 @@ async fn another_accounts_events_never_reach_a_console() {
     env.send_as(&other, "POST", "/v1/realtime/publish", Some(own), &[]).await.ok();
     let (name, data) = console.next().await.expect("the account's own publish");
     assert_eq!((name.as_str(), data["event"].as_str()), ("frame", Some("own")), "{data}");
+}
+
+/// Every node applies every event the broker carries, so a console on node B shows
+/// what node A publishes and the presence of A's sockets.
+#[tokio::test]
+async fn a_console_on_one_node_shows_publishes_and_presence_of_the_other() {
+    let database = PgDatabase::create().await;
+    let redis = RedisPrefix::create().await;
+    let config = || {
+        let settings =
+            json!({"listen": "127.0.0.1:0", "store": database.url, "broker": redis.url, "redis_prefix": redis.prefix});
+        Config::with(settings).unwrap()
+    };
+    let a = RunningServer::start(config()).await.unwrap();
+    let b = RunningServer::start(config()).await.unwrap();
+    let key = a.dev_api_key.clone().unwrap();
+    let http = reqwest::Client::new();
+    let on_a = |path: &str| http.post(format!("{}{path}", a.base_url())).bearer_auth(&key);
+    let mut console = Console::open_at(&http, &b.base_url(), &key).await;
+
+    for (name, kind) in [("room", "public"), ("lobby", "presence")] {
+        on_a("/v1/realtime/channel/create").json(&json!({"name": name, "type": kind})).send().await.unwrap();
+    }
+    let grant = json!({"client_id": "dana", "channels": ["lobby"], "capabilities": ["subscribe", "presence"]});
+    let token: Value = on_a("/v1/realtime/token/issue").json(&grant).send().await.unwrap().json().await.unwrap();
+    let mut dana = Ws::connect(&token).await;
+    dana.send(json!({"type": "subscribe", "channel": "lobby"})).await;
+    dana.expect("subscribed").await;
+    let join =
+        console.expect("A's presence join", |name, data| name == "frame" && data["type"] == "presence.join").await;
+    assert_eq!(join["member"]["client_id"], "dana");
+
+    let message = json!({"channel": "room", "event": "from-a", "data": {}});
+    assert!(on_a("/v1/realtime/publish").json(&message).send().await.unwrap().status().is_success());
+    let published = console.expect("A's publish", |name, data| name == "frame" && data["type"] == "message").await;
+    assert_eq!(published["event"], "from-a");
+    a.kill();
+    b.kill();
 }
 
 #[tokio::test]
