@@ -572,15 +572,20 @@ impl Hub {
     }
 
     /// Gives up on gaps waited for longer than `wait`: the messages held behind them go
-    /// out. Called periodically; a gap is a message lost on its way.
-    pub fn skip_gaps_older_than(&self, wait: Duration) {
+    /// out. Called periodically; a gap is a message lost on its way. Returns the frames
+    /// the lost messages would have been: one per message and subscriber.
+    pub fn skip_gaps_older_than(&self, wait: Duration) -> u64 {
+        let mut lost = 0;
         let waiting: Vec<ChannelKey> = self.gaps.lock().expect("gaps lock").iter().cloned().collect();
         for key in waiting {
             let shared = self.state.read().expect("hub lock").channels.get(&key).cloned();
             match shared {
                 Some(shared) => {
                     let mut channel = shared.lock().expect("channel lock");
-                    if channel.sequence.skip_gap_older_than(wait) {
+                    let skipped = channel.sequence.skip_gap_older_than(wait);
+                    if skipped > 0 {
+                        let subscribers = channel.members.len() + channel.recovering.len();
+                        lost += skipped * subscribers as u64;
                         channel.hand_out_ready();
                     }
                     // Under the channel's lock, as `deliver` adds it: a gap that opens in
@@ -594,6 +599,7 @@ impl Hub {
                 }
             }
         }
+        lost
     }
 
     /// Local subscribers of `key`.

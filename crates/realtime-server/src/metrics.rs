@@ -45,7 +45,9 @@ pub struct CallLabels {
 pub struct DropLabels {
     /// Why: `slow_consumer` (refused by a full queue, or queued or held for a recovery
     /// when the socket was cut for not reading), `closed` (queued when the socket closed
-    /// for another reason), `console_behind` (events a console viewer fell behind by).
+    /// for another reason), `gap_skipped` (messages the hub gave up waiting for, lost on
+    /// their way from another publisher, once per subscriber), `console_behind` (events a
+    /// console viewer fell behind by).
     pub reason: &'static str,
 }
 

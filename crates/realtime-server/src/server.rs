@@ -391,7 +391,10 @@ async fn skip_gaps_periodically(service: Arc<Service>) {
     let mut every = tokio::time::interval(GAP_CHECK_EVERY);
     loop {
         tokio::select! {
-            _ = every.tick() => service.hub.skip_gaps_older_than(GAP_WAIT),
+            _ = every.tick() => {
+                let lost = service.hub.skip_gaps_older_than(GAP_WAIT);
+                service.metrics.frames_dropped("gap_skipped", lost);
+            }
             _ = service.shutdown.cancelled() => return,
             _ = service.kill.cancelled() => return,
         }

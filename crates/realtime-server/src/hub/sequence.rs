@@ -98,13 +98,15 @@ impl Sequence {
     }
 
     /// Gives up on a gap waited for longer than `wait` (the message was lost on its way,
-    /// its publisher died): the held messages can then go out. True when it did.
-    pub(super) fn skip_gap_older_than(&mut self, wait: Duration) -> bool {
+    /// its publisher died): the held messages can then go out. Returns how many messages
+    /// were given up (0 when none was).
+    pub(super) fn skip_gap_older_than(&mut self, wait: Duration) -> u64 {
         let overdue = self.gap_since.is_some_and(|since| since.elapsed() >= wait);
-        let Some(first) = self.ahead.keys().next().copied().filter(|_| overdue) else { return false };
+        let Some(first) = self.ahead.keys().next().copied().filter(|_| overdue) else { return 0 };
+        let skipped = first - 1 - self.last;
         self.last = first - 1;
         self.gap_since = Some(Instant::now());
-        true
+        skipped
     }
 
     /// Whether messages wait for a gap.
@@ -145,8 +147,8 @@ mod tests {
         let mut sequence = Sequence::default();
         sequence.start(&at(0));
         assert_eq!(sequence.admit(&at(3), &frame(3)), Admit::Held);
-        assert!(!sequence.skip_gap_older_than(Duration::from_secs(60)));
-        assert!(sequence.skip_gap_older_than(Duration::ZERO));
+        assert_eq!(sequence.skip_gap_older_than(Duration::from_secs(60)), 0);
+        assert_eq!(sequence.skip_gap_older_than(Duration::ZERO), 2, "offsets 1 and 2 were lost on their way");
         assert_eq!(sequence.next_ready().map(|(o, _)| o), Some(3));
         assert_eq!(sequence.admit(&at(1), &frame(1)), Admit::Stale, "too late");
     }

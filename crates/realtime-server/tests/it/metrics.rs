@@ -102,3 +102,36 @@ async fn frames_a_slow_consumer_never_gets_are_counted_as_dropped() {
     assert!(received as f64 + dropped <= published as f64, "{received} received + {dropped} dropped of {published}");
     assert!(!after.contains("reason=\"closed\""), "the reading clients lost nothing:\n{after}");
 }
+
+#[tokio::test]
+async fn a_message_lost_on_its_way_is_counted_as_dropped_once_the_hub_gives_up_on_it() {
+    let env = Env::start().await;
+    let channel = env.post("/v1/realtime/channel/create", json!({"name": "room", "type": "public"})).await.ok();
+    let mut reader = env.subscriber("reader", "room", &["subscribe"]).await;
+    // The message at offset 2 arrives; the one at offset 1 never will (its publisher was
+    // cut off between its commit and its fan-out).
+    let epoch = channel["channel_id"].as_str().unwrap().to_owned();
+    let frame = realtime_types::ws::ServerFrame::Message {
+        channel: "room".into(),
+        message_id: "msg_after_the_gap".into(),
+        epoch: epoch.clone(),
+        offset: 2,
+        event: "e".into(),
+        data: json!({}),
+        published_at: chrono::Utc::now(),
+    };
+    let hub = &env.server.server().service.hub;
+    let account_id = env.get("/v1/account").await.ok()["account_id"].as_str().unwrap().to_owned();
+    let key = realtime_server::hub::ChannelKey::new(account_id, "room");
+    let frames = realtime_server::hub::Frames::of(&frame, None, None);
+    let held = hub.deliver(&key, &frames, Some(&realtime_types::Position { epoch, offset: 2 }));
+    assert_eq!(held, 0, "held for the gap");
+
+    let message = reader.expect("message").await;
+    assert_eq!(message["offset"], 2, "it goes out once the hub gives up on offset 1");
+    // One message lost, one subscriber.
+    eventually(crate::support::PROMPTLY, || async {
+        scrape(&env).await.contains("realtime_frames_dropped_total{reason=\"gap_skipped\"} 1\n")
+    })
+    .await;
+}
