@@ -133,20 +133,19 @@ async fn count_request(
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().to_string();
-    // Kept until the answer is known: a 402 is shown on the account's console. Only its
-    // hash is looked up, in the cache of keys authenticated lately.
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(realtime_api::ApiKey::new);
+    // Kept until the answer is known: a 402 is shown on the account's console, whose key
+    // is then looked up by its hash in the cache of keys authenticated lately.
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     if status == 402
-        && let Some(account_id) = bearer.and_then(|key| service.known_account(key.expose()))
+        && let Some(account_id) = authorization
+            .as_ref()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|key| service.known_account(key))
     {
         service.refused_for_credit(&account_id, &format!("{method} {route}"));
     }

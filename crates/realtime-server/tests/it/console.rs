@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use realtime_server::hub::tap::Activity;
 use realtime_server::{Config, RunningServer};
 
 use crate::browser::Page;
@@ -172,6 +173,29 @@ async fn a_console_on_one_node_shows_publishes_and_presence_of_the_other() {
     assert_eq!(published["event"], "from-a");
     a.kill();
     b.kill();
+}
+
+/// A viewer's events wait in a bounded channel; one that falls behind it is told how
+/// many it lost, and the node never waited for it.
+#[tokio::test]
+async fn a_console_that_falls_behind_is_told_how_many_events_it_skipped() {
+    let env = Env::start().await;
+    let mut console = Console::open(&env, &env.key).await;
+    let account_id = env.get("/v1/account").await.ok()["account_id"].as_str().unwrap().to_owned();
+    // The test and the node share one thread: the stream cannot send anything while this
+    // loop runs, as if its viewer did not read.
+    let taps = &env.server.server().service.hub.taps;
+    for n in 0..5000 {
+        taps.activity(&account_id, || Activity::ChannelDeleted { channel: format!("c{n}") });
+    }
+    let (name, skipped) = console.next().await.expect("the news of the loss");
+    assert_eq!(name, "skipped");
+    let skipped = skipped.as_u64().unwrap();
+    assert!(skipped >= 5000 - 1024, "{skipped}");
+    let (_, first_kept) = console.next().await.unwrap();
+    assert_eq!(first_kept["channel"], format!("c{skipped}"), "then the newest events, in order");
+    let metrics = env.http.get(env.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("realtime_frames_dropped_total{{reason=\"console_behind\"}} {skipped}\n")));
 }
 
 #[tokio::test]
