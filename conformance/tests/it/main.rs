@@ -2,6 +2,8 @@
 //! targets (a tampering proxy in front of it) that each class of check must catch.
 
 mod broken;
+mod broken_statuses;
+mod cli;
 mod pusher;
 mod reference;
 mod support;

@@ -19,6 +19,44 @@ async fn reference_server_passes_every_check() {
     for kind in Kind::ALL.into_iter().filter(|kind| !kind.is_pusher()) {
         assert!(report.summary_of(kind).passed > 0, "no {} check passed\n{table}", kind.as_str());
     }
+    let coverage = report.coverage.as_ref().expect("the report has the coverage");
+    assert!(coverage.uncovered.is_empty(), "every reachable cell is covered\n{table}");
+    assert_eq!(coverage.percent(), 100.0);
+    assert!(table.contains("coverage 100.0%") && table.contains("not reachable from outside"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&report.render_json()).unwrap();
+    assert_eq!(json["seed"], report.seed);
+    assert!(json["coverage"]["unreachable"].as_array().is_some_and(|cells| !cells.is_empty()), "{json}");
+    assert!(report.render_junit().contains(&format!(r#"<property name="seed" value="{}"/>"#, report.seed)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_seed_gives_the_same_names_on_fresh_targets() {
+    async fn names(seed: u64) -> Vec<String> {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let target = crate::support::Target::broken(move |_| {
+            crate::support::Tamper::before(move |request| {
+                if request.path == "/v1/realtime/channel/create" {
+                    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+                    if let Some(name) = body["name"].as_str() {
+                        record.lock().unwrap().push(name.to_owned());
+                    }
+                }
+                None
+            })
+        })
+        .await;
+        let mut config = realtime_conformance::Config::new(&target.base_url, &target.funded_key);
+        config.seed = seed;
+        config.live_bound = std::time::Duration::from_secs(2);
+        let report = realtime_conformance::run(&config).await.expect("the harness runs");
+        assert_eq!(report.seed, seed);
+        assert!(report.render_table().contains(&format!("seed {seed}")));
+        seen.lock().unwrap().clone()
+    }
+    let first = names(42).await;
+    assert!(first.len() > 5, "{first:?}");
+    assert_eq!(first, names(42).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

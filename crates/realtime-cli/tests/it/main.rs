@@ -7,6 +7,8 @@ use realtime_server::testing::TestServer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
+mod conformance;
+
 /// A reference server, and `realtime` commands configured for it.
 struct Cli {
     server: TestServer,
