@@ -96,7 +96,15 @@ impl Ctx {
         let entries = self.journal.take();
         self.observe(&entries);
         let evidence = match &outcome {
-            Outcome::Fail(_) => journal::evidence(&entries, &self.secrets()),
+            Outcome::Fail(mismatch) => {
+                // A mismatch of `Ctx::expect` starts with its operation: show that request.
+                let operation = mismatch.split_once(':').map(|(head, _)| head).unwrap_or_default();
+                let base_url = self.target.base_url();
+                journal::evidence(&entries, &self.secrets(), |exchange| {
+                    let path = exchange.request.path.strip_prefix(base_url).unwrap_or_default();
+                    self.spec.resolve(&exchange.request.method, path).is_some_and(|op| op.id == operation)
+                })
+            }
             Outcome::Pass | Outcome::Skip(_) => None,
         };
         if self.config.progress {
@@ -206,6 +214,7 @@ impl Ctx {
     /// Deletes a channel with the funded key, ignoring the outcome (cleanup).
     pub(crate) async fn delete_channel(&self, name: &str) {
         let _ = self.target.send(&self.request("realtime.channel.delete", &[name])).await;
+        self.journal.set_aside_last();
     }
 }
 

@@ -98,6 +98,16 @@ impl Journal {
         std::mem::take(&mut self.lock().entries)
     }
 
+    /// Moves the last exchange to the background part: a cleanup step, which counts for
+    /// coverage but is never a check's evidence.
+    pub(crate) fn set_aside_last(&self) {
+        let mut state = self.lock();
+        if let Some(index) = state.entries.iter().rposition(|entry| matches!(entry, Entry::Http(_))) {
+            let entry = state.entries.remove(index);
+            state.background.push(entry);
+        }
+    }
+
     /// Everything background tasks appended since the last call.
     pub(crate) fn take_background(&self) -> Vec<Entry> {
         std::mem::take(&mut self.lock().background)
@@ -134,10 +144,15 @@ pub(crate) fn ws(socket: u32, event: WsEvent) {
     let _ = JOURNAL.try_with(|journal| journal.push(Entry::Ws { socket, event }));
 }
 
-/// What a failed check last sent and received: the last HTTP exchange as a curl command
-/// with its whole response, and the WebSocket transcript. API keys in `secrets`
-/// (`(key, variable)`) appear as shell variables only.
-pub(crate) fn evidence(entries: &[Entry], secrets: &[(&str, &str)]) -> Option<Evidence> {
+/// What a failed check last sent and received: the relevant HTTP exchange as a curl
+/// command with its whole response, and the WebSocket transcript. The relevant exchange
+/// is the last one `relevant` accepts (the last one when it accepts none). API keys in
+/// `secrets` (`(key, variable)`) appear as shell variables only.
+pub(crate) fn evidence(
+    entries: &[Entry],
+    secrets: &[(&str, &str)],
+    relevant: impl Fn(&Exchange) -> bool,
+) -> Option<Evidence> {
     let redact = |text: &str| {
         secrets
             .iter()
@@ -145,10 +160,13 @@ pub(crate) fn evidence(entries: &[Entry], secrets: &[(&str, &str)]) -> Option<Ev
             .fold(text.to_owned(), |text, (secret, variable)| text.replace(secret, &format!("${variable}")))
     };
     let mut evidence = Evidence::default();
-    let last = entries.iter().rev().find_map(|entry| match entry {
-        Entry::Http(exchange) => Some(exchange),
-        Entry::Ws { .. } => None,
-    });
+    let exchanges = || {
+        entries.iter().rev().filter_map(|entry| match entry {
+            Entry::Http(exchange) => Some(exchange),
+            Entry::Ws { .. } => None,
+        })
+    };
+    let last = exchanges().find(|exchange| relevant(exchange)).or_else(|| exchanges().next());
     if let Some(exchange) = last {
         let request = &exchange.request;
         evidence.curl = Some(crate::curl::command(
@@ -193,3 +211,44 @@ pub(crate) fn evidence(entries: &[Entry], secrets: &[(&str, &str)]) -> Option<Ev
 
 /// The most WebSocket events a failure shows (the last ones).
 const TRANSCRIPT_LINES: usize = 200;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(path: &str, status: u16, body: &str) -> Entry {
+        Entry::Http(Exchange {
+            request: Request::new("POST", format!("http://t{path}"))
+                .bearer("sk_secret")
+                .json(&json!({"k": "sk_secret"})),
+            response: Ok(Answer { status, headers: Vec::new(), body: body.as_bytes().to_vec() }),
+        })
+    }
+
+    #[test]
+    fn evidence_shows_the_relevant_exchange_and_the_transcript_without_the_keys() {
+        let entries = vec![
+            exchange("/v1/a", 409, r#"{"code":"CONFLICT","echo":"sk_secret"}"#),
+            Entry::Ws { socket: 1, event: WsEvent::Sent(r#"{"type":"ping"}"#.to_owned()) },
+            Entry::Ws { socket: 1, event: WsEvent::Closed(Some(4003), "revoked".to_owned()) },
+            exchange("/v1/cleanup", 200, "{}"),
+        ];
+        let secrets = [("sk_secret", "REALTIME_API_KEY")];
+        let shown =
+            super::evidence(&entries, &secrets, |exchange| exchange.request.path.ends_with("/v1/a")).expect("evidence");
+        let curl = shown.curl.unwrap();
+        assert!(curl.contains("'http://t/v1/a'") && curl.contains(r#""$REALTIME_API_KEY""#), "{curl}");
+        assert!(!curl.contains("sk_secret"), "{curl}");
+        let response = shown.response.unwrap();
+        assert_eq!(
+            (response.status, response.body.as_str()),
+            (409, r#"{"code":"CONFLICT","echo":"$REALTIME_API_KEY"}"#)
+        );
+        assert_eq!(
+            shown.websocket,
+            [json!({"socket": 1, "sent": {"type": "ping"}}), json!({"socket": 1, "close": 4003, "reason": "revoked"})]
+        );
+        let last = super::evidence(&entries, &secrets, |_| false).unwrap().curl.unwrap();
+        assert!(last.contains("/v1/cleanup"), "{last}");
+    }
+}

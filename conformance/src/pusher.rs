@@ -175,7 +175,7 @@ impl Run {
     fn push(&self, id: &str, kind: Kind, outcome: Outcome, took: Duration) {
         let entries = self.journal.take();
         let evidence = match &outcome {
-            Outcome::Fail(_) => crate::journal::evidence(&entries, &[]),
+            Outcome::Fail(_) => crate::journal::evidence(&entries, &[], |_| false),
             Outcome::Pass | Outcome::Skip(_) => None,
         };
         if self.config.progress {

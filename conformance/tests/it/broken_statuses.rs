@@ -133,6 +133,9 @@ async fn a_channel_created_again_with_another_type_answered_200_fails() {
         let id = format!("statuses/{operation} of an existing channel with another type is 409 CONFLICT");
         let mismatch = failure(&report, &id);
         assert!(mismatch.contains("status 200") && mismatch.contains("expected 409"), "{mismatch}");
+        // The request that failed, not the cleanup after it.
+        let curl = report.check(&id).and_then(|check| check.evidence.clone()).and_then(|e| e.curl).unwrap();
+        assert!(curl.contains("-X POST") && curl.contains(r#""type":"presence""#), "{curl}");
     }
 }
 
