@@ -57,6 +57,16 @@ async fn a_refused_key_exits_2_and_says_which() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_that_serves_something_else_exits_2() {
+    let target = Target::reference().await;
+    let elsewhere = format!("{}/not-the-api", target.base_url);
+    let output = run(&["--base-url", &elsewhere, "--api-key", &target.funded_key]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("does not serve the API: GET /v1/account answered 404"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_pusher_credentials_exit_2() {
     let target = Target::reference().await;
     let args =
