@@ -10,8 +10,8 @@
 //! - [`protocol`]: the AsyncAPI document and a validator of the frames a gateway sends.
 //! - [`curl`] and [`examples`]: the documented curl examples, kept as data in
 //!   `conformance/examples/`, parsed and bound to the run's state.
-//! - `scenario/`: the checks, one module per kind (examples, idempotency, credit, auth,
-//!   live, negative), run in that order by [`run`].
+//! - `scenario/`: the checks, one module per kind, run in the order of [`run`];
+//!   `statuses` provokes the documented statuses and codes the others leave.
 //! - [`pusher`]: the Pusher profile, which certifies any Pusher-compatible server over
 //!   Pusher's signed HTTP API, protocol 7 and webhooks only.
 //! - `journal`: what each check sent and received (recorded by the HTTP client and the
@@ -20,6 +20,8 @@
 //! - `preflight`: before any check, the target answers and takes the keys, or the run
 //!   does not start (exit 2).
 //! - [`report`]: the verdict as a table, JUnit XML and JSON.
+//! - [`cli`]: the flags every front end shares, and the exit status (0 passed, 1 a check
+//!   failed, 2 the run could not start).
 
 pub mod cli;
 pub mod coverage;
