@@ -5,8 +5,8 @@
 //!
 //! The cells come from the committed OpenAPI and AsyncAPI documents; what was observed
 //! comes from every exchange and socket of the run (see `journal`). A cell that no
-//! client can provoke from outside is in [`UNREACHABLE`] with the reason: it is shown,
-//! and left out of the percentage.
+//! client can provoke from outside is in the `UNREACHABLE` table with the reason: it is
+//! shown, and left out of the percentage.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
