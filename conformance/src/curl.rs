@@ -162,26 +162,35 @@ pub fn command(
     }
 }
 
-/// A shell command group that prints `body`: its longest run of one byte is produced by
-/// `head -c N /dev/zero | tr`, the text around it is printed as it is.
+/// Runs of one ASCII byte at least this long are generated rather than written out.
+const GENERATED_RUN: usize = 256;
+
+/// A shell command group that prints `body`: each long run of one ASCII byte is produced
+/// by `head -c N /dev/zero | tr`, the text between runs is printed as it is.
 fn generator(body: &[u8], secrets: &[(&str, &str)]) -> String {
-    let (mut start, mut length, mut index) = (0, 0, 0);
+    let mut parts = Vec::new();
+    let (mut literal, mut index) = (0, 0);
     while index < body.len() {
-        let run = body[index..].iter().take_while(|byte| **byte == body[index]).count();
-        if run > length {
-            (start, length) = (index, run);
+        let byte = body[index];
+        let run = body[index..].iter().take_while(|next| **next == byte).count();
+        if run >= GENERATED_RUN && byte.is_ascii() {
+            if literal < index {
+                parts.push(format!(
+                    "printf %s {}",
+                    shell_word(&String::from_utf8_lossy(&body[literal..index]), secrets)
+                ));
+            }
+            let filler =
+                if byte.is_ascii_alphanumeric() { char::from(byte).to_string() } else { format!("\\{byte:03o}") };
+            parts.push(format!("head -c {run} /dev/zero | tr '\\0' '{filler}'"));
+            literal = index + run;
         }
         index += run;
     }
-    let byte = body.get(start).copied().unwrap_or(b'x');
-    let prefix = String::from_utf8_lossy(&body[..start]);
-    let suffix = String::from_utf8_lossy(&body[start + length..]);
-    let filler = if byte.is_ascii_alphanumeric() { char::from(byte).to_string() } else { format!("\\{byte:03o}") };
-    format!(
-        "{{ printf %s {}; head -c {length} /dev/zero | tr '\\0' '{filler}'; printf %s {}; }}",
-        shell_word(&prefix, secrets),
-        shell_word(&suffix, secrets)
-    )
+    if literal < body.len() {
+        parts.push(format!("printf %s {}", shell_word(&String::from_utf8_lossy(&body[literal..]), secrets)));
+    }
+    format!("{{ {}; }}", parts.join("; "))
 }
 
 /// `text` as one shell word: literal parts single-quoted, secrets as `"$VARIABLE"`.
@@ -243,6 +252,25 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("--data-binary @-"), "{text}");
+    }
+
+    #[test]
+    fn the_generated_body_is_the_body() {
+        let body = format!(r#"{{"a":"it's","b":"{}","c":"{}"}}"#, "x".repeat(70_000), " ".repeat(300));
+        let script = generator(body.as_bytes(), &[]);
+        let output = std::process::Command::new("sh").arg("-c").arg(&script).output().expect("sh runs");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), body, "{script}");
+    }
+
+    #[test]
+    fn every_long_run_of_a_body_is_generated() {
+        let padding = "x".repeat(9000);
+        let message = format!(r#"{{"data":"{padding}"}}"#);
+        let body = format!("[{}]", vec![message; 100].join(","));
+        let text = command("POST", "http://h/", &[], Some(body.as_bytes()), &[]);
+        assert!(text.len() < 10_000, "{} bytes", text.len());
+        assert_eq!(text.matches("head -c 9000 /dev/zero").count(), 100);
+        assert!(text.starts_with(r#"{ printf %s '[{"data":"'; head -c 9000"#), "{text}");
     }
 
     #[test]
