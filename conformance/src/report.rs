@@ -339,13 +339,14 @@ impl Report {
             total.skipped,
             self.millis as f64 / 1000.0
         );
-        let _ = writeln!(out, "  <properties>");
-        let _ = writeln!(out, r#"    <property name="seed" value="{}"/>"#, self.seed);
-        let _ = writeln!(out, r#"    <property name="base_url" value="{}"/>"#, xml_escape(&self.base_url));
+        // The run's properties, in every suite (JUnit readers look for them there).
+        let mut properties = String::from("    <properties>\n");
+        let _ = writeln!(properties, r#"      <property name="seed" value="{}"/>"#, self.seed);
+        let _ = writeln!(properties, r#"      <property name="base_url" value="{}"/>"#, xml_escape(&self.base_url));
         if let Some(coverage) = &self.coverage {
-            let _ = writeln!(out, r#"    <property name="coverage" value="{:.1}%"/>"#, coverage.percent());
+            let _ = writeln!(properties, r#"      <property name="coverage" value="{:.1}%"/>"#, coverage.percent());
         }
-        let _ = writeln!(out, "  </properties>");
+        properties.push_str("    </properties>\n");
         for kind in Kind::ALL {
             let checks: Vec<&Check> = self.checks.iter().filter(|check| check.kind == kind).collect();
             if checks.is_empty() {
@@ -362,6 +363,7 @@ impl Report {
                 summary.skipped,
                 time as f64 / 1000.0
             );
+            out.push_str(&properties);
             for check in checks {
                 let head = format!(
                     r#"    <testcase classname="conformance.{}" name="{}" time="{:.3}""#,
@@ -470,6 +472,37 @@ mod tests {
         assert!(xml.contains(r#"tests="3" failures="1" skipped="1""#), "{xml}");
         assert!(xml.contains("expected 401 &lt;&amp;&gt;"), "{xml}");
         assert!(xml.contains(r#"<skipped message="no zero-credit key given"/>"#), "{xml}");
+    }
+
+    #[test]
+    fn a_failure_carries_its_reproduction_in_every_rendering_and_the_seed_is_in_every_report() {
+        let mut report = report();
+        report.seed = 42;
+        let evidence = Evidence {
+            curl: Some("curl -sS -i -X GET 'http://127.0.0.1:1/v1/account'".to_owned()),
+            response: Some(HttpAnswer {
+                status: 200,
+                headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+                body: format!(r#"{{"long":"{}"}}"#, "y".repeat(500)),
+            }),
+            transport_error: None,
+            websocket: vec![serde_json::json!({"socket": 1, "close": 4003, "reason": "revoked"})],
+        };
+        report.checks[1].evidence = Some(evidence);
+        let table = report.render_table();
+        assert!(table.starts_with("conformance of http://127.0.0.1:1 (seed 42: repeat with --seed 42)"), "{table}");
+        assert!(table.contains("        reproduce:\n          curl -sS -i -X GET 'http://127.0.0.1:1/v1/account'\n"));
+        assert!(table.contains("        response: 200\n          content-type: application/json\n"), "{table}");
+        assert!(table.contains(&"y".repeat(500)), "the whole body");
+        assert!(table.contains(r#"          {"close":4003,"reason":"revoked","socket":1}"#), "{table}");
+        let xml = report.render_junit();
+        assert!(xml.contains(r#"<property name="seed" value="42"/>"#), "{xml}");
+        assert!(xml.contains("reproduce:&#10;  curl -sS -i -X GET"), "{xml}");
+        let json: serde_json::Value = serde_json::from_str(&report.render_json()).unwrap();
+        assert_eq!(json["seed"], 42);
+        assert_eq!(json["checks"][1]["evidence"]["response"]["status"], 200);
+        assert_eq!(json["checks"][1]["evidence"]["websocket"][0]["close"], 4003);
+        assert!(json["checks"][0].get("evidence").is_none());
     }
 
     #[test]
