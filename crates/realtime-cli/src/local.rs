@@ -53,7 +53,13 @@ async fn reference(flags: &Flags) -> anyhow::Result<bool> {
         ));
     }
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path()).await?;
+    // A short heartbeat timeout, so the 4201 check waits 10 s rather than a minute, and a
+    // request budget the harness can drive past on loopback (the rate-limit checks).
+    let overrides = serde_json::json!({
+        "gateway": {"heartbeat_interval_seconds": 4, "heartbeat_timeout_seconds": 10},
+        "rate_limit": {"requests_per_second": 200, "burst": 400},
+    });
+    let server = TestServer::start_with(dir.path(), overrides).await?;
     eprintln!("conformance: certifying a reference server at {}", server.base_url());
     let mut config = flags.config(&server.base_url(), &server.api_key());
     config.zero_credit_api_key = Some(server.create_account(0).await?);
