@@ -48,9 +48,48 @@ impl Socket {
 
     /// Connects to `url` as it is; `endpoint` is how errors name it.
     pub(crate) async fn open(url: &str, endpoint: &str, bound: Duration) -> Result<Handshake, String> {
+        Socket::open_with(url, endpoint, bound, None).await
+    }
+
+    /// Connects with `?token=` over a TCP socket whose receive buffer is `bytes` long: a
+    /// client that stops reading fills it, and then the server's queue, at once.
+    pub(crate) async fn handshake_small(
+        endpoint: &str,
+        token: &str,
+        bound: Duration,
+        bytes: u32,
+    ) -> Result<Handshake, String> {
+        let separator = if endpoint.contains('?') { '&' } else { '?' };
+        let url = format!("{endpoint}{separator}token={}", crate::context::encode_segment(token));
+        Socket::open_with(&url, endpoint, bound, Some(bytes)).await
+    }
+
+    async fn open_with(
+        url: &str,
+        endpoint: &str,
+        bound: Duration,
+        receive_buffer: Option<u32>,
+    ) -> Result<Handshake, String> {
         let number = journal::new_socket();
         journal::ws(number, WsEvent::Connect(url.to_owned()));
-        let outcome = match tokio::time::timeout(bound, tokio_tungstenite::connect_async(url)).await {
+        let connecting = async {
+            let Some(bytes) = receive_buffer else { return tokio_tungstenite::connect_async(url).await };
+            let request = tungstenite::client::IntoClientRequest::into_client_request(url)?;
+            let host = request.uri().host().unwrap_or("127.0.0.1").trim_matches(['[', ']']).to_owned();
+            let port = request.uri().port_u16().unwrap_or(80);
+            let address = tokio::net::lookup_host((host.as_str(), port)).await?.next().ok_or_else(|| {
+                tungstenite::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no address for {host}"),
+                ))
+            })?;
+            let socket =
+                if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            socket.set_recv_buffer_size(bytes)?;
+            let stream = socket.connect(address).await?;
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await
+        };
+        let outcome = match tokio::time::timeout(bound, connecting).await {
             Err(_) => Err(format!("connecting to {endpoint} took longer than {bound:?}")),
             Ok(Ok((stream, _))) => {
                 Ok(Handshake::Open(Box::new(Socket { stream, closed: false, number, received: Vec::new() })))

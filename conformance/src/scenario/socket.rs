@@ -339,8 +339,15 @@ async fn connection_limit(ctx: &Ctx, channel: &str) -> Result<(), String> {
 async fn slow_consumer(ctx: &Ctx, channel: &str) -> Result<(), String> {
     let bound = ctx.config.live_bound;
     let token = token(ctx, &ctx.name("sleepy"), channel, &["subscribe"], 600).await?;
-    let mut socket = connect(&token, bound).await?;
+    // A small receive buffer: the kernel holds little of what the client does not read.
+    let mut socket = match Socket::handshake_small(&endpoint(&token)?, &field(&token, "/token")?, bound, 4096).await? {
+        Handshake::Open(socket) => *socket,
+        Handshake::Rejected(status) => return Err(format!("the upgrade was refused with HTTP {status}")),
+    };
+    let connected = socket.expect("a `connected` frame", bound, |frame| frame["type"] == "connected").await?;
     subscribe(&mut socket, channel, bound).await?;
+    let heartbeat = Duration::from_secs(connected["heartbeat_interval_seconds"].as_u64().unwrap_or(25));
+    let mut last_sent = Instant::now();
     // The socket is not read from now on: the kernel's buffers fill, then the server's queue.
     let data = json!({"padding": "x".repeat(9000)});
     let messages: Vec<Value> =
@@ -348,6 +355,12 @@ async fn slow_consumer(ctx: &Ctx, channel: &str) -> Result<(), String> {
     let body = json!({"messages": messages});
     let mut published = 0;
     for _ in 0..SLOW_BATCHES {
+        // Sending needs no reading: a ping each heartbeat interval keeps the timeout away
+        // on a slow run (not more: frames the server never reads make its close a reset).
+        if last_sent.elapsed() >= heartbeat {
+            let _ = socket.send(&json!({"type": "ping"})).await;
+            last_sent = Instant::now();
+        }
         let request = ctx.request("realtime.publish.batch", &[]).json(&body);
         let response = ctx.call("realtime.publish.batch", &request).await?;
         if response.status != 200 {

@@ -109,7 +109,7 @@ async fn a_402_that_still_publishes_fails_the_credit_path() {
                     );
                 }
             }),
-            echo: Box::new(|_| None),
+            ..Tamper::default()
         }
     })
     .await;

@@ -2,6 +2,8 @@
 //! targets (a tampering proxy in front of it) that each class of check must catch.
 
 mod broken;
+mod broken_protocol;
+mod broken_state;
 mod broken_statuses;
 mod cli;
 mod pusher;

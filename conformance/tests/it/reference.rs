@@ -13,10 +13,12 @@ async fn reference_server_passes_every_check() {
         match &check.outcome {
             Outcome::Pass => {}
             Outcome::Fail(mismatch) => panic!("{} failed: {mismatch}\n{table}", check.id),
+            // Restarting needs the real binary: `cargo xtask conformance` runs these checks.
+            Outcome::Skip(reason) if check.kind == Kind::Durability && reason.contains("no --restart-command") => {}
             Outcome::Skip(reason) => panic!("{} was skipped ({reason}) with every key given\n{table}", check.id),
         }
     }
-    for kind in Kind::ALL.into_iter().filter(|kind| !kind.is_pusher()) {
+    for kind in Kind::ALL.into_iter().filter(|kind| !kind.is_pusher() && *kind != Kind::Durability) {
         assert!(report.summary_of(kind).passed > 0, "no {} check passed\n{table}", kind.as_str());
     }
     let coverage = report.coverage.as_ref().expect("the report has the coverage");
@@ -74,7 +76,7 @@ async fn a_second_run_on_the_same_target_gives_the_same_verdict() {
         report
             .checks
             .iter()
-            .filter(|check| check.kind != Kind::Credit && !check.id.starts_with("auth/another account"))
+            .filter(|check| !needs_second_account(check))
             .map(|check| {
                 let label = match check.outcome {
                     Outcome::Pass => "pass",
@@ -86,14 +88,21 @@ async fn a_second_run_on_the_same_target_gives_the_same_verdict() {
             .collect()
     };
     assert_eq!(outcomes(&first), outcomes(&second));
-    second.checks.retain(|check| check.kind == Kind::Credit || check.id.starts_with("auth/another account"));
-    assert_eq!(second.checks.len(), 16);
+    second.checks.retain(needs_second_account);
+    assert!(second.checks.len() >= 23, "{} checks need the second account", second.checks.len());
     for check in &second.checks {
         match &check.outcome {
             Outcome::Skip(reason) => assert!(reason.contains("no zero-credit key given"), "{reason}"),
             other => panic!("{} should be skipped without a zero-credit key, it is {other:?}", check.id),
         }
     }
+}
+
+/// The checks that need the zero-credit key (a second account).
+fn needs_second_account(check: &realtime_conformance::Check) -> bool {
+    matches!(check.kind, Kind::Credit | Kind::Tenancy)
+        || check.id.starts_with("auth/another account")
+        || check.id.contains("without credit is 402")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

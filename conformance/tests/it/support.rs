@@ -70,34 +70,56 @@ impl ProxyResponse {
 type Before = dyn Fn(&mut ProxyRequest) -> Option<ProxyResponse> + Send + Sync;
 type After = dyn Fn(&ProxyRequest, &mut ProxyResponse) + Send + Sync;
 type Echo = dyn Fn(&str) -> Option<String> + Send + Sync;
+type Frames = dyn Fn(&str) -> Option<String> + Send + Sync;
+type Close = dyn Fn(u16) -> u16 + Send + Sync;
 
 /// How a broken target differs from the reference server: `before` may rewrite a request
 /// or answer it itself; `after` may rewrite the answer; `echo` may answer a client's
-/// WebSocket text frame with a frame of its own (the client's frame still goes upstream).
+/// WebSocket text frame with a frame of its own (the client's frame still goes upstream);
+/// `frames` may rewrite (or, with `None`, drop) the server's text frames; `close` may
+/// change the server's close codes.
 pub(crate) struct Tamper {
     pub(crate) before: Box<Before>,
     pub(crate) after: Box<After>,
     pub(crate) echo: Box<Echo>,
+    pub(crate) frames: Box<Frames>,
+    pub(crate) close: Box<Close>,
+}
+
+impl Default for Tamper {
+    fn default() -> Tamper {
+        Tamper {
+            before: Box::new(|_| None),
+            after: Box::new(|_, _| {}),
+            echo: Box::new(|_| None),
+            frames: Box::new(|frame| Some(frame.to_owned())),
+            close: Box::new(|code| code),
+        }
+    }
 }
 
 impl Tamper {
     pub(crate) fn after(after: impl Fn(&ProxyRequest, &mut ProxyResponse) + Send + Sync + 'static) -> Tamper {
-        Tamper { before: Box::new(|_| None), after: Box::new(after), echo: Box::new(|_| None) }
+        Tamper { after: Box::new(after), ..Tamper::default() }
     }
 
     pub(crate) fn before(
         before: impl Fn(&mut ProxyRequest) -> Option<ProxyResponse> + Send + Sync + 'static,
     ) -> Tamper {
-        Tamper { before: Box::new(before), after: Box::new(|_, _| {}), echo: Box::new(|_| None) }
+        Tamper { before: Box::new(before), ..Tamper::default() }
     }
 
     pub(crate) fn echo(echo: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Tamper {
-        Tamper { before: Box::new(|_| None), after: Box::new(|_, _| {}), echo: Box::new(echo) }
+        Tamper { echo: Box::new(echo), ..Tamper::default() }
     }
 }
 
 struct ProxyState {
     upstream: String,
+    /// `host:port` of the upstream and of the proxy: addresses in answers (a token's
+    /// `endpoint`, a `topup_url`) are rewritten so that the client comes back through it.
+    upstream_authority: String,
+    proxy_authority: String,
     client: reqwest::Client,
     tamper: Tamper,
 }
@@ -115,7 +137,13 @@ impl Target {
     /// The reference server, reached directly.
     pub(crate) async fn reference() -> Target {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = TestServer::start(dir.path()).await.expect("the reference server starts");
+        // A short heartbeat timeout so the 4201 check waits 10 s, and a budget the harness
+        // can drive past on loopback (the rate-limit checks).
+        let overrides = serde_json::json!({
+            "gateway": {"heartbeat_interval_seconds": 4, "heartbeat_timeout_seconds": 10},
+            "rate_limit": {"requests_per_second": 200, "burst": 400},
+        });
+        let server = TestServer::start_with(dir.path(), overrides).await.expect("the reference server starts");
         let funded_key = server.create_account(2_000_000).await.expect("funded account");
         let zero_key = server.create_account(0).await.expect("zero-credit account");
         let base_url = server.base_url();
@@ -125,14 +153,17 @@ impl Target {
     /// The reference server behind a proxy that applies `tamper` (built with the keys).
     pub(crate) async fn broken(tamper: impl FnOnce(&Target) -> Tamper) -> Target {
         let mut target = Target::reference().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let address = listener.local_addr().expect("proxy address");
+        let upstream = target.server.base_url();
         let state = Arc::new(ProxyState {
-            upstream: target.server.base_url(),
+            upstream_authority: upstream.trim_start_matches("http://").to_owned(),
+            proxy_authority: address.to_string(),
+            upstream,
             client: reqwest::Client::new(),
             tamper: tamper(&target),
         });
         let app = Router::new().fallback(forward).with_state(state);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
-        let address = listener.local_addr().expect("proxy address");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -142,10 +173,16 @@ impl Target {
 
     /// Runs the whole harness against this target (dev checkout on, short live bound).
     pub(crate) async fn certify(&self) -> Report {
+        self.certify_with(|_| {}).await
+    }
+
+    /// Like [`certify`](Self::certify), with the configuration changed by `adjust`.
+    pub(crate) async fn certify_with(&self, adjust: impl FnOnce(&mut Config)) -> Report {
         let mut config = Config::new(&self.base_url, &self.funded_key);
         config.zero_credit_api_key = Some(self.zero_key.clone());
         config.dev_checkout = true;
         config.live_bound = Duration::from_secs(2);
+        adjust(&mut config);
         realtime_conformance::run(&config).await.expect("the harness runs")
     }
 }
@@ -184,6 +221,9 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
             }
         },
     };
+    if let Ok(text) = std::str::from_utf8(&answer.body) {
+        answer.body = text.replace(&state.upstream_authority, &state.proxy_authority).into_bytes();
+    }
     (state.tamper.after)(&proxied, &mut answer);
     let mut response = Response::builder().status(answer.status);
     for (name, value) in &answer.headers {
@@ -250,7 +290,12 @@ async fn relay(client: WebSocket, url: String, state: Arc<ProxyState>) {
                         let _ = up_tx.close().await;
                         return;
                     }
-                    WsMessage::Binary(_) | WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                    WsMessage::Binary(bytes) => {
+                        if up_tx.send(UpstreamMessage::binary(bytes.to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                    WsMessage::Ping(_) | WsMessage::Pong(_) => {}
                 }
             }
             from_upstream = up_rx.next() => {
@@ -259,10 +304,13 @@ async fn relay(client: WebSocket, url: String, state: Arc<ProxyState>) {
                     return;
                 };
                 let open = match message {
-                    UpstreamMessage::Text(text) => client_tx.send(WsMessage::Text(text.as_str().into())).await.is_ok(),
+                    UpstreamMessage::Text(text) => match (state.tamper.frames)(text.as_str()) {
+                        Some(text) => client_tx.send(WsMessage::Text(text.into())).await.is_ok(),
+                        None => true,
+                    },
                     UpstreamMessage::Close(frame) => {
                         let frame = frame.map(|frame| CloseFrame {
-                            code: u16::from(frame.code),
+                            code: (state.tamper.close)(u16::from(frame.code)),
                             reason: frame.reason.as_str().into(),
                         });
                         let _ = client_tx.send(WsMessage::Close(frame)).await;
