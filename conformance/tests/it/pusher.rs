@@ -96,6 +96,9 @@ async fn a_target_that_takes_wrong_signatures_fails_the_pusher_profile() {
     ] {
         let mismatch = failure(&report, id);
         assert!(mismatch.contains("status 200") && mismatch.contains("expected 401"), "{mismatch}");
+        let evidence = report.check(id).and_then(|check| check.evidence.clone()).expect("a reproduction");
+        assert!(evidence.curl.is_some_and(|curl| curl.contains("/apps/1/")), "{id}");
+        assert_eq!(evidence.response.map(|response| response.status), Some(200));
     }
     // What the proxy does not touch still passes.
     let check = report.check("pusher-http/a signed trigger to one channel is 200 {}").expect("the trigger check ran");
@@ -120,6 +123,10 @@ async fn a_target_that_echoes_client_events_fails_the_pusher_profile() {
     let report = realtime_conformance::pusher::run(&config).await.expect("the harness runs");
     let mismatch = failure(&report, "pusher-protocol/a client event is not echoed to its sender");
     assert!(mismatch.contains("client-conformance"), "{mismatch}");
+    let check = report.check("pusher-protocol/a client event is not echoed to its sender").unwrap();
+    let transcript = check.evidence.clone().expect("a transcript").websocket;
+    let echoed = |line: &&Value| line["received"]["event"].as_str().is_some_and(|event| event.starts_with("client-"));
+    assert!(transcript.iter().any(|line| echoed(&line)), "{transcript:?}");
     // Everything else goes through the proxy untouched, and passes.
     let failed: Vec<&str> = report
         .checks
