@@ -5,8 +5,9 @@
 //! The page holds the key in its memory only and calls the public API with it; its one
 //! route of its own is `GET /console/events`, a server-sent event stream of the account's
 //! [`Taps`](crate::hub::tap::Taps), authenticated by the same `Authorization: Bearer`
-//! header (the page reads it with `fetch`, so the key never goes into a URL). On when
-//! `console` is set (the dev defaults); absent, and so 404, otherwise.
+//! header (the page reads the stream with `fetch`, which can send a header where
+//! `EventSource` cannot, so the key never goes into a URL). On when `console` is set (the
+//! dev defaults); absent, and so 404, otherwise.
 
 use std::convert::Infallible;
 use std::sync::Arc;

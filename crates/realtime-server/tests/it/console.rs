@@ -199,6 +199,16 @@ async fn a_console_that_falls_behind_is_told_how_many_events_it_skipped() {
 }
 
 #[tokio::test]
+async fn a_node_stops_promptly_with_a_console_open() {
+    let env = Env::start().await;
+    let mut console = Console::open(&env, &env.key).await;
+    let started = std::time::Instant::now();
+    env.server.stop().await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "stopped in {:?}", started.elapsed());
+    assert!(console.next().await.is_none(), "the stream ended");
+}
+
+#[tokio::test]
 async fn the_console_needs_a_valid_api_key() {
     let env = Env::start().await;
     let anonymous = env.http.get(env.url("/console/events")).send().await.unwrap();
