@@ -196,6 +196,15 @@ pub struct Tally {
     pub total: usize,
 }
 
+/// A documented cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    /// The dimension.
+    pub dimension: Dimension,
+    /// The cell, e.g. `realtime.publish 404 NOT_FOUND`.
+    pub cell: String,
+}
+
 /// A documented cell that cannot be provoked from outside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnreachableCell {
@@ -215,7 +224,7 @@ pub struct Coverage {
     /// Covered/total per dimension.
     pub tallies: Vec<Tally>,
     /// Every reachable cell the run did not provoke, by name.
-    pub uncovered: Vec<(Dimension, String)>,
+    pub uncovered: Vec<Cell>,
     /// The cells left out of the percentage, and why.
     pub unreachable: Vec<UnreachableCell>,
 }
@@ -272,7 +281,7 @@ impl Coverage {
                         if *seen {
                             tally.covered += 1;
                         } else {
-                            coverage.uncovered.push((dimension, cell.clone()));
+                            coverage.uncovered.push(Cell { dimension, cell: cell.clone() });
                         }
                     }
                 }
@@ -299,7 +308,7 @@ impl Coverage {
         }
         if !self.uncovered.is_empty() {
             let _ = writeln!(out, "not covered ({}):", self.uncovered.len());
-            for (dimension, cell) in &self.uncovered {
+            for Cell { dimension, cell } in &self.uncovered {
                 let _ = writeln!(out, "  {:<24} {cell}", dimension.as_str());
             }
         }
@@ -365,7 +374,7 @@ mod tests {
         ];
         observed.add(&spec, "http://t", &entries);
         let coverage = Coverage::compute(&spec, &observed, false);
-        let uncovered: Vec<&str> = coverage.uncovered.iter().map(|(_, cell)| cell.as_str()).collect();
+        let uncovered: Vec<&str> = coverage.uncovered.iter().map(|cell| cell.cell.as_str()).collect();
         assert!(!uncovered.contains(&"realtime.publish 404 NOT_FOUND"));
         assert!(!uncovered.contains(&"account.get 200"));
         assert!(uncovered.contains(&"account.get 401"), "{uncovered:?}");
@@ -384,6 +393,6 @@ mod tests {
     fn the_restart_option_makes_the_shutdown_close_code_reachable() {
         let spec = Spec::committed().unwrap();
         let coverage = Coverage::compute(&spec, &Observed::default(), true);
-        assert!(coverage.uncovered.iter().any(|(_, cell)| cell.starts_with("4200 ")));
+        assert!(coverage.uncovered.iter().any(|cell| cell.cell.starts_with("4200 ")));
     }
 }
