@@ -62,7 +62,39 @@ pub fn openapi() -> Document {
     let (_, mut document) = crate::routes::openapi_router().split_for_parts();
     document_idempotency(&mut document);
     document_links(&mut document);
+    document_vendor_requirements(&mut document);
     document
+}
+
+/// `auth.sign` fields that one vendor requires: JSON Schema conditions (`if`/`then`),
+/// which utoipa's builders do not have, so they are written here as raw keywords.
+fn document_vendor_requirements(document: &mut Document) {
+    use serde_json::json;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+
+    let components = document.components.as_mut().expect("the document has components");
+    let Some(RefOr::T(Schema::Object(request))) = components.schemas.get_mut("AuthSignRequest") else {
+        panic!("AuthSignRequest is an object schema")
+    };
+    let pusher = json!({ "required": ["vendor"], "properties": { "vendor": { "const": "pusher" } } });
+    let conditions = json!([
+        {
+            "if": pusher,
+            "then": { "required": ["socket_id"], "properties": { "socket_id": { "type": "string" } } }
+        },
+        {
+            "if": {
+                "required": ["vendor", "channels"],
+                "properties": {
+                    "vendor": { "const": "pusher" },
+                    "channels": { "prefixItems": [{ "pattern": "^presence-" }] }
+                }
+            },
+            "then": { "required": ["channel_data"], "properties": { "channel_data": { "type": "object" } } }
+        }
+    ]);
+    request.extensions.get_or_insert_with(Default::default).insert("allOf".to_owned(), conditions);
 }
 
 /// Every state-changing operation takes an `Idempotency-Key` and may answer a replay;
@@ -103,7 +135,8 @@ fn document_idempotency(document: &mut Document) {
 
 /// Where an answer leads: which later operations take a value of a 2xx response, as OpenAPI
 /// links. A stateful client (or fuzzer) follows them from a created resource to every
-/// operation on it.
+/// operation on it: from a channel to reading, publishing, deleting it and to tokens and
+/// authorizations for it, and from a token to its revocation.
 fn document_links(document: &mut Document) {
     use serde_json::json;
     use utoipa::openapi::RefOr;
@@ -123,6 +156,13 @@ fn document_links(document: &mut Document) {
         .request_body(Some(json!({ "channel": "$response.body#/name" })))
         .description("Publish to the created channel.")
         .build();
+    let scoped = |target: &OperationRoute, what: &str| {
+        LinkBuilder::new()
+            .operation_id(target.id)
+            .request_body(Some(json!({ "channels": ["$response.body#/name"] })))
+            .description(format!("{what} for the created channel."))
+            .build()
+    };
     let revoke = LinkBuilder::new()
         .operation_id(TOKEN_REVOKE.id)
         .request_body(Some(json!({ "token_or_jti": "$response.body#/jti" })))
@@ -139,6 +179,8 @@ fn document_links(document: &mut Document) {
         ("presence", channel(&PRESENCE_GET)),
         ("presence_alias", channel(&PRESENCE_GET_ALIAS)),
         ("publish", publish),
+        ("token", scoped(&TOKEN_ISSUE, "A client token")),
+        ("sign", scoped(&AUTH_SIGN, "A vendor authorization")),
         ("delete", channel(&CHANNEL_DELETE)),
     ];
     let links = [

@@ -44,7 +44,7 @@ pub struct AuthSignRequest {
     pub channels: Vec<String>,
     /// What to grant; defaults to `["subscribe"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_items = 3))]
+    #[cfg_attr(feature = "openapi", schema(max_items = 4))]
     pub capabilities: Option<Vec<Capability>>,
     /// The protocol to sign for; defaults to the server's configured vendor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,7 +55,7 @@ pub struct AuthSignRequest {
     pub ttl_seconds: Option<u32>,
     /// Pusher only, required: the client's socket id, e.g. `1234.5678`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^\d+\.\d+$", max_length = 64, example = "1234.5678"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]+\.[0-9]+$", max_length = 64, example = "1234.5678"))]
     pub socket_id: Option<String>,
     /// Pusher presence channels only, required there: the member's `user_id` and
     /// `user_info`, signed exactly as returned in the response's `channel_data`.

@@ -61,6 +61,7 @@ pub struct HistoryQuery {
     /// An offset to page from, exclusive: forward reads the messages after it, backward
     /// the messages before it. Pass the previous page's `next_since` to go on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 9223372036854775807_i64))]
     pub since: Option<u64>,
     /// Page size, 1-100; defaults to 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -68,7 +68,7 @@ pub struct UserMessageSendRequest {
     pub sender_type: Option<SenderType>,
     /// Who sent it, for the recipient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_\-.:@|]+$"))]
     pub sender_id: Option<String>,
     /// Same as the `Idempotency-Key` header; both given and different is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +123,7 @@ pub struct UserCommandSendRequest {
     pub sender_type: Option<SenderType>,
     /// Who sent it, for the recipient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_\-.:@|]+$"))]
     pub sender_id: Option<String>,
     /// Wait for the response (default true); else answer at once with the command, to be
     /// read later with `realtime.user.command.get`.

@@ -60,7 +60,7 @@ pub struct TokenIssueRequest {
     pub channels: Option<Vec<String>>,
     /// What the token allows; defaults to `["subscribe"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_items = 3))]
+    #[cfg_attr(feature = "openapi", schema(max_items = 4))]
     pub capabilities: Option<Vec<Capability>>,
     /// Lifetime in seconds; defaults to 3600, and values above `MAX_TTL_SECONDS` (86400)
     /// are clamped to it.

@@ -188,7 +188,8 @@ impl Validate for TokenIssueRequest {
 impl Validate for TokenRevokeRequest {
     fn validate(&self) -> Result<(), Rejection> {
         let mut check = Checker::default();
-        if self.token_or_jti.is_empty() || self.token_or_jti.len() > TOKEN_MAX_LEN {
+        // Characters, as the document's maxLength counts them (a token is ASCII anyway).
+        if self.token_or_jti.is_empty() || self.token_or_jti.chars().count() > TOKEN_MAX_LEN {
             check.error("/token_or_jti", format!("must be 1-{TOKEN_MAX_LEN} characters"));
         }
         check.idempotency_key(self.idempotency_key.as_deref());
@@ -223,6 +224,10 @@ impl Validate for crate::HistoryQuery {
         let mut check = Checker::default();
         if self.limit.is_some_and(|limit| limit == 0 || limit > HISTORY_MAX_LIMIT) {
             check.error("/limit", format!("must be 1-{HISTORY_MAX_LIMIT}"));
+        }
+        // Offsets are stored as signed 64-bit integers, as the document's int64 says.
+        if self.since.is_some_and(|since| since > i64::MAX as u64) {
+            check.error("/since", format!("must be 0-{}", i64::MAX));
         }
         check.finish()
     }
@@ -316,8 +321,9 @@ impl Validate for crate::UserCommandSendRequest {
     fn validate(&self) -> Result<(), Rejection> {
         let mut check = Checker::default();
         check.client_id("/target_user_id", &self.target_user_id);
-        if self.command_type.is_empty() || self.command_type.len() > EVENT_NAME_MAX_LEN {
-            check.error("/type", format!("must be 1-{EVENT_NAME_MAX_LEN} bytes"));
+        // Characters, as the document's maxLength counts them: the type has no charset.
+        if self.command_type.is_empty() || self.command_type.chars().count() > EVENT_NAME_MAX_LEN {
+            check.error("/type", format!("must be 1-{EVENT_NAME_MAX_LEN} characters"));
         }
         check.data("/data", &self.data);
         if let Some(sender) = &self.sender_id {

@@ -186,3 +186,17 @@ async fn whole_numbers_with_a_zero_fraction_are_integers_and_fractions_are_422()
         assert_eq!(problem["errors"][0]["pointer"], "/ttl_seconds");
     }
 }
+
+#[tokio::test]
+async fn a_command_type_is_measured_in_characters_as_the_document_counts_them() {
+    // The double refuses every command with a 500: reaching it means the body was accepted.
+    let send_command = |command_type: String| {
+        let body = json!({"target_user_id": "u1", "type": command_type, "data": 1}).to_string();
+        post("/v1/realtime/user/command/send").body(Body::from(body)).unwrap()
+    };
+    let (status, problem) = send(send_command("é".repeat(200))).await;
+    assert_ne!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, problem) = send(send_command("é".repeat(201))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["pointer"], "/type");
+}

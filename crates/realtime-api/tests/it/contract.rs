@@ -188,6 +188,14 @@ fn documented_limits_are_the_enforced_limits() {
         let items = &schemas[request]["properties"]["channels"]["items"]["$ref"];
         assert_eq!(items, "#/components/schemas/ChannelName", "{request} names channels");
     }
+    for request in ["TokenIssueRequest", "AuthSignRequest"] {
+        let capabilities = &schemas[request]["properties"]["capabilities"];
+        assert_eq!(capabilities["maxItems"], realtime_types::Capability::ALL.len(), "{request}");
+    }
+    for request in ["UserMessageSendRequest", "UserCommandSendRequest"] {
+        let sender = &schemas[request]["properties"]["sender_id"];
+        assert_eq!((&sender["maxLength"], &sender["pattern"]), (&json!(CLIENT_ID_MAX_LEN), &json!(CLIENT_ID_PATTERN)));
+    }
     let description = document["info"]["description"].as_str().unwrap();
     assert!(description.contains(&format!("at most {JSON_MAX_DEPTH} levels")), "the nesting limit is documented");
 }
@@ -225,7 +233,7 @@ fn links_lead_from_created_resources_to_the_operations_on_them() {
         }
     }
     let from_channel = targets(&CHANNEL_CREATE);
-    for target in [CHANNEL_GET, CHANNEL_DELETE, CHANNEL_HISTORY, PUBLISH, PRESENCE_GET] {
+    for target in [CHANNEL_GET, CHANNEL_DELETE, CHANNEL_HISTORY, PUBLISH, PRESENCE_GET, TOKEN_ISSUE, AUTH_SIGN] {
         assert!(from_channel.contains(target.id), "channel.create links to {}", target.id);
     }
     assert!(targets(&TOKEN_ISSUE).contains(TOKEN_REVOKE.id), "token.issue links to token.revoke");
