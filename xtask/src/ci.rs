@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure: fmt,
 //! clippy, the contract drift check, the client's dependencies, the tests, conformance
-//! (this contract, then the Pusher profile), the Redocly lint, the generated TypeScript
-//! clients and a bench smoke run.
+//! (this contract, then the Pusher profile), a bounded Schemathesis run against the
+//! document, the Redocly lint, the generated TypeScript clients and a bench smoke run.
 
 use std::process::Command;
 
@@ -19,6 +19,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     step("tests", "cargo", &["test", "--workspace"])?;
     step("conformance", "cargo", &["xtask", "conformance"])?;
     step("conformance (pusher)", "cargo", &["xtask", "conformance", "--profile", "pusher"])?;
+    step("schemathesis", "cargo", &["xtask", "schemathesis"])?;
     step("lint", "npx", &["--yes", "@redocly/cli@2.77.0", "lint", "openapi/realtime.openapi.json"])?;
     step("generated clients", "cargo", &["xtask", "clients"])?;
     // A smoke run on the debug build: it fails on errors and lost messages, never on figures.

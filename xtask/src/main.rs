@@ -8,6 +8,7 @@ mod ci;
 mod clients;
 mod conformance;
 mod openapi;
+mod schemathesis;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Fuzz the reference server against the OpenAPI document with Schemathesis (bounded).
+    #[command(disable_help_flag = true)]
+    Schemathesis {
+        /// Options for `st run`, after ours (they win); e.g. `-- --max-examples 500`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Generate TypeScript types from the contract and type-check the example client.
     Clients,
     /// Run the benchmarks and write target/bench/report.{md,json}.
@@ -42,7 +50,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Everything CI checks: fmt, clippy, tests, drift, lint, generated clients, bench smoke.
+    /// Everything CI checks: fmt, clippy, tests, drift, conformance, schemathesis, lint, clients, bench.
     Ci,
 }
 
@@ -50,6 +58,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Openapi { check } => openapi::run(check),
         Command::Conformance { args } => conformance::run(args),
+        Command::Schemathesis { args } => schemathesis::run(args),
         Command::Clients => clients::run(),
         Command::Bench { args } => bench::run(args),
         Command::Ci => ci::run(),
