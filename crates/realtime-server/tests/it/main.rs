@@ -6,6 +6,7 @@ mod browser;
 mod console;
 mod cors;
 mod crash;
+mod cursor;
 mod docs;
 mod engines;
 mod layering;
