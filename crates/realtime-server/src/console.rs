@@ -250,14 +250,40 @@ async function follow() {
   }
 }
 
-async function refresh() {
+// Up to ten pages of a hundred: a console is for looking, not for a huge account.
+async function channels() {
+  const all = [];
+  let cursor = null;
+  for (let page = 0; page < 10; page++) {
+    const query = "?limit=100" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+    const answer = await api("GET", "/v1/realtime/channel/list" + query);
+    if (!answer.ok) return null;
+    all.push(...answer.json.channels);
+    cursor = answer.json.next_cursor;
+    if (!cursor) break;
+  }
+  return all;
+}
+
+// Events ask for a refresh as often as they come; at most one runs, and one more after it.
+let refreshing = false, refreshAgain = false;
+function refresh() {
+  if (refreshing) { refreshAgain = true; return; }
+  refreshing = true;
+  showChannels().finally(() => {
+    refreshing = false;
+    if (refreshAgain) { refreshAgain = false; refresh(); }
+  });
+}
+
+async function showChannels() {
   if (!key) return;
-  const answer = await api("GET", "/v1/realtime/channel/list?limit=100");
-  if (!answer.ok) return;
+  const list = await channels();
+  if (!list) return;
   const body = $("channels").tBodies[0];
   body.replaceChildren();
   $("channel-names").replaceChildren();
-  for (const c of answer.json.channels) {
+  for (const c of list) {
     const tr = document.createElement("tr");
     for (const cell of [c.name, c.type, c.subscriber_count, c.member_count ?? "", c.last_published_at ?? ""]) {
       const td = document.createElement("td");
