@@ -77,11 +77,19 @@ fn document_vendor_requirements(document: &mut Document) {
     let Some(RefOr::T(Schema::Object(request))) = components.schemas.get_mut("AuthSignRequest") else {
         panic!("AuthSignRequest is an object schema")
     };
-    let pusher = json!({ "required": ["vendor"], "properties": { "vendor": { "const": "pusher" } } });
+    // Each `then` names every property of the request (`{}`: anything), the required one
+    // with its type: linters that check examples evaluate a `then` on its own, and would
+    // otherwise read the other properties as unevaluated.
+    let requires = |field: &str, schema: serde_json::Value| {
+        let mut properties: serde_json::Map<String, serde_json::Value> =
+            request.properties.keys().map(|name| (name.clone(), json!({}))).collect();
+        properties.insert(field.to_owned(), schema);
+        json!({ "required": [field], "properties": properties })
+    };
     let conditions = json!([
         {
-            "if": pusher,
-            "then": { "required": ["socket_id"], "properties": { "socket_id": { "type": "string" } } }
+            "if": { "required": ["vendor"], "properties": { "vendor": { "const": "pusher" } } },
+            "then": requires("socket_id", json!({ "type": "string" }))
         },
         {
             "if": {
@@ -91,7 +99,7 @@ fn document_vendor_requirements(document: &mut Document) {
                     "channels": { "prefixItems": [{ "pattern": "^presence-" }] }
                 }
             },
-            "then": { "required": ["channel_data"], "properties": { "channel_data": { "type": "object" } } }
+            "then": requires("channel_data", json!({ "type": "object" }))
         }
     ]);
     request.extensions.get_or_insert_with(Default::default).insert("allOf".to_owned(), conditions);
