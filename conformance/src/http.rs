@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::journal::{self, Answer, Exchange};
 
 /// A request to the target, described as data so checks can print it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     /// The HTTP method.
     pub method: String,
@@ -18,6 +18,26 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The raw body.
     pub body: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The Authorization header carries an API key: never print it.
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| match name.eq_ignore_ascii_case("authorization") {
+                true => (name.as_str(), "<redacted>"),
+                false => (name.as_str(), value.as_str()),
+            })
+            .collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &headers)
+            .field("body", &self.body.as_ref().map(|body| String::from_utf8_lossy(body).into_owned()))
+            .finish()
+    }
 }
 
 impl Request {
@@ -171,4 +191,17 @@ fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    #[test]
+    fn the_api_key_never_shows_in_debug() {
+        let request = Request::new("GET", "/v1/account").bearer("ifr_pk_secret_value");
+        for text in [format!("{request:?}"), format!("{request:#?}")] {
+            assert!(!text.contains("ifr_pk_secret_value") && text.contains("<redacted>"), "{text}");
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Deliberately broken targets: each must make its class of check fail.
 
+use realtime_conformance::Kind;
 use realtime_conformance::Outcome;
 use serde_json::json;
 
@@ -15,7 +16,7 @@ async fn a_wrong_status_fails_the_example() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Example]).await;
     assert!(!report.passed());
     let mismatch = failure(&report, "example/event.types");
     assert!(mismatch.contains("status 202") && mismatch.contains("expected 200"), "{mismatch}");
@@ -33,7 +34,7 @@ async fn a_missing_required_field_fails_schema_validation() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Example]).await;
     let mismatch = failure(&report, "example/publish");
     assert!(mismatch.contains("message_id") && mismatch.contains("schema"), "{mismatch}");
 }
@@ -51,7 +52,7 @@ async fn a_replay_with_a_new_id_fails_idempotency() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Idempotency]).await;
     let mismatch = failure(&report, "idempotency/publish replay returns the first response");
     assert!(mismatch.contains("/message_id"), "{mismatch}");
     failure(&report, "idempotency/idempotency_key body field is honoured");
@@ -69,7 +70,7 @@ async fn a_replay_that_charges_again_fails_idempotency() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Idempotency]).await;
     failure(&report, "idempotency/publish replay returns the first response");
     let mismatch = failure(&report, "idempotency/publish replay is charged once");
     assert!(mismatch.contains("the replay was charged"), "{mismatch}");
@@ -113,7 +114,7 @@ async fn a_402_that_still_publishes_fails_the_credit_path() {
         }
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Credit]).await;
     let mismatch = failure(&report, "credit/publish without credit is 402 and is not delivered");
     assert!(mismatch.contains("delivered to a live subscriber"), "{mismatch}");
 }
@@ -135,7 +136,7 @@ async fn a_revoke_that_does_not_cut_the_socket_fails_the_live_check() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Live]).await;
     let mismatch = failure(&report, "live/token.revoke closes the socket (4003)");
     assert!(mismatch.contains("still open"), "{mismatch}");
 }
@@ -154,7 +155,7 @@ async fn a_plain_text_error_fails_the_auth_checks() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Auth]).await;
     let unauthenticated: Vec<_> =
         report.checks.iter().filter(|check| check.id.ends_with("is 401 UNAUTHENTICATED")).collect();
     assert_eq!(unauthenticated.len(), 16);
@@ -179,7 +180,7 @@ async fn a_server_error_for_invalid_data_fails_the_negative_checks() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Negative]).await;
     let mismatch = failure(&report, "negative/realtime.channel.create with name over 164 bytes");
     assert!(mismatch.contains("status 500") && mismatch.contains("expected a 4xx"), "{mismatch}");
 }
@@ -201,7 +202,7 @@ async fn a_target_that_ignores_tenancy_fails_the_tenancy_checks() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Auth]).await;
     let mismatch = failure(&report, "auth/another account's channel is 404 NOT_FOUND");
     assert!(mismatch.contains("status 200"), "{mismatch}");
     let mismatch = failure(&report, "auth/another account's channel is not listed");

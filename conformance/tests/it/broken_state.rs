@@ -2,6 +2,7 @@
 //! reaches another's resources, a rate limit that never bites, and writes lost or
 //! replayed wrongly across a restart.
 
+use realtime_conformance::Kind;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ async fn a_batch_published_in_part_fails_the_atomicity_checks() {
         ..Tamper::default()
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Atomicity]).await;
     for id in [
         "atomicity/a batch with one unknown channel is 404, publishes nothing and charges nothing",
         "atomicity/a batch with one invalid message is 422, publishes nothing and charges nothing",
@@ -80,7 +81,7 @@ async fn a_target_that_leaks_across_accounts_fails_the_tenancy_checks() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Tenancy]).await;
     for id in [
         "tenancy/another account's token.revoke of a token is 404 and the socket stays",
         "tenancy/another account's user.disconnect reaches none of this account's sockets",
@@ -108,7 +109,7 @@ async fn a_socket_of_another_account_that_reaches_the_channel_fails_tenancy() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Tenancy]).await;
     let mismatch =
         failure(&report, "tenancy/another account's socket can neither subscribe to nor publish in the channel");
     assert!(mismatch.contains("was answered"), "{mismatch}");
@@ -124,7 +125,7 @@ async fn a_rate_limit_that_never_bites_fails_the_limits_check() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Limits]).await;
     let mismatch =
         failure(&report, "limits/driven past its documented rate limit, the target answers 429 with Retry-After");
     assert!(mismatch.contains("none was 429"), "{mismatch}");
@@ -140,7 +141,7 @@ async fn a_429_without_retry_after_fails_the_limits_check() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Limits]).await;
     let mismatch =
         failure(&report, "limits/driven past its documented rate limit, the target answers 429 with Retry-After");
     assert!(mismatch.contains("Retry-After"), "{mismatch}");
@@ -174,8 +175,12 @@ async fn a_restart_that_loses_writes_and_replays_fails_the_durability_checks() {
         })
     })
     .await;
-    let report =
-        target.certify_with(|config| config.restart_command = Some(format!("touch '{}'", marker.display()))).await;
+    let report = target
+        .certify_with(|config| {
+            config.restart_command = Some(format!("touch '{}'", marker.display()));
+            config.only = vec![Kind::Durability];
+        })
+        .await;
     let survived = failure(&report, "durability/every answered write survives a restart of the target");
     assert!(survived.contains("not in the history"), "{survived}");
     let replayed = failure(&report, "durability/every idempotency key replays its first answer after the restart");

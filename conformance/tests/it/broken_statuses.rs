@@ -1,6 +1,7 @@
 //! Deliberately broken targets for the statuses scenario: each class of documented status
 //! answered otherwise must fail its checks, and the failure must say how to reproduce it.
 
+use realtime_conformance::Kind;
 use realtime_conformance::Report;
 use serde_json::json;
 
@@ -25,7 +26,7 @@ async fn answering(status: u16, code: &'static str, to: (u16, &'static str)) -> 
         })
     })
     .await;
-    target.certify().await
+    target.certify_only(&[Kind::Statuses]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +39,7 @@ async fn a_request_without_a_key_answered_403_fails_and_prints_a_reproduction() 
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Statuses]).await;
     let id = "statuses/realtime.event.types without a key is 401 UNAUTHENTICATED";
     let mismatch = failure(&report, id);
     assert!(mismatch.contains("status 403") && mismatch.contains("expected 401"), "{mismatch}");
@@ -59,7 +60,7 @@ async fn a_body_that_is_not_json_answered_422_fails() {
         Tamper::before(|request| request.body.starts_with(b"{oops").then(|| problem(422, "VALIDATION_ERROR")))
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Statuses]).await;
     let mismatch = failure(&report, "statuses/realtime.token.issue with a body that is not JSON is 400 BAD_REQUEST");
     assert!(mismatch.contains("status 422") && mismatch.contains("expected 400"), "{mismatch}");
     let check = report.check("statuses/realtime.token.issue with a body that is not JSON is 400 BAD_REQUEST").unwrap();
@@ -95,7 +96,7 @@ async fn an_unknown_field_accepted_fails() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Statuses]).await;
     let id = "statuses/realtime.user.disconnect with an unknown field is 422 VALIDATION_ERROR";
     let mismatch = failure(&report, id);
     assert!(mismatch.contains("status 200") && mismatch.contains("expected 422"), "{mismatch}");
@@ -128,7 +129,7 @@ async fn a_channel_created_again_with_another_type_answered_200_fails() {
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Statuses]).await;
     for operation in ["realtime.channel.create", "realtime.channel.create.alias"] {
         let id = format!("statuses/{operation} of an existing channel with another type is 409 CONFLICT");
         let mismatch = failure(&report, &id);
@@ -159,7 +160,7 @@ async fn a_socket_send_answered_with_another_request_id_fails_and_prints_the_tra
         })
     })
     .await;
-    let report = target.certify().await;
+    let report = target.certify_only(&[Kind::Statuses]).await;
     let id = "statuses/a socket's user.message.send and user.command.send are answered user.message.sent and \
               user.command.done";
     let mismatch = failure(&report, id);
