@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 
 use crate::pusher::{App, PusherConfig, WebhookReceiver, Webhooks};
-use crate::{Config, Report};
+use crate::{Config, Kind, Report};
 
 /// Which contract a run certifies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -69,6 +69,12 @@ pub struct Flags {
     /// Kills the target abruptly, e.g. `kill -9 $(cat server.pid)` (run with `sh -c`).
     #[arg(long, value_name = "COMMAND", requires = "restart_command")]
     pub kill_command: Option<String>,
+    /// Run only the checks of these kinds, e.g. `--only protocol,tenancy` (realtime
+    /// profile; the coverage then covers less): example, idempotency, statuses, credit,
+    /// auth, live, history, messaging, protocol, scope, reads, atomicity, tenancy,
+    /// negative, durability, limits.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',', value_parser = parse_kind)]
+    pub only: Vec<Kind>,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -137,6 +143,7 @@ impl Flags {
         config.seed = self.seed();
         config.restart_command = self.restart_command.clone();
         config.kill_command = self.kill_command.clone();
+        config.only = self.only.clone();
         config
     }
 
@@ -222,4 +229,12 @@ pub fn write_reports(
         std::fs::write(path, report.render_json()).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A kind of check named as in the report, e.g. `protocol`.
+fn parse_kind(name: &str) -> Result<Kind, String> {
+    Kind::ALL.into_iter().filter(|kind| !kind.is_pusher()).find(|kind| kind.as_str() == name).ok_or_else(|| {
+        let names: Vec<&str> = Kind::ALL.iter().filter(|kind| !kind.is_pusher()).map(|kind| kind.as_str()).collect();
+        format!("no kind {name:?}; one of {}", names.join(", "))
+    })
 }
