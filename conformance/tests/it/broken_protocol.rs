@@ -155,3 +155,21 @@ async fn a_target_with_subtly_wrong_reads_fails_the_reads_checks() {
     let members = failure(&report, "reads/member_count counts each member once");
     assert!(members.contains("member_count 3"), "{members}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_a_channel_list_that_reaches_nothing_fails_the_scope_check() {
+    let target = Target::broken(|_| {
+        Tamper::before(|request| {
+            let mut body: Value = serde_json::from_slice(&request.body).ok()?;
+            if request.path == "/v1/realtime/token/issue" && body.get("channels").is_none() {
+                body["channels"] = json!(["nothing-at-all"]);
+                request.body = body.to_string().into_bytes();
+            }
+            None
+        })
+    })
+    .await;
+    let report = target.certify_only(&[Kind::Scope]).await;
+    let mismatch = failure(&report, "scope/a token without a channel list reaches every channel of the account");
+    assert!(mismatch.contains("subscribed"), "{mismatch}");
+}

@@ -188,3 +188,35 @@ async fn a_restart_that_loses_writes_and_replays_fails_the_durability_checks() {
     let once = failure(&report, "durability/after the restart and the retries nothing is charged or published twice");
     assert!(once.contains("history holds"), "{once}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_that_skips_an_operation_or_outlasts_retry_after_fails_the_limits_checks() {
+    let first_429 = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    let target = Target::broken(move |_| {
+        Tamper::after(move |request, response| {
+            let mut first = first_429.lock().unwrap();
+            if response.status == 429 && first.is_none() {
+                *first = Some(std::time::Instant::now());
+            }
+            if request.path == "/v1/realtime/publish" && response.status == 429 {
+                // One operation escapes the limit.
+                *response = ProxyResponse::json(200, "application/json", &json!({}));
+            } else if request.path == "/v1/account"
+                && first.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(8))
+            {
+                // The budget stays empty long after Retry-After.
+                let problem = json!({"type": "urn:realtime:problem:rate-limited", "title": "Too many requests",
+                    "status": 429, "code": "RATE_LIMITED", "detail": "slow down"});
+                *response = ProxyResponse::json(429, "application/problem+json", &problem);
+                response.headers.push(("retry-after".to_owned(), "1".to_owned()));
+            }
+        })
+    })
+    .await;
+    let report = target.certify_only(&[Kind::Limits]).await;
+    let every =
+        failure(&report, "limits/every operation answers 429 RATE_LIMITED while the account is over its budget");
+    assert!(every.contains("realtime.publish was never answered 429"), "{every}");
+    let recovers = failure(&report, "limits/after Retry-After the target serves the account again");
+    assert!(recovers.contains("429"), "{recovers}");
+}
