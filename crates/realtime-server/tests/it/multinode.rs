@@ -36,10 +36,6 @@ impl Drop for Cluster {
     }
 }
 
-async fn node(database: &PgDatabase, redis: &RedisPrefix) -> RunningServer {
-    node_with(database, redis, json!({})).await
-}
-
 /// A node with `settings` over the cluster's.
 async fn node_with(database: &PgDatabase, redis: &RedisPrefix, settings: serde_json::Value) -> RunningServer {
     let mut overrides = json!({
