@@ -19,6 +19,7 @@ pub mod fallback;
 pub mod http;
 pub mod signing;
 pub mod socket;
+pub mod users;
 pub mod webhooks;
 
 use std::collections::HashMap;

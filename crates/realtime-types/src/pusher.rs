@@ -38,6 +38,20 @@ pub const PROTOCOL_VERSION: u32 = 7;
 pub const CACHE_TTL_SECONDS: i64 = 30 * 60;
 /// The oldest protocol version it accepts (pusher-js has sent 7 since 2017).
 pub const PROTOCOL_MIN_VERSION: u32 = 5;
+/// The prefix of a user's channel: `#server-to-user-{user_id}` carries the events sent to
+/// the sockets signed in as that user (`sendToUser`).
+pub const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
+
+/// The user a `#server-to-user-{user_id}` channel is for, if `channel` is one.
+pub fn server_to_user(channel: &str) -> Option<&str> {
+    channel.strip_prefix(SERVER_TO_USER_PREFIX)
+}
+
+/// Checks the user id of a send to user: the characters of a channel name, as the server
+/// libraries check, and at most as long as a channel name.
+pub fn check_user_id(user_id: &str) -> Result<(), String> {
+    crate::validate::check_channel_name(user_id).map_err(|why| format!("invalid user id {user_id:?}: {why}"))
+}
 
 /// What a channel's name makes it on the Pusher face.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +187,16 @@ pub struct BatchEvent {
 pub struct BatchRequest {
     /// Up to 10 events.
     pub batch: Vec<BatchEvent>,
+}
+
+/// `POST /apps/{app_id}/users/{user_id}/events`: an event for the sockets signed in as
+/// the user, as a trigger to `#server-to-user-{user_id}` is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserEventRequest {
+    /// The event name.
+    pub name: String,
+    /// The payload; a string (the libraries send JSON text).
+    pub data: Value,
 }
 
 /// Attributes of one channel, as the HTTP API reports them.

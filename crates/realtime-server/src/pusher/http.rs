@@ -1,9 +1,10 @@
 //! Pusher's HTTP API, `/apps/{app_id}/…`: triggers (one event to up to 100 channels,
 //! batches of 10), channel lists and info, presence users, and terminating a user's
-//! connections. Every request is signed with the app's secret ([`signing`]); refusals
+//! connections, and events sent to a user ([`users`]). Every request is signed with the app's secret ([`signing`]); refusals
 //! carry Pusher's statuses and a JSON body `{"error": "…"}`.
 //!
 //! [`signing`]: super::signing
+//! [`users`]: super::users
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,13 +19,13 @@ use realtime_api::ApiError;
 use realtime_types::ErrorCode;
 use realtime_types::pusher::{
     BATCH_MAX_EVENTS, BatchRequest, BatchResponse, ChannelAttributes, ChannelKind, ChannelsResponse, DATA_MAX_BYTES,
-    ErrorBody, TRIGGER_MAX_CHANNELS, TriggerRequest, TriggerResponse, User, UsersResponse, check_channel_name,
-    check_event_name, check_socket_id, data_text,
+    ErrorBody, SERVER_TO_USER_PREFIX, TRIGGER_MAX_CHANNELS, TriggerRequest, TriggerResponse, User, UserEventRequest,
+    UsersResponse, check_channel_name, check_event_name, check_socket_id, check_user_id, data_text, server_to_user,
 };
 use serde::Serialize;
 
-use super::ensure_channels;
 use super::signing::{SignedRequest, verify_request};
+use super::{ensure_channels, users};
 use crate::broker::ClusterEvent;
 use crate::hub::ChannelKey;
 use crate::service::{Outgoing, Service};
@@ -39,6 +40,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/apps/{app_id}/channels/{channel}", get(channel))
         .route("/apps/{app_id}/channels/{channel}/users", get(users))
         .route("/apps/{app_id}/users/{user_id}/terminate_connections", post(terminate))
+        .route("/apps/{app_id}/users/{user_id}/events", post(send_to_user))
         .with_state(service)
 }
 
@@ -155,8 +157,11 @@ async fn attributes(service: &Service, app: &AppRow, channel: &str, info: Info) 
 
 /// Checks one event of a trigger or a batch.
 fn check_event(name: &str, data: &str, channel: &str, socket_id: Option<&str>) -> Result<(), Refusal> {
-    check_channel_name(channel)
-        .map_err(|why| Refusal::bad_request(format!("invalid channel name {channel:?}: {why}")))?;
+    match server_to_user(channel) {
+        Some(user_id) => check_user_id(user_id).map_err(Refusal::bad_request)?,
+        None => check_channel_name(channel)
+            .map_err(|why| Refusal::bad_request(format!("invalid channel name {channel:?}: {why}")))?,
+    }
     check_event_name(name).map_err(Refusal::bad_request)?;
     if data.len() > DATA_MAX_BYTES {
         return Err(Refusal::new(
@@ -171,8 +176,19 @@ fn check_event(name: &str, data: &str, channel: &str, socket_id: Option<&str>) -
 }
 
 /// Publishes through the one publish path, creating the channels first; a channel
-/// deleted in between is created again once.
+/// deleted in between is created again once. Events to `#server-to-user-` channels are
+/// sent to their users instead (after the channels' events, which may still be refused).
 async fn publish(service: &Service, app: &AppRow, messages: Vec<Outgoing>) -> Result<(), Refusal> {
+    let (to_users, messages): (Vec<Outgoing>, Vec<Outgoing>) =
+        messages.into_iter().partition(|message| message.channel.starts_with(SERVER_TO_USER_PREFIX));
+    if !messages.is_empty() {
+        publish_to_channels(service, app, messages).await?;
+    }
+    users::send(service, app, to_users).await?;
+    Ok(())
+}
+
+async fn publish_to_channels(service: &Service, app: &AppRow, messages: Vec<Outgoing>) -> Result<(), Refusal> {
     let mut names: Vec<&str> = messages.iter().map(|message| message.channel.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -366,6 +382,27 @@ async fn users(
     let key = ChannelKey::new(&app.account_id, &channel);
     let members = service.broker.members(&key).await.map_err(|e| service.broker_error(e))?;
     Ok(Json(UsersResponse { users: members.into_iter().map(|member| User { id: member.client_id }).collect() }))
+}
+
+/// `POST /apps/{app_id}/users/{user_id}/events`: one event to the sockets signed in as
+/// the user, as a trigger to `#server-to-user-{user_id}` is.
+async fn send_to_user(
+    State(service): State<Arc<Service>>,
+    Path((app_id, user_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Answer<Empty> {
+    let app = authenticate(&service, &app_id, &method, &uri, &query, &body).await?;
+    let request: UserEventRequest = parse_body(&body)?;
+    let channel = format!("{SERVER_TO_USER_PREFIX}{user_id}");
+    let data = data_text(&request.data);
+    check_event(&request.name, &data, &channel, None)?;
+    let event =
+        Outgoing { channel, event: request.name, data: serde_json::Value::String(data), except: None, user_id: None };
+    users::send(&service, &app, vec![event]).await?;
+    Ok(Json(Empty {}))
 }
 
 /// The empty object most calls answer with.

@@ -31,7 +31,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use realtime_types::pusher::{
     CACHE_TTL_SECONDS, CLIENT_EVENT_PREFIX, ChannelData, ChannelKind, ClientEvent, CloseCode, DATA_MAX_BYTES,
-    EVENT_NAME_MAX_LEN, PRESENCE_MAX_MEMBERS, PresenceData, ServerEvent, check_channel_name, data_text,
+    EVENT_NAME_MAX_LEN, PRESENCE_MAX_MEMBERS, PresenceData, ServerEvent, check_channel_name, data_text, server_to_user,
 };
 use realtime_types::ws::CloseCode as NativeCloseCode;
 use realtime_types::{Direction, PresenceMember};
@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::signing::{verify_channel_auth, verify_user_auth};
-use super::{Admission, Gone, Incoming, Inlet, Outlet, admit, ensure_channels};
+use super::{Admission, Gone, Incoming, Inlet, Outlet, admit, ensure_channels, users};
 use crate::broker::{join_as, leave, leave_all};
 use crate::hub::lifecycle::Lifecycle;
 use crate::hub::{ChannelKey, Connection, Protocol};
@@ -374,6 +374,9 @@ async fn subscribe(
 ) -> Option<ServerEvent> {
     let refuse =
         |status: u16, error: String| ServerEvent::SubscriptionError { channel: channel.clone(), error, status };
+    if let Some(user_id) = server_to_user(&channel) {
+        return subscribe_user(service, connection, &channel, user_id);
+    }
     if let Err(why) = check_channel_name(&channel) {
         return Some(refuse(400, format!("invalid channel name: {why}")));
     }
@@ -437,6 +440,36 @@ async fn subscribe(
     // The hub queues the reply ahead of the channel's events. (The socket is not
     // subscribed yet: its frames are handled one at a time.)
     service.hub.subscribe(connection, &channel, &row.position(), |_| reply);
+    None
+}
+
+/// Subscribes to the socket's own user channel, `#server-to-user-{id}`, which carries
+/// what is sent to the user it signed in as; any other user's is refused.
+fn subscribe_user(
+    service: &Service,
+    connection: &Arc<Connection>,
+    channel: &str,
+    user_id: &str,
+) -> Option<ServerEvent> {
+    let signed_in = match &connection.protocol {
+        Protocol::Pusher(socket) => socket.user.lock().expect("user lock").clone(),
+        Protocol::Native => None,
+    };
+    if !users::may_subscribe(signed_in.as_deref(), user_id) {
+        return Some(ServerEvent::SubscriptionError {
+            channel: channel.to_owned(),
+            error: format!("only a socket signed in as {user_id:?} may subscribe to {channel}"),
+            status: 403,
+        });
+    }
+    let succeeded = ServerEvent::SubscriptionSucceeded { channel: channel.to_owned(), presence: None };
+    if connection.is_subscribed(channel) {
+        return Some(succeeded);
+    }
+    let reply = Utf8Bytes::from(succeeded.to_json());
+    // The channel has no stream: its events carry no position.
+    let start = realtime_types::Position { epoch: String::new(), offset: 0 };
+    service.hub.subscribe(connection, channel, &start, |_| reply);
     None
 }
 

@@ -21,6 +21,7 @@ mod pusher_http;
 mod pusher_libraries;
 mod pusher_socket;
 mod pusher_support;
+mod pusher_users;
 mod pusher_webhooks;
 mod recovery;
 mod rest;

@@ -1,12 +1,13 @@
 //! The Pusher face on two nodes sharing one PostgreSQL database and one Redis prefix: a
 //! trigger on one node reaches the Pusher sockets of the other (but the excluded one),
-//! and presence and client events cross nodes.
+//! and presence, client events and events sent to a user cross nodes.
 
 use realtime_server::{Config, RunningServer};
 use serde_json::json;
 
 use crate::engines::{PgDatabase, RedisPrefix};
 use crate::pusher_support::{App, PusherSocket};
+use crate::pusher_users::sign_in;
 
 /// Two nodes and their engines; the dev account and its Pusher app were created by `a`.
 pub(crate) struct Pair {
@@ -90,4 +91,18 @@ async fn presence_and_client_events_cross_nodes() {
     assert_eq!(users.body, json!({"users": [{"id": "u1"}, {"id": "u2"}]}));
     drop(on_b);
     assert_eq!(on_a.expect("pusher_internal:member_removed").await["data"]["user_id"], "u2");
+}
+
+#[tokio::test]
+async fn an_event_sent_to_a_user_on_one_node_reaches_the_user_s_sockets_on_the_other() {
+    let pair = Pair::start().await;
+    let app = App::dev();
+    let mut on_b = PusherSocket::connect_to(&pair.b.base_url(), &app.key).await;
+    sign_in(&mut on_b, &app, "u1").await;
+    on_b.subscribe("#server-to-user-u1", None, None).await;
+
+    let body = json!({"name": "e", "data": "from a", "channels": ["#server-to-user-u1"]});
+    let answer = app.request_to(&pair.a.base_url(), "POST", "/events", &[], Some(&body), None).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(on_b.expect("e").await["raw_data"], "from a");
 }

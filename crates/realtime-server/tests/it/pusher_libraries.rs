@@ -1,7 +1,8 @@
 //! The real Pusher libraries are the test: pusher-js (its Node build) subscribes to
 //! public, private, presence, encrypted and cache channels of a running server, and receives
 //! what the Node `pusher` package and the Python `pusher` package trigger, with socket
-//! exclusion, batches, client events, presence and a native publish: over a WebSocket,
+//! exclusion, batches, client events, presence, a native publish and events sent to a
+//! signed-in user (`sendToUser`, `send_to_user`): over a WebSocket,
 //! and again over each of pusher-js's HTTP fallback transports. The scenario is
 //! `tests/pusher-js/scenario.js`; `.ci/run` installs its pinned packages (`npm ci`) and
 //! the Python package.
@@ -54,5 +55,5 @@ async fn run_scenario(transport: &str) {
     println!("over {transport}:\n{stdout}");
     assert!(output.status.success(), "the pusher-js scenario over {transport} failed:\n{stdout}\n{stderr}");
     // Every check printed its line: a scenario cut short cannot pass silently.
-    assert_eq!(stdout.lines().filter(|line| line.starts_with("ok  ")).count(), 12, "{stdout}");
+    assert_eq!(stdout.lines().filter(|line| line.starts_with("ok  ")).count(), 13, "{stdout}");
 }

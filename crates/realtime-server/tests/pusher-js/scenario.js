@@ -118,7 +118,7 @@ function startAuthBackend() {
   return new Promise((resolve) => backend.listen(0, "127.0.0.1", () => resolve(backend)));
 }
 
-function client(channelAuthorization) {
+function client(channelAuthorization, userAuthentication) {
   return new PusherJs(app.key, {
     cluster: "local",
     wsHost: base.hostname,
@@ -129,7 +129,17 @@ function client(channelAuthorization) {
     enabledTransports: [transport],
     disableStats: true,
     channelAuthorization,
+    userAuthentication,
   });
+}
+
+/** Resolves once `check()` holds, or rejects after the timeout. */
+async function until(check, what) {
+  const deadline = Date.now() + TIMEOUT_MS;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
 }
 
 async function connected(pusher, what) {
@@ -259,6 +269,26 @@ async function main() {
   // the server's own 400 for it is tested in tests/it/pusher_http.rs.)
   passed("encrypted channels: relayed as ciphertext, decrypted by pusher-js");
 
+  // Send to user: pusher-js signs in (the Node library's authenticateUser), subscribes to
+  // #server-to-user-carol, and hands what both libraries send to the user to user.bind.
+  const carol = client(undefined, {
+    customHandler: ({ socketId }, callback) => callback(null, server.authenticateUser(socketId, { id: "carol" })),
+  });
+  await connected(carol, "carol");
+  const greetings = [];
+  carol.user.bind("greeting", (data) => greetings.push(data.from));
+  const aliceGreetings = [];
+  alice.bind_global((event, data) => event === "greeting" && aliceGreetings.push(data));
+  carol.signin();
+  await until(() => carol.user.serverToUserChannel?.subscribed, "carol's user channel to be subscribed");
+  const sent = await server.sendToUser("carol", "greeting", { from: "node" });
+  assert.equal(sent.status, 200);
+  pythonCall(`c.send_to_user("carol", "greeting", {"from": "python"})\nprint("{}")`);
+  await until(() => greetings.length === 2, "both greetings to reach carol");
+  assert.deepEqual(greetings, ["node", "python"]);
+  assert.equal(aliceGreetings.length, 0, "only carol's sockets get what is sent to carol");
+  passed("send to user: signin, #server-to-user-, sendToUser (Node) and send_to_user (Python)");
+
   // Cache channels: a new subscriber gets the channel's last event, or pusher:cache_miss.
   await server.trigger("cache-weather", "forecast", { sky: "rain" });
   pythonCall(`c.trigger("cache-weather", "forecast", {"sky": "sun"})\nprint("{}")`);
@@ -288,7 +318,7 @@ async function main() {
   assert.equal((await bobLeft).data.id, "bob");
   passed(`member_removed when a user's last socket leaves (${Date.now() - disconnected} ms)`);
 
-  for (const pusher of [alice, secretive]) pusher.disconnect();
+  for (const pusher of [alice, secretive, carol]) pusher.disconnect();
   backend.close();
 }
 
