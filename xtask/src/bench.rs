@@ -19,13 +19,23 @@ struct Args {
     /// all, fanout, publish, idle-memory, multi-node, recovery or user.
     #[arg(default_value = "all")]
     scenario: String,
-    /// A smoke run (1,000 subscribers, fewer publishes, one run per row): under 3 minutes,
-    /// fails only on errors or lost messages.
+    /// A smoke run (a sweep of 2 offered loads at 1,000 subscribers, fewer publishes, one run
+    /// per row): under 3 minutes, fails only on errors or lost messages.
     #[arg(long)]
     quick: bool,
     /// Runs per row (default 3, 1 with --quick); the report shows the median.
     #[arg(long)]
     runs: Option<usize>,
+    /// Offered publish rates of the fan-out sweep, comma-separated (default 2,5,10,15,20,30,
+    /// or 5,20 with --quick).
+    #[arg(long)]
+    rates: Option<String>,
+    /// Subscribers of the fan-out sweep (default 10,000, or 1,000 with --quick).
+    #[arg(long)]
+    sweep_subscribers: Option<usize>,
+    /// Seconds of publishing at each offered rate (default 10, or 5 with --quick).
+    #[arg(long)]
+    sweep_secs: Option<f64>,
     /// Cargo profile of the binaries; `dev` skips the release build (figures then mean little).
     #[arg(long, default_value = "release")]
     profile: String,
@@ -62,6 +72,15 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
     if let Some(runs) = args.runs {
         suite.arg("--runs").arg(runs.to_string());
+    }
+    if let Some(rates) = &args.rates {
+        suite.arg("--rates").arg(rates);
+    }
+    if let Some(subscribers) = args.sweep_subscribers {
+        suite.arg("--sweep-subscribers").arg(subscribers.to_string());
+    }
+    if let Some(secs) = args.sweep_secs {
+        suite.arg("--sweep-secs").arg(secs.to_string());
     }
     let status = suite.status().context("starting realtime-bench suite")?;
     if !status.success() {

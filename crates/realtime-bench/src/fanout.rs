@@ -1,7 +1,12 @@
-//! The fan-out load generator: N WebSocket subscribers on one channel and one publisher
-//! posting at a fixed rate over HTTP; every received message's latency is its receive
-//! time minus the send time the publisher wrote into it (one monotonic clock, since
-//! publisher and subscribers share this process).
+//! The fan-out load generator: N WebSocket subscribers on one channel and an open-loop
+//! publisher posting over HTTP at scheduled times.
+//!
+//! Publish `seq` is scheduled at `seq / rate` seconds after the first and sent in a task of
+//! its own, never waiting on the answer to an earlier one, so a server that answers slowly
+//! is still offered the load asked for. Every received message's latency is its receive
+//! time minus the *scheduled* time the publisher wrote into it (one monotonic clock, since
+//! publisher and subscribers share this process): a publish that went out late because the
+//! publisher fell behind counts its lateness, as wrk2 counts coordinated omission.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,7 +44,7 @@ pub struct FanoutArgs {
     /// Messages to publish (0: only connect, measure idle memory, and leave).
     #[arg(long, default_value_t = 200)]
     pub publishes: u64,
-    /// Publishes per second asked of the publisher (one request at a time).
+    /// Publishes per second offered (open loop: sent on schedule, however slow the answers).
     #[arg(long, default_value_t = 20.0)]
     pub rate: f64,
     /// Bytes of padding in each message's data.
@@ -81,21 +86,27 @@ pub struct FanoutResult {
     pub rate_asked: f64,
     pub published: u64,
     pub publish_failures: u64,
-    /// Publishes per second achieved (the publisher waits for each answer).
+    /// Publishes answered per second, from the first scheduled time to the last answer.
     pub publish_rate: f64,
-    /// Round trip of the publish request.
+    /// Round trip of the publish request, from its actual send.
     pub publish_http: Summary,
+    /// How late each publish went out after its scheduled time (the publisher's own lag).
+    pub send_lag: Summary,
     pub expected: u64,
     pub received: u64,
-    pub duplicates_or_reordered: u64,
+    /// Messages a subscriber received twice.
+    pub duplicates: u64,
+    /// Messages that arrived after a later one on the same subscriber (concurrent publishes
+    /// may reach the server in another order than they were scheduled); not lost.
+    pub reordered: u64,
     pub lost: u64,
     /// Messages received per second, from the first publish sent to the last receipt.
     pub delivered_per_sec: f64,
-    /// Publish sent -> message received, over every (subscriber, message) pair.
+    /// Publish scheduled -> message received, over every (subscriber, message) pair.
     pub latency: Summary,
-    /// Per publish: sent -> the first subscriber has it.
+    /// Per publish: scheduled -> the first subscriber has it.
     pub first_subscriber: Summary,
-    /// Per publish: sent -> the last subscriber has it.
+    /// Per publish: scheduled -> the last subscriber has it.
     pub fanout_complete: Summary,
     pub disconnects: u64,
     pub server_rss_before_kib: u64,
@@ -105,6 +116,8 @@ pub struct FanoutResult {
     pub idle_kib_per_conn: f64,
     /// Server CPU seconds during the publish phase (publishing and draining).
     pub server_cpu_secs: f64,
+    /// Server CPU microseconds per delivered frame (unique messages received) in that phase.
+    pub server_cpu_us_per_frame: f64,
     /// This load generator's CPU seconds during the publish phase.
     pub loadgen_cpu_secs: f64,
     /// Wall time of the publish phase; CPU seconds near it mean a saturated CPU.
@@ -141,6 +154,7 @@ pub fn now_ns() -> u64 {
 struct Shared {
     latency: Histogram<u64>,
     received: u64,
+    duplicates: u64,
     reordered: u64,
     first_recv_ns: Vec<u64>,
     last_recv_ns: Vec<u64>,
@@ -176,6 +190,7 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
     let shared = Arc::new(Mutex::new(Shared {
         latency: latency::histogram(),
         received: 0,
+        duplicates: 0,
         reordered: 0,
         first_recv_ns: vec![u64::MAX; args.publishes as usize],
         last_recv_ns: vec![0; args.publishes as usize],
@@ -194,6 +209,7 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
             url: prepared.ws_urls[i % prepared.ws_urls.len()].clone(),
             kind: args.kind,
             source_ip: args.source_ip,
+            publishes: args.publishes,
             shared: shared.clone(),
             progress: progress.clone(),
             stop: stop_rx.clone(),
@@ -236,7 +252,8 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
     }
 
     let shared = shared.lock().expect("no task panics while holding the lock");
-    let unique = shared.received - shared.reordered;
+    let unique = shared.received - shared.duplicates;
+    let server_cpu_secs = server_cpu_end - server_cpu_start;
     let mut first = latency::histogram();
     let mut complete = latency::histogram();
     for (seq, &sent) in outcome.sent_ns.iter().enumerate() {
@@ -246,7 +263,7 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
         latency::record(&mut first, shared.first_recv_ns[seq].saturating_sub(sent) / 1000);
         latency::record(&mut complete, shared.last_recv_ns[seq].saturating_sub(sent) / 1000);
     }
-    let delivery_secs = shared.latest_recv_ns.saturating_sub(outcome.first_sent_ns) as f64 / 1e9;
+    let delivery_secs = shared.latest_recv_ns.saturating_sub(outcome.first_scheduled_ns) as f64 / 1e9;
     let mut errors = outcome.errors.clone();
     errors.extend(shared.errors.iter().cloned());
     Ok(FanoutResult {
@@ -259,14 +276,13 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
         rate_asked: args.rate,
         published: outcome.published,
         publish_failures: outcome.failures,
-        publish_rate: rate(
-            outcome.published.saturating_sub(1),
-            outcome.last_sent_ns.saturating_sub(outcome.first_sent_ns),
-        ),
+        publish_rate: rate(outcome.published, outcome.last_answer_ns.saturating_sub(outcome.first_scheduled_ns)),
         publish_http: Summary::of(&outcome.http),
+        send_lag: Summary::of(&outcome.send_lag),
         expected,
         received: shared.received,
-        duplicates_or_reordered: shared.reordered,
+        duplicates: shared.duplicates,
+        reordered: shared.reordered,
         lost: expected.saturating_sub(unique),
         delivered_per_sec: if delivery_secs > 0.0 { unique as f64 / delivery_secs } else { 0.0 },
         latency: Summary::of(&shared.latency),
@@ -281,7 +297,8 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
         } else {
             0.0
         },
-        server_cpu_secs: server_cpu_end - server_cpu_start,
+        server_cpu_secs,
+        server_cpu_us_per_frame: if unique > 0 { server_cpu_secs * 1e6 / unique as f64 } else { 0.0 },
         loadgen_cpu_secs: loadgen_cpu_end - loadgen_cpu_start,
         publish_phase_secs: phase_secs,
         loadgen_cpu_total_secs: loadgen_cpu_end - started_cpu,
@@ -302,7 +319,7 @@ async fn drain(shared: &Mutex<Shared>, expected: u64, limit: Duration) {
     while start.elapsed() < limit {
         let unique = {
             let s = shared.lock().expect("no task panics while holding the lock");
-            s.received - s.reordered
+            s.received - s.duplicates
         };
         if unique >= expected {
             return;
@@ -321,6 +338,8 @@ struct Subscriber {
     url: String,
     kind: TargetKind,
     source_ip: Ipv4Addr,
+    /// Publishes of the run: the size of the set of sequence numbers seen.
+    publishes: u64,
     shared: Arc<Mutex<Shared>>,
     progress: Arc<Progress>,
     stop: watch::Receiver<bool>,
@@ -341,12 +360,12 @@ impl Subscriber {
 
         let mut ping = tokio::time::interval(heartbeat.unwrap_or(Duration::from_secs(3600)));
         ping.tick().await;
-        let mut last_seq: Option<u64> = None;
+        let mut seen = Seen::new(self.publishes);
         loop {
             let mut pong = None;
             loop {
                 match ws.next_frame() {
-                    Ok(Some(Frame::Message(data))) => self.on_frame(data, &mut last_seq),
+                    Ok(Some(Frame::Message(data))) => self.on_frame(data, &mut seen),
                     Ok(Some(Frame::Ping(data))) => pong = Some(data.to_vec()),
                     Ok(Some(Frame::Pong)) => {}
                     Ok(Some(Frame::Close(code))) => {
@@ -377,7 +396,7 @@ impl Subscriber {
         }
     }
 
-    fn on_frame(&self, frame: &[u8], last_seq: &mut Option<u64>) {
+    fn on_frame(&self, frame: &[u8], seen: &mut Seen) {
         let now = now_ns();
         let mut shared = self.shared.lock().expect("no task panics while holding the lock");
         let Some((seq, sent)) = target::bench_fields(frame) else {
@@ -388,10 +407,11 @@ impl Subscriber {
         };
         latency::record(&mut shared.latency, now.saturating_sub(sent) / 1000);
         shared.received += 1;
-        if last_seq.is_some_and(|last| seq <= last) {
-            shared.reordered += 1;
+        match seen.insert(seq) {
+            Arrival::InOrder => {}
+            Arrival::Reordered => shared.reordered += 1,
+            Arrival::Duplicate => shared.duplicates += 1,
         }
-        *last_seq = Some(seq);
         shared.latest_recv_ns = shared.latest_recv_ns.max(now);
         if let Some(first) = shared.first_recv_ns.get_mut(seq as usize) {
             *first = (*first).min(now);
@@ -443,13 +463,49 @@ async fn connect(url: &str, source_ip: Ipv4Addr, kind: TargetKind) -> anyhow::Re
     }
 }
 
+/// The sequence numbers one subscriber has received: a bit per publish of the run.
+struct Seen {
+    bits: Vec<u64>,
+    highest: Option<u64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Arrival {
+    InOrder,
+    /// First seen, but after a later sequence number.
+    Reordered,
+    Duplicate,
+}
+
+impl Seen {
+    fn new(publishes: u64) -> Seen {
+        Seen { bits: vec![0; publishes.div_ceil(64) as usize], highest: None }
+    }
+
+    fn insert(&mut self, seq: u64) -> Arrival {
+        let (word, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
+        // A sequence number beyond the run's publishes is not ours to count twice.
+        if let Some(w) = self.bits.get_mut(word) {
+            if *w & bit != 0 {
+                return Arrival::Duplicate;
+            }
+            *w |= bit;
+        }
+        let reordered = self.highest.is_some_and(|h| seq < h);
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        if reordered { Arrival::Reordered } else { Arrival::InOrder }
+    }
+}
+
 struct PublishOutcome {
     published: u64,
     failures: u64,
+    /// The scheduled time of each answered publish (0 for the others).
     sent_ns: Vec<u64>,
-    first_sent_ns: u64,
-    last_sent_ns: u64,
+    first_scheduled_ns: u64,
+    last_answer_ns: u64,
     http: Histogram<u64>,
+    send_lag: Histogram<u64>,
     errors: Vec<String>,
 }
 
@@ -459,10 +515,17 @@ impl PublishOutcome {
             published: 0,
             failures: 0,
             sent_ns: vec![0; publishes as usize],
-            first_sent_ns: 0,
-            last_sent_ns: 0,
+            first_scheduled_ns: 0,
+            last_answer_ns: 0,
             http: latency::histogram(),
+            send_lag: latency::histogram(),
             errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, message: String) {
+        if self.errors.len() < 3 {
+            self.errors.push(message);
         }
     }
 }
@@ -471,74 +534,120 @@ impl PublishOutcome {
 /// are not held up by the subscribers' work.
 async fn publish_from_thread(prepared: &Prepared, args: &FanoutArgs) -> anyhow::Result<PublishOutcome> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let prepared = prepared.clone();
-    let (publishes, rate, pad) = (args.publishes, args.rate, "x".repeat(args.pad_bytes));
+    let prepared = Arc::new(prepared.clone());
+    let (publishes, rate, pad) = (args.publishes, args.rate, Arc::<str>::from("x".repeat(args.pad_bytes)));
     let limit = Duration::from_secs(args.deadline_secs);
     std::thread::Builder::new().name("publisher".into()).spawn(move || {
         let result = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(publish(&prepared, publishes, rate, &pad, limit)));
+            .and_then(|rt| rt.block_on(publish(prepared, publishes, rate, pad, limit)));
         let _ = tx.send(result);
     })?;
     rx.await.context("the publisher thread died")?
 }
 
+/// Nanoseconds after the first publish's scheduled time at which publish `seq` is due.
+fn scheduled_offset_ns(seq: u64, rate: f64) -> u64 {
+    (seq as f64 * 1e9 / rate.max(0.001)) as u64
+}
+
+/// One publish's fate, reported by its task.
+struct Sent {
+    seq: u64,
+    scheduled_ns: u64,
+    sent_ns: u64,
+    answered_ns: u64,
+    outcome: Result<(), String>,
+}
+
+/// The open-loop publisher: publish `seq` is due at `seq / rate` s after the first, each
+/// is sent from a task of its own, and the body carries the scheduled time.
 async fn publish(
-    prepared: &Prepared,
+    prepared: Arc<Prepared>,
     publishes: u64,
     rate: f64,
-    pad: &str,
+    pad: Arc<str>,
     limit: Duration,
 ) -> anyhow::Result<PublishOutcome> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let mut out = PublishOutcome::new(publishes);
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = tokio::time::Instant::now();
+    let origin_ns = now_ns();
+    out.first_scheduled_ns = origin_ns;
     for seq in 0..publishes {
-        ticks.tick().await;
-        if start.elapsed() > limit {
+        let offset = scheduled_offset_ns(seq, rate);
+        if Duration::from_nanos(offset) > limit {
             out.errors.push(format!("publisher stopped at its time limit after {seq} publishes"));
             break;
         }
-        let sent = now_ns();
-        let mut request = http
-            .post(&prepared.publish_url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(target::publish_body(prepared.kind, seq, sent, pad));
-        if let Some(key) = &prepared.api_key {
-            request = request.bearer_auth(key);
-        }
-        let answer = request.send().await;
-        latency::record(&mut out.http, (now_ns() - sent) / 1000);
-        match answer {
-            Ok(response) if response.status().is_success() => {
-                // Reading the body keeps the connection reusable.
-                let _ = response.bytes().await;
+        tokio::time::sleep_until(start + Duration::from_nanos(offset)).await;
+        let scheduled_ns = origin_ns + offset;
+        tasks.spawn(send_one(http.clone(), prepared.clone(), seq, scheduled_ns, pad.clone()));
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let sent = joined.context("a publish task panicked")?;
+        latency::record(&mut out.send_lag, sent.sent_ns.saturating_sub(sent.scheduled_ns) / 1000);
+        latency::record(&mut out.http, sent.answered_ns.saturating_sub(sent.sent_ns) / 1000);
+        out.last_answer_ns = out.last_answer_ns.max(sent.answered_ns);
+        match sent.outcome {
+            Ok(()) => {
                 out.published += 1;
-                out.sent_ns[seq as usize] = sent;
-                if out.published == 1 {
-                    out.first_sent_ns = sent;
-                }
-                out.last_sent_ns = sent;
+                out.sent_ns[sent.seq as usize] = sent.scheduled_ns;
             }
-            Ok(response) => {
+            Err(message) => {
                 out.failures += 1;
-                let status = response.status();
-                if out.errors.len() < 3 {
-                    out.errors
-                        .push(format!("publish answered {status}: {}", response.text().await.unwrap_or_default()));
-                }
-            }
-            Err(e) => {
-                out.failures += 1;
-                if out.errors.len() < 3 {
-                    out.errors.push(format!("publish: {e}"));
-                }
+                out.error(message);
             }
         }
     }
     Ok(out)
+}
+
+async fn send_one(http: reqwest::Client, prepared: Arc<Prepared>, seq: u64, scheduled_ns: u64, pad: Arc<str>) -> Sent {
+    let sent_ns = now_ns();
+    let mut request = http
+        .post(&prepared.publish_url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(target::publish_body(prepared.kind, seq, scheduled_ns, &pad));
+    if let Some(key) = &prepared.api_key {
+        request = request.bearer_auth(key);
+    }
+    let outcome = match request.send().await {
+        // Reading the body keeps the connection reusable.
+        Ok(response) if response.status().is_success() => {
+            response.bytes().await.map(drop).map_err(|e| format!("publish: {e}"))
+        }
+        Ok(response) => {
+            let status = response.status();
+            Err(format!("publish answered {status}: {}", response.text().await.unwrap_or_default()))
+        }
+        Err(e) => Err(format!("publish: {e}")),
+    };
+    Sent { seq, scheduled_ns, sent_ns, answered_ns: now_ns(), outcome }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishes_are_scheduled_at_the_offered_rate() {
+        assert_eq!(scheduled_offset_ns(0, 20.0), 0);
+        assert_eq!(scheduled_offset_ns(1, 20.0), 50_000_000);
+        assert_eq!(scheduled_offset_ns(30, 15.0), 2_000_000_000);
+    }
+
+    #[test]
+    fn a_late_sequence_number_is_reordered_and_a_repeat_is_a_duplicate() {
+        let mut seen = Seen::new(100);
+        assert_eq!(seen.insert(0), Arrival::InOrder);
+        assert_eq!(seen.insert(2), Arrival::InOrder);
+        assert_eq!(seen.insert(1), Arrival::Reordered);
+        assert_eq!(seen.insert(2), Arrival::Duplicate);
+        assert_eq!(seen.insert(1), Arrival::Duplicate);
+        assert_eq!(seen.insert(99), Arrival::InOrder);
+    }
 }

@@ -16,7 +16,8 @@ use crate::fanout::FanoutResult;
 use crate::publish::{PublishResult, PublishTarget};
 use crate::recovery::RecoveryResult;
 use crate::report::{
-    self, FanoutGroup, FanoutRow, HistoryCost, PublishGroup, PublishRow, RecoveryGroup, RecoveryRow, Report, Status,
+    self, FanoutGroup, FanoutRow, HistoryCost, Lost, PublishGroup, PublishRow, RecoveryGroup, RecoveryRow, Report,
+    Status, Sweep,
 };
 use crate::servers::{self, CLIENT_CPU, OursConfig, Server};
 use crate::target::TargetKind;
@@ -27,7 +28,8 @@ mod user;
 pub enum Scenario {
     /// Every scenario below.
     All,
-    /// N subscribers on one channel, fixed-rate publishes, against ours and the baselines.
+    /// N subscribers on one channel, open-loop publishes at a sweep of offered rates,
+    /// against ours and the baselines.
     Fanout,
     /// REST publish throughput against a bare axum handler.
     Publish,
@@ -60,6 +62,16 @@ pub struct SuiteArgs {
     /// Where the report goes.
     #[arg(long, default_value = "target/bench")]
     pub out_dir: PathBuf,
+    /// Offered publish rates of the fan-out sweep, comma-separated (default
+    /// 2,5,10,15,20,30, or 5,20 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Option<Vec<f64>>,
+    /// Subscribers of the fan-out sweep (default 10,000, or 1,000 with --quick).
+    #[arg(long)]
+    pub sweep_subscribers: Option<usize>,
+    /// Seconds of publishing at each offered rate of the sweep (default 10, or 5 with --quick).
+    #[arg(long)]
+    pub sweep_secs: Option<f64>,
 }
 
 /// One fan-out load.
@@ -70,17 +82,46 @@ struct Load {
     rate: f64,
 }
 
-/// The fan-out loads. The rates are chosen to offer more than nchan's measured ceiling
-/// (about 100k delivered msg/s with one worker here), so that delivered msg/s compares
-/// capacity and not only the offered load.
+/// The fan-out loads besides the sweep. 100/s at 1,000 subscribers offers more than
+/// nchan's measured ceiling (about 100k delivered msg/s with one worker here), so that
+/// delivered msg/s compares capacity and not only the offered load.
 fn fanout_loads(quick: bool) -> Vec<Load> {
-    if quick {
-        vec![Load { subscribers: 1000, publishes: 100, rate: 20.0 }]
-    } else {
-        vec![
-            Load { subscribers: 1000, publishes: 400, rate: 100.0 },
-            Load { subscribers: 10_000, publishes: 100, rate: 20.0 },
-        ]
+    if quick { vec![] } else { vec![Load { subscribers: 1000, publishes: 400, rate: 100.0 }] }
+}
+
+/// The offered-load sweep: every target at every rate, at one subscriber count.
+#[derive(Debug, Clone)]
+struct SweepPlan {
+    subscribers: usize,
+    rates: Vec<f64>,
+    secs: f64,
+}
+
+impl SweepPlan {
+    fn new(args: &SuiteArgs) -> SweepPlan {
+        let (subscribers, rates, secs) = if args.quick {
+            (1000, vec![5.0, 20.0], 5.0)
+        } else {
+            (10_000, vec![2.0, 5.0, 10.0, 15.0, 20.0, 30.0], 10.0)
+        };
+        let mut rates = args.rates.clone().unwrap_or(rates);
+        rates.retain(|r| r.is_finite() && *r > 0.0);
+        rates.sort_by(f64::total_cmp);
+        rates.dedup();
+        SweepPlan {
+            subscribers: args.sweep_subscribers.unwrap_or(subscribers),
+            rates,
+            secs: args.sweep_secs.unwrap_or(secs).clamp(1.0, 120.0),
+        }
+    }
+
+    /// One load per rate, each publishing for `secs` (at least 10 publishes).
+    fn loads(&self) -> Vec<Load> {
+        let publishes = |rate: f64| ((rate * self.secs).ceil() as u64).max(10);
+        self.rates
+            .iter()
+            .map(|&rate| Load { subscribers: self.subscribers, publishes: publishes(rate), rate })
+            .collect()
     }
 }
 
@@ -101,7 +142,9 @@ struct Suite {
 pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // The servers started from here inherit the raised limit.
-    let most_subscribers = fanout_loads(args.quick).iter().map(|l| l.subscribers).max().unwrap_or(0);
+    let sweep_plan = SweepPlan::new(args);
+    let most_subscribers =
+        fanout_loads(args.quick).iter().map(|l| l.subscribers).max().unwrap_or(0).max(sweep_plan.subscribers);
     crate::raise_nofile_limit(most_subscribers.max(10_000) as u64 + 100)?;
     let bench_bin = std::env::current_exe()?;
     let bin_dir = match &args.bin_dir {
@@ -133,6 +176,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
         runs_per_row: suite.runs,
         pinning: pinning.to_owned(),
         fanout: Vec::new(),
+        sweep: None,
         publish: None,
         idle_memory: None,
         multi_node: None,
@@ -143,22 +187,46 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
     };
     let wants = |s: Scenario| args.scenario == Scenario::All || args.scenario == s;
     if wants(Scenario::Fanout) {
-        for load in fanout_loads(args.quick) {
-            let title = format!(
-                "Fan-out: {} subscribers, {} publishes at {}/s asked ({} msgs)",
-                load.subscribers,
-                load.publishes,
-                load.rate,
-                load.subscribers as u64 * load.publishes
-            );
-            report.fanout.push(suite.fanout_group(title, load));
-        }
+        let fixed: Vec<(String, Load)> = fanout_loads(args.quick)
+            .into_iter()
+            .map(|load| {
+                let title = format!(
+                    "Fan-out: {} subscribers, {} publishes at {}/s offered ({} msgs)",
+                    load.subscribers,
+                    load.publishes,
+                    load.rate,
+                    load.subscribers as u64 * load.publishes
+                );
+                (title, load)
+            })
+            .collect();
+        report.fanout.extend(suite.fanout_groups(&fixed, Lost::Error));
+        let sweep: Vec<(String, Load)> = sweep_plan
+            .loads()
+            .into_iter()
+            .map(|load| {
+                let title = format!(
+                    "Sweep: {} subscribers, {}/s offered ({} publishes, {} msgs)",
+                    report::thousands(load.subscribers as u64),
+                    load.rate,
+                    load.publishes,
+                    report::thousands(load.subscribers as u64 * load.publishes)
+                );
+                (title, load)
+            })
+            .collect();
+        // Past a target's saturation point, lost messages are what the sweep measures; a
+        // quick run offers loads far below it, so there they are an error.
+        let lost = if args.quick { Lost::Error } else { Lost::Figure };
+        let groups = suite.fanout_groups(&sweep, lost);
+        report.sweep = Some(Sweep::from_groups(sweep_plan.subscribers, &groups.iter().collect::<Vec<_>>()));
+        report.fanout.extend(groups);
     }
     if args.scenario == Scenario::IdleMemory {
         let subscribers = if args.quick { 1000 } else { 10_000 };
         let load = Load { subscribers, publishes: 0, rate: 1.0 };
-        report.idle_memory =
-            Some(suite.fanout_group(format!("Idle memory: {subscribers} subscribed connections"), load));
+        let title = format!("Idle memory: {subscribers} subscribed connections");
+        report.idle_memory = suite.fanout_groups(&[(title, load)], Lost::Error).pop();
     }
     if wants(Scenario::Publish) {
         report.publish = Some(suite.publish_group());
@@ -178,7 +246,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
     let md = report::write(&report, &args.out_dir)?;
     println!("{md}");
     println!(
-        "bench: wrote {0}/report.md, {0}/report.json, {0}/latency.svg in {1:.0} s",
+        "bench: wrote {0}/report.md, {0}/report.json, {0}/latency.svg, {0}/latency-vs-load.svg in {1:.0} s",
         args.out_dir.display(),
         started.elapsed().as_secs_f64()
     );
@@ -261,34 +329,51 @@ impl Suite {
         })
     }
 
-    fn fanout_group(&mut self, title: String, load: Load) -> FanoutGroup {
+    /// One group per load; each run goes over every load and, at each, every target, so
+    /// that the drift of a shared machine hits the targets alike.
+    fn fanout_groups(&mut self, loads: &[(String, Load)], lost: Lost) -> Vec<FanoutGroup> {
         let kinds = [TargetKind::Realtime, TargetKind::Baseline, TargetKind::Nchan];
-        let mut runs: Vec<(Vec<FanoutResult>, Vec<String>)> = kinds.iter().map(|_| (vec![], vec![])).collect();
+        type Runs = (Vec<FanoutResult>, Vec<String>);
+        let mut runs: Vec<Vec<Runs>> = loads.iter().map(|_| kinds.iter().map(|_| (vec![], vec![])).collect()).collect();
         for run in 0..self.runs {
-            for (k, &kind) in kinds.iter().enumerate() {
-                if self.unavailable(kind).is_some() {
-                    continue;
-                }
-                eprintln!("bench: {title}: {} run {}/{}", kind.label(), run + 1, self.runs);
-                match self.fanout_once(kind, load, run) {
-                    Ok(result) => runs[k].0.push(result),
-                    Err(e) => runs[k].1.push(format!("{e:#}")),
+            for ((title, load), load_runs) in loads.iter().zip(&mut runs) {
+                for (k, &kind) in kinds.iter().enumerate() {
+                    if self.unavailable(kind).is_some() {
+                        continue;
+                    }
+                    eprintln!("bench: {title}: {} run {}/{}", kind.label(), run + 1, self.runs);
+                    match self.fanout_once(kind, *load, run) {
+                        Ok(result) => load_runs[k].0.push(result),
+                        Err(e) => load_runs[k].1.push(format!("{e:#}")),
+                    }
                 }
             }
         }
-        let rows = kinds
+        loads
             .iter()
             .zip(runs)
-            .map(|(&kind, (results, errors))| match self.unavailable(kind) {
-                Some(reason) => FanoutRow::skipped(kind, kind.label(), reason),
-                None => FanoutRow::from_runs(kind, kind.label(), results, errors),
+            .map(|((title, load), load_runs)| {
+                let rows = kinds
+                    .iter()
+                    .zip(load_runs)
+                    .map(|(&kind, (results, errors))| match self.unavailable(kind) {
+                        Some(reason) => FanoutRow::skipped(kind, kind.label(), reason),
+                        None => FanoutRow::from_runs_with(kind, kind.label(), results, errors, lost),
+                    })
+                    .collect();
+                FanoutGroup {
+                    title: title.clone(),
+                    subscribers: load.subscribers,
+                    publishes: load.publishes,
+                    rate: load.rate,
+                    rows,
+                }
             })
-            .collect();
-        FanoutGroup { title, subscribers: load.subscribers, publishes: load.publishes, rate: load.rate, rows }
+            .collect()
     }
 
     fn fanout_once(&mut self, kind: TargetKind, load: Load, run: usize) -> anyhow::Result<FanoutResult> {
-        let server = self.start(kind, &format!("{kind:?}-{}-{run}", load.subscribers).to_lowercase())?;
+        let server = self.start(kind, &format!("{kind:?}-{}-{}-{run}", load.subscribers, load.rate).to_lowercase())?;
         let result = self.run_fanout_loadgen(&server, None, load);
         result.with_context(|| format!("server log: {}", server.log_tail()))
     }

@@ -4,11 +4,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{FanoutGroup, FanoutRow, PublishGroup, PublishRow, RecoveryGroup, Report, Status, thousands, user};
+use super::{FanoutGroup, FanoutRow, PublishGroup, PublishRow, RecoveryGroup, Report, Status, Sweep, thousands, user};
 use crate::publish::PublishTarget;
 use crate::target::TargetKind;
 
-/// Writes `report.md`, `report.json` and `latency.svg` into `dir`; returns the markdown.
+/// Writes `report.md`, `report.json`, `latency.svg` and (with a sweep) `latency-vs-load.svg`
+/// into `dir`; returns the markdown.
 pub fn write(report: &Report, dir: &Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir)?;
     let md = markdown(report);
@@ -17,8 +18,13 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<String> {
     let mut groups: Vec<&FanoutGroup> = report.fanout.iter().collect();
     groups.extend(report.multi_node.iter());
     std::fs::write(dir.join("latency.svg"), crate::svg::latency_plot(&groups))?;
+    if let Some(sweep) = &report.sweep {
+        std::fs::write(dir.join(LOAD_PLOT), crate::svg::load_plot(sweep))?;
+    }
     Ok(md)
 }
+
+const LOAD_PLOT: &str = "latency-vs-load.svg";
 
 /// The report as Markdown: one section per scenario, then the targets.
 pub fn markdown(report: &Report) -> String {
@@ -30,6 +36,12 @@ pub fn markdown(report: &Report) -> String {
         "Mode: {mode}; {} run(s) per row, median shown (lost: worst run). {}. Loopback only.\n",
         report.runs_per_row, report.pinning
     );
+    if let Some(sweep) = &report.sweep {
+        sweep_section(&mut md, sweep);
+    }
+    if !report.fanout.is_empty() {
+        let _ = writeln!(md, "Percentile curves of every fan-out load: [latency.svg](latency.svg).\n");
+    }
     for group in &report.fanout {
         fanout_section(&mut md, group);
     }
@@ -76,16 +88,16 @@ fn fanout_section(md: &mut String, group: &FanoutGroup) {
     let _ = writeln!(md, "## {}\n", group.title);
     let _ = writeln!(
         md,
-        "| target | delivered msg/s | publishes/s | p50 ms | p99 ms | p99.9 ms | max ms | first sub p50 ms | fan-out done p99 ms | publish HTTP p50 ms | lost | server CPU s (busy) | loadgen CPU s (busy) | idle KiB/conn |"
+        "| target | delivered msg/s | publishes/s answered | p50 ms | p99 ms | p99.9 ms | max ms | first sub p50 ms | fan-out done p99 ms | publish HTTP p50 ms | send lag p99 ms | lost | server CPU s (busy) | server CPU µs/frame | loadgen CPU s (busy) | idle KiB/conn |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &group.rows {
         match (&row.median, row.status) {
             (Some(m), status) => {
                 let flag = if status == Status::Failed { " (FAILED)" } else { "" };
                 let _ = writeln!(
                     md,
-                    "| {}{flag} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} ({:.0}%) | {:.2} ({:.0}%) | {:.2} |",
+                    "| {}{flag} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} ({:.0}%) | {:.2} | {:.2} ({:.0}%) | {:.2} |",
                     row.label,
                     m.delivered_per_sec,
                     m.publish_rate,
@@ -96,16 +108,18 @@ fn fanout_section(md: &mut String, group: &FanoutGroup) {
                     m.first_subscriber_p50_ms,
                     m.fanout_complete_p99_ms,
                     m.publish_http_p50_ms,
+                    m.send_lag_p99_ms,
                     m.lost_worst,
                     m.server_cpu_secs,
                     m.server_busy * 100.0,
+                    m.server_cpu_us_per_frame,
                     m.loadgen_cpu_secs,
                     m.loadgen_busy * 100.0,
                     m.idle_kib_per_conn,
                 );
             }
             (None, _) => {
-                let _ = writeln!(md, "| {} | {} |||||||||||||", row.label, row.reason.as_deref().unwrap_or(""));
+                let _ = writeln!(md, "| {} | {} |||||||||||||||", row.label, row.reason.as_deref().unwrap_or(""));
             }
         }
     }
@@ -128,21 +142,94 @@ fn ratio_lines(md: &mut String, group: &FanoutGroup) {
     let _ = writeln!(md, "Ratios, ours / other (delivered: higher is better; the rest: lower is better):\n");
     let _ = writeln!(
         md,
-        "| vs | delivered msg/s | p50 | p99 | p99.9 | server CPU | idle KiB/conn |\n|---|---|---|---|---|---|---|"
+        "| vs | delivered msg/s | p50 | p99 | p99.9 | server CPU | server CPU/frame | idle KiB/conn |\n|---|---|---|---|---|---|---|---|"
     );
     for other in others {
         let b = other.median.as_ref().expect("filtered on median");
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             other.label,
             ratio(ours.delivered_per_sec, b.delivered_per_sec),
             ratio(ours.p50_ms, b.p50_ms),
             ratio(ours.p99_ms, b.p99_ms),
             ratio(ours.p999_ms, b.p999_ms),
             ratio(ours.server_cpu_secs, b.server_cpu_secs),
+            ratio(ours.server_cpu_us_per_frame, b.server_cpu_us_per_frame),
             ratio(ours.idle_kib_per_conn, b.idle_kib_per_conn),
         );
+    }
+    md.push('\n');
+}
+
+fn sweep_section(md: &mut String, sweep: &Sweep) {
+    let _ = writeln!(md, "## Offered-load sweep: {} subscribers\n", thousands(sweep.subscribers as u64));
+    let _ = writeln!(
+        md,
+        "An open-loop publisher: publish n is scheduled n/rate s after the first and sent from a task of its own, \
+         never waiting on an earlier answer, so every target is offered the same load however slowly it answers. \
+         Latency runs from the *scheduled* time to the receipt, so a publish sent late counts its lateness \
+         (coordinated omission, as wrk2 counts it). Server CPU per frame: the server's CPU time during publishing \
+         and draining over the messages delivered. A target keeps up with a load when nothing is lost, nothing \
+         failed and p99 < {} ms; its saturation point is the highest load it and every lower load kept up with.\n",
+        sweep.p99_limit_ms
+    );
+    let _ = writeln!(md, "![p99 against offered load]({LOAD_PLOT})\n");
+    let _ = writeln!(
+        md,
+        "| target | offered/s | delivered msg/s | publishes/s answered | p50 ms | p99 ms | p99.9 ms | lost | server CPU µs/frame | kept up |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for target in &sweep.targets {
+        if let Some(reason) = &target.skipped
+            && target.points.is_empty()
+        {
+            let _ = writeln!(md, "| {} | {reason} |||||||||", target.label);
+            continue;
+        }
+        for p in &target.points {
+            let flag = if p.status == Status::Failed { " (FAILED)" } else { "" };
+            let _ = writeln!(
+                md,
+                "| {}{flag} | {} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {} |",
+                target.label,
+                p.rate,
+                p.delivered_per_sec,
+                p.publish_rate,
+                p.p50_ms,
+                p.p99_ms,
+                p.p999_ms,
+                p.lost_worst,
+                p.server_cpu_us_per_frame,
+                if p.kept_up { "yes" } else { "no" }
+            );
+        }
+    }
+    md.push('\n');
+    let _ = writeln!(
+        md,
+        "| target | saturation point | delivered msg/s there | server CPU µs/frame there |\n|---|---|---|---|"
+    );
+    for target in sweep.targets.iter().filter(|t| !t.points.is_empty()) {
+        let at = target.saturation_rate.and_then(|r| target.points.iter().find(|p| p.rate == r));
+        match at {
+            Some(p) => {
+                let _ = writeln!(
+                    md,
+                    "| {} | {}/s | {:.0} | {:.2} |",
+                    target.label, p.rate, p.delivered_per_sec, p.server_cpu_us_per_frame
+                );
+            }
+            None => {
+                let _ = writeln!(md, "| {} | below the lowest load offered | | |", target.label);
+            }
+        }
+    }
+    md.push('\n');
+    let ours = sweep.target(TargetKind::Realtime).and_then(|t| t.saturation_rate);
+    for other in sweep.targets.iter().filter(|t| t.kind != TargetKind::Realtime && !t.points.is_empty()) {
+        if let (Some(o), Some(b)) = (ours, other.saturation_rate) {
+            let _ = writeln!(md, "- Saturation point, ours / {}: {}", other.label, ratio(o, b));
+        }
     }
     md.push('\n');
 }

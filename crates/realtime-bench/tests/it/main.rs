@@ -22,7 +22,7 @@ fn baseline() -> SocketAddr {
 }
 
 #[test]
-fn every_subscriber_receives_every_publish_of_the_baseline_in_order() {
+fn every_subscriber_receives_every_publish_of_the_baseline_once() {
     let addr = baseline();
     let args = FanoutArgs {
         kind: TargetKind::Baseline,
@@ -45,7 +45,10 @@ fn every_subscriber_receives_every_publish_of_the_baseline_in_order() {
     assert_eq!(result.errors, Vec::<String>::new());
     assert_eq!((result.connected, result.published), (50, 20));
     assert_eq!((result.expected, result.received, result.lost), (1000, 1000, 0));
-    assert_eq!(result.duplicates_or_reordered, 0);
+    assert_eq!(result.duplicates, 0);
+    // Open loop: every publish was offered, and its latency counts from its scheduled time.
+    assert_eq!(result.send_lag.count, 20);
+    assert!(result.latency.p50_ms >= result.send_lag.p50_ms);
     assert_eq!(result.latency.count, 1000);
     assert_eq!(result.fanout_complete.count, 20);
 }
