@@ -263,13 +263,7 @@ impl Server {
     }
 
     fn print_log_tail(&self) {
-        if let Ok(text) = std::fs::read_to_string(&self.log) {
-            let lines: Vec<&str> = text.lines().collect();
-            eprintln!("--- last lines of the server log ---");
-            for line in &lines[lines.len().saturating_sub(30)..] {
-                eprintln!("{line}");
-            }
-        }
+        print_log_tail(&self.log);
     }
 }
 
@@ -277,6 +271,17 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
             let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// Prints the last lines of a server's log (when it failed to start or a run failed).
+pub(crate) fn print_log_tail(log: &Path) {
+    if let Ok(text) = std::fs::read_to_string(log) {
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!("--- last lines of the server log ---");
+        for line in &lines[lines.len().saturating_sub(30)..] {
+            eprintln!("{line}");
         }
     }
 }

@@ -214,13 +214,7 @@ impl Server {
     }
 
     fn print_log_tail(&self) {
-        if let Ok(text) = std::fs::read_to_string(&self.log) {
-            let lines: Vec<&str> = text.lines().collect();
-            eprintln!("--- last lines of the server log ---");
-            for line in &lines[lines.len().saturating_sub(30)..] {
-                eprintln!("{line}");
-            }
-        }
+        crate::conformance::print_log_tail(&self.log);
     }
 }
 

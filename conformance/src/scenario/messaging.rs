@@ -197,8 +197,8 @@ async fn send(ctx: &Ctx, user: &str, delivery: &str, n: u64) -> Result<Value, St
     Ok(ctx.expect(SEND, &request, 200, None).await?.json())
 }
 
-/// A connected socket of `user`.
-async fn connect(ctx: &Ctx, user: &str) -> Result<Socket, String> {
+/// A connected socket of `user` (a token with its user id).
+pub(crate) async fn connect(ctx: &Ctx, user: &str) -> Result<Socket, String> {
     let request = ctx.request("realtime.token.issue", &[]).json(&json!({
         "client_id": format!("{user}-device"),
         "user_id": user,

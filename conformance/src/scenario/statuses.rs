@@ -60,7 +60,7 @@ pub(crate) async fn run(ctx: &Ctx) {
     }
     let user = ctx.name("statuses-user");
     // A connected user, so that commands to it are accepted (a command to nobody is 409).
-    let socket = user_socket(ctx, &user).await;
+    let socket = crate::scenario::messaging::connect(ctx, &user).await;
     if let Err(err) = &socket {
         ctx.record("statuses/setup of a connected user", KIND, Instant::now(), Err(err.clone()));
     }
@@ -286,16 +286,4 @@ async fn client_sends(ctx: &Ctx, user: &str) -> Result<(), String> {
     .await;
     socket.close(bound).await;
     result
-}
-
-/// A connected socket of `user` (a token with its user id).
-async fn user_socket(ctx: &Ctx, user: &str) -> Result<Socket, String> {
-    let request = ctx.request("realtime.token.issue", &[]).json(&json!({
-        "client_id": format!("{user}-device"),
-        "user_id": user,
-        "ttl_seconds": 600,
-    }));
-    let token = ctx.expect("realtime.token.issue", &request, 200, None).await?.json();
-    let (socket, _) = Socket::connect(&endpoint(&token)?, &field(&token, "/token")?, ctx.config.live_bound).await?;
-    Ok(socket)
 }
