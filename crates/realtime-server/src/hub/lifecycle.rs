@@ -53,6 +53,11 @@ pub enum Lifecycle {
         /// The sender, on presence channels.
         user_id: Option<String>,
     },
+    /// A Pusher socket subscribed to a cache channel that had no last event to give.
+    CacheMiss {
+        /// The channel.
+        key: ChannelKey,
+    },
 }
 
 impl Lifecycle {
@@ -63,7 +68,8 @@ impl Lifecycle {
             | Lifecycle::Vacated { key }
             | Lifecycle::MemberAdded { key, .. }
             | Lifecycle::MemberRemoved { key, .. }
-            | Lifecycle::ClientEvent { key, .. } => key,
+            | Lifecycle::ClientEvent { key, .. }
+            | Lifecycle::CacheMiss { key } => key,
         }
     }
 }

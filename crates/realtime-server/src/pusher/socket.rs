@@ -14,7 +14,7 @@
 //! the pong timeout. Client events go through the one publish path (metered and recorded
 //! like any publish) and reach every subscriber of the channel but their sender. A cache
 //! channel's new subscriber gets its last event (the newest message of its stream, from
-//! the store) or `pusher:cache_miss`.
+//! the store) or `pusher:cache_miss` (and its webhook).
 
 use std::collections::HashMap;
 use std::pin::pin;
@@ -501,7 +501,11 @@ async fn subscribe_cache(
             data: data_text(&serde_json::from_str(&message.data).unwrap_or(Value::Null)),
             user_id: None,
         },
-        None => ServerEvent::CacheMiss { channel: row.name.clone() },
+        None => {
+            let key = ChannelKey::new(&row.account_id, &row.name);
+            service.hub.lifecycle.notify(Lifecycle::CacheMiss { key });
+            ServerEvent::CacheMiss { channel: row.name.clone() }
+        }
     };
     for event in [succeeded, cached] {
         if !connection.send_waiting(Utf8Bytes::from(event.to_json())).await {

@@ -1,5 +1,5 @@
-//! Pusher webhooks: `channel_occupied`/`channel_vacated`, `member_added`/`member_removed`
-//! and `client_event`, POSTed to an app's `webhook_url` with `X-Pusher-Key` and
+//! Pusher webhooks: `channel_occupied`/`channel_vacated`, `member_added`/`member_removed`,
+//! `client_event` and `cache_miss`, POSTed to an app's `webhook_url` with `X-Pusher-Key` and
 //! `X-Pusher-Signature`, as Pusher sends them.
 //!
 //! Three tasks per node:
@@ -10,12 +10,14 @@
 //!   across nodes as it counts a user's devices, so exactly one node sees the first join
 //!   (occupied) and one the last leave (vacated), and no node says vacated while another
 //!   still has a subscriber (a dead node's part ends with its heartbeat, by the reaper).
-//!   Members and client events are decided where they already are (the broker's
-//!   presence, the Pusher socket) and arrive as [`Lifecycle`] changes.
+//!   Members, client events and cache misses are decided where they already are (the
+//!   broker's presence, the Pusher socket) and arrive as [`Lifecycle`] changes.
 //! - **Record** ([`record_changes`]): each change of an account with a webhook app is put
 //!   in the store's outbox, once per such app, with its body fixed (`time_ms` is the
 //!   creation time, kept across retries). A removal waits 3 s, and the matching addition
-//!   within that time cancels both, as Pusher debounces a reconnect.
+//!   within that time cancels both, as Pusher debounces a reconnect. A cache miss is
+//!   reported at most once per channel every [`CACHE_MISS_EVERY`] on a node: a crowd
+//!   subscribing to an empty cache channel is one webhook, not one per socket.
 //! - **Deliver** ([`deliver`]): due webhooks are claimed for 30 s (a node that dies while
 //!   sending leaves them to another), sent, and removed on a 2xx; otherwise retried with
 //!   exponential backoff (1 s doubling, at most 60 s) until Pusher's five-minute window
@@ -23,7 +25,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::future::join_all;
@@ -42,6 +44,8 @@ use crate::store::{AppRow, WebhookRow};
 pub const WINDOW_MS: i64 = 300_000;
 /// How long a removal waits for the addition that cancels it.
 pub const DEBOUNCE_MS: i64 = 3_000;
+/// The shortest time between two `cache_miss` webhooks of one channel from one node.
+pub const CACHE_MISS_EVERY: Duration = Duration::from_secs(10);
 /// How often a node compares its occupied channels with the last sweep.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How often the accounts with webhook apps are read again (an app created on this node
@@ -178,11 +182,33 @@ fn outbound(change: Lifecycle) -> (ChannelKey, Outbound) {
             }
             (key, Outbound { event, cancel_key: None, cancels: None, delay_ms: 0 })
         }
+        Lifecycle::CacheMiss { key } => {
+            let event = json!({"name": "cache_miss", "channel": key.channel});
+            (key, Outbound { event, cancel_key: None, cancels: None, delay_ms: 0 })
+        }
+    }
+}
+
+/// Whether a change is reported `now`: not a cache miss of a channel reported within
+/// [`CACHE_MISS_EVERY`] (`missed` is when each channel's last one was).
+fn due(change: &Lifecycle, now: Instant, missed: &mut HashMap<ChannelKey, Instant>) -> bool {
+    let Lifecycle::CacheMiss { key } = change else { return true };
+    missed.retain(|_, at| now.duration_since(*at) < CACHE_MISS_EVERY);
+    match missed.entry(key.clone()) {
+        std::collections::hash_map::Entry::Occupied(_) => false,
+        std::collections::hash_map::Entry::Vacant(entry) => {
+            entry.insert(now);
+            true
+        }
     }
 }
 
 async fn record_changes(service: Arc<Service>, mut changes: mpsc::Receiver<Lifecycle>, wake: Arc<Notify>) {
+    let mut missed = HashMap::new();
     while let Some(change) = changes.recv().await {
+        if !due(&change, Instant::now(), &mut missed) {
+            continue;
+        }
         let (key, outbound) = outbound(change);
         if !reported(&key) {
             continue;
@@ -330,5 +356,18 @@ mod tests {
         let (_, occupied) = outbound(Lifecycle::Occupied { key });
         assert_eq!(occupied.cancels, vacated.cancel_key);
         assert_ne!(occupied.cancels, added.cancels);
+    }
+
+    #[test]
+    fn a_channel_s_cache_misses_are_reported_once_every_ten_seconds() {
+        let mut missed = HashMap::new();
+        let miss = |channel: &str| Lifecycle::CacheMiss { key: ChannelKey::new("acct", channel) };
+        let start = Instant::now();
+        assert!(due(&miss("cache-a"), start, &mut missed));
+        assert!(!due(&miss("cache-a"), start + Duration::from_secs(9), &mut missed), "the same channel again");
+        assert!(due(&miss("cache-b"), start, &mut missed), "another channel");
+        assert!(due(&miss("cache-a"), start + CACHE_MISS_EVERY, &mut missed));
+        let occupied = Lifecycle::Occupied { key: ChannelKey::new("acct", "cache-a") };
+        assert!(due(&occupied, start + CACHE_MISS_EVERY, &mut missed), "only cache misses wait");
     }
 }

@@ -350,3 +350,36 @@ async fn an_app_s_webhook_url_must_be_http() {
         assert_eq!(answer.status.as_u16(), 422, "{url}");
     }
 }
+
+#[tokio::test]
+async fn a_subscriber_finding_a_cache_channel_empty_sends_one_cache_miss_webhook() {
+    let mut receiver = Receiver::start(0).await;
+    let env = Env::start().await;
+    let app = app_with_webhooks(&env, &receiver.url).await;
+    let mut first = PusherSocket::connect(&env, &app.key).await;
+    first.subscribe("cache-scores", None, None).await;
+    first.expect("pusher:cache_miss").await;
+    // A crowd finding it empty at once is one webhook.
+    let mut second = PusherSocket::connect(&env, &app.key).await;
+    second.subscribe("cache-scores", None, None).await;
+    second.expect("pusher:cache_miss").await;
+
+    let mut events = Vec::new();
+    while let Some(hook) = receiver.next(Duration::from_secs(2)).await {
+        assert!(!validated_by_python(&app, &hook).is_null(), "the Python library accepts it");
+        events.extend(hook.events());
+    }
+    events.retain(|event| event["name"] != "channel_occupied");
+    assert_eq!(events, [json!({"name": "cache_miss", "channel": "cache-scores"})]);
+    let hook_body = json!({"time_ms": Utc::now().timestamp_millis(), "events": events}).to_string();
+    let parsed: realtime_client::pusher_webhook::Webhook = serde_json::from_str(&hook_body).unwrap();
+    assert_eq!(parsed.events, [WebhookEvent::CacheMiss { channel: "cache-scores".into() }]);
+
+    // A channel with a last event is no miss.
+    app.trigger(&env, &["cache-full"], "score", "1-0").await.ok();
+    let mut third = PusherSocket::connect(&env, &app.key).await;
+    third.subscribe("cache-full", None, None).await;
+    third.expect("score").await;
+    let names = receiver.names_until_quiet(Duration::from_secs(2)).await;
+    assert!(!names.contains(&"cache_miss".to_owned()), "{names:?}");
+}
