@@ -305,6 +305,10 @@ pub struct PusherFaceConfig {
     pub pong_timeout_seconds: u32,
     /// Client events a socket may send per second; beyond, they are refused with 4301.
     pub client_events_per_second: u32,
+    /// Pusher's subscription counting (an app setting on Pusher; for every app here): the
+    /// subscribers of every channel but presence ones hear `pusher_internal:subscription_count`
+    /// when their number changes, and webhook apps get the `subscription_count` webhook.
+    pub subscription_count: bool,
 }
 
 /// Liveblocks signing settings.
@@ -379,6 +383,7 @@ secret = "dev-liveblocks-secret"
 activity_timeout_seconds = 120
 pong_timeout_seconds = 30
 client_events_per_second = 10
+subscription_count = false
 "#;
 
 /// Settings the defaults leave unset; every other key is in [`DEFAULTS`].

@@ -619,6 +619,16 @@ impl Hub {
             .collect()
     }
 
+    /// Hands `frame` to the local Pusher subscribers of a channel only (a frame of that
+    /// protocol alone, such as `pusher_internal:subscription_count`); returns how many
+    /// took it.
+    pub fn deliver_to_pusher(&self, key: &ChannelKey, frame: &Utf8Bytes) -> u32 {
+        let Some(shared) = self.state.read().expect("hub lock").channels.get(key).cloned() else { return 0 };
+        let subscribers = shared.lock().expect("channel lock").snapshot();
+        let pusher = subscribers.iter().filter(|connection| matches!(connection.protocol, Protocol::Pusher(_)));
+        pusher.filter(|connection| connection.send(frame.clone())).count() as u32
+    }
+
     /// Hands `frame` to every local connection of a user; returns how many took it.
     pub fn deliver_to_user(&self, account_id: &str, user_id: &str, frame: Option<&Utf8Bytes>) -> u32 {
         let matching: Vec<_> = self

@@ -15,6 +15,7 @@
 //! Signatures are checked in [`signing`], over exactly the bytes received.
 
 pub mod apps;
+pub mod counts;
 pub mod fallback;
 pub mod http;
 pub mod signing;

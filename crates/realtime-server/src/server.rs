@@ -285,6 +285,7 @@ impl RunningServer {
         tokio::spawn(purge_periodically(service.clone()));
         tokio::spawn(skip_gaps_periodically(service.clone()));
         pusher::webhooks::spawn(service.clone());
+        pusher::counts::spawn(service.clone());
         let app = app(service.clone());
         let shutdown = service.shutdown.clone();
         // Frames are small and often follow one another: without TCP_NODELAY the second of

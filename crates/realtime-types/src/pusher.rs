@@ -450,6 +450,14 @@ pub enum ServerEvent {
         /// The channel.
         channel: String,
     },
+    /// `pusher_internal:subscription_count`: the sockets subscribed to a channel (when
+    /// subscription counting is on); pusher-js emits it as `pusher:subscription_count`.
+    SubscriptionCount {
+        /// The channel.
+        channel: String,
+        /// The sockets subscribed.
+        count: u32,
+    },
     /// `pusher:signin_success`.
     SigninSuccess {
         /// The signed user data.
@@ -534,6 +542,12 @@ impl ServerEvent {
             ServerEvent::CacheMiss { channel } => {
                 Wire { event: "pusher:cache_miss", channel: Some(channel), data: None, user_id: None }
             }
+            ServerEvent::SubscriptionCount { channel, count } => Wire {
+                event: "pusher_internal:subscription_count",
+                channel: Some(channel),
+                data: Some(twice(serde_json::json!({ "subscription_count": count }))),
+                user_id: None,
+            },
             ServerEvent::SigninSuccess { user_data } => Wire {
                 event: "pusher:signin_success",
                 channel: None,

@@ -58,6 +58,14 @@ pub enum Lifecycle {
         /// The channel.
         key: ChannelKey,
     },
+    /// The number of sockets subscribed to a channel changed (Pusher's subscription
+    /// counting, when the server enables it).
+    SubscriptionCount {
+        /// The channel.
+        key: ChannelKey,
+        /// Sockets subscribed on every node.
+        count: u32,
+    },
 }
 
 impl Lifecycle {
@@ -69,7 +77,8 @@ impl Lifecycle {
             | Lifecycle::MemberAdded { key, .. }
             | Lifecycle::MemberRemoved { key, .. }
             | Lifecycle::ClientEvent { key, .. }
-            | Lifecycle::CacheMiss { key } => key,
+            | Lifecycle::CacheMiss { key }
+            | Lifecycle::SubscriptionCount { key, .. } => key,
         }
     }
 }

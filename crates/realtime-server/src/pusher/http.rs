@@ -309,9 +309,6 @@ async fn channels(
     let app = authenticate(&service, &app_id, &method, &uri, &query, &body).await?;
     let prefix = param(&query, "filter_by_prefix").unwrap_or("");
     let info = Info::parse(param(&query, "info"))?;
-    if info.subscription_count {
-        return Err(Refusal::bad_request("the channel list reports only user_count"));
-    }
     if info.user_count && !prefix.starts_with("presence-") {
         return Err(Refusal::bad_request("info=user_count needs filter_by_prefix=presence-"));
     }

@@ -1,5 +1,5 @@
 //! Pusher webhooks: `channel_occupied`/`channel_vacated`, `member_added`/`member_removed`,
-//! `client_event` and `cache_miss`, POSTed to an app's `webhook_url` with `X-Pusher-Key` and
+//! `client_event`, `cache_miss` and `subscription_count` (see [`super::counts`]), POSTed to an app's `webhook_url` with `X-Pusher-Key` and
 //! `X-Pusher-Signature`, as Pusher sends them.
 //!
 //! Three tasks per node:
@@ -184,6 +184,10 @@ fn outbound(change: Lifecycle) -> (ChannelKey, Outbound) {
         }
         Lifecycle::CacheMiss { key } => {
             let event = json!({"name": "cache_miss", "channel": key.channel});
+            (key, Outbound { event, cancel_key: None, cancels: None, delay_ms: 0 })
+        }
+        Lifecycle::SubscriptionCount { key, count } => {
+            let event = json!({"name": "subscription_count", "channel": key.channel, "subscription_count": count});
             (key, Outbound { event, cancel_key: None, cancels: None, delay_ms: 0 })
         }
     }

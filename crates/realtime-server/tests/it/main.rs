@@ -16,6 +16,7 @@ mod messaging;
 mod metrics;
 mod multinode;
 mod pusher_cluster;
+mod pusher_counts;
 mod pusher_fallback;
 mod pusher_http;
 mod pusher_libraries;

@@ -2,7 +2,7 @@
 //! public, private, presence, encrypted and cache channels of a running server, and receives
 //! what the Node `pusher` package and the Python `pusher` package trigger, with socket
 //! exclusion, batches, client events, presence, a native publish and events sent to a
-//! signed-in user (`sendToUser`, `send_to_user`): over a WebSocket,
+//! signed-in user (`sendToUser`, `send_to_user`), and subscription counting: over a WebSocket,
 //! and again over each of pusher-js's HTTP fallback transports. The scenario is
 //! `tests/pusher-js/scenario.js`; `.ci/run` installs its pinned packages (`npm ci`) and
 //! the Python package.
@@ -29,7 +29,9 @@ async fn pusher_js_over_xhr_polling_does_what_it_does_over_a_websocket() {
 
 /// Runs the scenario with pusher-js restricted to `transport`; every check must pass.
 async fn run_scenario(transport: &str) {
-    let env = Env::start().await;
+    // Over a WebSocket the server also counts subscriptions, as an app that enables it.
+    let counting = transport == "ws";
+    let env = Env::start_with(serde_json::json!({"pusher": {"subscription_count": counting}})).await;
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pusher-js");
     assert!(
         project.join("node_modules/pusher-js").is_dir() && project.join("node_modules/pusher").is_dir(),
@@ -46,6 +48,7 @@ async fn run_scenario(transport: &str) {
         .env("PUSHER_KEY", KEY)
         .env("PUSHER_SECRET", SECRET)
         .env("PUSHER_TRANSPORT", transport)
+        .env("PUSHER_SUBSCRIPTION_COUNT", if counting { "1" } else { "0" })
         .output()
         .await;
     let output = run.expect("node is needed for the pusher-js test (.ci/run installs it)");
@@ -55,5 +58,9 @@ async fn run_scenario(transport: &str) {
     println!("over {transport}:\n{stdout}");
     assert!(output.status.success(), "the pusher-js scenario over {transport} failed:\n{stdout}\n{stderr}");
     // Every check printed its line: a scenario cut short cannot pass silently.
-    assert_eq!(stdout.lines().filter(|line| line.starts_with("ok  ")).count(), 13, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|line| line.starts_with("ok  ")).count(),
+        if counting { 14 } else { 13 },
+        "{stdout}"
+    );
 }

@@ -383,3 +383,26 @@ async fn a_subscriber_finding_a_cache_channel_empty_sends_one_cache_miss_webhook
     let names = receiver.names_until_quiet(Duration::from_secs(2)).await;
     assert!(!names.contains(&"cache_miss".to_owned()), "{names:?}");
 }
+
+#[tokio::test]
+async fn with_subscription_counting_a_changed_count_sends_the_subscription_count_webhook() {
+    let mut receiver = Receiver::start(0).await;
+    let env = Env::start_with(json!({"pusher": {"subscription_count": true}})).await;
+    let app = app_with_webhooks(&env, &receiver.url).await;
+    let mut first = PusherSocket::connect(&env, &app.key).await;
+    first.subscribe("lobby", None, None).await;
+    let mut second = PusherSocket::connect(&env, &app.key).await;
+    second.subscribe("lobby", None, None).await;
+
+    let mut counts = Vec::new();
+    while let Some(hook) = receiver.next(Duration::from_secs(2)).await {
+        for event in hook.events() {
+            if event["name"] == "subscription_count" {
+                assert_eq!(event["channel"], "lobby");
+                assert!(!validated_by_python(&app, &hook).is_null(), "the Python library accepts it");
+                counts.push(event["subscription_count"].as_u64().unwrap());
+            }
+        }
+    }
+    assert_eq!(counts.last(), Some(&2), "the last count reported is the current one: {counts:?}");
+}

@@ -4,7 +4,8 @@
 // environment: REALTIME_URL (http://127.0.0.1:PORT), REALTIME_API_KEY (the account's
 // native key), PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET, and optionally PUSHER_TRANSPORT:
 // the one transport pusher-js may use, "ws" (the default), "xhr_streaming" or
-// "xhr_polling" (its HTTP fallbacks, at httpHost:httpPort under the default httpPath).
+// "xhr_polling" (its HTTP fallbacks, at httpHost:httpPort under the default httpPath),
+// and PUSHER_SUBSCRIPTION_COUNT=1 when the server counts subscriptions.
 // Exits non-zero, saying why, on the first check that fails; prints one line per check
 // that passes.
 "use strict";
@@ -24,6 +25,7 @@ const env = (name) => {
 const base = new URL(env("REALTIME_URL"));
 const apiKey = env("REALTIME_API_KEY");
 const transport = process.env.PUSHER_TRANSPORT || "ws";
+const subscriptionCounting = process.env.PUSHER_SUBSCRIPTION_COUNT === "1";
 const app = { appId: env("PUSHER_APP_ID"), key: env("PUSHER_KEY"), secret: env("PUSHER_SECRET") };
 // Encrypted channels: the libraries share this key; the server never sees it.
 const encryptionMasterKeyBase64 = crypto.randomBytes(32).toString("base64");
@@ -299,6 +301,21 @@ async function main() {
   assert.deepEqual((await forecast).data, { sky: "sun" });
   await missed;
   passed("cache channels: the last event to a new subscriber, or pusher:cache_miss");
+
+  // Subscription counting: pusher-js emits pusher:subscription_count and keeps the count.
+  if (subscriptionCounting) {
+    const counted = await subscribed(carol, "counted-room");
+    const another = client(undefined);
+    await connected(another, "the second counted client");
+    const counts = [];
+    counted.bind("pusher:subscription_count", (data) => counts.push(data.subscription_count));
+    await subscribed(another, "counted-room");
+    await until(() => counted.subscriptionCount === 2, "pusher-js to hold a subscription count of 2");
+    assert.equal(counts.at(-1), 2);
+    another.disconnect();
+    await until(() => counted.subscriptionCount === 1, "the count to drop to 1");
+    passed("subscription counting: pusher:subscription_count and channel.subscriptionCount");
+  }
 
   // The HTTP API's queries, signed by both libraries.
   const users = pythonCall(`print(json.dumps(c.users_info("presence-room")))`);
