@@ -87,7 +87,8 @@ impl Checker {
 
     fn capabilities(&mut self, pointer: &str, capabilities: Option<&[crate::Capability]>) {
         if capabilities.is_some_and(|c| c.len() > crate::Capability::ALL.len()) {
-            self.error(pointer, "must list each capability at most once");
+            // Repeats are allowed (the grant keeps each once); the list is as long as the set.
+            self.error(pointer, format!("must list at most {} capabilities", crate::Capability::ALL.len()));
         }
     }
 }
