@@ -10,7 +10,10 @@
 //! - `receiver`: [`WebhookReceiver`], a small HTTP server on a local port that keeps what
 //!   it is sent.
 //! - `webhooks`: the signed webhooks the receiver must get.
+//! - `features`: what only some servers have (events sent to a user, cache channels,
+//!   subscription counting), skipped with the reason when the target shows none of it.
 
+mod features;
 mod http_api;
 mod protocol;
 mod receiver;
@@ -123,6 +126,7 @@ async fn checks(run: &Run) {
     http_api::run(run).await;
     protocol::run(run).await;
     webhooks::run(run).await;
+    features::run(run).await;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

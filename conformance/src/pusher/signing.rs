@@ -71,6 +71,13 @@ pub(crate) fn channel_auth(app: &App, socket_id: &str, channel: &str, channel_da
     format!("{}:{}", app.key, hmac_hex(&app.secret, to_sign.as_bytes()))
 }
 
+/// A user authentication (`pusher:signin`): `<key>:<hex HMAC-SHA256(secret,
+/// socket_id::user::user_data)>`.
+pub(crate) fn user_auth(app: &App, socket_id: &str, user_data: &str) -> String {
+    let to_sign = format!("{socket_id}::user::{user_data}");
+    format!("{}:{}", app.key, hmac_hex(&app.secret, to_sign.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

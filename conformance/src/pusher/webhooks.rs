@@ -115,7 +115,12 @@ pub(super) async fn run(run: &Run) {
 
 /// Waits (up to the webhook bound) for a delivery holding an event `wanted` accepts, and
 /// checks its signature.
-async fn expect(run: &Run, webhooks: &Webhooks, what: &str, wanted: impl Fn(&Value) -> bool) -> Result<(), String> {
+pub(super) async fn expect(
+    run: &Run,
+    webhooks: &Webhooks,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + run.config.webhook_bound;
     let delivery =
         webhooks.receiver.wait_for(deadline, |delivery| events(delivery).iter().any(&wanted)).await.ok_or_else(
