@@ -33,11 +33,11 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::Utc;
 use realtime_api::ApiError;
-use realtime_types::ChannelType;
-use realtime_types::pusher::{ChannelKind, CloseCode, PROTOCOL_MIN_VERSION, PROTOCOL_VERSION};
+use realtime_types::pusher::{CACHE_TTL_SECONDS, ChannelKind, CloseCode, PROTOCOL_MIN_VERSION, PROTOCOL_VERSION};
+use realtime_types::{ChannelType, Direction};
 
 use crate::service::{Service, new_id};
-use crate::store::{AppRow, ChannelRow};
+use crate::store::{AppRow, ChannelRow, MessageRow};
 
 /// The whole face: the HTTP API and protocol 7 over each of its transports.
 pub fn router(service: Arc<Service>) -> Router {
@@ -167,4 +167,19 @@ pub async fn ensure_channels(service: &Service, app: &AppRow, names: &[&str]) ->
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// A cache channel's last event, while it is younger than the cache's lifetime: the newest
+/// message of its stream (the store keeps it). `None` when there is none, or the store
+/// cannot be read (logged: a subscriber then gets a cache miss).
+pub async fn last_cached(service: &Service, account_id: &str, channel: &str) -> Option<MessageRow> {
+    let last = match service.store.history(account_id, channel, None, 1, Direction::Backward).await {
+        Ok(mut last) => last.pop(),
+        Err(error) => {
+            tracing::warn!(%error, "pusher cache channel: the last event could not be read");
+            None
+        }
+    };
+    let lifetime = chrono::Duration::seconds(CACHE_TTL_SECONDS);
+    last.filter(|message| Utc::now() - message.published_at <= lifetime)
 }

@@ -211,6 +211,19 @@ pub struct ChannelAttributes {
     /// Subscribed sockets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_count: Option<u32>,
+    /// A cache channel's last event, while it is kept (channel info with `info=cache`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachedEvent>,
+}
+
+/// The `cache` attribute of a cache channel: its last event's data and how long it is
+/// still kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedEvent {
+    /// The event's data, as a string.
+    pub data: String,
+    /// Seconds it is still given to new subscribers.
+    pub ttl: u64,
 }
 
 /// The answer of a trigger: `{}`, or the attributes asked for with `info`.

@@ -1,7 +1,8 @@
 //! Pusher's HTTP API, `/apps/{app_id}/…`: triggers (one event to up to 100 channels,
-//! batches of 10), channel lists and info, presence users, and terminating a user's
-//! connections, and events sent to a user ([`users`]). Every request is signed with the app's secret ([`signing`]); refusals
-//! carry Pusher's statuses and a JSON body `{"error": "…"}`.
+//! batches of 10), channel lists and info (with a cache channel's last event), presence
+//! users, terminating a user's connections, and events sent to a user ([`users`]). Every
+//! request is signed with the app's secret ([`signing`]); refusals carry Pusher's
+//! statuses and a JSON body `{"error": "…"}`.
 //!
 //! [`signing`]: super::signing
 //! [`users`]: super::users
@@ -18,14 +19,15 @@ use axum::{Json, Router};
 use realtime_api::ApiError;
 use realtime_types::ErrorCode;
 use realtime_types::pusher::{
-    BATCH_MAX_EVENTS, BatchRequest, BatchResponse, ChannelAttributes, ChannelKind, ChannelsResponse, DATA_MAX_BYTES,
-    ErrorBody, SERVER_TO_USER_PREFIX, TRIGGER_MAX_CHANNELS, TriggerRequest, TriggerResponse, User, UserEventRequest,
-    UsersResponse, check_channel_name, check_event_name, check_socket_id, check_user_id, data_text, server_to_user,
+    BATCH_MAX_EVENTS, BatchRequest, BatchResponse, CACHE_TTL_SECONDS, CachedEvent, ChannelAttributes, ChannelKind,
+    ChannelsResponse, DATA_MAX_BYTES, ErrorBody, SERVER_TO_USER_PREFIX, TRIGGER_MAX_CHANNELS, TriggerRequest,
+    TriggerResponse, User, UserEventRequest, UsersResponse, check_channel_name, check_event_name, check_socket_id,
+    check_user_id, data_text, server_to_user,
 };
 use serde::Serialize;
 
 use super::signing::{SignedRequest, verify_request};
-use super::{ensure_channels, users};
+use super::{ensure_channels, last_cached, users};
 use crate::broker::ClusterEvent;
 use crate::hub::ChannelKey;
 use crate::service::{Outgoing, Service};
@@ -119,6 +121,8 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
 struct Info {
     user_count: bool,
     subscription_count: bool,
+    /// Channel info of a cache channel only.
+    cache: bool,
 }
 
 impl Info {
@@ -128,6 +132,7 @@ impl Info {
             match attribute {
                 "user_count" => parsed.user_count = true,
                 "subscription_count" => parsed.subscription_count = true,
+                "cache" => parsed.cache = true,
                 other => return Err(Refusal::bad_request(format!("unknown info attribute {other:?}"))),
             }
         }
@@ -136,6 +141,16 @@ impl Info {
 
     fn any(self) -> bool {
         self.user_count || self.subscription_count
+    }
+
+    /// The attributes of a trigger, a batch or the channel list: not `cache`, which only
+    /// channel info reports.
+    fn parse_counts(info: Option<&str>) -> Result<Info, Refusal> {
+        let parsed = Info::parse(info)?;
+        if parsed.cache {
+            return Err(Refusal::bad_request("the cache attribute is only reported by channel info"));
+        }
+        Ok(parsed)
     }
 }
 
@@ -234,7 +249,7 @@ async fn trigger(
     for channel in &channels {
         check_event(&request.name, &data, channel, request.socket_id.as_deref())?;
     }
-    let info = Info::parse(request.info.as_deref())?;
+    let info = Info::parse_counts(request.info.as_deref())?;
     let messages = channels
         .iter()
         .map(|channel| Outgoing {
@@ -275,7 +290,7 @@ async fn batch(
     for event in &request.batch {
         let data = data_text(&event.data);
         check_event(&event.name, &data, &event.channel, event.socket_id.as_deref())?;
-        infos.push(Info::parse(event.info.as_deref())?);
+        infos.push(Info::parse_counts(event.info.as_deref())?);
         messages.push(Outgoing {
             channel: event.channel.clone(),
             event: event.name.clone(),
@@ -308,7 +323,7 @@ async fn channels(
 ) -> Answer<ChannelsResponse> {
     let app = authenticate(&service, &app_id, &method, &uri, &query, &body).await?;
     let prefix = param(&query, "filter_by_prefix").unwrap_or("");
-    let info = Info::parse(param(&query, "info"))?;
+    let info = Info::parse_counts(param(&query, "info"))?;
     if info.user_count && !prefix.starts_with("presence-") {
         return Err(Refusal::bad_request("info=user_count needs filter_by_prefix=presence-"));
     }
@@ -357,10 +372,21 @@ async fn channel(
     if info.user_count && ChannelKind::of(&channel) != ChannelKind::Presence {
         return Err(Refusal::bad_request("user_count is only for presence- channels"));
     }
+    if info.cache && !ChannelKind::is_cache(&channel) {
+        return Err(Refusal::bad_request("cache is only for cache channels (cache-, private-cache-, …)"));
+    }
     let key = ChannelKey::new(&app.account_id, &channel);
     let subscribers = service.broker.subscriber_count(&key).await.map_err(|e| service.broker_error(e))?;
     let mut attributes = attributes(&service, &app, &channel, info).await?;
     attributes.occupied = Some(subscribers > 0);
+    if info.cache
+        && let Some(last) = last_cached(&service, &app.account_id, &channel).await
+    {
+        let age = (chrono::Utc::now() - last.published_at).num_seconds().max(0);
+        let data = serde_json::from_str(&last.data).unwrap_or(serde_json::Value::Null);
+        attributes.cache =
+            Some(CachedEvent { data: data_text(&data), ttl: u64::try_from(CACHE_TTL_SECONDS - age).unwrap_or(0) });
+    }
     Ok(Json(attributes))
 }
 

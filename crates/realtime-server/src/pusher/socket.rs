@@ -29,19 +29,19 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use realtime_types::PresenceMember;
 use realtime_types::pusher::{
-    CACHE_TTL_SECONDS, CLIENT_EVENT_PREFIX, ChannelData, ChannelKind, ClientEvent, CloseCode, DATA_MAX_BYTES,
-    EVENT_NAME_MAX_LEN, PRESENCE_MAX_MEMBERS, PresenceData, ServerEvent, check_channel_name, data_text, server_to_user,
+    CLIENT_EVENT_PREFIX, ChannelData, ChannelKind, ClientEvent, CloseCode, DATA_MAX_BYTES, EVENT_NAME_MAX_LEN,
+    PRESENCE_MAX_MEMBERS, PresenceData, ServerEvent, check_channel_name, data_text, server_to_user,
 };
 use realtime_types::ws::CloseCode as NativeCloseCode;
-use realtime_types::{Direction, PresenceMember};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::signing::{verify_channel_auth, verify_user_auth};
-use super::{Admission, Gone, Incoming, Inlet, Outlet, admit, ensure_channels, users};
+use super::{Admission, Gone, Incoming, Inlet, Outlet, admit, ensure_channels, last_cached, users};
 use crate::broker::{join_as, leave, leave_all};
 use crate::hub::lifecycle::Lifecycle;
 use crate::hub::{ChannelKey, Connection, Protocol};
@@ -484,15 +484,7 @@ async fn subscribe_cache(
     succeeded: ServerEvent,
 ) -> Option<ServerEvent> {
     let start = service.hub.subscribe_recovering(connection, &row.name, &row.position())?;
-    let last = match service.store.history(&row.account_id, &row.name, None, 1, Direction::Backward).await {
-        Ok(mut last) => last.pop(),
-        Err(error) => {
-            tracing::warn!(%error, "pusher cache channel: the last event could not be read");
-            None
-        }
-    };
-    let lifetime = chrono::Duration::seconds(CACHE_TTL_SECONDS);
-    let last = last.filter(|message| chrono::Utc::now() - message.published_at <= lifetime);
+    let last = last_cached(service, &row.account_id, &row.name).await;
     let caught_up = last.as_ref().map_or(start.offset, |message| message.offset.max(start.offset));
     let cached = match last {
         Some(message) => ServerEvent::Event {

@@ -244,3 +244,22 @@ async fn a_pusher_trigger_and_a_native_publish_share_one_stream() {
     assert_eq!(native.expect("message").await["event"], "from-pusher");
     assert_eq!(native.expect("message").await["event"], "native");
 }
+
+#[tokio::test]
+async fn channel_info_gives_a_cache_channel_s_last_event_and_its_time_to_live() {
+    let env = Env::start().await;
+    let app = App::dev();
+    let empty = app.get(&env, "/channels/cache-quotes", &[("info", "cache")]).await.ok();
+    assert_eq!(empty, json!({"occupied": false}), "nothing cached yet");
+
+    app.trigger(&env, &["cache-quotes"], "quote", "{\"eur\":1.08}").await.ok();
+    let info = app.get(&env, "/channels/cache-quotes", &[("info", "cache")]).await.ok();
+    assert_eq!(info["cache"]["data"], "{\"eur\":1.08}");
+    let ttl = info["cache"]["ttl"].as_u64().unwrap();
+    assert!((1_790..=1_800).contains(&ttl), "within Pusher's 30 minutes: {ttl}");
+
+    let not_cache = app.get(&env, "/channels/room", &[("info", "cache")]).await;
+    assert_eq!(not_cache.status, 400, "{}", not_cache.body);
+    let listed = app.get(&env, "/channels", &[("info", "cache")]).await;
+    assert_eq!(listed.status, 400, "{}", listed.body);
+}
