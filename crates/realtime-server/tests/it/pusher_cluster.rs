@@ -1,6 +1,7 @@
 //! The Pusher face on two nodes sharing one PostgreSQL database and one Redis prefix: a
 //! trigger on one node reaches the Pusher sockets of the other (but the excluded one),
-//! and presence, client events and events sent to a user cross nodes.
+//! and presence, client events, events sent to a user and subscription counts cross
+//! nodes.
 
 use realtime_server::{Config, RunningServer};
 use serde_json::json;
@@ -24,13 +25,14 @@ impl Drop for Pair {
     }
 }
 
-async fn node(database: &PgDatabase, redis: &RedisPrefix) -> RunningServer {
+async fn node(database: &PgDatabase, redis: &RedisPrefix, pusher: &serde_json::Value) -> RunningServer {
     let config = Config::with(json!({
         "listen": "127.0.0.1:0",
         "admin_secret": realtime_server::testing::ADMIN_SECRET,
         "store": database.url,
         "broker": redis.url,
         "redis_prefix": redis.prefix,
+        "pusher": pusher,
     }))
     .unwrap();
     RunningServer::start(config).await.unwrap()
@@ -38,10 +40,15 @@ async fn node(database: &PgDatabase, redis: &RedisPrefix) -> RunningServer {
 
 impl Pair {
     pub(crate) async fn start() -> Pair {
+        Pair::start_with(json!({})).await
+    }
+
+    /// Two nodes with these `pusher` settings.
+    pub(crate) async fn start_with(pusher: serde_json::Value) -> Pair {
         let database = PgDatabase::create().await;
         let redis = RedisPrefix::create().await;
-        let a = node(&database, &redis).await;
-        let b = node(&database, &redis).await;
+        let a = node(&database, &redis, &pusher).await;
+        let b = node(&database, &redis, &pusher).await;
         Pair { a, b, _redis: redis, _database: database }
     }
 }
@@ -105,4 +112,19 @@ async fn an_event_sent_to_a_user_on_one_node_reaches_the_user_s_sockets_on_the_o
     let answer = app.request_to(&pair.a.base_url(), "POST", "/events", &[], Some(&body), None).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(on_b.expect("e").await["raw_data"], "from a");
+}
+
+#[tokio::test]
+async fn the_subscription_count_is_the_cluster_s() {
+    let pair = Pair::start_with(json!({"subscription_count": true})).await;
+    let app = App::dev();
+    let mut on_a = PusherSocket::connect_to(&pair.a.base_url(), &app.key).await;
+    on_a.subscribe("room", None, None).await;
+    let mut on_b = PusherSocket::connect_to(&pair.b.base_url(), &app.key).await;
+    on_b.subscribe("room", None, None).await;
+    for socket in [&mut on_a, &mut on_b] {
+        crate::pusher_counts::expect_count(socket, "room", 2).await;
+    }
+    drop(on_b);
+    crate::pusher_counts::expect_count(&mut on_a, "room", 1).await;
 }

@@ -15,7 +15,7 @@ async fn counting() -> Env {
 }
 
 /// Reads until a `pusher_internal:subscription_count` of `channel` says `count`.
-async fn expect_count(socket: &mut PusherSocket, channel: &str, count: u64) {
+pub(crate) async fn expect_count(socket: &mut PusherSocket, channel: &str, count: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut seen: Vec<Value> = Vec::new();
     while tokio::time::Instant::now() < deadline {
