@@ -99,3 +99,20 @@ async fn a_send_to_user_with_a_bad_user_id_or_event_name_is_a_400() {
     let other_hash = app.trigger(&env, &["#other"], "e", "1").await;
     assert_eq!(other_hash.status, 400, "{}", other_hash.body);
 }
+
+#[tokio::test]
+async fn a_batch_may_mix_user_channels_and_channels() {
+    let env = Env::start().await;
+    let app = App::dev();
+    let mut user = signed_in(&env, &app, "u1").await;
+    let mut room = PusherSocket::connect(&env, &app.key).await;
+    room.subscribe("room", None, None).await;
+    let batch = json!({"batch": [
+        {"channel": "#server-to-user-u1", "name": "to-user", "data": "1"},
+        {"channel": "room", "name": "to-room", "data": "2"},
+    ]});
+    app.post(&env, "/batch_events", batch).await.ok();
+    assert_eq!(user.expect("to-user").await["raw_data"], "1");
+    assert_eq!(room.expect("to-room").await["raw_data"], "2");
+    user.expect_silence().await;
+}
