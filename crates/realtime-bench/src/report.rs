@@ -393,16 +393,33 @@ fn measured(group: &FanoutGroup, kind: TargetKind) -> Option<&FanoutMedian> {
     group.rows.iter().find(|r| r.kind == kind && r.status != Status::Skipped)?.median.as_ref()
 }
 
-/// Checks the targets of the issue: throughput on the most subscribers at the highest
-/// offered load, p99 at the highest offered load both sides kept up with, the saturation
+/// Checks the targets of the issue: peak throughput over the sweep (without one, on the
+/// largest load), p99 at the highest offered load both sides kept up with, the saturation
 /// points of the sweep, idle memory and the publish scenario.
 pub fn targets(report: &Report) -> Vec<TargetCheck> {
     let mut checks = Vec::new();
-    if let Some(group) = report
+    // Throughput compares capacity: the peak over the sweep, whose highest loads offer
+    // more than a target delivers; without a sweep, the largest load.
+    let peak = |kind| report.sweep.as_ref()?.target(kind).map(|t| t.peak_delivered_per_sec);
+    let largest = report
         .fanout
         .iter()
-        .max_by(|a, b| (a.subscribers, a.rate).partial_cmp(&(b.subscribers, b.rate)).expect("rates are finite"))
-    {
+        .max_by(|a, b| (a.subscribers, a.rate).partial_cmp(&(b.subscribers, b.rate)).expect("rates are finite"));
+    if let Some(sweep) = &report.sweep {
+        let n = sweep.subscribers;
+        let (ours, nchan, bare) = (peak(TargetKind::Realtime), peak(TargetKind::Nchan), peak(TargetKind::Baseline));
+        let top = sweep.rates.last().copied().unwrap_or(0.0);
+        checks.push(ratio_check(
+            format!("peak delivered msg/s >= 1.5x nchan ({n} subs, sweep up to {top}/s)"),
+            ours.zip(nchan).map(|(o, b)| o / b),
+            |r| r >= 1.5,
+        ));
+        checks.push(ratio_check(
+            format!("peak delivered msg/s >= 0.7x bare baseline ({n} subs, sweep up to {top}/s)"),
+            ours.zip(bare).map(|(o, b)| o / b),
+            |r| r >= 0.7,
+        ));
+    } else if let Some(group) = largest {
         let n = group.subscribers;
         let ours = measured(group, TargetKind::Realtime);
         let nchan = measured(group, TargetKind::Nchan);
@@ -422,10 +439,14 @@ pub fn targets(report: &Report) -> Vec<TargetCheck> {
         checks.push(p99_at_equal_load(sweep));
         let rate = |kind| sweep.target(kind).map(|t| t.saturation_rate.unwrap_or(0.0));
         let (ours, nchan) = (rate(TargetKind::Realtime), rate(TargetKind::Nchan));
+        let all = |kind| sweep.target(kind).is_some_and(|t| t.kept_up_with_all);
+        let both_kept_up = all(TargetKind::Realtime) && all(TargetKind::Nchan);
         checks.push(TargetCheck {
             target: format!("saturation point >= nchan's ({} subs)", sweep.subscribers),
             measured: match ours.zip(nchan) {
-                Some((o, n)) => format!("{o}/s vs {n}/s"),
+                Some((o, n)) => {
+                    format!("{o}/s vs {n}/s{}", if both_kept_up { " (both kept up with every load)" } else { "" })
+                }
                 None => "not measured".to_owned(),
             },
             met: ours.zip(nchan).map(|(o, n)| o >= n),

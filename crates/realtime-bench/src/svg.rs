@@ -205,7 +205,9 @@ pub fn load_plot(sweep: &Sweep) -> String {
                 y(p.p99_ms)
             );
         }
-        let saturation = target.saturation_rate.map_or_else(|| "none".to_owned(), |r| format!("{}/s", trim(r)));
+        let at_least = if target.kept_up_with_all { ">= " } else { "" };
+        let saturation =
+            target.saturation_rate.map_or_else(|| "none".to_owned(), |r| format!("{at_least}{}/s", trim(r)));
         let ly = TOP + 14.0 + i as f64 * 34.0;
         let lx = LEFT + plot_w + 10.0;
         let _ = writeln!(
@@ -258,6 +260,8 @@ mod tests {
             label: format!("{kind:?}"),
             skipped: None,
             saturation_rate: Some(2.0),
+            kept_up_with_all: false,
+            peak_delivered_per_sec: 0.0,
             points,
         };
         let sweep = Sweep {

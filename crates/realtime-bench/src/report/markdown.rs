@@ -213,23 +213,42 @@ fn sweep_section(md: &mut String, sweep: &Sweep) {
         let at = target.saturation_rate.and_then(|r| target.points.iter().find(|p| p.rate == r));
         match at {
             Some(p) => {
+                let above = if target.kept_up_with_all { " or more (kept up with every load offered)" } else { "" };
                 let _ = writeln!(
                     md,
-                    "| {} | {}/s | {:.0} | {:.2} |",
-                    target.label, p.rate, p.delivered_per_sec, p.server_cpu_us_per_frame
+                    "| {} | {}/s{above} | {:.0} | {:.2} | {:.0} |",
+                    target.label, p.rate, p.delivered_per_sec, p.server_cpu_us_per_frame, target.peak_delivered_per_sec
                 );
             }
             None => {
-                let _ = writeln!(md, "| {} | below the lowest load offered | | |", target.label);
+                let _ = writeln!(
+                    md,
+                    "| {} | below the lowest load offered | | | {:.0} |",
+                    target.label, target.peak_delivered_per_sec
+                );
             }
         }
     }
     md.push('\n');
-    let ours = sweep.target(TargetKind::Realtime).and_then(|t| t.saturation_rate);
+    let Some(ours) = sweep.target(TargetKind::Realtime) else { return };
     for other in sweep.targets.iter().filter(|t| t.kind != TargetKind::Realtime && !t.points.is_empty()) {
-        if let (Some(o), Some(b)) = (ours, other.saturation_rate) {
-            let _ = writeln!(md, "- Saturation point, ours / {}: {}", other.label, ratio(o, b));
+        // A target that kept up with every load has a saturation point above the sweep,
+        // so its ratio is a bound, not a figure.
+        let bound = match (ours.kept_up_with_all, other.kept_up_with_all) {
+            (true, true) => " (both kept up with every load: not a measure of capacity)",
+            (true, false) => " or more",
+            (false, true) => " or less",
+            (false, false) => "",
+        };
+        if let (Some(o), Some(b)) = (ours.saturation_rate, other.saturation_rate) {
+            let _ = writeln!(md, "- Saturation point, ours / {}: {}{bound}", other.label, ratio(o, b));
         }
+        let _ = writeln!(
+            md,
+            "- Peak delivered msg/s, ours / {}: {}",
+            other.label,
+            ratio(ours.peak_delivered_per_sec, other.peak_delivered_per_sec)
+        );
     }
     md.push('\n');
 }

@@ -30,6 +30,10 @@ pub struct SweepTarget {
     /// lost, no error, p99 under the limit); None when even the lowest did not. A load
     /// that passes above one that failed is noise, not capacity.
     pub saturation_rate: Option<f64>,
+    /// Every load offered was kept up with: the saturation point lies above the sweep.
+    pub kept_up_with_all: bool,
+    /// The most delivered msg/s at any load of the sweep: capacity, once a load exceeds it.
+    pub peak_delivered_per_sec: f64,
 }
 
 /// The medians of one target at one offered load.
@@ -67,6 +71,8 @@ impl Sweep {
                             skipped: None,
                             points: Vec::new(),
                             saturation_rate: None,
+                            kept_up_with_all: false,
+                            peak_delivered_per_sec: 0.0,
                         });
                         targets.len() - 1
                     }
@@ -93,6 +99,8 @@ impl Sweep {
         }
         for target in &mut targets {
             target.saturation_rate = saturation(&target.points);
+            target.kept_up_with_all = !target.points.is_empty() && target.points.iter().all(|p| p.kept_up);
+            target.peak_delivered_per_sec = target.points.iter().map(|p| p.delivered_per_sec).fold(0.0, f64::max);
         }
         Sweep { subscribers, rates, p99_limit_ms: P99_LIMIT_MS, targets }
     }
@@ -161,6 +169,7 @@ mod tests {
         // 10/s does not count.
         assert_eq!(sweep.target(TargetKind::Realtime).unwrap().saturation_rate, Some(5.0));
         assert_eq!(sweep.target(TargetKind::Nchan).unwrap().saturation_rate, Some(2.0));
+        assert!(!sweep.target(TargetKind::Nchan).unwrap().kept_up_with_all);
     }
 
     #[test]
