@@ -212,6 +212,7 @@ impl Server {
              REALTIME_GATEWAY__HEARTBEAT_TIMEOUT_SECONDS={heartbeat_timeout} \\\n\
              REALTIME_RATE_LIMIT__REQUESTS_PER_SECOND={rate} \\\n\
              REALTIME_RATE_LIMIT__BURST={burst} \\\n\
+             REALTIME_PUSHER__SUBSCRIPTION_COUNT=true \\\n\
              {binary} </dev/null >>{stdout} 2>>{log} &\n\
              echo $! >{pid}\n",
             dir = quote(dir),
