@@ -80,6 +80,13 @@ pub enum WebhookEvent {
         /// The channel.
         channel: String,
     },
+    /// The channel's number of subscriptions changed (when the app counts them).
+    SubscriptionCount {
+        /// The channel.
+        channel: String,
+        /// How many subscriptions it has now.
+        subscription_count: u64,
+    },
     /// An event this client does not know yet.
     #[serde(other)]
     Other,

@@ -400,7 +400,13 @@ async fn with_subscription_counting_a_changed_count_sends_the_subscription_count
             if event["name"] == "subscription_count" {
                 assert_eq!(event["channel"], "lobby");
                 assert!(!validated_by_python(&app, &hook).is_null(), "the Python library accepts it");
-                counts.push(event["subscription_count"].as_u64().unwrap());
+                let count = event["subscription_count"].as_u64().unwrap();
+                let parsed: WebhookEvent = serde_json::from_value(event.clone()).unwrap();
+                assert_eq!(
+                    parsed,
+                    WebhookEvent::SubscriptionCount { channel: "lobby".into(), subscription_count: count }
+                );
+                counts.push(count);
             }
         }
     }
