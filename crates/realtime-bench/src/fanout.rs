@@ -86,7 +86,7 @@ pub struct FanoutResult {
     pub rate_asked: f64,
     pub published: u64,
     pub publish_failures: u64,
-    /// Publishes answered per second, from the first scheduled time to the last answer.
+    /// Publishes answered per second, between the first and the last successful answer.
     pub publish_rate: f64,
     /// Round trip of the publish request, from its actual send.
     pub publish_http: Summary,
@@ -276,7 +276,10 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
         rate_asked: args.rate,
         published: outcome.published,
         publish_failures: outcome.failures,
-        publish_rate: rate(outcome.published, outcome.last_answer_ns.saturating_sub(outcome.first_scheduled_ns)),
+        publish_rate: rate(
+            outcome.published.saturating_sub(1),
+            outcome.last_answer_ns.saturating_sub(outcome.first_answer_ns),
+        ),
         publish_http: Summary::of(&outcome.http),
         send_lag: Summary::of(&outcome.send_lag),
         expected,
@@ -503,6 +506,8 @@ struct PublishOutcome {
     /// The scheduled time of each answered publish (0 for the others).
     sent_ns: Vec<u64>,
     first_scheduled_ns: u64,
+    /// When the first and the last answer of a successful publish arrived.
+    first_answer_ns: u64,
     last_answer_ns: u64,
     http: Histogram<u64>,
     send_lag: Histogram<u64>,
@@ -516,6 +521,7 @@ impl PublishOutcome {
             failures: 0,
             sent_ns: vec![0; publishes as usize],
             first_scheduled_ns: 0,
+            first_answer_ns: u64::MAX,
             last_answer_ns: 0,
             http: latency::histogram(),
             send_lag: latency::histogram(),
@@ -591,9 +597,10 @@ async fn publish(
         let sent = joined.context("a publish task panicked")?;
         latency::record(&mut out.send_lag, sent.sent_ns.saturating_sub(sent.scheduled_ns) / 1000);
         latency::record(&mut out.http, sent.answered_ns.saturating_sub(sent.sent_ns) / 1000);
-        out.last_answer_ns = out.last_answer_ns.max(sent.answered_ns);
         match sent.outcome {
             Ok(()) => {
+                out.first_answer_ns = out.first_answer_ns.min(sent.answered_ns);
+                out.last_answer_ns = out.last_answer_ns.max(sent.answered_ns);
                 out.published += 1;
                 out.sent_ns[sent.seq as usize] = sent.scheduled_ns;
             }
