@@ -207,7 +207,7 @@ fn sweep_section(md: &mut String, sweep: &Sweep) {
     md.push('\n');
     let _ = writeln!(
         md,
-        "| target | saturation point | delivered msg/s there | server CPU µs/frame there |\n|---|---|---|---|"
+        "| target | saturation point | delivered msg/s there | server CPU µs/frame there | peak delivered msg/s |\n|---|---|---|---|---|"
     );
     for target in sweep.targets.iter().filter(|t| !t.points.is_empty()) {
         let at = target.saturation_rate.and_then(|r| target.points.iter().find(|p| p.rate == r));
@@ -355,5 +355,53 @@ fn recovery_section(md: &mut String, group: &RecoveryGroup) {
             md,
             "Default history / one message per channel: {ratio:.2}x of the requests per second (history cannot be switched off).\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{SweepPoint, SweepTarget};
+
+    #[test]
+    fn sweep_table_rows_have_as_many_cells_as_their_header() {
+        let point = SweepPoint {
+            rate: 2.0,
+            status: Status::Measured,
+            delivered_per_sec: 20.0,
+            publish_rate: 2.0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            p999_ms: 3.0,
+            lost_worst: 0,
+            server_cpu_us_per_frame: 5.0,
+            kept_up: true,
+        };
+        let target = |kind, label: &str, points: Vec<SweepPoint>, skipped: Option<String>| SweepTarget {
+            kind,
+            label: label.to_owned(),
+            skipped,
+            saturation_rate: points.first().map(|p| p.rate),
+            kept_up_with_all: !points.is_empty(),
+            peak_delivered_per_sec: 20.0,
+            points,
+        };
+        let sweep = Sweep {
+            subscribers: 10,
+            rates: vec![2.0],
+            p99_limit_ms: 250.0,
+            targets: vec![
+                target(TargetKind::Realtime, "realtime", vec![point.clone()], None),
+                target(TargetKind::Baseline, "bare", vec![SweepPoint { kept_up: false, ..point }], None),
+                target(TargetKind::Nchan, "nchan", vec![], Some("not installed".to_owned())),
+            ],
+        };
+        let mut md = String::new();
+        sweep_section(&mut md, &sweep);
+        for table in md.split("\n\n").filter(|block| block.starts_with('|')) {
+            let cells: Vec<usize> = table.lines().map(|line| line.matches('|').count()).collect();
+            assert!(cells.iter().all(|&c| c == cells[0]), "{table}");
+        }
+        assert!(md.contains("| realtime | 2/s or more (kept up with every load offered) |"), "{md}");
     }
 }
