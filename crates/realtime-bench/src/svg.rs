@@ -248,6 +248,7 @@ mod tests {
             p99_ms,
             p999_ms: p99_ms,
             lost_worst,
+            publish_failures_worst: 0,
             server_cpu_us_per_frame: 0.0,
             kept_up: lost_worst == 0,
         }

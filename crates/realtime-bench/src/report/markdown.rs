@@ -200,7 +200,11 @@ fn sweep_section(md: &mut String, sweep: &Sweep) {
                 p.p999_ms,
                 p.lost_worst,
                 p.server_cpu_us_per_frame,
-                if p.kept_up { "yes" } else { "no" }
+                match (p.kept_up, p.publish_failures_worst) {
+                    (true, _) => "yes".to_owned(),
+                    (false, 0) => "no".to_owned(),
+                    (false, n) => format!("no ({n} publishes failed)"),
+                }
             );
         }
     }
@@ -374,6 +378,7 @@ mod tests {
             p99_ms: 2.0,
             p999_ms: 3.0,
             lost_worst: 0,
+            publish_failures_worst: 0,
             server_cpu_us_per_frame: 5.0,
             kept_up: true,
         };

@@ -48,8 +48,9 @@ pub struct SweepPoint {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub lost_worst: u64,
+    pub publish_failures_worst: u64,
     pub server_cpu_us_per_frame: f64,
-    /// Nothing lost, no error, p99 under the limit.
+    /// Nothing lost, no publish failed, no error, p99 under the limit.
     pub kept_up: bool,
 }
 
@@ -88,8 +89,12 @@ impl Sweep {
                         p99_ms: m.p99_ms,
                         p999_ms: m.p999_ms,
                         lost_worst: m.lost_worst,
+                        publish_failures_worst: m.publish_failures_worst,
                         server_cpu_us_per_frame: m.server_cpu_us_per_frame,
-                        kept_up: status == Status::Measured && m.lost_worst == 0 && m.p99_ms < P99_LIMIT_MS,
+                        kept_up: status == Status::Measured
+                            && m.lost_worst == 0
+                            && m.publish_failures_worst == 0
+                            && m.p99_ms < P99_LIMIT_MS,
                     }),
                     (None, _) => {
                         target.skipped.get_or_insert_with(|| row.reason.clone().unwrap_or_default());
@@ -133,6 +138,7 @@ mod tests {
             publish_http_p50_ms: 0.0,
             send_lag_p99_ms: 0.0,
             lost_worst: lost,
+            publish_failures_worst: 0,
             server_cpu_secs: 0.0,
             server_cpu_us_per_frame: 0.0,
             server_busy: 0.0,
