@@ -184,4 +184,15 @@ mod tests {
         let sweep = Sweep::from_groups(10, &groups.iter().collect::<Vec<_>>());
         assert_eq!(sweep.target(TargetKind::Baseline).unwrap().saturation_rate, None);
     }
+
+    #[test]
+    fn a_load_with_failed_publishes_is_not_kept_up_with() {
+        let mut failing = row(TargetKind::Nchan, 10.0, 0);
+        failing.median.as_mut().expect("the row has a median").publish_failures_worst = 3;
+        let groups = [group(2.0, vec![failing])];
+        let sweep = Sweep::from_groups(10, &groups.iter().collect::<Vec<_>>());
+        let nchan = sweep.target(TargetKind::Nchan).unwrap();
+        assert!(!nchan.points[0].kept_up);
+        assert_eq!(nchan.saturation_rate, None);
+    }
 }
