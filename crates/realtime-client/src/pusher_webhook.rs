@@ -150,7 +150,7 @@ mod tests {
         hex::encode(mac.finalize().into_bytes())
     }
 
-    const BODY: &str = r#"{"time_ms":1700000000000,"events":[{"name":"member_added","channel":"presence-room","user_id":"u1"},{"name":"subscription_count","channel":"c","subscription_count":3}]}"#;
+    const BODY: &str = r#"{"time_ms":1700000000000,"events":[{"name":"member_added","channel":"presence-room","user_id":"u1"},{"name":"subscription_count","channel":"c","subscription_count":3},{"name":"a_later_event","channel":"c"}]}"#;
 
     fn now() -> DateTime<Utc> {
         Utc.timestamp_millis_opt(1_700_000_100_000).unwrap()
@@ -162,7 +162,11 @@ mod tests {
         let webhook = verify("key", "secret", Some("key"), Some(&signature), BODY.as_bytes(), now()).unwrap();
         assert_eq!(
             webhook.events,
-            [WebhookEvent::MemberAdded { channel: "presence-room".into(), user_id: "u1".into() }, WebhookEvent::Other]
+            [
+                WebhookEvent::MemberAdded { channel: "presence-room".into(), user_id: "u1".into() },
+                WebhookEvent::SubscriptionCount { channel: "c".into(), subscription_count: 3 },
+                WebhookEvent::Other
+            ]
         );
     }
 
