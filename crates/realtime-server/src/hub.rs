@@ -13,20 +13,21 @@
 //! the node holding a socket belong to the broker, one layer up.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use realtime_types::Position;
 use realtime_types::ws::{CloseCode, ServerFrame, UnsubscribeReason};
-use tokio::sync::{Notify, mpsc};
 
 use self::sequence::{Admit, Sequence};
 
+mod connection;
 pub mod lifecycle;
 mod sequence;
 pub mod tap;
+
+pub use self::connection::{Connection, Frames, Protocol, PusherSocket};
 
 /// A channel of one account: the unit of subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,249 +48,6 @@ impl ChannelKey {
 /// Serialises a frame once, for sharing between every recipient.
 pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).expect("frames serialise"))
-}
-
-/// The protocol a connection speaks, which decides the encoding of what it is sent.
-#[derive(Debug)]
-pub enum Protocol {
-    /// This server's own protocol (`/v1/realtime/ws`).
-    Native,
-    /// Pusher's protocol 7 (`/app/{key}`); boxed, so that a native connection does not
-    /// carry its space.
-    Pusher(Box<PusherSocket>),
-}
-
-/// What a Pusher socket is beyond a connection.
-#[derive(Debug)]
-pub struct PusherSocket {
-    /// The socket id the client was given, `N.N`, unique in the cluster.
-    pub socket_id: String,
-    /// The user the socket signed in as (`pusher:signin`), if it did.
-    pub user: Mutex<Option<String>>,
-}
-
-/// A frame of the fan-out, serialised once per protocol (not once per subscriber), and
-/// who must not receive it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frames {
-    /// For sockets of this server's own protocol.
-    pub native: Utf8Bytes,
-    /// For Pusher sockets; `None` when the frame means nothing to them.
-    pub pusher: Option<Utf8Bytes>,
-    /// The Pusher socket id that must not receive it: a trigger's `socket_id`, or the
-    /// sender of a client event.
-    pub except: Option<Arc<str>>,
-}
-
-impl Frames {
-    /// A frame for sockets of this server's own protocol only.
-    pub fn native(frame: Utf8Bytes) -> Frames {
-        Frames { native: frame, pusher: None, except: None }
-    }
-
-    /// `frame` for every protocol; `user_id` names the sender of a client event for
-    /// Pusher sockets, and `except` the socket that must not receive it.
-    pub fn of(frame: &ServerFrame, user_id: Option<&str>, except: Option<&str>) -> Frames {
-        Frames {
-            native: encode(frame),
-            pusher: realtime_types::pusher::event_of(frame, user_id).map(|event| Utf8Bytes::from(event.to_json())),
-            except: except.map(Arc::from),
-        }
-    }
-}
-
-/// One live WebSocket connection, as the rest of the server sees it.
-#[derive(Debug)]
-pub struct Connection {
-    /// Unique on this node.
-    pub id: u64,
-    /// The token's account.
-    pub account_id: String,
-    /// The token's client id.
-    pub client_id: String,
-    /// The token's user id.
-    pub user_id: Option<String>,
-    /// The token's id.
-    pub jti: String,
-    /// The protocol it speaks.
-    pub protocol: Protocol,
-    outbound: mpsc::Sender<Utf8Bytes>,
-    subscriptions: Mutex<HashSet<String>>,
-    /// The channels whose presence it counts in, as which member.
-    present: Mutex<HashMap<String, realtime_types::PresenceMember>>,
-    close: Mutex<Option<(CloseCode, String)>>,
-    close_signal: Notify,
-    /// Frames meant for it that it will never get (see [`Connection::undelivered`]).
-    dropped: AtomicU64,
-}
-
-impl Connection {
-    /// A connection whose frames go to `outbound`.
-    pub fn new(
-        account_id: String,
-        client_id: String,
-        user_id: Option<String>,
-        jti: String,
-        outbound: mpsc::Sender<Utf8Bytes>,
-    ) -> Self {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        Connection {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            account_id,
-            client_id,
-            user_id,
-            jti,
-            protocol: Protocol::Native,
-            outbound,
-            subscriptions: Mutex::new(HashSet::new()),
-            present: Mutex::new(HashMap::new()),
-            close: Mutex::new(None),
-            close_signal: Notify::new(),
-            dropped: AtomicU64::new(0),
-        }
-    }
-
-    /// A Pusher socket of `account_id`, whose frames go to `outbound`. It has no token:
-    /// its client id is its socket id, and so is its "token id", which counts it alone.
-    pub fn pusher(account_id: String, socket_id: String, outbound: mpsc::Sender<Utf8Bytes>) -> Self {
-        let mut connection = Connection::new(account_id, socket_id.clone(), None, socket_id.clone(), outbound);
-        connection.protocol = Protocol::Pusher(Box::new(PusherSocket { socket_id, user: Mutex::new(None) }));
-        connection
-    }
-
-    /// Queues the encoding of `frames` for this connection's protocol, unless it is the
-    /// excluded socket or the frame means nothing to its protocol; false when not queued.
-    pub fn deliver(&self, frames: &Frames) -> bool {
-        self.encoding(frames).is_some_and(|frame| self.send(frame))
-    }
-
-    /// What this connection receives of `frames`, if anything: its protocol's encoding,
-    /// unless it is the excluded socket.
-    pub fn encoding(&self, frames: &Frames) -> Option<Utf8Bytes> {
-        match &self.protocol {
-            Protocol::Native => Some(frames.native.clone()),
-            Protocol::Pusher(socket) => match &frames.pusher {
-                Some(_) if frames.except.as_deref() == Some(socket.socket_id.as_str()) => None,
-                Some(frame) => Some(frame.clone()),
-                None => None,
-            },
-        }
-    }
-
-    /// Whether this is a Pusher socket signed in as `user_id`.
-    pub fn is_signed_in_as(&self, user_id: &str) -> bool {
-        match &self.protocol {
-            Protocol::Native => false,
-            Protocol::Pusher(socket) => socket.user.lock().expect("user lock").as_deref() == Some(user_id),
-        }
-    }
-
-    /// Queues a frame, waiting while the queue is full (for frames a client asked for in
-    /// bulk, such as a recovery); false when the connection closes first.
-    pub async fn send_waiting(&self, frame: Utf8Bytes) -> bool {
-        tokio::select! {
-            sent = self.outbound.send(frame) => sent.is_ok(),
-            _ = self.closed() => false,
-        }
-    }
-
-    /// Queues a frame; a full queue cuts the connection as a slow consumer.
-    pub fn send(&self, frame: Utf8Bytes) -> bool {
-        match self.outbound.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseCode::SlowConsumer, "the client did not read its frames fast enough");
-                self.note_dropped(1);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.note_dropped(1);
-                false
-            }
-        }
-    }
-
-    fn note_dropped(&self, frames: usize) {
-        self.dropped.fetch_add(frames as u64, Ordering::Relaxed);
-    }
-
-    /// The frames meant for this connection that it will never get, and why: those its
-    /// queue refused or that were held for its recovery, and those still queued. Asked
-    /// once its socket has closed, while its queue's receiver is still alive.
-    pub fn undelivered(&self) -> (&'static str, u64) {
-        let queued = self.outbound.max_capacity().saturating_sub(self.outbound.capacity()) as u64;
-        let reason = match self.close.lock().expect("close lock").as_ref() {
-            Some((CloseCode::SlowConsumer, _)) => "slow_consumer",
-            _ => "closed",
-        };
-        (reason, self.dropped.load(Ordering::Relaxed) + queued)
-    }
-
-    /// Asks the connection's task to close the socket with `code` (the first ask wins).
-    pub fn close(&self, code: CloseCode, reason: &str) {
-        let mut close = self.close.lock().expect("close lock");
-        if close.is_none() {
-            *close = Some((code, reason.to_owned()));
-            // Every waiter: the writer and a reader waiting on a full queue both must end.
-            self.close_signal.notify_waiters();
-        }
-    }
-
-    /// Waits until someone asks this connection to close, and says why.
-    pub async fn closed(&self) -> (CloseCode, String) {
-        loop {
-            // Registered before the flag is read, so a close in between still wakes it.
-            let notified = self.close_signal.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(close) = self.close.lock().expect("close lock").clone() {
-                return close;
-            }
-            notified.await;
-        }
-    }
-
-    /// Whether the connection is subscribed to `channel`.
-    pub fn is_subscribed(&self, channel: &str) -> bool {
-        self.subscriptions.lock().expect("subscriptions lock").contains(channel)
-    }
-
-    /// The presence member this connection stands for (a Pusher socket's depends on the
-    /// channel: it is the one its `channel_data` named).
-    pub fn member(&self) -> realtime_types::PresenceMember {
-        realtime_types::PresenceMember {
-            client_id: self.client_id.clone(),
-            user_id: self.user_id.clone(),
-            user_info: None,
-        }
-    }
-
-    /// Records that this connection counts in `channel`'s presence as `member`; false if
-    /// it already did.
-    pub fn mark_present(&self, channel: &str, member: realtime_types::PresenceMember) -> bool {
-        let mut present = self.present.lock().expect("present lock");
-        if present.contains_key(channel) {
-            return false;
-        }
-        present.insert(channel.to_owned(), member);
-        true
-    }
-
-    /// Stops counting this connection in `channel`'s presence; the member it counted as,
-    /// if it did.
-    pub fn take_present(&self, channel: &str) -> Option<realtime_types::PresenceMember> {
-        self.present.lock().expect("present lock").remove(channel)
-    }
-
-    /// The channels whose presence this connection counts in.
-    pub fn present_channels(&self) -> Vec<String> {
-        self.present.lock().expect("present lock").keys().cloned().collect()
-    }
-
-    /// The channels the connection is subscribed to.
-    pub fn subscriptions(&self) -> Vec<String> {
-        self.subscriptions.lock().expect("subscriptions lock").iter().cloned().collect()
-    }
 }
 
 /// The subscribers fan-out iterates.
