@@ -107,16 +107,7 @@ impl Ctx {
             }
             Outcome::Pass | Outcome::Skip(_) => None,
         };
-        if self.config.progress {
-            let line = match &outcome {
-                Outcome::Pass => format!("pass  {id}"),
-                Outcome::Fail(mismatch) => format!("FAIL  {id}: {mismatch}"),
-                Outcome::Skip(reason) => format!("skip  {id}: {reason}"),
-            };
-            eprintln!("{line}");
-        }
-        let mut report = self.report.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        report.push_with(id, kind, outcome, took, evidence);
+        crate::report::record(&self.report, self.config.progress, id, kind, outcome, took, evidence);
     }
 
     /// Kills the target abruptly (`--kill-command`, when given), starts it again

@@ -446,6 +446,29 @@ fn xml_escape(text: &str) -> String {
     out
 }
 
+/// Adds a check to a run's report, and prints it first when the run shows progress: the
+/// one way both profiles record a verdict.
+pub(crate) fn record(
+    report: &std::sync::Mutex<Report>,
+    progress: bool,
+    id: &str,
+    kind: Kind,
+    outcome: Outcome,
+    took: std::time::Duration,
+    evidence: Option<Evidence>,
+) {
+    if progress {
+        let line = match &outcome {
+            Outcome::Pass => format!("pass  {id}"),
+            Outcome::Fail(mismatch) => format!("FAIL  {id}: {mismatch}"),
+            Outcome::Skip(reason) => format!("skip  {id}: {reason}"),
+        };
+        eprintln!("{line}");
+    }
+    let mut report = report.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    report.push_with(id, kind, outcome, took, evidence);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
