@@ -119,11 +119,14 @@ async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            match authorization {
-                Ok(claims) => run(socket, service, claims).await,
-                Err(Refusal::Close(code, reason)) => refuse(socket, code, reason).await,
-            }
+        .on_upgrade(move |socket| {
+            let sockets = service.sockets.clone();
+            sockets.track_future(async move {
+                match authorization {
+                    Ok(claims) => run(socket, service, claims).await,
+                    Err(Refusal::Close(code, reason)) => refuse(socket, code, reason).await,
+                }
+            })
         })
 }
 
@@ -219,7 +222,17 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
             let frame = encode(&ServerFrame::Disconnecting { code, reason: reason.clone() });
             let goodbye = async {
                 sink.send(Message::Text(frame)).await?;
-                sink.send(Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) }))).await
+                sink.send(Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) })))
+                    .await?;
+                // The closing handshake: the socket is dropped once the client answers, so
+                // nothing it sent meanwhile is left unread (the kernel would answer that
+                // with a reset, and the client would see 1006 instead of the code).
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+                Ok::<_, axum::Error>(())
             };
             // A slow consumer's socket may never drain; do not wait on it for long.
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;

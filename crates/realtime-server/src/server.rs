@@ -266,6 +266,7 @@ impl RunningServer {
             public_url,
             shutdown: CancellationToken::new(),
             kill,
+            sockets: tokio_util::task::TaskTracker::new(),
             rate_limiter: crate::service::rate_limiter(&config_rate_limit),
             known_keys: Default::default(),
             metrics,
@@ -307,13 +308,18 @@ impl RunningServer {
     }
 
     /// Stops gracefully: no new connections, sockets closed with 4200, in-flight requests
-    /// finished (bounded by 10 seconds).
+    /// finished (bounded by 10 seconds), and every socket's goodbye sent before it returns.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.service.hub.close_all(CloseCode::ServerShutdown, "the server is shutting down");
         self.service.shutdown.cancel();
-        match tokio::time::timeout(Duration::from_secs(10), self.task).await {
+        let sockets = &self.service.sockets;
+        sockets.close();
+        let stopped = async { tokio::join!(self.task, sockets.wait()).0 };
+        match tokio::time::timeout(Duration::from_secs(10), stopped).await {
             Ok(joined) => joined??,
-            Err(_) => tracing::warn!("in-flight requests did not finish within 10 s"),
+            Err(_) => {
+                tracing::warn!(sockets = sockets.len(), "in-flight requests or sockets did not finish within 10 s")
+            }
         }
         Ok(())
     }

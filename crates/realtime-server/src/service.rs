@@ -42,6 +42,9 @@ pub struct Service {
     pub shutdown: CancellationToken,
     /// Cancelled when the node is killed: sockets are dropped without a close frame.
     pub kill: CancellationToken,
+    /// The tasks of this node's WebSockets: a graceful stop waits for their goodbyes (a
+    /// process that exits first cuts its sockets, and clients see 1006, not 4200).
+    pub sockets: tokio_util::task::TaskTracker,
     /// Per-account request budgets on this node; `None` when unlimited.
     pub rate_limiter: Option<RateLimiter>,
     /// Accounts by API key hash. A key never changes account and keys are never deleted,

@@ -81,12 +81,15 @@ async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let (mut sink, stream) = socket.split();
-            match admission {
-                Ok(app) => run(service, app, stream, sink).await,
-                Err((code, reason)) => Outlet::close(&mut sink, Some((code, reason))).await,
-            }
+        .on_upgrade(move |socket| {
+            let sockets = service.sockets.clone();
+            sockets.track_future(async move {
+                let (mut sink, stream) = socket.split();
+                match admission {
+                    Ok(app) => run(service, app, stream, sink).await,
+                    Err((code, reason)) => Outlet::close(&mut sink, Some((code, reason))).await,
+                }
+            })
         })
 }
 

@@ -1,7 +1,9 @@
 //! `kill -9` during a storm of keyed requests: the real binary is killed while requests
 //! are in flight, started again on the same SQLite file, and every key is retried.
 //! Nothing the server answered is lost, no effect or charge happens twice, and no retry
-//! waits on the lease of a request that died with the process.
+//! waits on the lease of a request that died with the process. And the opposite end: a
+//! graceful stop (SIGTERM) of the real binary says goodbye to every socket before the
+//! process exits.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -208,4 +210,64 @@ async fn a_kill_during_keyed_requests_loses_no_answer_and_repeats_no_effect() {
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM channels").await, creates + 1);
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM tokens").await, issues);
     assert!(answered_before_a_kill >= 40 * ROUNDS, "the storm was at full speed at each kill");
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_socket_with_4200_before_the_process_exits() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    const SOCKETS: usize = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut node = start(dir.path(), true).await;
+    let api_key = node.dev_key.clone().unwrap();
+    let mut endings = Vec::new();
+    for n in 0..SOCKETS {
+        let token: Value = http
+            .post(format!("{}/v1/realtime/token/issue", node.base))
+            .bearer_auth(&api_key)
+            .json(&json!({"client_id": format!("socket-{n}"), "channels": []}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = format!("{}?token={}", token["endpoint"].as_str().unwrap(), token["token"].as_str().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let (mut sink, mut stream) = ws.split();
+        endings.push(tokio::spawn(async move {
+            // The client keeps talking while the server says goodbye.
+            let pinging = async {
+                let ping = Message::Text(json!({"type": "ping"}).to_string().into());
+                while sink.send(ping.clone()).await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                std::future::pending::<()>().await;
+            };
+            let reading = async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if let Message::Close(frame) = message {
+                        return frame.map(|frame| u16::from(frame.code));
+                    }
+                }
+                None
+            };
+            tokio::select! {
+                () = pinging => unreachable!(),
+                code = reading => code,
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = node.child.id().unwrap().to_string();
+    let signalled = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(signalled.success());
+    let exited = tokio::time::timeout(Duration::from_secs(15), node.child.wait()).await.expect("the node stopped");
+    assert!(exited.unwrap().success(), "a graceful stop exits 0");
+    for ending in endings {
+        let code = tokio::time::timeout(Duration::from_secs(5), ending).await.expect("the socket ended").unwrap();
+        assert_eq!(code, Some(4200), "every socket read the server's close frame before the process exited");
+    }
 }

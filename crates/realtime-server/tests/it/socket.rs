@@ -100,3 +100,48 @@ async fn a_client_that_closes_cleanly_sees_its_own_close_code() {
     assert!(ended.is_ok(), "the connection ended cleanly: {ended:?}");
     assert_eq!(answer, Some(Some(1000)), "the server answered the close frame with the client's code");
 }
+
+#[tokio::test]
+async fn a_graceful_stop_closes_with_4200_a_socket_that_keeps_sending_and_reads_late() {
+    const SOCKETS: usize = 10;
+    let env = Env::start().await;
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let mut clients = Vec::new();
+    for n in 0..SOCKETS {
+        let token = env.token(&format!("chatty-{n}"), &[], &["subscribe"]).await;
+        let url = format!("{}?token={}", token["endpoint"].as_str().unwrap(), token["token"].as_str().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let (mut sink, mut stream) = ws.split();
+        let sending = tokio::spawn(async move {
+            let ping = Message::Text(json!({"type": "ping"}).to_string().into());
+            while sink.send(ping.clone()).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+        let stopping = stopping.clone();
+        let ending = tokio::spawn(async move {
+            // Busy elsewhere when the goodbye comes: the close frame waits in this side's
+            // buffer while pings keep going out. A server that drops the socket with
+            // frames unread resets it, and a reset discards the buffered close frame.
+            stopping.cancelled().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            while let Some(read) = stream.next().await {
+                match read {
+                    Ok(Message::Close(frame)) => return frame.map(|frame| u16::from(frame.code)),
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+            None
+        });
+        clients.push((sending, ending));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stopping.cancel();
+    env.server.stop().await.unwrap();
+    for (sending, ending) in clients {
+        let code = tokio::time::timeout(PROMPTLY, ending).await.expect("the socket ended in time").unwrap();
+        assert_eq!(code, Some(4200), "each client read the server's close frame");
+        sending.abort();
+    }
+}
