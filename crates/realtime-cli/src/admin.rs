@@ -1,5 +1,6 @@
-//! `realtime account create` and `realtime account pusher-app`: the reference server's
-//! admin API, which is not part of the public contract (so it is not in the typed client).
+//! `realtime account create` and `realtime account pusher-app` (and `pusher-apps`,
+//! `pusher-app-rotate`, `pusher-app-delete`): the reference server's admin API, which is
+//! not part of the public contract (so it is not in the typed client).
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -50,13 +51,28 @@ struct CreatedPusherApp {
 
 /// POSTs `body` to the admin API at `path`; the answer's bytes, or the problem it gave.
 async fn post(settings: &Settings, what: &str, path: &str, body: &impl Serialize) -> anyhow::Result<Vec<u8>> {
+    send(settings, what, reqwest::Method::POST, path, Some(body)).await
+}
+
+/// Sends a request to the admin API at `path` (a query string included); the answer's
+/// bytes, or the problem it gave.
+async fn send(
+    settings: &Settings,
+    what: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&impl Serialize>,
+) -> anyhow::Result<Vec<u8>> {
     let Some(secret) = &settings.admin_secret else {
         anyhow::bail!("{what} needs the server's admin secret: --admin-secret or REALTIME_ADMIN_SECRET");
     };
     let url = format!("{}{path}", settings.url.trim_end_matches('/'));
     let http = reqwest::Client::builder().timeout(settings.timeout).build()?;
-    let response =
-        http.post(&url).bearer_auth(secret).json(body).send().await.with_context(|| format!("no answer from {url}"))?;
+    let mut request = http.request(method, &url).bearer_auth(secret);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.with_context(|| format!("no answer from {url}"))?;
     let status = response.status();
     let bytes = response.bytes().await.with_context(|| format!("reading the answer of {url}"))?;
     if !status.is_success() {
@@ -94,4 +110,46 @@ pub(crate) async fn create_pusher_app(settings: &Settings, out: Output, app: New
         );
     }
     Ok(())
+}
+
+/// A Pusher app as the admin API lists it (no secret).
+#[derive(Serialize, Deserialize)]
+struct PusherAppSummary {
+    account_id: String,
+    app_id: u64,
+    key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook_url: Option<String>,
+    created_at: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PusherAppList {
+    apps: Vec<PusherAppSummary>,
+}
+
+pub(crate) async fn list_pusher_apps(settings: &Settings, out: Output, account_id: &str) -> anyhow::Result<()> {
+    let mut query = reqwest::Url::parse("http://query.invalid/")?;
+    query.query_pairs_mut().append_pair("account_id", account_id);
+    let path = format!("{PUSHER_APPS_PATH}?{}", query.query().unwrap_or_default());
+    let bytes = send(settings, "account pusher-apps", reqwest::Method::GET, &path, None::<&()>).await?;
+    let list: PusherAppList = serde_json::from_slice(&bytes).context("unexpected answer from the admin API")?;
+    out.table(&list, &list.apps, &["app_id", "key", "webhook_url", "created_at"])
+}
+
+pub(crate) async fn rotate_pusher_app(settings: &Settings, out: Output, app_id: u64) -> anyhow::Result<()> {
+    let path = format!("{PUSHER_APPS_PATH}/{app_id}/rotate");
+    let bytes = send(settings, "account pusher-app-rotate", reqwest::Method::POST, &path, None::<&()>).await?;
+    let app: CreatedPusherApp = serde_json::from_slice(&bytes).context("unexpected answer from the admin API")?;
+    out.object(&app)?;
+    if !out.json {
+        eprintln!("the new secret is shown only now; the old one is refused from now on");
+    }
+    Ok(())
+}
+
+pub(crate) async fn delete_pusher_app(settings: &Settings, out: Output, app_id: u64) -> anyhow::Result<()> {
+    let path = format!("{PUSHER_APPS_PATH}/{app_id}");
+    send(settings, "account pusher-app-delete", reqwest::Method::DELETE, &path, None::<&()>).await?;
+    out.object(&serde_json::json!({"deleted": true, "app_id": app_id}))
 }

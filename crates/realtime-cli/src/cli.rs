@@ -288,6 +288,38 @@ pub(crate) enum AccountCommand {
         #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
         admin_secret: Option<String>,
     },
+    /// List an account's Pusher apps (admin API); their secrets are not shown.
+    #[command(after_help = "Example:\n  REALTIME_ADMIN_SECRET=… realtime account pusher-apps --account-id acct_01…")]
+    PusherApps {
+        /// The account.
+        #[arg(long)]
+        account_id: String,
+        /// The server's admin secret.
+        #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
+        admin_secret: Option<String>,
+    },
+    /// Give a Pusher app a new generated secret (admin API), printed once; signatures made
+    /// with the old one are refused at once.
+    #[command(after_help = "Example:\n  REALTIME_ADMIN_SECRET=… realtime account pusher-app-rotate --app-id 123456")]
+    PusherAppRotate {
+        /// The app.
+        #[arg(long)]
+        app_id: u64,
+        /// The server's admin secret.
+        #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
+        admin_secret: Option<String>,
+    },
+    /// Delete a Pusher app (admin API): its sockets close with 4001, its key and HTTP API
+    /// are refused. The account and its channels stay.
+    #[command(after_help = "Example:\n  REALTIME_ADMIN_SECRET=… realtime account pusher-app-delete --app-id 123456")]
+    PusherAppDelete {
+        /// The app.
+        #[arg(long)]
+        app_id: u64,
+        /// The server's admin secret.
+        #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
+        admin_secret: Option<String>,
+    },
     /// Show your account and its balance.
     #[command(after_help = "Example:\n  realtime account show")]
     Show,

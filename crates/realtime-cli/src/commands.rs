@@ -35,6 +35,11 @@ pub(crate) async fn account(settings: &Settings, out: Output, command: AccountCo
             let app = crate::admin::NewPusherApp { account_id, app_id, key, secret, webhook_url };
             crate::admin::create_pusher_app(settings, out, app).await
         }
+        AccountCommand::PusherApps { account_id, .. } => {
+            crate::admin::list_pusher_apps(settings, out, &account_id).await
+        }
+        AccountCommand::PusherAppRotate { app_id, .. } => crate::admin::rotate_pusher_app(settings, out, app_id).await,
+        AccountCommand::PusherAppDelete { app_id, .. } => crate::admin::delete_pusher_app(settings, out, app_id).await,
         AccountCommand::Show => out.object(&settings.client()?.account_get().await?),
         AccountCommand::Topup { amount, write } => {
             let client = settings.client()?;

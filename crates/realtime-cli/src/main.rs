@@ -34,7 +34,11 @@ fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let admin_secret = match &cli.command {
         Command::Account(
-            AccountCommand::Create { admin_secret, .. } | AccountCommand::PusherApp { admin_secret, .. },
+            AccountCommand::Create { admin_secret, .. }
+            | AccountCommand::PusherApp { admin_secret, .. }
+            | AccountCommand::PusherApps { admin_secret, .. }
+            | AccountCommand::PusherAppRotate { admin_secret, .. }
+            | AccountCommand::PusherAppDelete { admin_secret, .. },
         ) => admin_secret.clone(),
         _ => None,
     };

@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, post};
 use axum::{Json, Router};
 use realtime_api::ApiError;
-use realtime_api::extract::ValidJson;
+use realtime_api::extract::{ValidJson, ValidQuery};
 use realtime_types::{FieldError, Rejection, Validate};
 use serde::{Deserialize, Serialize};
 
-use crate::pusher::apps::{CreatedApp, NewApp};
+use crate::pusher::apps::{AppList, CreatedApp, NewApp};
 use crate::service::{MAX_BALANCE, Service};
 
 /// The admin routes; none when no admin secret is configured.
@@ -22,7 +22,9 @@ pub fn router(service: Arc<Service>) -> Router {
     }
     Router::new()
         .route("/admin/v1/accounts", post(create_account))
-        .route("/admin/v1/pusher/apps", post(create_pusher_app))
+        .route("/admin/v1/pusher/apps", post(create_pusher_app).get(list_pusher_apps))
+        .route("/admin/v1/pusher/apps/{app_id}", delete(delete_pusher_app))
+        .route("/admin/v1/pusher/apps/{app_id}/rotate", post(rotate_pusher_app))
         .with_state(service)
 }
 
@@ -112,4 +114,51 @@ async fn create_pusher_app(
     ValidJson(request): ValidJson<NewApp>,
 ) -> Result<Json<CreatedApp>, ApiError> {
     Ok(Json(crate::pusher::apps::create(&service, request).await?))
+}
+
+/// Whose apps to list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppsOf {
+    /// The account.
+    pub account_id: String,
+}
+
+impl Validate for AppsOf {
+    fn validate(&self) -> Result<(), Rejection> {
+        Ok(())
+    }
+}
+
+/// The account's Pusher apps, without their secrets.
+async fn list_pusher_apps(
+    State(service): State<Arc<Service>>,
+    _admin: Admin,
+    ValidQuery(query): ValidQuery<AppsOf>,
+) -> Result<Json<AppList>, ApiError> {
+    Ok(Json(crate::pusher::apps::list(&service, &query.account_id).await?))
+}
+
+/// An app id from the path; anything else names no app.
+fn app_id(segment: &str) -> Result<u64, ApiError> {
+    segment.parse().map_err(|_| ApiError::not_found(format!("no Pusher app {segment:?}")))
+}
+
+/// A new secret for the app, shown once in the answer; the old one is refused at once.
+async fn rotate_pusher_app(
+    State(service): State<Arc<Service>>,
+    _admin: Admin,
+    Path(app): Path<String>,
+) -> Result<Json<CreatedApp>, ApiError> {
+    Ok(Json(crate::pusher::apps::rotate(&service, app_id(&app)?).await?))
+}
+
+/// Deletes the app; its sockets close with 4001.
+async fn delete_pusher_app(
+    State(service): State<Arc<Service>>,
+    _admin: Admin,
+    Path(app): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    crate::pusher::apps::delete(&service, app_id(&app)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

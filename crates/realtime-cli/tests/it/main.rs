@@ -275,3 +275,37 @@ async fn subscribe_to_a_channel_that_does_not_exist_ends_with_the_problem() {
     assert_eq!(ended.code, Some(1), "{}", ended.stderr);
     assert!(ended.stderr.contains("never-created"), "{}", ended.stderr);
 }
+
+#[tokio::test]
+async fn account_pusher_apps_lists_rotates_and_deletes_an_account_s_pusher_apps() {
+    let cli = Cli::start().await;
+    let account = json(&cli.run(&["--json", "account", "show"]).await.stdout);
+    let account_id = account["account_id"].as_str().unwrap();
+    let secret = cli.server.admin_secret();
+    fn with_secret<'a>(args: &[&'a str], secret: &'a str) -> Vec<&'a str> {
+        [args, &["--admin-secret", secret]].concat()
+    }
+    let args = ["--json", "account", "pusher-app", "--account-id", account_id, "--app-id", "654321", "--key", "key2"];
+    let created = cli.run(&with_secret(&[&args[..], &["--secret", "secret-two"]].concat(), secret)).await;
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+
+    let listed = cli.run(&with_secret(&["account", "pusher-apps", "--account-id", account_id], secret)).await;
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert!(listed.stdout.contains("654321") && listed.stdout.contains("key2"), "{}", listed.stdout);
+    assert!(!listed.stdout.contains("secret-two"), "{}", listed.stdout);
+
+    let rotated =
+        cli.run(&with_secret(&["--json", "account", "pusher-app-rotate", "--app-id", "654321"], secret)).await;
+    assert_eq!(rotated.code, Some(0), "{}", rotated.stderr);
+    let new_secret = json(&rotated.stdout)["secret"].as_str().unwrap().to_owned();
+    assert!(new_secret.len() >= 32 && new_secret != "secret-two", "{new_secret}");
+
+    let deleted = cli.run(&with_secret(&["account", "pusher-app-delete", "--app-id", "654321"], secret)).await;
+    assert_eq!(deleted.code, Some(0), "{}", deleted.stderr);
+    let again = cli.run(&with_secret(&["account", "pusher-app-delete", "--app-id", "654321"], secret)).await;
+    assert_ne!(again.code, Some(0), "deleted already: {}", again.stdout);
+    let listed = cli.run(&with_secret(&["--json", "account", "pusher-apps", "--account-id", account_id], secret)).await;
+    let ids: Vec<u64> =
+        json(&listed.stdout)["apps"].as_array().unwrap().iter().map(|a| a["app_id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [1], "only the dev app is left: {}", listed.stdout);
+}

@@ -1,6 +1,9 @@
 //! Pusher apps: numeric id, public key and secret, belonging to an account. Created
-//! through the admin API (and `realtime pusher-app create`), with given credentials (to
-//! move an app from Pusher without touching its clients) or generated ones.
+//! through the admin API (and `realtime account pusher-app`), with given credentials (to
+//! move an app from Pusher without touching its clients) or generated ones; listed
+//! without their secrets, given a new secret, and deleted there too. The secret is kept
+//! as it is (signatures are HMACs made with it), compared only through the constant-time
+//! checks of [`super::signing`], and printed by no `Debug`.
 
 use chrono::Utc;
 use realtime_api::ApiError;
@@ -148,4 +151,91 @@ pub async fn create(service: &Service, request: NewApp) -> Result<CreatedApp, Ap
         }
     }
     Err(ApiError::conflict("an app with this id exists"))
+}
+
+/// An app as the admin API lists it: everything but its secret.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct AppSummary {
+    /// The account.
+    pub account_id: String,
+    /// The numeric id.
+    pub app_id: u64,
+    /// The public key.
+    pub key: String,
+    /// Where its webhooks go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// When it was created.
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+impl From<AppRow> for AppSummary {
+    fn from(app: AppRow) -> AppSummary {
+        AppSummary {
+            account_id: app.account_id,
+            app_id: app.app_id,
+            key: app.key,
+            webhook_url: app.webhook_url,
+            created_at: app.created_at,
+        }
+    }
+}
+
+/// The apps of an account, oldest first.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct AppList {
+    /// The apps.
+    pub apps: Vec<AppSummary>,
+}
+
+/// The token id every socket of an app counts as in the hub. A Pusher socket has no token:
+/// its app's credentials admitted it, so deleting the app revokes this id, which closes
+/// the app's sockets on every node. (`#` is in no token id the server issues.)
+pub fn credential_id(app_id: u64) -> String {
+    format!("#pusher-app-{app_id}")
+}
+
+/// The apps of an existing account (404 without it); secrets are not shown.
+pub async fn list(service: &Service, account_id: &str) -> Result<AppList, ApiError> {
+    let account = service.store.account(account_id).await.map_err(|e| service.store_error(e))?;
+    if account.is_none() {
+        return Err(ApiError::not_found(format!("no account {account_id:?}")));
+    }
+    let apps = service.store.apps_of(account_id).await.map_err(|e| service.store_error(e))?;
+    Ok(AppList { apps: apps.into_iter().map(AppSummary::from).collect() })
+}
+
+/// Gives the app a new generated secret, shown only in the answer (404 without the app).
+/// Signatures made with the old one are refused from the answer on, on every node: the
+/// HTTP API and channel and user authorization read the app's secret from the store for
+/// each request.
+pub async fn rotate(service: &Service, app_id: u64) -> Result<CreatedApp, ApiError> {
+    let secret = hex::encode(random_bytes::<20>());
+    let stored = Secret::new(secret.clone());
+    let app = service
+        .store
+        .rotate_app_secret(app_id, &stored)
+        .await
+        .map_err(|e| service.store_error(e))?
+        .ok_or_else(|| no_app(app_id))?;
+    tracing::info!(app_id, account_id = %app.account_id, "pusher app secret rotated");
+    Ok(CreatedApp { account_id: app.account_id, app_id, key: app.key, secret, webhook_url: app.webhook_url })
+}
+
+/// Deletes the app (404 without it): its HTTP API and key are refused at once, the
+/// webhooks still in its outbox are dropped, and its sockets on every node close with
+/// 4001 (the app does not exist), which pusher-js does not retry. The account and its
+/// channels stay. Refused with 503 before anything changes while the broker, which must
+/// carry the close to the other nodes, is unreachable.
+pub async fn delete(service: &Service, app_id: u64) -> Result<(), ApiError> {
+    service.require_broker().await?;
+    let deleted = service.store.delete_app(app_id).await.map_err(|e| service.store_error(e))?;
+    let app = deleted.ok_or_else(|| no_app(app_id))?;
+    let closed = service.announce(crate::broker::ClusterEvent::TokenRevoked { jti: credential_id(app_id) }).await;
+    tracing::info!(app_id, account_id = %app.account_id, closed, "pusher app deleted");
+    Ok(())
+}
+
+fn no_app(app_id: u64) -> ApiError {
+    ApiError::not_found(format!("no Pusher app {app_id}"))
 }

@@ -40,6 +40,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::apps::credential_id;
 use super::signing::{verify_channel_auth, verify_user_auth};
 use super::{Admission, Gone, Incoming, Inlet, Outlet, admit, ensure_channels, last_cached, users};
 use crate::broker::{join_as, leave, leave_all};
@@ -138,21 +139,26 @@ impl Outlet for SplitSink<WebSocket, Message> {
     }
 }
 
-/// The Pusher close code for a close the rest of the server asked for.
-fn close_code_of(code: NativeCloseCode) -> CloseCode {
-    match code {
+/// The Pusher close code, and its reason, for a close the rest of the server asked for.
+fn close_of((code, reason): (NativeCloseCode, String)) -> End {
+    let code = match code {
+        // A Pusher socket's only "token" is its app's credentials (see
+        // `apps::credential_id`): revoked when the app is deleted.
+        NativeCloseCode::TokenRevoked => {
+            return End::Close(CloseCode::AppDoesNotExist, "the app was deleted".into());
+        }
         // Cut by the server (user.disconnect, terminate_connections): pusher-js does not
         // reconnect on its own after a 40xx.
         NativeCloseCode::TokenInvalid
         | NativeCloseCode::TokenExpired
-        | NativeCloseCode::TokenRevoked
         | NativeCloseCode::DisconnectedByServer
         | NativeCloseCode::ProtocolError => CloseCode::Unauthorized,
         NativeCloseCode::ConnectionLimit => CloseCode::OverConnectionQuota,
         NativeCloseCode::SlowConsumer | NativeCloseCode::TryAgainLater => CloseCode::OverCapacity,
         NativeCloseCode::ServerShutdown => CloseCode::ReconnectImmediately,
         NativeCloseCode::HeartbeatTimeout => CloseCode::PongNotReceived,
-    }
+    };
+    End::Close(code, reason)
 }
 
 /// How a session ended.
@@ -186,7 +192,10 @@ fn new_socket_id() -> String {
 pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut outlet: impl Outlet) {
     let socket_id = new_socket_id();
     let (outbound_tx, mut outbound) = mpsc::channel::<Utf8Bytes>(service.config.gateway.outbound_queue.max(1));
-    let connection = Arc::new(Connection::pusher(app.account_id.clone(), socket_id.clone(), outbound_tx));
+    // Counted under its app's credential id, which deleting the app revokes.
+    let mut connection = Connection::pusher(app.account_id.clone(), socket_id.clone(), outbound_tx);
+    connection.jti = credential_id(app.app_id);
+    let connection = Arc::new(connection);
     service.hub.connect(connection.clone());
     let established = ServerEvent::ConnectionEstablished {
         socket_id: socket_id.clone(),
@@ -269,12 +278,12 @@ async fn write(
                 };
                 tokio::select! {
                     sent = write => if sent.is_err() { return End::Gone },
-                    (code, reason) = &mut closed => return End::Close(close_code_of(code), reason),
+                    closed = &mut closed => return close_of(closed),
                     _ = &mut kill => return End::Gone,
                 }
             }
             Gone = outlet.idle() => return End::Gone,
-            (code, reason) = &mut closed => return End::Close(close_code_of(code), reason),
+            closed = &mut closed => return close_of(closed),
             _ = &mut shutdown => {
                 return End::Close(CloseCode::ReconnectImmediately, "the server is shutting down".into());
             }
@@ -354,7 +363,10 @@ async fn handle(service: &Arc<Service>, connection: &Arc<Connection>, session: &
             session.presence_user.remove(&channel);
             None
         }
-        ClientEvent::Signin { auth, user_data } => Some(signin(connection, session, &auth, &user_data)),
+        ClientEvent::Signin { auth, user_data } => Some(match refresh_app(service, session).await {
+            Ok(()) => signin(connection, session, &auth, &user_data),
+            Err((_, why)) => error(why),
+        }),
         ClientEvent::Client { event, channel, data } => {
             client_event(service, session, connection, event, channel, data).await
         }
@@ -392,6 +404,9 @@ async fn subscribe(
         ChannelKind::Public | ChannelKind::Private | ChannelKind::Encrypted => None,
     };
     if kind.needs_auth() {
+        if let Err((status, why)) = refresh_app(service, session).await {
+            return Some(refuse(status, why));
+        }
         let app = &session.app;
         let valid = auth.as_deref().is_some_and(|auth| {
             verify_channel_auth(&app.key, &app.secret, &session.socket_id, &channel, signed_data, auth)
@@ -444,6 +459,23 @@ async fn subscribe(
     // subscribed yet: its frames are handled one at a time.)
     service.hub.subscribe(connection, &channel, &row.position(), |_| reply);
     None
+}
+
+/// Reads the session's app again before a signature is checked: its secret may have
+/// been rotated since the socket was admitted (a signature made with the old one is then
+/// refused at once, whichever node rotated it), or the app deleted.
+async fn refresh_app(service: &Service, session: &mut Session) -> Result<(), (u16, String)> {
+    match service.store.app(session.app.app_id).await {
+        Ok(Some(app)) => {
+            session.app = app;
+            Ok(())
+        }
+        Ok(None) => Err((404, "the app was deleted".into())),
+        Err(error) => {
+            tracing::warn!(%error, "pusher: the app could not be read");
+            Err((503, "the server cannot check signatures now; retry".into()))
+        }
+    }
 }
 
 /// Subscribes to the socket's own user channel, `#server-to-user-{id}`, which carries

@@ -55,6 +55,12 @@ pub trait Apps: Send + Sync {
     async fn apps_of(&self, account_id: &str) -> StoreResult<Vec<AppRow>>;
     /// The accounts that have an app with a webhook URL.
     async fn webhook_accounts(&self) -> StoreResult<Vec<String>>;
+    /// Replaces the app's secret; the app as it is now, `None` when there is no such app.
+    /// Every later read sees only the new secret.
+    async fn rotate_app_secret(&self, app_id: u64, secret: &Secret) -> StoreResult<Option<AppRow>>;
+    /// Deletes the app and the webhooks still waiting in its outbox, together; the app as
+    /// it was, `None` when there was no such app.
+    async fn delete_app(&self, app_id: u64) -> StoreResult<Option<AppRow>>;
 
     /// Puts `webhook` in the outbox, under `cancel_key` when it is a removal that a
     /// later addition may cancel. When `cancels` names the key of a removal of the same

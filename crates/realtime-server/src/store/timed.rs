@@ -212,6 +212,14 @@ impl Apps for Timed {
         timed!(self, "webhook_accounts", self.inner.webhook_accounts())
     }
 
+    async fn rotate_app_secret(&self, app_id: u64, secret: &crate::secret::Secret) -> StoreResult<Option<AppRow>> {
+        timed!(self, "rotate_app_secret", self.inner.rotate_app_secret(app_id, secret))
+    }
+
+    async fn delete_app(&self, app_id: u64) -> StoreResult<Option<AppRow>> {
+        timed!(self, "delete_app", self.inner.delete_app(app_id))
+    }
+
     async fn enqueue_webhook(
         &self,
         webhook: &WebhookRow,

@@ -15,6 +15,7 @@ mod logs;
 mod messaging;
 mod metrics;
 mod multinode;
+mod pusher_apps;
 mod pusher_cluster;
 mod pusher_counts;
 mod pusher_fallback;

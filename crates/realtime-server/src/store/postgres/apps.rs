@@ -86,6 +86,36 @@ impl Apps for PostgresStore {
         rows.iter().map(|row| Ok(row.try_get("account_id")?)).collect()
     }
 
+    async fn rotate_app_secret(&self, app_id: u64, secret: &Secret) -> StoreResult<Option<AppRow>> {
+        let row = sqlx::query(
+            "UPDATE pusher_apps SET secret = $1 WHERE app_id = $2 \
+             RETURNING app_id, account_id, app_key, secret, created_at, webhook_url",
+        )
+        .bind(secret.expose())
+        .bind(stored_app_id(app_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(app_row).transpose()
+    }
+
+    async fn delete_app(&self, app_id: u64) -> StoreResult<Option<AppRow>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM pusher_webhooks WHERE app_id = $1")
+            .bind(stored_app_id(app_id))
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "DELETE FROM pusher_apps WHERE app_id = $1 \
+             RETURNING app_id, account_id, app_key, secret, created_at, webhook_url",
+        )
+        .bind(stored_app_id(app_id))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let deleted = row.as_ref().map(app_row).transpose()?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
     async fn enqueue_webhook(
         &self,
         webhook: &WebhookRow,
