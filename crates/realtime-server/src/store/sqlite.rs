@@ -4,23 +4,28 @@
 //! connection, so writers queue fairly in the pool instead of contending for SQLite's
 //! lock (whose busy handler sleeps and retries); writing transactions still start with
 //! `BEGIN IMMEDIATE` so they never have to upgrade. Reads use their own pool and are not
-//! blocked by the writer in WAL mode.
+//! blocked by the writer in WAL mode. The hot writes (recording published messages,
+//! claiming and sealing idempotency keys) are jobs of a group writer: concurrent ones
+//! share a transaction (see `group_commit`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use realtime_api::ApiError;
-use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope};
 use realtime_types::{ChannelType, Direction, Position};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::*;
 
 mod apps;
+mod group_commit;
+mod idempotency;
+mod messages;
 mod users;
+
+use self::group_commit::GroupWriter;
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -29,6 +34,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Writes: one connection.
     writer: SqlitePool,
+    /// Writes that share transactions, on the same connection.
+    group: GroupWriter,
 }
 
 impl SqliteStore {
@@ -43,7 +50,8 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Ok(SqliteStore { pool, writer })
+        let group = GroupWriter::start(writer.clone());
+        Ok(SqliteStore { pool, writer, group })
     }
 
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
@@ -93,21 +101,21 @@ fn channel_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChannelRow> {
 }
 
 /// Debits `price` inside `tx`, or reports the balance that does not cover it.
-async fn debit(tx: &mut Transaction<'static, Sqlite>, account_id: &str, price: i64) -> StoreResult<()> {
+async fn debit(tx: &mut SqliteConnection, account_id: &str, price: i64) -> StoreResult<()> {
     if price == 0 {
         return Ok(());
     }
     let updated = sqlx::query("UPDATE accounts SET balance = balance - ?1 WHERE account_id = ?2 AND balance >= ?1")
         .bind(price)
         .bind(account_id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     if updated.rows_affected() == 1 {
         return Ok(());
     }
     let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE account_id = ?1")
         .bind(account_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .unwrap_or(0);
     Err(StoreError::InsufficientCredit { balance, required: price })
@@ -115,7 +123,7 @@ async fn debit(tx: &mut Transaction<'static, Sqlite>, account_id: &str, price: i
 
 /// Commits the answer of the idempotent request in `tx`, or fails when the request no
 /// longer holds its key (the transaction then rolls back with the effect).
-async fn commit_seal(tx: &mut Transaction<'static, Sqlite>, seal: Option<&Seal>) -> StoreResult<()> {
+async fn commit_seal(tx: &mut SqliteConnection, seal: Option<&Seal>) -> StoreResult<()> {
     let Some(seal) = seal else { return Ok(()) };
     let sealed = sqlx::query(
         "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \
@@ -126,7 +134,7 @@ async fn commit_seal(tx: &mut Transaction<'static, Sqlite>, seal: Option<&Seal>)
     .bind(seal.scope.key.as_str())
     .bind(&seal.lease)
     .bind(&seal.answer)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     if sealed.rows_affected() == 1 { Ok(()) } else { Err(StoreError::LeaseLost) }
 }
@@ -329,75 +337,7 @@ impl Channels for SqliteStore {
         retention: Retention,
         seal: &SealOf<'_>,
     ) -> StoreResult<Vec<Position>> {
-        let mut tx = self.write().await?;
-        // Every reason to refuse is found before giving up, and returning drops the
-        // transaction, which undoes whatever it changed.
-        let mut refused = MessagesRefused { insufficient_credit: None, missing_channel: None };
-        match debit(&mut tx, account_id, price).await {
-            Ok(()) => {}
-            Err(StoreError::InsufficientCredit { balance, required }) => {
-                refused.insufficient_credit = Some((balance, required));
-            }
-            Err(other) => return Err(other),
-        }
-        let mut positions = Vec::with_capacity(messages.len());
-        for (index, message) in messages.iter().enumerate() {
-            let next = sqlx::query(
-                "UPDATE channels SET last_published_at = ?3, last_offset = last_offset + 1 \
-                 WHERE account_id = ?1 AND name = ?2 RETURNING channel_id, last_offset",
-            )
-            .bind(account_id)
-            .bind(&message.channel)
-            .bind(text(message.published_at))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(next) = next else {
-                refused.missing_channel = Some(index);
-                break;
-            };
-            positions
-                .push(Position { epoch: next.try_get("channel_id")?, offset: offset(next.try_get("last_offset")?)? });
-        }
-        if refused.insufficient_credit.is_some() || refused.missing_channel.is_some() {
-            return Err(StoreError::MessagesRefused(refused));
-        }
-        for (message, position) in messages.iter().zip(&positions) {
-            sqlx::query(
-                "INSERT INTO messages (account_id, channel, message_id, event, data, published_at, stream_offset) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .bind(account_id)
-            .bind(&message.channel)
-            .bind(&message.message_id)
-            .bind(&message.event)
-            .bind(&message.data)
-            .bind(text(message.published_at))
-            .bind(stored(position.offset))
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut newest: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-        for (message, position) in messages.iter().zip(&positions) {
-            newest.insert(message.channel.as_str(), position.offset);
-        }
-        for (channel, last) in newest {
-            // The newest `retention.messages` stay, and none older than the age limit; the
-            // index on (account, channel, offset) makes this a short walk.
-            let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
-            sqlx::query(
-                "DELETE FROM messages WHERE account_id = ?1 AND channel = ?2 \
-                 AND (stream_offset < ?3 OR published_at < ?4)",
-            )
-            .bind(account_id)
-            .bind(channel)
-            .bind(stored(oldest_kept))
-            .bind(text(retention.published_after))
-            .execute(&mut *tx)
-            .await?;
-        }
-        commit_seal(&mut tx, seal(&positions).as_ref()).await?;
-        tx.commit().await?;
-        Ok(positions)
+        messages::record(self, account_id, messages, price, retention, seal).await
     }
 
     async fn history(
@@ -494,114 +434,6 @@ impl Tokens for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(revoked.unwrap_or(false))
-    }
-}
-
-fn read_record(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Record> {
-    Ok(Record {
-        fingerprint: Fingerprint::from_stored(row.try_get("fingerprint")?),
-        answer: row.try_get("response")?,
-        created_at: time(row.try_get("created_at")?)?,
-        lease: Lease { id: row.try_get("lease_id")?, until: time(row.try_get("lease_until")?)? },
-    })
-}
-
-#[async_trait]
-impl IdempotencyStore for SqliteStore {
-    async fn insert(
-        &self,
-        scope: &Scope,
-        record: &Record,
-        retained_since: DateTime<Utc>,
-    ) -> Result<Option<Record>, ApiError> {
-        // One statement: a new key (the common case) or one past retention is written, and
-        // only a retained record needs to be read back, under the same single writer.
-        let written = sqlx::query(
-            "INSERT INTO idempotency (account_id, operation, key, fingerprint, response, created_at, lease_until, lease_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (account_id, operation, key) DO UPDATE SET \
-             fingerprint = excluded.fingerprint, response = excluded.response, created_at = excluded.created_at, \
-             lease_until = excluded.lease_until, lease_id = excluded.lease_id WHERE idempotency.created_at < ?9",
-        )
-        .bind(&scope.account_id)
-        .bind(scope.operation)
-        .bind(scope.key.as_str())
-        .bind(record.fingerprint.as_str())
-        .bind(&record.answer)
-        .bind(text(record.created_at))
-        .bind(text(record.lease.until))
-        .bind(&record.lease.id)
-        .bind(text(retained_since))
-        .execute(&self.writer)
-        .await
-        .map_err(StoreError::from)?;
-        if written.rows_affected() == 1 {
-            return Ok(None);
-        }
-        let row = sqlx::query(
-            "SELECT fingerprint, response, created_at, lease_until, lease_id FROM idempotency \
-             WHERE account_id = ?1 AND operation = ?2 AND key = ?3",
-        )
-        .bind(&scope.account_id)
-        .bind(scope.operation)
-        .bind(scope.key.as_str())
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(StoreError::from)?;
-        match row {
-            Some(row) => Ok(Some(read_record(&row)?)),
-            // Released in between: the key is free now.
-            None => self.insert(scope, record, retained_since).await,
-        }
-    }
-
-    async fn replace(&self, scope: &Scope, expected: &str, record: &Record) -> Result<bool, ApiError> {
-        let replaced = sqlx::query(
-            "UPDATE idempotency SET fingerprint = ?5, response = ?6, created_at = ?7, lease_until = ?8, lease_id = ?9 \
-             WHERE account_id = ?1 AND operation = ?2 AND key = ?3 AND lease_id = ?4 AND response IS NULL",
-        )
-        .bind(&scope.account_id)
-        .bind(scope.operation)
-        .bind(scope.key.as_str())
-        .bind(expected)
-        .bind(record.fingerprint.as_str())
-        .bind(&record.answer)
-        .bind(text(record.created_at))
-        .bind(text(record.lease.until))
-        .bind(&record.lease.id)
-        .execute(&self.writer)
-        .await
-        .map_err(StoreError::from)?;
-        Ok(replaced.rows_affected() == 1)
-    }
-
-    async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
-        sqlx::query(
-            "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 AND lease_id = ?4",
-        )
-        .bind(&scope.account_id)
-        .bind(scope.operation)
-        .bind(scope.key.as_str())
-        .bind(lease)
-        .bind(answer)
-        .execute(&self.writer)
-        .await
-        .map_err(StoreError::from)?;
-        Ok(())
-    }
-
-    async fn release(&self, scope: &Scope, lease: &str) -> Result<(), ApiError> {
-        sqlx::query(
-            "DELETE FROM idempotency WHERE account_id = ?1 AND operation = ?2 AND key = ?3 AND lease_id = ?4 \
-             AND response IS NULL",
-        )
-        .bind(&scope.account_id)
-        .bind(scope.operation)
-        .bind(scope.key.as_str())
-        .bind(lease)
-        .execute(&self.writer)
-        .await
-        .map_err(StoreError::from)?;
-        Ok(())
     }
 }
 

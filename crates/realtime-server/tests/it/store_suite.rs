@@ -69,6 +69,7 @@ suite!(
     refused_messages_report_every_reason_and_charge_nothing,
     an_app_is_found_by_id_and_key_and_neither_is_taken_twice,
     the_webhook_outbox_claims_retries_and_cancels_removals,
+    concurrent_records_succeed_or_fail_each_on_its_own,
 );
 
 fn hash(n: u8) -> [u8; 32] {
@@ -695,4 +696,53 @@ async fn the_webhook_outbox_claims_retries_and_cancels_removals(store: Arc<dyn S
     store.finish_webhook("added").await.unwrap();
     store.finish_webhook("later").await.unwrap();
     assert!(store.claim_webhooks(100_000, 130_000, 10).await.unwrap().is_empty());
+}
+
+/// SQLite runs concurrent writes in one shared transaction (group commit): a record
+/// refused or unsealed among accepted ones must roll back alone, and every accepted one
+/// must be numbered, charged and sealed exactly once.
+async fn concurrent_records_succeed_or_fail_each_on_its_own(store: Arc<dyn Store>) {
+    const WRITERS: usize = 48;
+    let id = account(&store, 1_000_000).await;
+    store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
+    let now = Utc::now();
+    let since = now - Duration::hours(24);
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|n| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                let key = scope(&id, &format!("k{n}"));
+                let held = claim("fp", now);
+                assert_eq!(store.insert(&key, &held, since).await.unwrap(), None, "k{n} is new");
+                let message = match n % 4 {
+                    1 => message("nowhere", "missing"),
+                    _ => message("room", &format!("m{n}")),
+                };
+                // Every fourth seals under a lease it no longer holds.
+                let lease = if n % 4 == 3 { claim("fp", now) } else { held.clone() };
+                let sealed = seal_of(&key, &lease, &format!("answer {n}"));
+                let seal = move |_: &[Position]| Some(sealed.clone());
+                (n, store.record_messages(&id, &[message], 10, keep(1000), &seal).await)
+            })
+        })
+        .collect();
+    let mut recorded = Vec::new();
+    for task in tasks {
+        let (n, result) = task.await.unwrap();
+        match n % 4 {
+            1 => assert!(matches!(result, Err(StoreError::MessagesRefused(_))), "k{n}: {result:?}"),
+            3 => assert!(matches!(result, Err(StoreError::LeaseLost)), "k{n}: {result:?}"),
+            _ => recorded.push((n, result.unwrap_or_else(|error| panic!("k{n}: {error:?}"))[0].offset)),
+        }
+    }
+    let mut offsets: Vec<u64> = recorded.iter().map(|(_, offset)| *offset).collect();
+    offsets.sort_unstable();
+    assert_eq!(offsets, (1..=WRITERS as u64 / 2).collect::<Vec<_>>(), "consecutive offsets, none lost to a rollback");
+    assert_eq!(balance(&store, &id).await, 1_000_000 - 10 * (WRITERS as i64 / 2), "only the accepted were charged");
+    let history = store.history(&id, "room", None, 1000, Direction::Forward).await.unwrap();
+    assert_eq!(history.len(), WRITERS / 2);
+    for (n, _) in &recorded {
+        let seen = store.insert(&scope(&id, &format!("k{n}")), &claim("fp", now), since).await.unwrap().unwrap();
+        assert_eq!(seen.answer, Some(format!("answer {n}")), "k{n} was sealed with its effect");
+    }
 }

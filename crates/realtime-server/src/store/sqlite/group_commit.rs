@@ -1,0 +1,132 @@
+//! Group commit: the writes of concurrent requests share one transaction.
+//!
+//! SQLite has one writer, so concurrent publishes queue for it, and each pays for a
+//! transaction of its own: `BEGIN IMMEDIATE`, its pages appended to the WAL, `COMMIT`.
+//! Here a writer task takes every job waiting in its queue (up to [`MAX_BATCH`]), runs
+//! each inside a savepoint of one transaction, commits once, and only then answers each
+//! job. A job that fails rolls back to its savepoint and leaves the others be; a commit
+//! that fails fails them all. Nothing is answered before it is committed, so an answered
+//! request survives a crash exactly as with a transaction of its own.
+//!
+//! A job runs on the writer's connection in the writer task, so what it runs must own its
+//! inputs; a job that needs something only its caller can compute mid-way (the answer to
+//! seal, which reads the caller's task-local request) asks the caller through a channel
+//! while the caller waits.
+
+use futures_util::future::BoxFuture;
+use sqlx::{Connection, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{StoreError, StoreResult};
+
+/// The most jobs one transaction takes.
+pub(super) const MAX_BATCH: usize = 64;
+
+/// Jobs waiting for the writer.
+const QUEUE: usize = 1024;
+
+/// A job as the writer runs it: its statements, then what to answer once the commit is
+/// known.
+type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Ran> + Send>;
+
+/// A job that ran: whether to keep its writes, and how to answer it after the commit.
+struct Ran {
+    kept: bool,
+    answer: Answer,
+}
+
+/// Answers a job with whether its batch committed (or why not).
+type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
+/// The queue of the writer task; cheap to clone.
+#[derive(Debug, Clone)]
+pub(super) struct GroupWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl GroupWriter {
+    /// Starts the writer task over `writer`, a pool of the one writing connection (other
+    /// writers take it from the pool between batches).
+    pub(super) fn start(writer: SqlitePool) -> GroupWriter {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(writer, queue));
+        GroupWriter { jobs }
+    }
+
+    /// Runs `job` in the next batch and returns its result once that batch committed; its
+    /// writes are rolled back when it returns an error.
+    pub(super) async fn run<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |connection| {
+            Box::pin(async move {
+                let result = job(connection).await;
+                let kept = result.is_ok();
+                let answer = Box::new(move |committed: Result<(), &str>| {
+                    let result = match committed {
+                        Ok(()) => result,
+                        Err(error) => result.and(Err(not_committed(error))),
+                    };
+                    let _ = result_tx.send(result);
+                });
+                Ran { kept, answer }
+            })
+        });
+        self.jobs.send(job).await.map_err(|_| not_committed("the writer has stopped"))?;
+        result_rx.await.map_err(|_| not_committed("the writer has stopped"))?
+    }
+}
+
+fn not_committed(reason: &str) -> StoreError {
+    StoreError::Internal(sqlx::Error::Protocol(format!("not committed: {reason}")))
+}
+
+async fn write_batches(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let answers = match writer.acquire().await {
+            Ok(mut connection) => run_batch(&mut connection, &mut batch).await,
+            Err(error) => Err((error.to_string(), Vec::new())),
+        };
+        match answers {
+            Ok(answers) => answers.into_iter().for_each(|answer| answer(Ok(()))),
+            Err((error, answers)) => {
+                tracing::error!(%error, jobs = batch.len() + answers.len(), "a batch of writes was not committed");
+                answers.into_iter().for_each(|answer| answer(Err(&error)));
+                // Jobs that never ran are dropped: their callers learn the writes did not happen.
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Runs the jobs in one transaction, each in a savepoint; returns their answers once it
+/// committed, or the error and the answers of the jobs that ran.
+async fn run_batch(
+    connection: &mut SqliteConnection,
+    batch: &mut Vec<Job>,
+) -> Result<Vec<Answer>, (String, Vec<Answer>)> {
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut transaction = match connection.begin_with("BEGIN IMMEDIATE").await {
+        Ok(transaction) => transaction,
+        Err(error) => return Err((error.to_string(), answers)),
+    };
+    for job in batch.drain(..) {
+        if let Err(error) = sqlx::raw_sql("SAVEPOINT job").execute(&mut *transaction).await {
+            return Err((error.to_string(), answers));
+        }
+        let ran = job(&mut transaction).await;
+        let end = if ran.kept { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        answers.push(ran.answer);
+        if let Err(error) = sqlx::raw_sql(end).execute(&mut *transaction).await {
+            return Err((error.to_string(), answers));
+        }
+    }
+    match transaction.commit().await {
+        Ok(()) => Ok(answers),
+        Err(error) => Err((error.to_string(), answers)),
+    }
+}
