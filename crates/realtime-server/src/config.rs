@@ -30,6 +30,10 @@ pub struct Config {
     /// With the Redis broker: a node that stops heartbeating (crashed, cut off) loses
     /// its presence members and subscriber counts after this many seconds.
     pub node_expiry_seconds: u32,
+    /// With the Redis broker: which nodes hear a channel's frames. `channel` (the
+    /// default): only nodes holding a subscriber of it; `broadcast`: every node (the
+    /// behaviour before routing, kept to measure against).
+    pub redis_routing: RedisRouting,
     /// Guards the admin API (`/admin/v1/…`); the admin API is off when unset.
     pub admin_secret: Option<Secret>,
     /// Serves the dev checkout (`/checkout/{id}` and its unauthenticated `complete`), which
@@ -80,6 +84,7 @@ impl std::fmt::Debug for Config {
             broker,
             redis_prefix,
             node_expiry_seconds,
+            redis_routing,
             admin_secret,
             dev_checkout,
             console,
@@ -105,6 +110,7 @@ impl std::fmt::Debug for Config {
             .field("broker", &redact_url(broker))
             .field("redis_prefix", redis_prefix)
             .field("node_expiry_seconds", node_expiry_seconds)
+            .field("redis_routing", redis_routing)
             .field("admin_secret", admin_secret)
             .field("dev_checkout", dev_checkout)
             .field("console", console)
@@ -311,6 +317,16 @@ pub struct PusherFaceConfig {
     pub subscription_count: bool,
 }
 
+/// Which nodes the Redis broker sends a channel's frames to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisRouting {
+    /// Only the nodes holding a subscriber of the channel.
+    Channel,
+    /// Every node.
+    Broadcast,
+}
+
 /// Liveblocks signing settings.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LiveblocksConfig {
@@ -331,6 +347,9 @@ dev_checkout = true
 console = true
 redis_prefix = "realtime"
 node_expiry_seconds = 10
+# Which nodes hear a channel's frames: "channel" (only those holding a subscriber of it) or
+# "broadcast" (every node).
+redis_routing = "channel"
 dev_account_credit = 2000000
 idempotency_ttl_hours = 24
 history_per_channel = 1000

@@ -3,10 +3,16 @@
 //! Layout, under the configured prefix `P` (so deployments and test runs sharing one
 //! Redis never meet):
 //!
-//! - `P:events`: the one pub/sub channel every node publishes its [`ClusterEvent`]s to.
-//!   One channel keeps everything a node publishes, for every channel of every account,
-//!   in the order the node sent it; a node applies its own events to its hub directly
-//!   and ignores their echo.
+//! - `P:ch:<account>:<channel>`: the pub/sub channel of one channel's frames (messages,
+//!   presence joins and leaves). A node subscribes to it while it holds a subscriber of
+//!   the channel (see [`routes`]), so a frame reaches only the nodes that deliver it.
+//! - `P:events`: the pub/sub channel of what every node must see: commands (revocation,
+//!   disconnect, channel delete), user-addressed frames and command answers.
+//!
+//!   A node sends everything on one connection and receives everything on one
+//!   subscriber connection, and Redis handles publishes in the order they come, so the
+//!   frames one node publishes for one channel, and its commands, reach every node in the
+//!   order sent. A node applies its own events to its hub directly and ignores their echo.
 //! - `P:reply:<node>`: counts sent back to a node that published a command (revocation,
 //!   disconnect, channel delete) so it can report how many sockets the cluster acted on.
 //! - `P:node:<node>`: the node's heartbeat, a key that expires after
@@ -29,7 +35,9 @@
 //! Delivery is at-most-once: events published while a node's subscription is down are
 //! lost for that node, as they are for a node that is down.
 
+mod routes;
 mod scripts;
+mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,21 +45,21 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::ws::Utf8Bytes;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::Message;
+use realtime_types::PresenceMember;
 use realtime_types::ws::ServerFrame;
-use realtime_types::{Position, PresenceMember};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use self::routes::{Routes, every_route, keep_routes};
 use self::scripts::{
     HEARTBEAT, JOIN, LEAVE, MEMBERS, PUBLISH_FRAME, REAP, REMOTE_SUBSCRIBERS, RESYNC_PRESENCE, WRITE_COUNTS,
 };
+use self::wire::{Keys, decode_envelope, encode_envelope, is_from};
 use super::{Broker, BrokerError, ClusterEvent, announce, apply, last_leave};
-use crate::config::Config;
+use crate::config::{Config, RedisRouting};
 use crate::hub::{ChannelKey, Frames, Hub};
 
 /// The longest a Redis command may take before the caller gets a [`BrokerError`].
@@ -64,170 +72,6 @@ const COUNT_SYNC_INTERVAL: Duration = Duration::from_millis(250);
 const REPLY_WAIT: Duration = Duration::from_secs(1);
 /// Events a node may fall behind by before it loses some (it logs how many).
 const PUBSUB_BUFFER: usize = 16 * 1024;
-
-/// An event as it travels between nodes: this header as one JSON line, then, for
-/// frames, the frame's JSON text as the publisher serialised it (a frame's Pusher
-/// encoding, when it has one, travels in the header).
-#[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
-    /// The publishing node.
-    from: String,
-    /// Set when the publisher waits for each node's count on `P:reply:<from>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    reply: Option<u64>,
-    event: WireEvent,
-}
-
-/// A [`ClusterEvent`] without its frame text.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum WireEvent {
-    Frame {
-        account_id: String,
-        channel: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        position: Option<Position>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pusher: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        except: Option<String>,
-    },
-    ChannelDeleted {
-        account_id: String,
-        channel: String,
-    },
-    TokenRevoked {
-        jti: String,
-    },
-    User {
-        account_id: String,
-        user_id: String,
-        counting_only: bool,
-    },
-    CommandAnswered {
-        command_id: String,
-    },
-    ClientDisconnected {
-        account_id: String,
-        client_id: String,
-        channel: Option<String>,
-    },
-}
-
-fn to_wire(event: &ClusterEvent) -> (WireEvent, Option<&str>) {
-    match event {
-        ClusterEvent::Frame { key, frame, position } => (
-            WireEvent::Frame {
-                account_id: key.account_id.clone(),
-                channel: key.channel.clone(),
-                position: position.clone(),
-                pusher: frame.pusher.as_ref().map(|text| text.as_str().to_owned()),
-                except: frame.except.as_deref().map(str::to_owned),
-            },
-            Some(frame.native.as_str()),
-        ),
-        ClusterEvent::ChannelDeleted { key } => {
-            (WireEvent::ChannelDeleted { account_id: key.account_id.clone(), channel: key.channel.clone() }, None)
-        }
-        ClusterEvent::TokenRevoked { jti } => (WireEvent::TokenRevoked { jti: jti.clone() }, None),
-        ClusterEvent::User { account_id, user_id, frame } => (
-            WireEvent::User {
-                account_id: account_id.clone(),
-                user_id: user_id.clone(),
-                counting_only: frame.is_none(),
-            },
-            frame.as_ref().map(Utf8Bytes::as_str),
-        ),
-        ClusterEvent::CommandAnswered { command_id, response } => {
-            (WireEvent::CommandAnswered { command_id: command_id.clone() }, Some(response.as_str()))
-        }
-        ClusterEvent::ClientDisconnected { account_id, client_id, channel } => (
-            WireEvent::ClientDisconnected {
-                account_id: account_id.clone(),
-                client_id: client_id.clone(),
-                channel: channel.clone(),
-            },
-            None,
-        ),
-    }
-}
-
-fn encode_envelope(from: &str, reply: Option<u64>, event: &ClusterEvent) -> String {
-    let (wire, frame) = to_wire(event);
-    let header =
-        serde_json::to_string(&Envelope { from: from.to_owned(), reply, event: wire }).expect("envelopes serialise");
-    format!("{header}\n{}", frame.unwrap_or(""))
-}
-
-fn decode_envelope(payload: &str) -> Option<(Envelope, ClusterEvent)> {
-    let (header, frame) = payload.split_once('\n')?;
-    let envelope: Envelope = serde_json::from_str(header).ok()?;
-    let event = match &envelope.event {
-        WireEvent::Frame { account_id, channel, position, pusher, except } => ClusterEvent::Frame {
-            key: ChannelKey::new(account_id, channel),
-            frame: Frames {
-                native: Utf8Bytes::from(frame.to_owned()),
-                pusher: pusher.clone().map(Utf8Bytes::from),
-                except: except.as_deref().map(Into::into),
-            },
-            position: position.clone(),
-        },
-        WireEvent::ChannelDeleted { account_id, channel } => {
-            ClusterEvent::ChannelDeleted { key: ChannelKey::new(account_id, channel) }
-        }
-        WireEvent::TokenRevoked { jti } => ClusterEvent::TokenRevoked { jti: jti.clone() },
-        WireEvent::User { account_id, user_id, counting_only } => ClusterEvent::User {
-            account_id: account_id.clone(),
-            user_id: user_id.clone(),
-            frame: (!counting_only).then(|| Utf8Bytes::from(frame.to_owned())),
-        },
-        WireEvent::CommandAnswered { command_id } => {
-            ClusterEvent::CommandAnswered { command_id: command_id.clone(), response: frame.to_owned() }
-        }
-        WireEvent::ClientDisconnected { account_id, client_id, channel } => ClusterEvent::ClientDisconnected {
-            account_id: account_id.clone(),
-            client_id: client_id.clone(),
-            channel: channel.clone(),
-        },
-    };
-    Some((envelope, event))
-}
-
-/// Key and channel names under one prefix.
-struct Keys {
-    prefix: String,
-}
-
-impl Keys {
-    fn events(&self) -> String {
-        format!("{}:events", self.prefix)
-    }
-    fn replies(&self, node: &str) -> String {
-        format!("{}:reply:{node}", self.prefix)
-    }
-    /// Prefix of heartbeat keys; the node id follows.
-    fn alive(&self) -> String {
-        format!("{}:node:", self.prefix)
-    }
-    fn nodes(&self) -> String {
-        format!("{}:nodes", self.prefix)
-    }
-    fn owned(&self, node: &str) -> String {
-        format!("{}:owned:{node}", self.prefix)
-    }
-    fn presence(&self, key: &ChannelKey) -> String {
-        format!("{}:presence:{}:{}", self.prefix, key.account_id, key.channel)
-    }
-    fn subs(&self, key: &ChannelKey) -> String {
-        format!("{}:subs:{}:{}", self.prefix, key.account_id, key.channel)
-    }
-    /// The channel of a presence hash (account ids hold no `:`).
-    fn channel_of_presence(&self, hash: &str) -> Option<ChannelKey> {
-        let rest = hash.strip_prefix(&self.prefix)?.strip_prefix(":presence:")?;
-        let (account_id, channel) = rest.split_once(':')?;
-        Some(ChannelKey::new(account_id, channel))
-    }
-}
 
 /// This node's own presence: sockets per member per channel. Only a member's first and
 /// last socket on this node reach Redis.
@@ -248,6 +92,8 @@ pub struct RedisBroker {
     hub: Arc<Hub>,
     presence: tokio::sync::Mutex<LocalPresence>,
     written_counts: tokio::sync::Mutex<HashMap<ChannelKey, u32>>,
+    routing: RedisRouting,
+    routes: Routes,
     pending: Mutex<HashMap<u64, mpsc::UnboundedSender<u32>>>,
     next_request: AtomicU64,
     degraded: AtomicBool,
@@ -317,6 +163,8 @@ impl RedisBroker {
             hub,
             presence: tokio::sync::Mutex::new(LocalPresence::default()),
             written_counts: tokio::sync::Mutex::new(HashMap::new()),
+            routing: config.redis_routing,
+            routes: Routes::new(config.store.clone()),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             degraded: AtomicBool::new(false),
@@ -327,6 +175,12 @@ impl RedisBroker {
         let messages = subscriber.message_rx();
         let _resubscriber = subscriber.manage_subscriptions();
         subscriber.subscribe(vec![broker.keys.events(), broker.keys.replies(&broker.node)]).await?;
+        match broker.routing {
+            RedisRouting::Channel => {
+                tokio::spawn(keep_routes(Arc::downgrade(&broker), stop.clone()));
+            }
+            RedisRouting::Broadcast => subscriber.psubscribe(every_route(&broker.keys.prefix)).await?,
+        }
         broker.heartbeat().await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
         tokio::spawn(listen(Arc::downgrade(&broker), messages, stop.clone()));
@@ -442,7 +296,7 @@ impl RedisBroker {
 
     /// Handles one message of the subscription.
     async fn receive(&self, message: Message) {
-        let Some(payload) = message.value.as_str().map(|text| text.into_owned()) else { return };
+        let Some(payload) = message.value.as_str() else { return };
         if *message.channel == *self.keys.replies(&self.node) {
             let Some((id, count)) = payload.split_once(' ') else { return };
             let (Ok(id), Ok(count)) = (id.parse::<u64>(), count.parse::<u32>()) else { return };
@@ -451,13 +305,14 @@ impl RedisBroker {
             }
             return;
         }
+        // This node's own events come back on the channels it holds: skipped unread.
+        if is_from(&payload, &self.node) {
+            return;
+        }
         let Some((envelope, event)) = decode_envelope(&payload) else {
             tracing::warn!("an event from another node could not be read; ignored");
             return;
         };
-        if envelope.from == self.node {
-            return;
-        }
         let acted = announce(self, apply(&self.hub, event)).await;
         if let Some(id) = envelope.reply {
             let client = self.client.clone();
@@ -576,7 +431,7 @@ impl Broker for RedisBroker {
             | ClusterEvent::ClientDisconnected { .. } => return self.publish_command(event).await,
         };
         let payload = encode_envelope(&self.node, None, &event);
-        let args = vec![self.keys.alive(), self.node.clone(), self.keys.events(), payload];
+        let args = vec![self.keys.alive(), self.node.clone(), self.keys.route(&key), payload];
         let remote: i64 = self.script(PUBLISH_FRAME, vec![self.keys.subs(&key)], args).await?;
         let local = announce(self, apply(&self.hub, event)).await;
         Ok(local + u32::try_from(remote).unwrap_or(0))
@@ -624,6 +479,11 @@ impl Broker for RedisBroker {
     }
 
     async fn members(&self, key: &ChannelKey) -> Result<Vec<PresenceMember>, BrokerError> {
+        // A subscriber reads the member list before it subscribes: from then on it must
+        // hear every join and leave, which are not stored for a catch-up.
+        if self.routing == RedisRouting::Channel {
+            self.open_route(key).await?;
+        }
         let texts: Vec<String> = self.script(MEMBERS, vec![self.keys.presence(key)], vec![self.keys.alive()]).await?;
         let mut members = BTreeMap::new();
         for text in texts {

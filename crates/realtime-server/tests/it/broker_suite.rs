@@ -19,6 +19,12 @@ use crate::engines::{BrokerEngine, RedisPrefix};
 /// How long a test waits for something that should happen promptly.
 const PROMPTLY: Duration = Duration::from_secs(5);
 
+/// A Redis broker reads the store to catch a new route up; these nodes have none to
+/// read (an in-memory SQLite instead of the default file).
+fn without_store() -> Value {
+    json!({"store": "sqlite::memory:"})
+}
+
 /// Instantiates each behaviour once per broker.
 macro_rules! suite {
     ($($behaviour:ident),* $(,)?) => {
@@ -35,7 +41,7 @@ macro_rules! suite {
                 #[tokio::test]
                 async fn $behaviour() {
                     let prefix = crate::engines::RedisPrefix::create().await;
-                    let engine = crate::engines::BrokerEngine::redis(&prefix, serde_json::json!({})).await;
+                    let engine = crate::engines::BrokerEngine::redis(&prefix, super::without_store()).await;
                     super::$behaviour(engine).await;
                 }
             )*
@@ -226,16 +232,32 @@ mod redis_cluster {
 
     async fn two_nodes(overrides: Value) -> (RedisPrefix, BrokerEngine, BrokerEngine) {
         let prefix = RedisPrefix::create().await;
+        let mut overrides = overrides;
+        overrides["store"] = without_store()["store"].take();
         let a = BrokerEngine::redis(&prefix, overrides.clone()).await;
         let b = BrokerEngine::redis(&prefix, overrides).await;
         (prefix, a, b)
     }
 
+    /// How many nodes Redis routes `channel`'s frames to.
+    async fn routed_to(prefix: &RedisPrefix, channel: &str) -> i64 {
+        use fred::prelude::*;
+        let client = Builder::from_config(fred::prelude::Config::from_url(&prefix.url).unwrap()).build().unwrap();
+        client.init().await.unwrap();
+        let route = format!("{}:ch:{}:{channel}", prefix.prefix, key(channel).account_id);
+        let counts: Vec<fred::types::Value> = client.pubsub_numsub(route).await.unwrap();
+        let _ = client.quit().await;
+        counts[1].clone().convert().unwrap()
+    }
+
     #[tokio::test]
     async fn frames_published_on_one_node_reach_the_other_in_order() {
-        let (_prefix, a, b) = two_nodes(json!({})).await;
+        let (prefix, a, b) = two_nodes(json!({})).await;
         let mut on_b = Socket::subscribed(&b.hub, "reader", "room");
         let mut on_a = Socket::subscribed(&a.hub, "local", "room");
+        // A node hears a channel shortly after its first subscriber there; frames without
+        // a position published before that are not caught up.
+        eventually(PROMPTLY, || async { routed_to(&prefix, "room").await == 2 }).await;
         for n in 0..500 {
             a.broker
                 .publish(ClusterEvent::Frame { key: key("room"), frame: Frames::native(frame(n)), position: None })
@@ -248,6 +270,30 @@ mod redis_cluster {
         }
         on_a.silence().await;
         on_b.silence().await;
+    }
+
+    #[tokio::test]
+    async fn a_node_is_routed_a_channel_only_while_it_holds_a_subscriber_of_it() {
+        let (prefix, a, b) = two_nodes(json!({})).await;
+        let on_a = Socket::subscribed(&a.hub, "reader", "room");
+        eventually(PROMPTLY, || async { routed_to(&prefix, "room").await == 1 }).await;
+        let on_b = Socket::subscribed(&b.hub, "reader", "room");
+        eventually(PROMPTLY, || async { routed_to(&prefix, "room").await == 2 }).await;
+        for (hub, socket) in [(&a.hub, &on_a), (&b.hub, &on_b)] {
+            assert!(hub.unsubscribe(&socket.connection, "room"));
+        }
+        eventually(PROMPTLY, || async { routed_to(&prefix, "room").await == 0 }).await;
+        assert_eq!(routed_to(&prefix, "elsewhere").await, 0);
+    }
+
+    #[tokio::test]
+    async fn broadcast_routing_sends_every_channel_to_every_node() {
+        let (prefix, a, b) = two_nodes(json!({"redis_routing": "broadcast"})).await;
+        let mut on_b = Socket::subscribed(&b.hub, "reader", "room");
+        let frame_of = |n| ClusterEvent::Frame { key: key("room"), frame: Frames::native(frame(n)), position: None };
+        a.broker.publish(frame_of(0)).await.unwrap();
+        assert_eq!(on_b.frame().await["n"], 0, "no route was needed");
+        assert_eq!(routed_to(&prefix, "room").await, 0, "the nodes listen through a pattern");
     }
 
     #[tokio::test]

@@ -72,11 +72,11 @@ end
 return total
 "#;
 
-/// Publishes a frame and returns the subscribers other live nodes had for its channel,
-/// in one round trip.
+/// Publishes a frame on its channel's route and returns the subscribers other live nodes
+/// had for its channel, in one round trip.
 pub(super) const PUBLISH_FRAME: &str = r#"
-local alive, node, events, payload, total = ARGV[1], ARGV[2], ARGV[3], ARGV[4], 0
-redis.call('PUBLISH', events, payload)
+local alive, node, route, payload, total = ARGV[1], ARGV[2], ARGV[3], ARGV[4], 0
+redis.call('PUBLISH', route, payload)
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if all[i] ~= node and redis.call('EXISTS', alive .. all[i]) == 1 then total = total + tonumber(all[i + 1]) end

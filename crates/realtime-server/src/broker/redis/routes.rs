@@ -1,0 +1,214 @@
+//! Which channels' frames this node hears.
+//!
+//! A channel's frames are published to its own pub/sub channel, `P:ch:<account>:<channel>`,
+//! and a node subscribes to it while it holds a subscriber of the channel: Redis sends a
+//! frame only to the nodes that deliver it, so a node's work grows with its own
+//! subscribers' traffic, not with the cluster's. The hub knows nothing of this: every
+//! [`ROUTE_INTERVAL`] the node compares the channels its hub holds with the routes it
+//! holds, subscribes to the new ones in one command, and unsubscribes from those that
+//! have had no local subscriber for [`ROUTE_LINGER`] (so a channel whose last subscriber
+//! reconnects at once keeps its route).
+//!
+//! A route starts a moment after its channel's first local subscriber, and what was
+//! published in between reached nobody here. Once Redis has confirmed the subscription
+//! every later publish arrives, so the node then reads the messages stored after the
+//! position its hub delivered through and hands them to the hub, which drops those that
+//! also arrive live and hands out the rest in offset order: the same catch-up the gateway
+//! does for the moment between reading a channel and subscribing to it. Frames without a
+//! position (presence joins and leaves) are not stored; a presence channel's route is
+//! opened before its member list is read ([`RedisBroker::members`]), which the gateway
+//! does before it subscribes, so those are not missed either.
+//!
+//! With `redis_routing = "broadcast"` the node instead subscribes to every channel's
+//! frames with one pattern, as every node did before routing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use realtime_types::limits::RECOVERY_MAX_MESSAGES;
+use realtime_types::ws::ServerFrame;
+use realtime_types::{Direction, Position};
+use tokio::sync::{Mutex, OnceCell};
+
+use super::{RedisBroker, unavailable};
+use crate::broker::BrokerError;
+use crate::hub::{ChannelKey, Frames};
+use crate::store::{ChannelRow, MessageRow, Store};
+
+/// How often the routes are brought in line with the hub's channels.
+pub(super) const ROUTE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a route outlives its channel's last local subscriber.
+const ROUTE_LINGER: Duration = Duration::from_secs(1);
+
+/// The routes this node holds, and where it catches up from when one starts.
+pub(super) struct Routes {
+    /// Channels this node is subscribed to in Redis, with when each was last seen
+    /// without a local subscriber (`None`: it has some). Held across the Redis round
+    /// trip of a change, so changes apply in order.
+    held: Mutex<HashMap<ChannelKey, Option<Instant>>>,
+    /// The store URL, opened on the first catch-up.
+    store_url: String,
+    store: OnceCell<Option<Arc<dyn Store>>>,
+}
+
+impl Routes {
+    pub(super) fn new(store_url: String) -> Routes {
+        Routes { held: Mutex::new(HashMap::new()), store_url, store: OnceCell::new() }
+    }
+
+    async fn store(&self) -> Option<&Arc<dyn Store>> {
+        let opened = self.store.get_or_init(|| async {
+            match crate::store::open(&self.store_url).await {
+                Ok(store) => Some(store),
+                Err(error) => {
+                    tracing::warn!(%error, "the broker cannot read the store: new routes will not catch up");
+                    None
+                }
+            }
+        });
+        opened.await.as_ref()
+    }
+}
+
+/// The pattern of every route under `prefix`, with the glob characters of the prefix
+/// escaped.
+pub(super) fn every_route(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 5);
+    for character in prefix.chars() {
+        if matches!(character, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push_str(":ch:*");
+    pattern
+}
+
+impl RedisBroker {
+    /// Subscribes to the routes of the hub's new channels and drops those unused for
+    /// [`ROUTE_LINGER`].
+    pub(super) async fn refresh_routes(&self) -> Result<(), BrokerError> {
+        let local: HashSet<ChannelKey> = self.hub.subscriber_counts().into_keys().collect();
+        let mut held = self.routes.held.lock().await;
+        let now = Instant::now();
+        let mut unused = Vec::new();
+        for (key, empty_since) in held.iter_mut() {
+            match (local.contains(key), *empty_since) {
+                (true, _) => *empty_since = None,
+                (false, None) => *empty_since = Some(now),
+                (false, Some(since)) if now.duration_since(since) >= ROUTE_LINGER => unused.push(key.clone()),
+                (false, Some(_)) => {}
+            }
+        }
+        let new: Vec<ChannelKey> = local.into_iter().filter(|key| !held.contains_key(key)).collect();
+        if !unused.is_empty() {
+            self.alive()?;
+            let names: Vec<String> = unused.iter().map(|key| self.keys.route(key)).collect();
+            self.subscriber.unsubscribe(names).await.map_err(unavailable)?;
+            for key in &unused {
+                held.remove(key);
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.open_routes(&mut held, &new, None).await?;
+        drop(held);
+        self.catch_up(&new).await;
+        Ok(())
+    }
+
+    /// Opens the route of `key` now, unless this node holds it: its frames reach this
+    /// node from the moment this returns.
+    pub(super) async fn open_route(&self, key: &ChannelKey) -> Result<(), BrokerError> {
+        let mut held = self.routes.held.lock().await;
+        if held.contains_key(key) {
+            return Ok(());
+        }
+        self.open_routes(&mut held, std::slice::from_ref(key), Some(Instant::now())).await?;
+        drop(held);
+        // A subscriber may have come first (a presence subscriber without the presence
+        // capability, which does not join).
+        self.catch_up(std::slice::from_ref(key)).await;
+        Ok(())
+    }
+
+    async fn open_routes(
+        &self,
+        held: &mut HashMap<ChannelKey, Option<Instant>>,
+        keys: &[ChannelKey],
+        empty_since: Option<Instant>,
+    ) -> Result<(), BrokerError> {
+        self.alive()?;
+        let names: Vec<String> = keys.iter().map(|key| self.keys.route(key)).collect();
+        // Answered once Redis has registered the subscriptions: every publish it handles
+        // after that reaches this node.
+        self.subscriber.subscribe(names).await.map_err(unavailable)?;
+        held.extend(keys.iter().map(|key| (key.clone(), empty_since)));
+        Ok(())
+    }
+
+    /// Hands the hub the messages of `keys` stored after the position it delivered
+    /// through: those published before their route started.
+    async fn catch_up(&self, keys: &[ChannelKey]) {
+        let behind: Vec<(&ChannelKey, Position)> =
+            keys.iter().filter_map(|key| Some((key, self.hub.position(key)?))).collect();
+        if behind.is_empty() {
+            return;
+        }
+        let Some(store) = self.routes.store().await else { return };
+        for (key, position) in behind {
+            let row = match store.channel(&key.account_id, &key.channel).await {
+                Ok(Some(row)) if row.channel_id == position.epoch && row.last_offset > position.offset => row,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, channel = %key.channel, "a new route did not catch up");
+                    continue;
+                }
+            };
+            let missing = (row.last_offset - position.offset).min(RECOVERY_MAX_MESSAGES);
+            let limit = u32::try_from(missing).unwrap_or(u32::MAX);
+            let stored =
+                store.history(&key.account_id, &key.channel, Some(position.offset), limit, Direction::Forward).await;
+            match stored {
+                Ok(messages) => {
+                    for message in messages {
+                        let at = Position { epoch: row.channel_id.clone(), offset: message.offset };
+                        self.hub.deliver(key, &Frames::of(&stored_message(&row, message), None, None), Some(&at));
+                    }
+                }
+                Err(error) => tracing::warn!(%error, channel = %key.channel, "a new route did not catch up"),
+            }
+        }
+    }
+}
+
+/// A stored message as the frame it was published as.
+fn stored_message(channel: &ChannelRow, message: MessageRow) -> ServerFrame {
+    ServerFrame::Message {
+        channel: message.channel,
+        message_id: message.message_id,
+        epoch: channel.channel_id.clone(),
+        offset: message.offset,
+        event: message.event,
+        data: serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null),
+        published_at: message.published_at,
+    }
+}
+
+/// Keeps the routes in line with the hub until the node stops.
+pub(super) async fn keep_routes(broker: std::sync::Weak<RedisBroker>, stop: tokio_util::sync::CancellationToken) {
+    let mut ticker = tokio::time::interval(ROUTE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let Some(broker) = broker.upgrade() else { return };
+        let result = broker.refresh_routes().await;
+        broker.note(result, "routes");
+    }
+}
