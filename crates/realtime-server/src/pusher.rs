@@ -21,6 +21,7 @@ pub mod http;
 pub mod signing;
 pub mod socket;
 pub mod users;
+pub mod watchlist;
 pub mod webhooks;
 
 use std::collections::HashMap;

@@ -46,6 +46,9 @@ pub const PROTOCOL_MIN_VERSION: u32 = 5;
 /// The prefix of a user's channel: `#server-to-user-{user_id}` carries the events sent to
 /// the sockets signed in as that user (`sendToUser`).
 pub const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
+/// Most user ids a watchlist holds (`pusher:signin`'s `user_data.watchlist`); past them
+/// the rest are dropped and the client gets `pusher:error` 4302.
+pub const WATCHLIST_MAX_IDS: usize = 100;
 
 /// The user a `#server-to-user-{user_id}` channel is for, if `channel` is one.
 pub fn server_to_user(channel: &str) -> Option<&str> {

@@ -24,6 +24,7 @@ mod pusher_libraries;
 mod pusher_socket;
 mod pusher_support;
 mod pusher_users;
+mod pusher_watchlist;
 mod pusher_webhooks;
 mod recovery;
 mod rest;

@@ -2,7 +2,8 @@
 //! public, private, presence, encrypted and cache channels of a running server, and receives
 //! what the Node `pusher` package and the Python `pusher` package trigger, with socket
 //! exclusion, batches, client events, presence, a native publish and events sent to a
-//! signed-in user (`sendToUser`, `send_to_user`), and subscription counting: over a WebSocket,
+//! signed-in user (`sendToUser`, `send_to_user`), the watchlist (`pusher.user.watchlist`),
+//! and subscription counting: over a WebSocket,
 //! and again over each of pusher-js's HTTP fallback transports. The scenario is
 //! `tests/pusher-js/scenario.js`; `.ci/run` installs its pinned packages (`npm ci`) and
 //! the Python package.
@@ -60,7 +61,7 @@ async fn run_scenario(transport: &str) {
     // Every check printed its line: a scenario cut short cannot pass silently.
     assert_eq!(
         stdout.lines().filter(|line| line.starts_with("ok  ")).count(),
-        if counting { 14 } else { 13 },
+        if counting { 15 } else { 14 },
         "{stdout}"
     );
 }

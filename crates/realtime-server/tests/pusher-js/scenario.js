@@ -291,6 +291,34 @@ async function main() {
   assert.equal(aliceGreetings.length, 0, "only carol's sockets get what is sent to carol");
   passed("send to user: signin, #server-to-user-, sendToUser (Node) and send_to_user (Python)");
 
+  // The watchlist: dave signs in watching erin (the Node library's authenticateUser signs
+  // the watchlist into user_data) and hears on pusher.user.watchlist that erin is
+  // offline, then online when she signs in, then offline when her socket goes.
+  const signsIn = (user) =>
+    client(undefined, {
+      customHandler: ({ socketId }, callback) => callback(null, server.authenticateUser(socketId, user)),
+    });
+  const dave = signsIn({ id: "dave", watchlist: ["erin"] });
+  await connected(dave, "dave");
+  const watched = [];
+  for (const name of ["online", "offline"]) {
+    dave.user.watchlist.bind(name, (event) => watched.push(`${event.name}:${event.user_ids.join(",")}`));
+  }
+  dave.signin();
+  await until(() => watched.length === 1, "dave's first watchlist event");
+  assert.deepEqual(watched, ["offline:erin"]);
+  const erin = signsIn({ id: "erin" });
+  await connected(erin, "erin");
+  erin.signin();
+  await until(() => watched.length === 2, "erin to come online for dave");
+  const erinLeaving = transport === "ws" ? TIMEOUT_MS : 3 * TIMEOUT_MS;
+  erin.disconnect();
+  const erinGone = Date.now() + erinLeaving;
+  while (watched.length < 3 && Date.now() < erinGone) await sleep(20);
+  assert.deepEqual(watched, ["offline:erin", "online:erin", "offline:erin"]);
+  dave.disconnect();
+  passed("watchlist: pusher.user.watchlist hears offline, online and offline again");
+
   // Cache channels: a new subscriber gets the channel's last event, or pusher:cache_miss.
   await server.trigger("cache-weather", "forecast", { sky: "rain" });
   pythonCall(`c.trigger("cache-weather", "forecast", {"sky": "sun"})\nprint("{}")`);

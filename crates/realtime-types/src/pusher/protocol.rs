@@ -206,6 +206,12 @@ pub enum ServerEvent {
         /// The signed user data.
         user_data: String,
     },
+    /// `pusher_internal:watchlist_events`: users of the signed-in user's watchlist came
+    /// online or went offline; pusher-js emits each on `pusher.user.watchlist`.
+    WatchlistEvents {
+        /// In order: what happened, and to whom.
+        events: Vec<(WatchlistChange, Vec<String>)>,
+    },
     /// An event of a channel: triggered, published natively, or a client event.
     Event {
         /// The channel.
@@ -217,6 +223,25 @@ pub enum ServerEvent {
         /// On presence channels, the user who sent a client event.
         user_id: Option<String>,
     },
+}
+
+/// What a watchlist event says of its users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchlistChange {
+    /// `online`: a socket signed in as each is connected.
+    Online,
+    /// `offline`: the last such socket is gone.
+    Offline,
+}
+
+impl WatchlistChange {
+    /// The event's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WatchlistChange::Online => "online",
+            WatchlistChange::Offline => "offline",
+        }
+    }
 }
 
 /// The shape of every server frame on the wire.
@@ -297,6 +322,18 @@ impl ServerEvent {
                 data: Some(serde_json::json!({ "user_data": user_data })),
                 user_id: None,
             },
+            ServerEvent::WatchlistEvents { events } => {
+                let events: Vec<Value> = events
+                    .iter()
+                    .map(|(change, user_ids)| serde_json::json!({"name": change.name(), "user_ids": user_ids}))
+                    .collect();
+                Wire {
+                    event: "pusher_internal:watchlist_events",
+                    channel: None,
+                    data: Some(twice(serde_json::json!({ "events": events }))),
+                    user_id: None,
+                }
+            }
             ServerEvent::Event { channel, event, data, user_id } => Wire {
                 event,
                 channel: Some(channel),
@@ -364,6 +401,8 @@ pub enum CloseCode {
     ClosedAfterInactivity,
     /// 4301: the client sent client events too fast.
     ClientEventRateLimit,
+    /// 4302: the watchlist holds more user ids than allowed (the rest were dropped).
+    WatchlistLimit,
 }
 
 impl CloseCode {
@@ -383,6 +422,7 @@ impl CloseCode {
             CloseCode::PongNotReceived => 4201,
             CloseCode::ClosedAfterInactivity => 4202,
             CloseCode::ClientEventRateLimit => 4301,
+            CloseCode::WatchlistLimit => 4302,
         }
     }
 }
