@@ -6,6 +6,7 @@
 //! report.
 
 pub mod baseline;
+pub mod cluster;
 pub mod fanout;
 pub mod latency;
 pub mod proc_stats;

@@ -31,6 +31,9 @@ pub struct Report {
     /// Idle memory measured on its own (when the fan-out scenario did not run).
     pub idle_memory: Option<FanoutGroup>,
     pub multi_node: Option<FanoutGroup>,
+    /// Multi-node routing (three nodes), and the cluster against one node.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterReport>,
     pub recovery: Option<RecoveryGroup>,
     pub user: Option<UserGroup>,
     pub targets: Vec<TargetCheck>,

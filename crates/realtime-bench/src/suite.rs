@@ -37,6 +37,9 @@ pub enum Scenario {
     IdleMemory,
     /// Subscribers on node B, publishes to node A, through Redis.
     MultiNode,
+    /// Three nodes, each with subscribers of its own channels: a node's CPU as the others'
+    /// traffic grows, and the cluster against one node (not with --quick).
+    Cluster,
     /// Subscribers recovering 1,000 missed messages, and the REST publish with the default
     /// history against one message per channel.
     Recovery,
@@ -180,6 +183,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
         publish: None,
         idle_memory: None,
         multi_node: None,
+        cluster: None,
         recovery: None,
         user: None,
         targets: Vec::new(),
@@ -234,6 +238,9 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
     if wants(Scenario::MultiNode) {
         report.multi_node = Some(suite.multi_node());
     }
+    if wants(Scenario::Cluster) && !args.quick {
+        report.cluster = Some(suite.cluster());
+    }
     if wants(Scenario::Recovery) {
         report.recovery = Some(suite.recovery_group());
     }
@@ -282,7 +289,8 @@ fn failures(report: &Report) -> Vec<String> {
         .map(|g| &g.row)
         .filter(|r| r.status == Status::Failed)
         .map(|r| format!("user-addressed messages / {}: {}", r.label, r.reason.as_deref().unwrap_or("failed")));
-    fanout_rows.chain(publish_rows).chain(recovery_rows).chain(user_rows).collect()
+    let cluster_rows = report.cluster.iter().flat_map(|c| c.failures.clone());
+    fanout_rows.chain(publish_rows).chain(recovery_rows).chain(user_rows).chain(cluster_rows).collect()
 }
 
 impl Suite {
@@ -626,6 +634,17 @@ impl Suite {
             }
         }
         group(FanoutRow::from_runs(TargetKind::Realtime, label, results, errors))
+    }
+
+    /// Three nodes routing channels through Redis ([`crate::cluster`]).
+    fn cluster(&mut self) -> crate::cluster::ClusterReport {
+        let secret = admin_secret();
+        crate::cluster::run(&crate::cluster::Plan {
+            ours_bin: &self.ours_bin,
+            work: self.scratch("cluster"),
+            prefix: format!("bench_{}", secret.trim_start_matches("bench-admin-").replace('-', "_")),
+            admin_secret: secret,
+        })
     }
 
     fn multi_node_once(&mut self, load: Load, run: usize) -> anyhow::Result<FanoutResult> {

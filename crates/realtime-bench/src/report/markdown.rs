@@ -51,6 +51,9 @@ pub fn markdown(report: &Report) -> String {
     if let Some(group) = &report.multi_node {
         fanout_section(&mut md, group);
     }
+    if let Some(cluster) = &report.cluster {
+        crate::cluster::markdown(&mut md, cluster);
+    }
     if let Some(group) = &report.publish {
         publish_section(&mut md, group);
     }
