@@ -7,12 +7,19 @@
 //! - `http_api`: triggers, batches and the signing refusals.
 //! - `protocol`: sockets, subscriptions, exclusion, presence, client events, and the
 //!   HTTP API's channel list, channel info and presence users while sockets are there.
+//! - `channels`: encrypted channels (relayed as triggered; refused in a trigger to
+//!   several channels), a trigger's `info`, and `terminate_connections`.
+//! - `closes`: the codes a client can provoke: 4006-4008 (protocol version), 4301 (client
+//!   event rate limit) and 4201 (no pong; only when the target's activity timeout is at
+//!   most 10 s, else skipped with the reason).
 //! - `receiver`: [`WebhookReceiver`], a small HTTP server on a local port that keeps what
 //!   it is sent.
 //! - `webhooks`: the signed webhooks the receiver must get.
 //! - `features`: what only some servers have (events sent to a user, cache channels,
 //!   subscription counting), skipped with the reason when the target shows none of it.
 
+mod channels;
+mod closes;
 mod features;
 mod http_api;
 mod protocol;
@@ -125,6 +132,8 @@ pub async fn run(config: &PusherConfig) -> Result<Report, RunError> {
 async fn checks(run: &Run) {
     http_api::run(run).await;
     protocol::run(run).await;
+    channels::run(run).await;
+    closes::run(run).await;
     webhooks::run(run).await;
     features::run(run).await;
 }

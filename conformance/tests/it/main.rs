@@ -3,6 +3,7 @@
 
 mod broken;
 mod broken_protocol;
+mod broken_pusher;
 mod broken_state;
 mod broken_statuses;
 mod cli;
