@@ -33,7 +33,8 @@
 //! heartbeat notices its missing key and writes its presence and counts again.
 //!
 //! Delivery is at-most-once: events published while a node's subscription is down are
-//! lost for that node, as they are for a node that is down.
+//! lost for that node, as they are for a node that is down; stored messages are caught
+//! up when it comes back ([`routes`]).
 
 mod routes;
 mod scripts;
@@ -177,7 +178,7 @@ impl RedisBroker {
         subscriber.subscribe(vec![broker.keys.events(), broker.keys.replies(&broker.node)]).await?;
         match broker.routing {
             RedisRouting::Channel => {
-                tokio::spawn(keep_routes(Arc::downgrade(&broker), stop.clone()));
+                tokio::spawn(keep_routes(Arc::downgrade(&broker), subscriber.reconnect_rx(), stop.clone()));
             }
             RedisRouting::Broadcast => subscriber.psubscribe(every_route(&broker.keys.prefix)).await?,
         }

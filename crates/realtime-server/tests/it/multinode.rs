@@ -315,6 +315,38 @@ async fn subscribers_arriving_and_leaving_while_another_node_publishes_miss_noth
 }
 
 #[tokio::test]
+async fn messages_published_while_a_node_s_subscription_was_cut_are_caught_up_when_it_returns() {
+    let redis = PrivateRedis::start().await;
+    let cluster = Cluster::start_on(&redis.url()).await;
+    cluster.create_channel("room", "public").await;
+    let (mut reader, subscribed) = cluster.subscriber(cluster.b(), "reader", "room", &["subscribe"]).await;
+    eventually(PROMPTLY, || async { cluster.routes().await.get("room") == Some(&1) }).await;
+    // Cut every subscriber connection (the nodes' command connections stay): B does not
+    // hear A's publishes until its subscriber reconnects, 500 ms later.
+    {
+        use fred::prelude::*;
+        let client = Builder::from_config(fred::prelude::Config::from_url(&redis.url()).unwrap()).build().unwrap();
+        client.init().await.unwrap();
+        let killed: i64 = client.custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", "pubsub"]).await.unwrap();
+        assert!(killed >= 2, "both nodes' subscribers were cut");
+        let _ = client.quit().await;
+    }
+    for n in 0..10 {
+        cluster
+            .post(&cluster.a, "/v1/realtime/publish", json!({"channel": "room", "event": "e", "data": n}))
+            .await
+            .ok();
+    }
+    let start = subscribed["position"]["offset"].as_u64().unwrap();
+    for n in 0..10 {
+        // Faster than the hub's three-second wait for a gap: the catch-up, not a skip.
+        let frame = reader.next(Duration::from_millis(2500)).await.expect("the message, caught up");
+        assert_eq!((&frame["data"], frame["offset"].as_u64()), (&json!(n), Some(start + 1 + n)), "{frame}");
+    }
+    reader.expect_silence().await;
+}
+
+#[tokio::test]
 async fn presence_is_the_union_of_both_nodes_and_a_killed_node_loses_its_members_within_the_bound() {
     let mut cluster = Cluster::start().await;
     cluster.create_channel("lobby", "presence").await;

@@ -17,7 +17,8 @@
 //! does for the moment between reading a channel and subscribing to it. Frames without a
 //! position (presence joins and leaves) are not stored; a presence channel's route is
 //! opened before its member list is read ([`RedisBroker::members`]), which the gateway
-//! does before it subscribes, so those are not missed either.
+//! does before it subscribes, so those are not missed either. When the subscriber
+//! connection comes back after a cut, every route is caught up the same way.
 //!
 //! With `redis_routing = "broadcast"` the node instead subscribes to every channel's
 //! frames with one pattern, as every node did before routing.
@@ -198,17 +199,43 @@ fn stored_message(channel: &ChannelRow, message: MessageRow) -> ServerFrame {
     }
 }
 
-/// Keeps the routes in line with the hub until the node stops.
-pub(super) async fn keep_routes(broker: std::sync::Weak<RedisBroker>, stop: tokio_util::sync::CancellationToken) {
+/// Keeps the routes in line with the hub until the node stops, and catches them up when
+/// the subscriber connection comes back.
+pub(super) async fn keep_routes(
+    broker: std::sync::Weak<RedisBroker>,
+    mut reconnects: tokio::sync::broadcast::Receiver<Server>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut ticker = tokio::time::interval(ROUTE_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let reconnected = tokio::select! {
             () = stop.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+            _ = ticker.tick() => false,
+            _ = reconnects.recv() => true,
+        };
         let Some(broker) = broker.upgrade() else { return };
+        if reconnected {
+            let result = broker.recover_routes().await;
+            broker.note(result, "routes");
+        }
         let result = broker.refresh_routes().await;
         broker.note(result, "routes");
+    }
+}
+
+impl RedisBroker {
+    /// After the subscriber connection came back: subscribes again (now, rather than
+    /// whenever the client's own resubscription runs) and catches every route up, since
+    /// what was published while it was down reached nobody here.
+    async fn recover_routes(&self) -> Result<(), BrokerError> {
+        let held: Vec<ChannelKey> = self.routes.held.lock().await.keys().cloned().collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.alive()?;
+        self.subscriber.resubscribe_all().await.map_err(unavailable)?;
+        self.catch_up(&held).await;
+        Ok(())
     }
 }
