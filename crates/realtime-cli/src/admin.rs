@@ -37,6 +37,8 @@ pub(crate) struct NewPusherApp {
     pub(crate) secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) webhook_url: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) subscription_count: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -47,6 +49,8 @@ struct CreatedPusherApp {
     secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     webhook_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subscription_count: Option<bool>,
 }
 
 /// POSTs `body` to the admin API at `path`; the answer's bytes, or the problem it gave.
@@ -121,6 +125,8 @@ struct PusherAppSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     webhook_url: Option<String>,
     created_at: String,
+    #[serde(default)]
+    subscription_count: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -134,7 +140,7 @@ pub(crate) async fn list_pusher_apps(settings: &Settings, out: Output, account_i
     let path = format!("{PUSHER_APPS_PATH}?{}", query.query().unwrap_or_default());
     let bytes = send(settings, "account pusher-apps", reqwest::Method::GET, &path, None::<&()>).await?;
     let list: PusherAppList = serde_json::from_slice(&bytes).context("unexpected answer from the admin API")?;
-    out.table(&list, &list.apps, &["app_id", "key", "webhook_url", "created_at"])
+    out.table(&list, &list.apps, &["app_id", "key", "webhook_url", "subscription_count", "created_at"])
 }
 
 pub(crate) async fn rotate_pusher_app(settings: &Settings, out: Output, app_id: u64) -> anyhow::Result<()> {
@@ -152,4 +158,17 @@ pub(crate) async fn delete_pusher_app(settings: &Settings, out: Output, app_id: 
     let path = format!("{PUSHER_APPS_PATH}/{app_id}");
     send(settings, "account pusher-app-delete", reqwest::Method::DELETE, &path, None::<&()>).await?;
     out.object(&serde_json::json!({"deleted": true, "app_id": app_id}))
+}
+
+pub(crate) async fn update_pusher_app(
+    settings: &Settings,
+    out: Output,
+    app_id: u64,
+    subscription_count: bool,
+) -> anyhow::Result<()> {
+    let path = format!("{PUSHER_APPS_PATH}/{app_id}");
+    let body = serde_json::json!({ "subscription_count": subscription_count });
+    let bytes = send(settings, "account pusher-app-set", reqwest::Method::PATCH, &path, Some(&body)).await?;
+    let app: PusherAppSummary = serde_json::from_slice(&bytes).context("unexpected answer from the admin API")?;
+    out.object(&app)
 }

@@ -284,6 +284,10 @@ pub(crate) enum AccountCommand {
         /// Where the app's webhooks go (signed with its secret, as Pusher signs them).
         #[arg(long)]
         webhook_url: Option<String>,
+        /// Count its channels' subscribers (`pusher_internal:subscription_count` and its
+        /// webhook), as a Pusher app that enables subscription counting.
+        #[arg(long)]
+        subscription_count: bool,
         /// The server's admin secret.
         #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
         admin_secret: Option<String>,
@@ -305,6 +309,21 @@ pub(crate) enum AccountCommand {
         /// The app.
         #[arg(long)]
         app_id: u64,
+        /// The server's admin secret.
+        #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
+        admin_secret: Option<String>,
+    },
+    /// Change a Pusher app's settings (admin API): subscription counting on or off.
+    #[command(
+        after_help = "Example:\n  REALTIME_ADMIN_SECRET=… realtime account pusher-app-set --app-id 123456 --subscription-count true"
+    )]
+    PusherAppSet {
+        /// The app.
+        #[arg(long)]
+        app_id: u64,
+        /// Count its channels' subscribers (true or false).
+        #[arg(long, action = clap::ArgAction::Set)]
+        subscription_count: bool,
         /// The server's admin secret.
         #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
         admin_secret: Option<String>,

@@ -31,14 +31,17 @@ fn note_replayed(replayed: bool) {
 pub(crate) async fn account(settings: &Settings, out: Output, command: AccountCommand) -> anyhow::Result<()> {
     match command {
         AccountCommand::Create { balance, .. } => crate::admin::create_account(settings, out, balance).await,
-        AccountCommand::PusherApp { account_id, app_id, key, secret, webhook_url, .. } => {
-            let app = crate::admin::NewPusherApp { account_id, app_id, key, secret, webhook_url };
+        AccountCommand::PusherApp { account_id, app_id, key, secret, webhook_url, subscription_count, .. } => {
+            let app = crate::admin::NewPusherApp { account_id, app_id, key, secret, webhook_url, subscription_count };
             crate::admin::create_pusher_app(settings, out, app).await
         }
         AccountCommand::PusherApps { account_id, .. } => {
             crate::admin::list_pusher_apps(settings, out, &account_id).await
         }
         AccountCommand::PusherAppRotate { app_id, .. } => crate::admin::rotate_pusher_app(settings, out, app_id).await,
+        AccountCommand::PusherAppSet { app_id, subscription_count, .. } => {
+            crate::admin::update_pusher_app(settings, out, app_id, subscription_count).await
+        }
         AccountCommand::PusherAppDelete { app_id, .. } => crate::admin::delete_pusher_app(settings, out, app_id).await,
         AccountCommand::Show => out.object(&settings.client()?.account_get().await?),
         AccountCommand::Topup { amount, write } => {

@@ -38,6 +38,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             | AccountCommand::PusherApp { admin_secret, .. }
             | AccountCommand::PusherApps { admin_secret, .. }
             | AccountCommand::PusherAppRotate { admin_secret, .. }
+            | AccountCommand::PusherAppSet { admin_secret, .. }
             | AccountCommand::PusherAppDelete { admin_secret, .. },
         ) => admin_secret.clone(),
         _ => None,

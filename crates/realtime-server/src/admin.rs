@@ -12,7 +12,7 @@ use realtime_api::extract::{ValidJson, ValidQuery};
 use realtime_types::{FieldError, Rejection, Validate};
 use serde::{Deserialize, Serialize};
 
-use crate::pusher::apps::{AppList, CreatedApp, NewApp};
+use crate::pusher::apps::{AppList, AppSummary, AppUpdate, CreateApp, CreatedApp, CreatedWithSettings};
 use crate::service::{MAX_BALANCE, Service};
 
 /// The admin routes; none when no admin secret is configured.
@@ -23,7 +23,7 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/admin/v1/accounts", post(create_account))
         .route("/admin/v1/pusher/apps", post(create_pusher_app).get(list_pusher_apps))
-        .route("/admin/v1/pusher/apps/{app_id}", delete(delete_pusher_app))
+        .route("/admin/v1/pusher/apps/{app_id}", delete(delete_pusher_app).patch(update_pusher_app))
         .route("/admin/v1/pusher/apps/{app_id}/rotate", post(rotate_pusher_app))
         .with_state(service)
 }
@@ -111,9 +111,9 @@ async fn create_account(
 async fn create_pusher_app(
     State(service): State<Arc<Service>>,
     _admin: Admin,
-    ValidJson(request): ValidJson<NewApp>,
-) -> Result<Json<CreatedApp>, ApiError> {
-    Ok(Json(crate::pusher::apps::create(&service, request).await?))
+    ValidJson(request): ValidJson<CreateApp>,
+) -> Result<Json<CreatedWithSettings>, ApiError> {
+    Ok(Json(crate::pusher::apps::create_with(&service, request).await?))
 }
 
 /// Whose apps to list.
@@ -161,4 +161,14 @@ async fn delete_pusher_app(
 ) -> Result<StatusCode, ApiError> {
     crate::pusher::apps::delete(&service, app_id(&app)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the app's settings (subscription counting).
+async fn update_pusher_app(
+    State(service): State<Arc<Service>>,
+    _admin: Admin,
+    Path(app): Path<String>,
+    ValidJson(update): ValidJson<AppUpdate>,
+) -> Result<Json<AppSummary>, ApiError> {
+    Ok(Json(crate::pusher::apps::update(&service, app_id(&app)?, update).await?))
 }

@@ -294,6 +294,11 @@ async fn account_pusher_apps_lists_rotates_and_deletes_an_account_s_pusher_apps(
     assert!(listed.stdout.contains("654321") && listed.stdout.contains("key2"), "{}", listed.stdout);
     assert!(!listed.stdout.contains("secret-two"), "{}", listed.stdout);
 
+    let set = ["--json", "account", "pusher-app-set", "--app-id", "654321", "--subscription-count", "true"];
+    let set = cli.run(&with_secret(&set, secret)).await;
+    assert_eq!(set.code, Some(0), "{}", set.stderr);
+    assert_eq!(json(&set.stdout)["subscription_count"], true, "{}", set.stdout);
+
     let rotated =
         cli.run(&with_secret(&["--json", "account", "pusher-app-rotate", "--app-id", "654321"], secret)).await;
     assert_eq!(rotated.code, Some(0), "{}", rotated.stderr);

@@ -1,7 +1,8 @@
 //! Pusher apps: numeric id, public key and secret, belonging to an account. Created
 //! through the admin API (and `realtime account pusher-app`), with given credentials (to
 //! move an app from Pusher without touching its clients) or generated ones; listed
-//! without their secrets, given a new secret, and deleted there too. The secret is kept
+//! without their secrets, given a new secret, changed (the app's settings: subscription
+//! counting) and deleted there too. The secret is kept
 //! as it is (signatures are HMACs made with it), compared only through the constant-time
 //! checks of [`super::signing`], and printed by no `Debug`.
 
@@ -79,6 +80,39 @@ impl Validate for NewApp {
     }
 }
 
+/// A new app as the admin API takes it: [`NewApp`] and the app's settings.
+#[derive(Debug, Deserialize)]
+pub struct CreateApp {
+    /// The app.
+    #[serde(flatten)]
+    pub app: NewApp,
+    /// Whether its channels' subscribers are counted (`pusher_internal:subscription_count`
+    /// and its webhook); off when absent, as on Pusher.
+    #[serde(default)]
+    pub subscription_count: bool,
+}
+
+impl Validate for CreateApp {
+    fn validate(&self) -> Result<(), Rejection> {
+        self.app.validate()
+    }
+}
+
+/// A change of an app's settings; what is absent stays.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppUpdate {
+    /// Subscription counting on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_count: Option<bool>,
+}
+
+impl Validate for AppUpdate {
+    fn validate(&self) -> Result<(), Rejection> {
+        Ok(())
+    }
+}
+
 /// A created app; the secret is shown here and to the admin API only.
 #[derive(Deserialize, Serialize)]
 pub struct CreatedApp {
@@ -93,6 +127,16 @@ pub struct CreatedApp {
     /// Where its webhooks go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+}
+
+/// A created app and its settings, as the admin API answers.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct CreatedWithSettings {
+    /// The app (its secret shown here only).
+    #[serde(flatten)]
+    pub app: CreatedApp,
+    /// Whether its channels' subscribers are counted.
+    pub subscription_count: bool,
 }
 
 impl std::fmt::Debug for CreatedApp {
@@ -167,6 +211,8 @@ pub struct AppSummary {
     pub webhook_url: Option<String>,
     /// When it was created.
     pub created_at: chrono::DateTime<Utc>,
+    /// Whether its channels' subscribers are counted.
+    pub subscription_count: bool,
 }
 
 impl From<AppRow> for AppSummary {
@@ -177,6 +223,7 @@ impl From<AppRow> for AppSummary {
             key: app.key,
             webhook_url: app.webhook_url,
             created_at: app.created_at,
+            subscription_count: false,
         }
     }
 }
@@ -202,7 +249,42 @@ pub async fn list(service: &Service, account_id: &str) -> Result<AppList, ApiErr
         return Err(ApiError::not_found(format!("no account {account_id:?}")));
     }
     let apps = service.store.apps_of(account_id).await.map_err(|e| service.store_error(e))?;
-    Ok(AppList { apps: apps.into_iter().map(AppSummary::from).collect() })
+    let counting = counting_ids(service).await?;
+    let summary = |app: AppRow| AppSummary { subscription_count: counting.contains(&app.app_id), ..app.into() };
+    Ok(AppList { apps: apps.into_iter().map(summary).collect() })
+}
+
+/// The ids of the apps whose subscription counting is on.
+async fn counting_ids(service: &Service) -> Result<std::collections::HashSet<u64>, ApiError> {
+    let apps = service.store.counting_apps().await.map_err(|e| service.store_error(e))?;
+    Ok(apps.into_iter().map(|(app_id, _)| app_id).collect())
+}
+
+/// Creates an app with its settings (see [`create`]).
+pub async fn create_with(service: &Service, request: CreateApp) -> Result<CreatedWithSettings, ApiError> {
+    let app = create(service, request.app).await?;
+    if request.subscription_count {
+        set_counting(service, app.app_id, true).await?;
+    }
+    Ok(CreatedWithSettings { app, subscription_count: request.subscription_count })
+}
+
+/// Changes the app's settings (404 without the app); the app as it is now. Every node
+/// starts or stops counting its channels within [`super::counts::SETTINGS_EVERY`].
+pub async fn update(service: &Service, app_id: u64, update: AppUpdate) -> Result<AppSummary, ApiError> {
+    if let Some(on) = update.subscription_count {
+        set_counting(service, app_id, on).await?;
+    }
+    let app = service.store.app(app_id).await.map_err(|e| service.store_error(e))?.ok_or_else(|| no_app(app_id))?;
+    let counting = counting_ids(service).await?.contains(&app_id);
+    Ok(AppSummary { subscription_count: counting, ..app.into() })
+}
+
+async fn set_counting(service: &Service, app_id: u64, on: bool) -> Result<(), ApiError> {
+    match service.store.set_subscription_counting(app_id, on).await.map_err(|e| service.store_error(e))? {
+        true => Ok(()),
+        false => Err(no_app(app_id)),
+    }
 }
 
 /// Gives the app a new generated secret, shown only in the answer (404 without the app).

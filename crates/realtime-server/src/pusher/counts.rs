@@ -1,8 +1,11 @@
-//! Pusher's subscription counting, on when `pusher.subscription_count` is set (a Pusher
-//! app enables it in its settings): the Pusher subscribers of every channel but presence
-//! ones (which count members instead) hear `pusher_internal:subscription_count` when the
-//! number of sockets subscribed on every node changes, and webhook apps get the
-//! `subscription_count` webhook.
+//! Pusher's subscription counting, on for an app that enables it in its settings (the
+//! admin API's `subscription_count`), or for every app when the server setting
+//! `pusher.subscription_count` is set: the Pusher subscribers of every channel but
+//! presence ones (which count members instead) hear `pusher_internal:subscription_count`
+//! when the number of sockets subscribed on every node changes, and webhook apps get the
+//! `subscription_count` webhook. An app's channels are its account's, shared by the
+//! account's apps: an account's channels are counted when one of its apps counts, and
+//! their counts reach every Pusher subscriber of them.
 //!
 //! Every [`TICK`], a node reads the cluster's count (the broker's) of each channel it has
 //! subscribers on, or had at the last tick, and tells its own subscribers when that count
@@ -11,7 +14,7 @@
 //! does, a channel of more than [`BUSY`] subscribers is told at most every
 //! [`BUSY_EVERY`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +28,8 @@ use crate::service::Service;
 
 /// How often a node looks at its channels' counts.
 pub const TICK: Duration = Duration::from_millis(500);
+/// How often a node reads again which apps count (a change takes effect within it).
+pub const SETTINGS_EVERY: Duration = Duration::from_secs(1);
 /// Subscribers beyond which a channel's count is told at most every [`BUSY_EVERY`].
 pub const BUSY: u32 = 100;
 /// The shortest time between two counts of a busy channel.
@@ -45,11 +50,8 @@ pub fn counted(channel: &str) -> bool {
     ChannelKind::of(channel) != ChannelKind::Presence && !channel.starts_with('#')
 }
 
-/// Starts the node's counting when the server enables it; it ends when the server stops.
+/// Starts the node's counting; it ends when the server stops.
 pub fn spawn(service: Arc<Service>) {
-    if !service.config.pusher.subscription_count {
-        return;
-    }
     tokio::spawn(async move {
         tokio::select! {
             () = count(service.clone()) => {}
@@ -61,12 +63,28 @@ pub fn spawn(service: Arc<Service>) {
 
 async fn count(service: Arc<Service>) {
     let mut told: HashMap<ChannelKey, Told> = HashMap::new();
+    let everyone = service.config.pusher.subscription_count;
+    let mut accounts = HashSet::new();
+    let mut read_at: Option<Instant> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if !everyone && read_at.is_none_or(|at| at.elapsed() >= SETTINGS_EVERY) {
+            match service.store.counting_apps().await {
+                Ok(apps) => accounts = apps.into_iter().map(|(_, account_id)| account_id).collect(),
+                Err(error) => tracing::warn!(%error, "the apps that count subscriptions could not be read"),
+            }
+            read_at = Some(Instant::now());
+        }
+        if !everyone && accounts.is_empty() && told.is_empty() {
+            continue;
+        }
+        let counting = |key: &ChannelKey| counted(&key.channel) && (everyone || accounts.contains(&key.account_id));
+        // An account whose apps stopped counting is forgotten, not reported as emptied.
+        told.retain(|key, _| counting(key));
         let mut local: HashMap<ChannelKey, u32> =
-            service.hub.subscriber_counts().into_iter().filter(|(key, _)| counted(&key.channel)).collect();
+            service.hub.subscriber_counts().into_iter().filter(|(key, _)| counting(key)).collect();
         // A channel this node's last subscriber left still has its change reported.
         for key in told.keys() {
             local.entry(key.clone()).or_insert(0);

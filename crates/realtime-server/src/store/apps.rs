@@ -58,9 +58,14 @@ pub trait Apps: Send + Sync {
     /// Replaces the app's secret; the app as it is now, `None` when there is no such app.
     /// Every later read sees only the new secret.
     async fn rotate_app_secret(&self, app_id: u64, secret: &Secret) -> StoreResult<Option<AppRow>>;
-    /// Deletes the app and the webhooks still waiting in its outbox, together; the app as
-    /// it was, `None` when there was no such app.
+    /// Deletes the app, its settings and the webhooks still waiting in its outbox,
+    /// together; the app as it was, `None` when there was no such app.
     async fn delete_app(&self, app_id: u64) -> StoreResult<Option<AppRow>>;
+    /// Turns the app's subscription counting on or off; false, and nothing changed, when
+    /// there is no such app.
+    async fn set_subscription_counting(&self, app_id: u64, on: bool) -> StoreResult<bool>;
+    /// The apps whose subscription counting is on, as (app id, account id), by app id.
+    async fn counting_apps(&self) -> StoreResult<Vec<(u64, String)>>;
 
     /// Puts `webhook` in the outbox, under `cancel_key` when it is a removal that a
     /// later addition may cancel. When `cancels` names the key of a removal of the same

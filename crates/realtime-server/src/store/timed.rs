@@ -220,6 +220,14 @@ impl Apps for Timed {
         timed!(self, "delete_app", self.inner.delete_app(app_id))
     }
 
+    async fn set_subscription_counting(&self, app_id: u64, on: bool) -> StoreResult<bool> {
+        timed!(self, "set_subscription_counting", self.inner.set_subscription_counting(app_id, on))
+    }
+
+    async fn counting_apps(&self) -> StoreResult<Vec<(u64, String)>> {
+        timed!(self, "counting_apps", self.inner.counting_apps())
+    }
+
     async fn enqueue_webhook(
         &self,
         webhook: &WebhookRow,

@@ -181,3 +181,48 @@ async fn rotating_or_deleting_on_one_node_acts_on_the_other_node_s_sockets() {
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     assert_eq!(socket.close_code().await, Some(4001));
 }
+
+#[tokio::test]
+async fn subscription_counting_is_an_app_setting_set_at_creation_or_changed_later() {
+    // The server setting is off: only the app that enables counting counts.
+    let env = Env::start().await;
+    let base = env.server.base_url();
+    let api_key = env.server.create_account(1_000_000).await.unwrap();
+    let account = env.send_as(&api_key, "GET", "/v1/account", None, &[]).await.ok();
+    let body = json!({"account_id": account["account_id"], "subscription_count": true});
+    let created = admin(&base, "POST", "/admin/v1/pusher/apps", Some(body)).await.ok();
+    assert_eq!(created["subscription_count"], true);
+    let counting = app_of(&created);
+    let (account_id, others) = account_with_apps(&env, 1).await;
+    let listed = admin(&base, "GET", &format!("/admin/v1/pusher/apps?account_id={account_id}"), None).await.ok();
+    assert_eq!(listed["apps"][0]["subscription_count"], false);
+
+    let mut first = PusherSocket::connect(&env, &counting.key).await;
+    first.subscribe("room", None, None).await;
+    let mut second = PusherSocket::connect(&env, &counting.key).await;
+    second.subscribe("room", None, None).await;
+    crate::pusher_counts::expect_count(&mut first, "room", 2).await;
+
+    let mut quiet = PusherSocket::connect(&env, &others[0].key).await;
+    quiet.subscribe("room", None, None).await;
+    assert!(quiet.next(std::time::Duration::from_millis(1500)).await.is_none(), "an app that does not count");
+
+    // Turned on later for the other app, off for the first.
+    let path = format!("/admin/v1/pusher/apps/{}", others[0].app_id);
+    let on = admin(&base, "PATCH", &path, Some(json!({"subscription_count": true}))).await.ok();
+    assert_eq!((on["subscription_count"].as_bool(), on["key"].as_str()), (Some(true), Some(others[0].key.as_str())));
+    crate::pusher_counts::expect_count(&mut quiet, "room", 1).await;
+    let path = format!("/admin/v1/pusher/apps/{}", counting.app_id);
+    let off = admin(&base, "PATCH", &path, Some(json!({"subscription_count": false}))).await.ok();
+    assert_eq!(off["subscription_count"], false);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    while first.next(std::time::Duration::from_millis(100)).await.is_some() {}
+    drop(second);
+    assert!(first.next(std::time::Duration::from_millis(1500)).await.is_none(), "counting was turned off");
+
+    let unknown =
+        admin(&base, "PATCH", "/admin/v1/pusher/apps/999999999999", Some(json!({"subscription_count": true})));
+    assert_eq!(unknown.await.status, 404);
+    let wrong = admin(&base, "PATCH", &path, Some(json!({"counting": true}))).await;
+    assert_eq!((wrong.status.as_u16(), &wrong.body["code"]), (422, &json!("VALIDATION_ERROR")), "{}", wrong.body);
+}

@@ -104,6 +104,10 @@ impl Apps for PostgresStore {
             .bind(stored_app_id(app_id))
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM pusher_app_settings WHERE app_id = $1")
+            .bind(stored_app_id(app_id))
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(
             "DELETE FROM pusher_apps WHERE app_id = $1 \
              RETURNING app_id, account_id, app_key, secret, created_at, webhook_url",
@@ -114,6 +118,29 @@ impl Apps for PostgresStore {
         let deleted = row.as_ref().map(app_row).transpose()?;
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    async fn set_subscription_counting(&self, app_id: u64, on: bool) -> StoreResult<bool> {
+        let set = sqlx::query(
+            "INSERT INTO pusher_app_settings (app_id, subscription_count) \
+             SELECT app_id, $2 FROM pusher_apps WHERE app_id = $1 \
+             ON CONFLICT (app_id) DO UPDATE SET subscription_count = excluded.subscription_count",
+        )
+        .bind(stored_app_id(app_id))
+        .bind(on)
+        .execute(&self.pool)
+        .await?;
+        Ok(set.rows_affected() == 1)
+    }
+
+    async fn counting_apps(&self) -> StoreResult<Vec<(u64, String)>> {
+        let rows = sqlx::query(
+            "SELECT a.app_id, a.account_id FROM pusher_apps a JOIN pusher_app_settings s ON s.app_id = a.app_id \
+             WHERE s.subscription_count = TRUE ORDER BY a.app_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((app_id_of(row.try_get("app_id")?)?, row.try_get("account_id")?))).collect()
     }
 
     async fn enqueue_webhook(
