@@ -91,8 +91,8 @@ impl RedisBroker {
     /// Subscribes to the routes of the hub's new channels and drops those unused for
     /// [`ROUTE_LINGER`].
     pub(super) async fn refresh_routes(&self) -> Result<(), BrokerError> {
-        let local: HashSet<ChannelKey> = self.hub.subscriber_counts().into_keys().collect();
         let mut held = self.routes.held.lock().await;
+        let local: HashSet<ChannelKey> = self.hub.subscriber_counts().into_keys().collect();
         let now = Instant::now();
         let mut unused = Vec::new();
         for (key, empty_since) in held.iter_mut() {
@@ -125,7 +125,11 @@ impl RedisBroker {
     /// node from the moment this returns.
     pub(super) async fn open_route(&self, key: &ChannelKey) -> Result<(), BrokerError> {
         let mut held = self.routes.held.lock().await;
-        if held.contains_key(key) {
+        if let Some(empty_since) = held.get_mut(key) {
+            // A subscriber is on its way: the route lingers a while longer for it.
+            if empty_since.is_some() {
+                *empty_since = Some(Instant::now());
+            }
             return Ok(());
         }
         self.open_routes(&mut held, std::slice::from_ref(key), Some(Instant::now())).await?;
