@@ -19,6 +19,8 @@ use crate::target::{self, Endpoints, TargetKind};
 pub enum PublishTarget {
     /// Our `POST /v1/realtime/publish`: auth, idempotency key, metering, persistence.
     Realtime,
+    /// The same on a server whose store is PostgreSQL (the load is the same).
+    RealtimePostgres,
     /// The bare baseline's `POST /noop`, an axum handler that does nothing.
     Noop,
 }
@@ -83,7 +85,7 @@ async fn run_async(args: &PublishArgs) -> anyhow::Result<PublishResult> {
         reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(args.concurrency).build()?;
     let (url, api_key) = match args.kind {
         PublishTarget::Noop => (format!("{}/noop", args.base_url), None),
-        PublishTarget::Realtime => {
+        PublishTarget::Realtime | PublishTarget::RealtimePostgres => {
             let at = Endpoints {
                 base_url: &args.base_url,
                 sub_base_url: &args.base_url,
@@ -93,7 +95,7 @@ async fn run_async(args: &PublishArgs) -> anyhow::Result<PublishResult> {
             (prepared.publish_url, prepared.api_key)
         }
     };
-    let with_idempotency_key = args.kind == PublishTarget::Realtime;
+    let with_idempotency_key = args.kind != PublishTarget::Noop;
     let deadline = Instant::now() + Duration::from_secs(args.max_secs);
 
     let warmup = Arc::new(Job {

@@ -272,8 +272,10 @@ fn publish_section(md: &mut String, group: &PublishGroup) {
     );
     publish_rows(md, &group.rows.iter().collect::<Vec<_>>());
     let rps = |kind| group.rows.iter().find(|r| r.kind == kind)?.median.as_ref().map(|m| m.requests_per_sec);
-    if let (Some(ours), Some(noop)) = (rps(PublishTarget::Realtime), rps(PublishTarget::Noop)) {
-        let _ = writeln!(md, "Ours / bare handler: {} of the requests per second.\n", ratio(ours, noop));
+    for (ours, store) in [(PublishTarget::Realtime, "SQLite"), (PublishTarget::RealtimePostgres, "PostgreSQL")] {
+        if let (Some(ours), Some(noop)) = (rps(ours), rps(PublishTarget::Noop)) {
+            let _ = writeln!(md, "Ours on {store} / bare handler: {} of the requests per second.\n", ratio(ours, noop));
+        }
     }
 }
 

@@ -397,16 +397,19 @@ impl Channels for PostgresStore {
             newest.insert(message.channel.as_str(), position.offset);
         }
         for (channel, last) in newest {
-            // The newest `retention.messages` stay, and none older than the age limit.
+            // The newest `retention.messages` stay, and none older than the age limit: one
+            // range of the (account, channel, offset) index, as on SQLite (see there).
             let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
             sqlx::query(
-                "DELETE FROM messages WHERE account_id = $1 AND channel = $2 \
-                 AND (stream_offset < $3 OR published_at < $4)",
+                "DELETE FROM messages WHERE account_id = $1 AND channel = $2 AND stream_offset < GREATEST($3, COALESCE(( \
+                 SELECT stream_offset FROM messages WHERE account_id = $1 AND channel = $2 AND published_at >= $4 \
+                 ORDER BY stream_offset LIMIT 1), $5))",
             )
             .bind(account_id)
             .bind(channel)
             .bind(stored(oldest_kept))
             .bind(retention.published_after)
+            .bind(stored(last + 1))
             .execute(&mut *tx)
             .await?;
         }

@@ -5,7 +5,9 @@
 //! Here a writer task takes every job waiting in its queue (up to [`MAX_BATCH`]), runs
 //! each inside a savepoint of one transaction, commits once, and only then answers each
 //! job. A job that fails rolls back to its savepoint and leaves the others be; a commit
-//! that fails fails them all. Nothing is answered before it is committed, so an answered
+//! that fails fails them all. A job that writes with one statement runs without a
+//! savepoint (SQLite undoes a failed statement itself); its failure can only be the
+//! engine's, and fails the batch. Nothing is answered before it is committed, so an answered
 //! request survives a crash exactly as with a transaction of its own.
 //!
 //! A job runs on the writer's connection in the writer task, so what it runs must own its
@@ -27,7 +29,16 @@ const QUEUE: usize = 1024;
 
 /// A job as the writer runs it: its statements, then what to answer once the commit is
 /// known.
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Ran> + Send>;
+struct Job {
+    run: RunJob,
+    /// Whether the job writes with one statement only. SQLite undoes a failed statement by
+    /// itself, so such a job needs no savepoint (two round trips to the connection's
+    /// thread fewer: the statements of a batch are what it costs).
+    single_statement: bool,
+}
+
+/// A job's statements.
+type RunJob = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Ran> + Send>;
 
 /// A job that ran: whether to keep its writes, and how to answer it after the commit.
 struct Ran {
@@ -60,8 +71,26 @@ impl GroupWriter {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
+        self.submit(job, false).await
+    }
+
+    /// [`GroupWriter::run`] for a job whose writes are one statement (reads besides are
+    /// fine): no savepoint is needed to undo it.
+    pub(super) async fn run_single_statement<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        self.submit(job, true).await
+    }
+
+    async fn submit<T, F>(&self, job: F, single_statement: bool) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(move |connection| {
+        let run: RunJob = Box::new(move |connection| {
             Box::pin(async move {
                 let result = job(connection).await;
                 let kept = result.is_ok();
@@ -75,7 +104,7 @@ impl GroupWriter {
                 Ran { kept, answer }
             })
         });
-        self.jobs.send(job).await.map_err(|_| not_committed("the writer has stopped"))?;
+        self.jobs.send(Job { run, single_statement }).await.map_err(|_| not_committed("the writer has stopped"))?;
         result_rx.await.map_err(|_| not_committed("the writer has stopped"))?
     }
 }
@@ -115,10 +144,20 @@ async fn run_batch(
         Err(error) => return Err((error.to_string(), answers)),
     };
     for job in batch.drain(..) {
+        if job.single_statement {
+            let ran = (job.run)(&mut transaction).await;
+            answers.push(ran.answer);
+            // Its error is the engine's (a refusal would be an answer), and some (I/O,
+            // full disk) end the whole transaction: so does this, for every job of it.
+            if !ran.kept {
+                return Err(("a statement of the batch failed".to_owned(), answers));
+            }
+            continue;
+        }
         if let Err(error) = sqlx::raw_sql("SAVEPOINT job").execute(&mut *transaction).await {
             return Err((error.to_string(), answers));
         }
-        let ran = job(&mut transaction).await;
+        let ran = (job.run)(&mut transaction).await;
         let end = if ran.kept { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
         answers.push(ran.answer);
         if let Err(error) = sqlx::raw_sql(end).execute(&mut *transaction).await {

@@ -20,7 +20,8 @@ fn read_record(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Record> {
 }
 
 /// Writes a new key (the common case) or one past retention in one statement; only a
-/// retained record is read back, in the same transaction.
+/// retained record is read back, in the same transaction. One write: a job of a single
+/// statement.
 async fn claim(
     connection: &mut SqliteConnection,
     scope: &Scope,
@@ -70,7 +71,9 @@ impl IdempotencyStore for SqliteStore {
         let (scope, record) = (scope.clone(), record.clone());
         let claimed = self
             .group
-            .run(move |connection| Box::pin(async move { claim(connection, &scope, &record, retained_since).await }))
+            .run_single_statement(move |connection| {
+                Box::pin(async move { claim(connection, &scope, &record, retained_since).await })
+            })
             .await?;
         Ok(claimed)
     }
@@ -79,7 +82,7 @@ impl IdempotencyStore for SqliteStore {
         let (scope, expected, record) = (scope.clone(), expected.to_owned(), record.clone());
         let replaced = self
             .group
-            .run(move |connection| {
+            .run_single_statement(move |connection| {
                 Box::pin(async move {
                     let replaced = sqlx::query(
                         "UPDATE idempotency SET fingerprint = ?5, response = ?6, created_at = ?7, lease_until = ?8, \
@@ -107,7 +110,7 @@ impl IdempotencyStore for SqliteStore {
     async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
         let (scope, lease, answer) = (scope.clone(), lease.to_owned(), answer.to_owned());
         self.group
-            .run(move |connection| {
+            .run_single_statement(move |connection| {
                 Box::pin(async move {
                     sqlx::query(
                         "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \
@@ -130,7 +133,7 @@ impl IdempotencyStore for SqliteStore {
     async fn release(&self, scope: &Scope, lease: &str) -> Result<(), ApiError> {
         let (scope, lease) = (scope.clone(), lease.to_owned());
         self.group
-            .run(move |connection| {
+            .run_single_statement(move |connection| {
                 Box::pin(async move {
                     sqlx::query(
                         "DELETE FROM idempotency WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \

@@ -100,16 +100,22 @@ async fn write(
         newest.insert(message.channel.as_str(), position.offset);
     }
     for (channel, last) in newest {
-        // The newest `retention.messages` stay, and none older than the age limit; the
-        // index on (account, channel, offset) makes this a short walk.
+        // The newest `retention.messages` stay, and none older than the age limit. Both
+        // cut a prefix of the channel's stream (offsets grow with publish time), so the
+        // delete is one range of the (account, channel, offset) index: up to the first
+        // message young enough, found by walking from the oldest (usually at once). The
+        // periodic purge catches what a clock that went back left behind.
         let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
         sqlx::query(
-            "DELETE FROM messages WHERE account_id = ?1 AND channel = ?2 AND (stream_offset < ?3 OR published_at < ?4)",
+            "DELETE FROM messages WHERE account_id = ?1 AND channel = ?2 AND stream_offset < MAX(?3, COALESCE(( \
+             SELECT stream_offset FROM messages WHERE account_id = ?1 AND channel = ?2 AND published_at >= ?4 \
+             ORDER BY stream_offset LIMIT 1), ?5))",
         )
         .bind(account_id)
         .bind(channel)
         .bind(stored(oldest_kept))
         .bind(text(retention.published_after))
+        .bind(stored(last + 1))
         .execute(&mut *connection)
         .await?;
     }
