@@ -213,7 +213,7 @@ impl Setup {
             setup.nodes.push((server.base_url.clone(), channels));
             setup.received.push(received);
         }
-        // Routes start within 50 ms of a node's first subscriber.
+        // A route starts a Redis round trip after its node's first subscriber.
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(setup)
     }

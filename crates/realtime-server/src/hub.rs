@@ -139,6 +139,9 @@ pub struct Hub {
     pub lifecycle: lifecycle::Lifecycles,
     /// Where a watched account's events go (the debug console watches them).
     pub taps: tap::Taps,
+    /// Woken when a channel gets its first subscriber on this node: a broker that
+    /// routes a channel's events only to the nodes holding it starts routing it here.
+    pub channel_opened: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -279,11 +282,15 @@ impl Hub {
         }
         let key = ChannelKey::new(&connection.account_id, channel);
         let mut state = self.state.write().expect("hub lock");
+        let opened = !state.channels.contains_key(&key);
         let shared = state.channels.entry(key).or_default().clone();
         let mut locked = shared.lock().expect("channel lock");
         let subscribed = subscribe(&mut locked);
         drop(locked);
         drop(state);
+        if opened {
+            self.channel_opened.notify_one();
+        }
         self.taps.activity(&connection.account_id, || tap::Activity::Subscribed {
             channel: channel.to_owned(),
             client_id: connection.client_id.clone(),

@@ -124,6 +124,16 @@ impl Taps {
         }
     }
 
+    /// The accounts someone watches now (a broker that routes channels to the nodes
+    /// holding their subscribers routes these accounts' channels here too).
+    pub fn watched_accounts(&self) -> Vec<String> {
+        if self.watched.load(Ordering::Relaxed) == 0 {
+            return Vec::new();
+        }
+        let senders = self.senders.read().expect("taps lock");
+        senders.iter().filter(|(_, sender)| sender.receiver_count() > 0).map(|(account, _)| account.clone()).collect()
+    }
+
     /// An activity of `account_id`; see [`Taps::emit`].
     pub fn activity(&self, account_id: &str, make: impl FnOnce() -> Activity) {
         self.emit(account_id, || TapEvent::Activity(make()));

@@ -3,13 +3,15 @@
 //! A channel's frames are published to its own pub/sub channel, `P:ch:<account>:<channel>`,
 //! and a node subscribes to it while it holds a subscriber of the channel: Redis sends a
 //! frame only to the nodes that deliver it, so a node's work grows with its own
-//! subscribers' traffic, not with the cluster's. The hub knows nothing of this: every
-//! [`ROUTE_INTERVAL`] the node compares the channels its hub holds with the routes it
-//! holds, subscribes to the new ones in one command, and unsubscribes from those that
-//! have had no local subscriber for [`ROUTE_LINGER`] (so a channel whose last subscriber
-//! reconnects at once keeps its route).
+//! subscribers' traffic, not with the cluster's. The hub knows nothing of this: when it
+//! opens a channel (its first local subscriber), and every [`ROUTE_INTERVAL`], the node
+//! compares the channels its hub holds with the routes it holds, subscribes to the new
+//! ones in one command, and unsubscribes from those that have had no local subscriber
+//! for [`ROUTE_LINGER`] (so a channel whose last subscriber reconnects at once keeps its
+//! route).
 //!
-//! A route starts a moment after its channel's first local subscriber, and what was
+//! A route starts a moment after its channel's first local subscriber (a Redis round
+//! trip after the hub opened the channel), and what was
 //! published in between reached nobody here. Once Redis has confirmed the subscription
 //! every later publish arrives, so the node then reads the messages stored after the
 //! position its hub delivered through and hands them to the hub, which drops those that
@@ -19,6 +21,10 @@
 //! opened before its member list is read ([`RedisBroker::members`]), which the gateway
 //! does before it subscribes, so those are not missed either. When the subscriber
 //! connection comes back after a cut, every route is caught up the same way.
+//!
+//! A node where someone watches an account (the debug console shows the account's
+//! events of every node) hears all of that account's channels through one pattern
+//! subscription, `P:ch:<account>:*`, while the viewer stays.
 //!
 //! With `redis_routing = "broadcast"` the node instead subscribes to every channel's
 //! frames with one pattern, as every node did before routing.
@@ -38,25 +44,37 @@ use crate::broker::BrokerError;
 use crate::hub::{ChannelKey, Frames};
 use crate::store::{ChannelRow, MessageRow, Store};
 
-/// How often the routes are brought in line with the hub's channels.
-pub(super) const ROUTE_INTERVAL: Duration = Duration::from_millis(50);
+/// How often the routes are brought in line with the hub's channels besides when it opens one
+/// (for the routes to drop, and the accounts watched here).
+pub(super) const ROUTE_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a route outlives its channel's last local subscriber.
 const ROUTE_LINGER: Duration = Duration::from_secs(1);
 
 /// The routes this node holds, and where it catches up from when one starts.
 pub(super) struct Routes {
-    /// Channels this node is subscribed to in Redis, with when each was last seen
-    /// without a local subscriber (`None`: it has some). Held across the Redis round
-    /// trip of a change, so changes apply in order.
-    held: Mutex<HashMap<ChannelKey, Option<Instant>>>,
+    /// What this node is subscribed to in Redis. Held across the Redis round trip of a
+    /// change, so changes apply in order.
+    held: Mutex<Held>,
     /// The store URL, opened on the first catch-up.
     store_url: String,
     store: OnceCell<Option<Arc<dyn Store>>>,
 }
 
+/// What a node is subscribed to.
+#[derive(Default)]
+struct Held {
+    /// Channels, with when each was last seen without a local subscriber (`None`: it
+    /// has some).
+    channels: HashMap<ChannelKey, Option<Instant>>,
+    /// Accounts whose every channel this node hears through one pattern, because
+    /// someone watches them here (the debug console shows the whole cluster's events);
+    /// their channels need no route of their own.
+    accounts: HashSet<String>,
+}
+
 impl Routes {
     pub(super) fn new(store_url: String) -> Routes {
-        Routes { held: Mutex::new(HashMap::new()), store_url, store: OnceCell::new() }
+        Routes { held: Mutex::new(Held::default()), store_url, store: OnceCell::new() }
     }
 
     async fn store(&self) -> Option<&Arc<dyn Store>> {
@@ -73,59 +91,98 @@ impl Routes {
     }
 }
 
-/// The pattern of every route under `prefix`, with the glob characters of the prefix
-/// escaped.
+/// The pattern of every route under `prefix`.
 pub(super) fn every_route(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 5);
-    for character in prefix.chars() {
+    format!("{}:ch:*", escape_glob(prefix))
+}
+
+/// The pattern of every route of `account` under `prefix`.
+fn every_route_of(prefix: &str, account: &str) -> String {
+    format!("{}:ch:{}:*", escape_glob(prefix), escape_glob(account))
+}
+
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
         if matches!(character, '*' | '?' | '[' | ']' | '\\') {
-            pattern.push('\\');
+            escaped.push('\\');
         }
-        pattern.push(character);
+        escaped.push(character);
     }
-    pattern.push_str(":ch:*");
-    pattern
+    escaped
 }
 
 impl RedisBroker {
     /// Subscribes to the routes of the hub's new channels and drops those unused for
-    /// [`ROUTE_LINGER`].
+    /// [`ROUTE_LINGER`]; hears every channel of the accounts watched here through a
+    /// pattern instead. A pattern starts before the routes it replaces end, and routes
+    /// start before the pattern that covered them ends, so nothing falls between (a
+    /// frame may arrive twice meanwhile; the hub hands a message out once).
     pub(super) async fn refresh_routes(&self) -> Result<(), BrokerError> {
         let mut held = self.routes.held.lock().await;
-        let local: HashSet<ChannelKey> = self.hub.subscriber_counts().into_keys().collect();
+        let watched: HashSet<String> = self.hub.taps.watched_accounts().into_iter().collect();
+        let newly_watched: Vec<String> = watched.difference(&held.accounts).cloned().collect();
+        let unwatched: Vec<String> = held.accounts.difference(&watched).cloned().collect();
+        let hub_channels: HashSet<ChannelKey> = self.hub.subscriber_counts().into_keys().collect();
+        let mut caught_up = Vec::new();
+        if !newly_watched.is_empty() {
+            self.alive()?;
+            let patterns: Vec<String> =
+                newly_watched.iter().map(|account| every_route_of(&self.keys.prefix, account)).collect();
+            self.subscriber.psubscribe(patterns).await.map_err(unavailable)?;
+            held.accounts.extend(newly_watched);
+            let unrouted = hub_channels.iter().filter(|key| !held.channels.contains_key(*key));
+            caught_up.extend(unrouted.filter(|key| held.accounts.contains(&key.account_id)).cloned());
+        }
+        let local: HashSet<&ChannelKey> =
+            hub_channels.iter().filter(|key| !watched.contains(&key.account_id)).collect();
         let now = Instant::now();
         let mut unused = Vec::new();
-        for (key, empty_since) in held.iter_mut() {
+        for (key, empty_since) in held.channels.iter_mut() {
             match (local.contains(key), *empty_since) {
                 (true, _) => *empty_since = None,
+                // The account's pattern covers it now.
+                (false, _) if watched.contains(&key.account_id) => unused.push(key.clone()),
                 (false, None) => *empty_since = Some(now),
                 (false, Some(since)) if now.duration_since(since) >= ROUTE_LINGER => unused.push(key.clone()),
                 (false, Some(_)) => {}
             }
         }
-        let new: Vec<ChannelKey> = local.into_iter().filter(|key| !held.contains_key(key)).collect();
+        let new: Vec<ChannelKey> = local.into_iter().filter(|key| !held.channels.contains_key(*key)).cloned().collect();
         if !unused.is_empty() {
             self.alive()?;
             let names: Vec<String> = unused.iter().map(|key| self.keys.route(key)).collect();
             self.subscriber.unsubscribe(names).await.map_err(unavailable)?;
             for key in &unused {
-                held.remove(key);
+                held.channels.remove(key);
             }
         }
-        if new.is_empty() {
-            return Ok(());
+        if !new.is_empty() {
+            self.open_routes(&mut held, &new, None).await?;
+            caught_up.extend(new);
         }
-        self.open_routes(&mut held, &new, None).await?;
+        if !unwatched.is_empty() {
+            self.alive()?;
+            let patterns: Vec<String> =
+                unwatched.iter().map(|account| every_route_of(&self.keys.prefix, account)).collect();
+            self.subscriber.punsubscribe(patterns).await.map_err(unavailable)?;
+            for account in &unwatched {
+                held.accounts.remove(account);
+            }
+        }
         drop(held);
-        self.catch_up(&new).await;
+        self.catch_up(&caught_up).await;
         Ok(())
     }
 
-    /// Opens the route of `key` now, unless this node holds it: its frames reach this
-    /// node from the moment this returns.
+    /// Opens the route of `key` now, unless this node hears it already: its frames reach
+    /// this node from the moment this returns.
     pub(super) async fn open_route(&self, key: &ChannelKey) -> Result<(), BrokerError> {
         let mut held = self.routes.held.lock().await;
-        if let Some(empty_since) = held.get_mut(key) {
+        if held.accounts.contains(&key.account_id) {
+            return Ok(());
+        }
+        if let Some(empty_since) = held.channels.get_mut(key) {
             // A subscriber is on its way: the route lingers a while longer for it.
             if empty_since.is_some() {
                 *empty_since = Some(Instant::now());
@@ -142,7 +199,7 @@ impl RedisBroker {
 
     async fn open_routes(
         &self,
-        held: &mut HashMap<ChannelKey, Option<Instant>>,
+        held: &mut Held,
         keys: &[ChannelKey],
         empty_since: Option<Instant>,
     ) -> Result<(), BrokerError> {
@@ -151,7 +208,7 @@ impl RedisBroker {
         // Answered once Redis has registered the subscriptions: every publish it handles
         // after that reaches this node.
         self.subscriber.subscribe(names).await.map_err(unavailable)?;
-        held.extend(keys.iter().map(|key| (key.clone(), empty_since)));
+        held.channels.extend(keys.iter().map(|key| (key.clone(), empty_since)));
         Ok(())
     }
 
@@ -213,9 +270,11 @@ pub(super) async fn keep_routes(
     let mut ticker = tokio::time::interval(ROUTE_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let Some(opened) = broker.upgrade().map(|broker| broker.hub.clone()) else { return };
         let reconnected = tokio::select! {
             () = stop.cancelled() => return,
             _ = ticker.tick() => false,
+            () = opened.channel_opened.notified() => false,
             _ = reconnects.recv() => true,
         };
         let Some(broker) = broker.upgrade() else { return };
@@ -233,7 +292,12 @@ impl RedisBroker {
     /// whenever the client's own resubscription runs) and catches every route up, since
     /// what was published while it was down reached nobody here.
     async fn recover_routes(&self) -> Result<(), BrokerError> {
-        let held: Vec<ChannelKey> = self.routes.held.lock().await.keys().cloned().collect();
+        let held: Vec<ChannelKey> = {
+            let held = self.routes.held.lock().await;
+            let watched =
+                self.hub.subscriber_counts().into_keys().filter(|key| held.accounts.contains(&key.account_id));
+            held.channels.keys().cloned().chain(watched).collect()
+        };
         if held.is_empty() {
             return Ok(());
         }
