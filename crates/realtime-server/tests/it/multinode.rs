@@ -240,9 +240,10 @@ async fn a_channel_s_frames_are_routed_only_to_the_nodes_holding_its_subscribers
 #[tokio::test]
 async fn subscribers_arriving_and_leaving_while_another_node_publishes_miss_nothing() {
     // Each subscribe below is its node's first of the channel, so it races the channel's
-    // route: what is published before Redis routes the channel here is caught up from
-    // the store. A missed message would show as a step in the offsets (after the hub's
-    // three-second wait for the gap).
+    // route: what is published before Redis routes the channel here must be caught up
+    // from the store (by the gateway, or by the broker when the route comes later; the
+    // test of a cut subscriber connection forces that case). A missed message would show
+    // as a step in the offsets (after the hub's three-second wait for the gap).
     const CHANNELS: usize = 6;
     let cluster = Arc::new(Cluster::start().await);
     for c in 0..CHANNELS {
