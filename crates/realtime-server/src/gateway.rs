@@ -49,6 +49,10 @@ use self::subscribe::subscribe;
 use self::user::{ack, redeliver, respond, send_user_command, send_user_message};
 
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest the server waits to say goodbye (the code, then the closing handshake): long
+/// enough for a client that was slow to read, such as a slow consumer cut with 4100, to
+/// drain what the kernel holds and get its code; bounded, for one that never reads.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The gateway's route.
 pub fn router(service: Arc<Service>) -> Router {
@@ -235,7 +239,7 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
                 Ok::<_, axum::Error>(())
             };
             // A slow consumer's socket may never drain; do not wait on it for long.
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+            let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye).await;
         }
         End::ClosedByClient => {
             // Flushes the queued echo of the client's close frame, or the client sees 1006.

@@ -9,6 +9,7 @@
 //! nodes share a PostgreSQL backend.
 
 mod apps;
+pub mod group_commit;
 pub mod postgres;
 pub mod sqlite;
 pub mod timed;

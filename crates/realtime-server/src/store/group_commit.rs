@@ -1,14 +1,20 @@
 //! Group commit: the writes of concurrent requests share one transaction.
 //!
-//! SQLite has one writer, so concurrent publishes queue for it, and each pays for a
-//! transaction of its own: `BEGIN IMMEDIATE`, its pages appended to the WAL, `COMMIT`.
-//! Here a writer task takes every job waiting in its queue (up to [`MAX_BATCH`]), runs
-//! each inside a savepoint of one transaction, commits once, and only then answers each
-//! job. A job that fails rolls back to its savepoint and leaves the others be; a commit
-//! that fails fails them all. A job that writes with one statement runs without a
-//! savepoint (SQLite undoes a failed statement itself); its failure can only be the
-//! engine's, and fails the batch. Nothing is answered before it is committed, so an answered
+//! Each request paying for a transaction of its own is what limits durable writes: on
+//! SQLite, one writer, each transaction its `BEGIN IMMEDIATE`, its pages appended to the
+//! WAL, its `COMMIT`; on PostgreSQL, a WAL flush per commit, during which the account's
+//! row stays locked, so one account's publishes go one flush at a time. Here a writer
+//! task per store takes every job waiting in its queue (up to [`MAX_BATCH`]), runs each
+//! inside a savepoint of one transaction, commits once, and only then answers each job.
+//! A job that fails rolls back to its savepoint and leaves the others be; a commit that
+//! fails fails them all. A job that writes with one statement runs without a savepoint
+//! (the engine undoes a failed statement itself); its failure can only be the engine's,
+//! and fails the batch. Nothing is answered before it is committed, so an answered
 //! request survives a crash exactly as with a transaction of its own.
+//!
+//! Jobs run in the order of their accounts (and in queue order within one), and touch
+//! only their account's rows: two nodes' batches lock accounts in one order and cannot
+//! deadlock on them.
 //!
 //! A job runs on the writer's connection in the writer task, so what it runs must own its
 //! inputs; a job that needs something only its caller can compute mid-way (the answer to
@@ -16,21 +22,23 @@
 //! while the caller waits.
 
 use futures_util::future::BoxFuture;
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Database, Executor, Pool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{StoreError, StoreResult};
 
 /// The most jobs one transaction takes.
-pub(super) const MAX_BATCH: usize = 64;
+pub const MAX_BATCH: usize = 64;
 
 /// Jobs waiting for the writer.
 const QUEUE: usize = 1024;
 
 /// A job as the writer runs it: its statements, then what to answer once the commit is
 /// known.
-struct Job {
-    run: RunJob,
+struct Job<DB: Database> {
+    /// The account whose rows the job writes.
+    account: String,
+    run: RunJob<DB>,
     /// Whether the job writes with one statement only. SQLite undoes a failed statement by
     /// itself, so such a job needs no savepoint (two round trips to the connection's
     /// thread fewer: the statements of a batch are what it costs).
@@ -38,7 +46,7 @@ struct Job {
 }
 
 /// A job's statements.
-type RunJob = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Ran> + Send>;
+type RunJob<DB> = Box<dyn for<'c> FnOnce(&'c mut <DB as Database>::Connection) -> BoxFuture<'c, Ran> + Send>;
 
 /// A job that ran: whether to keep its writes, and how to answer it after the commit.
 struct Ran {
@@ -50,47 +58,62 @@ struct Ran {
 type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 /// The queue of the writer task; cheap to clone.
-#[derive(Debug, Clone)]
-pub(super) struct GroupWriter {
-    jobs: mpsc::Sender<Job>,
+pub struct GroupWriter<DB: Database> {
+    jobs: mpsc::Sender<Job<DB>>,
 }
 
-impl GroupWriter {
-    /// Starts the writer task over `writer`, a pool of the one writing connection (other
-    /// writers take it from the pool between batches).
-    pub(super) fn start(writer: SqlitePool) -> GroupWriter {
+impl<DB: Database> Clone for GroupWriter<DB> {
+    fn clone(&self) -> Self {
+        GroupWriter { jobs: self.jobs.clone() }
+    }
+}
+
+impl<DB: Database> std::fmt::Debug for GroupWriter<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupWriter").field("queued", &(QUEUE - self.jobs.capacity())).finish()
+    }
+}
+
+impl<DB: Database> GroupWriter<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    /// Starts the writer task over `pool` (for SQLite, the pool of the one writing
+    /// connection: other writers take it between batches); each batch starts with
+    /// `begin`.
+    pub fn start(pool: Pool<DB>, begin: &'static str) -> GroupWriter<DB> {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(writer, queue));
+        tokio::spawn(write_batches(pool, begin, queue));
         GroupWriter { jobs }
     }
 
     /// Runs `job` in the next batch and returns its result once that batch committed; its
     /// writes are rolled back when it returns an error.
-    pub(super) async fn run<T, F>(&self, job: F) -> StoreResult<T>
+    pub async fn run<T, F>(&self, account: &str, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
-        self.submit(job, false).await
+        self.submit(account, job, false).await
     }
 
     /// [`GroupWriter::run`] for a job whose writes are one statement (reads besides are
     /// fine): no savepoint is needed to undo it.
-    pub(super) async fn run_single_statement<T, F>(&self, job: F) -> StoreResult<T>
+    pub async fn run_single_statement<T, F>(&self, account: &str, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
-        self.submit(job, true).await
+        self.submit(account, job, true).await
     }
 
-    async fn submit<T, F>(&self, job: F, single_statement: bool) -> StoreResult<T>
+    async fn submit<T, F>(&self, account: &str, job: F, single_statement: bool) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
-        let run: RunJob = Box::new(move |connection| {
+        let run: RunJob<DB> = Box::new(move |connection| {
             Box::pin(async move {
                 let result = job(connection).await;
                 let kept = result.is_ok();
@@ -104,7 +127,10 @@ impl GroupWriter {
                 Ran { kept, answer }
             })
         });
-        self.jobs.send(Job { run, single_statement }).await.map_err(|_| not_committed("the writer has stopped"))?;
+        self.jobs
+            .send(Job { account: account.to_owned(), run, single_statement })
+            .await
+            .map_err(|_| not_committed("the writer has stopped"))?;
         result_rx.await.map_err(|_| not_committed("the writer has stopped"))?
     }
 }
@@ -113,11 +139,15 @@ fn not_committed(reason: &str) -> StoreError {
     StoreError::Internal(sqlx::Error::Protocol(format!("not committed: {reason}")))
 }
 
-async fn write_batches(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+async fn write_batches<DB: Database>(pool: Pool<DB>, begin: &'static str, mut queue: mpsc::Receiver<Job<DB>>)
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let answers = match writer.acquire().await {
-            Ok(mut connection) => run_batch(&mut connection, &mut batch).await,
+        batch.sort_by(|a, b| a.account.cmp(&b.account));
+        let answers = match pool.acquire().await {
+            Ok(mut connection) => run_batch(&mut connection, begin, &mut batch).await,
             Err(error) => Err((error.to_string(), Vec::new())),
         };
         match answers {
@@ -134,12 +164,16 @@ async fn write_batches(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
 
 /// Runs the jobs in one transaction, each in a savepoint; returns their answers once it
 /// committed, or the error and the answers of the jobs that ran.
-async fn run_batch(
-    connection: &mut SqliteConnection,
-    batch: &mut Vec<Job>,
-) -> Result<Vec<Answer>, (String, Vec<Answer>)> {
+async fn run_batch<DB: Database>(
+    connection: &mut DB::Connection,
+    begin: &'static str,
+    batch: &mut Vec<Job<DB>>,
+) -> Result<Vec<Answer>, (String, Vec<Answer>)>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
     let mut answers = Vec::with_capacity(batch.len());
-    let mut transaction = match connection.begin_with("BEGIN IMMEDIATE").await {
+    let mut transaction = match connection.begin_with(begin).await {
         Ok(transaction) => transaction,
         Err(error) => return Err((error.to_string(), answers)),
     };

@@ -13,16 +13,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use realtime_api::ApiError;
-use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope};
 use realtime_types::{ChannelType, Direction, Position};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row};
 
 use super::*;
 
 mod apps;
+mod idempotency;
+mod messages;
 mod users;
+
+use super::group_commit::GroupWriter;
 
 /// How long a request waits for a pooled connection before the store reports itself
 /// unavailable (the REST side answers 503 then).
@@ -32,6 +34,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The hot writes (recording messages, idempotency keys), batched per transaction.
+    group: GroupWriter<Postgres>,
 }
 
 impl PostgresStore {
@@ -42,7 +46,8 @@ impl PostgresStore {
         let pool =
             PgPoolOptions::new().max_connections(16).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        let group = GroupWriter::start(pool.clone(), "BEGIN");
+        Ok(PostgresStore { pool, group })
     }
 
     /// Closes the pool's connections (tests drop their database afterwards).
@@ -88,21 +93,21 @@ fn account_row(row: &PgRow) -> StoreResult<AccountRow> {
 
 /// Debits `price` inside `tx`, or reports the balance that does not cover it. The
 /// conditional update locks the account row, so concurrent debits on any node queue.
-async fn debit(tx: &mut Transaction<'static, Postgres>, account_id: &str, price: i64) -> StoreResult<()> {
+async fn debit(tx: &mut PgConnection, account_id: &str, price: i64) -> StoreResult<()> {
     if price == 0 {
         return Ok(());
     }
     let updated = sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE account_id = $2 AND balance >= $1")
         .bind(price)
         .bind(account_id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     if updated.rows_affected() == 1 {
         return Ok(());
     }
     let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE account_id = $1")
         .bind(account_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .unwrap_or(0);
     Err(StoreError::InsufficientCredit { balance, required: price })
@@ -110,7 +115,7 @@ async fn debit(tx: &mut Transaction<'static, Postgres>, account_id: &str, price:
 
 /// Commits the answer of the idempotent request in `tx`, or fails when the request no
 /// longer holds its key (the transaction then rolls back with the effect).
-async fn commit_seal(tx: &mut Transaction<'static, Postgres>, seal: Option<&Seal>) -> StoreResult<()> {
+async fn commit_seal(tx: &mut PgConnection, seal: Option<&Seal>) -> StoreResult<()> {
     let Some(seal) = seal else { return Ok(()) };
     let sealed = sqlx::query(
         "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \
@@ -121,7 +126,7 @@ async fn commit_seal(tx: &mut Transaction<'static, Postgres>, seal: Option<&Seal
     .bind(seal.scope.key.as_str())
     .bind(&seal.lease)
     .bind(&seal.answer)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     if sealed.rows_affected() == 1 { Ok(()) } else { Err(StoreError::LeaseLost) }
 }
@@ -333,89 +338,7 @@ impl Channels for PostgresStore {
         retention: Retention,
         seal: &SealOf<'_>,
     ) -> StoreResult<Vec<Position>> {
-        let mut tx = self.pool.begin().await?;
-        // Every reason to refuse is found before giving up, and returning drops the
-        // transaction, which undoes whatever it changed. Every writer takes the account
-        // row before any channel row, so the lock order is fixed.
-        let mut refused = MessagesRefused { insufficient_credit: None, missing_channel: None };
-        match debit(&mut tx, account_id, price).await {
-            Ok(()) => {}
-            Err(StoreError::InsufficientCredit { balance, required }) => {
-                refused.insufficient_credit = Some((balance, required));
-            }
-            Err(other) => return Err(other),
-        }
-        // Lock the batch's channels in name order: two batches naming the same channels
-        // in different orders then queue instead of deadlocking. The channel row's lock
-        // also orders the offsets of racing publishes on any node.
-        let mut names: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        sqlx::query("SELECT name FROM channels WHERE account_id = $1 AND name = ANY($2) ORDER BY name FOR UPDATE")
-            .bind(account_id)
-            .bind(&names)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut positions = Vec::with_capacity(messages.len());
-        for (index, message) in messages.iter().enumerate() {
-            let next = sqlx::query(
-                "UPDATE channels SET last_published_at = $3, last_offset = last_offset + 1 \
-                 WHERE account_id = $1 AND name = $2 RETURNING channel_id, last_offset",
-            )
-            .bind(account_id)
-            .bind(&message.channel)
-            .bind(message.published_at)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(next) = next else {
-                refused.missing_channel = Some(index);
-                break;
-            };
-            positions
-                .push(Position { epoch: next.try_get("channel_id")?, offset: offset(next.try_get("last_offset")?)? });
-        }
-        if refused.insufficient_credit.is_some() || refused.missing_channel.is_some() {
-            return Err(StoreError::MessagesRefused(refused));
-        }
-        for (message, position) in messages.iter().zip(&positions) {
-            sqlx::query(
-                "INSERT INTO messages (account_id, channel, message_id, event, data, published_at, stream_offset) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(account_id)
-            .bind(&message.channel)
-            .bind(&message.message_id)
-            .bind(&message.event)
-            .bind(&message.data)
-            .bind(message.published_at)
-            .bind(stored(position.offset))
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut newest: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-        for (message, position) in messages.iter().zip(&positions) {
-            newest.insert(message.channel.as_str(), position.offset);
-        }
-        for (channel, last) in newest {
-            // The newest `retention.messages` stay, and none older than the age limit: one
-            // range of the (account, channel, offset) index, as on SQLite (see there).
-            let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
-            sqlx::query(
-                "DELETE FROM messages WHERE account_id = $1 AND channel = $2 AND stream_offset < GREATEST($3, COALESCE(( \
-                 SELECT stream_offset FROM messages WHERE account_id = $1 AND channel = $2 AND published_at >= $4 \
-                 ORDER BY stream_offset LIMIT 1), $5))",
-            )
-            .bind(account_id)
-            .bind(channel)
-            .bind(stored(oldest_kept))
-            .bind(retention.published_after)
-            .bind(stored(last + 1))
-            .execute(&mut *tx)
-            .await?;
-        }
-        commit_seal(&mut tx, seal(&positions).as_ref()).await?;
-        tx.commit().await?;
-        Ok(positions)
+        messages::record(self, account_id, messages, price, retention, seal).await
     }
 
     async fn history(
@@ -512,116 +435,6 @@ impl Tokens for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(revoked.unwrap_or(false))
-    }
-}
-
-fn read_record(row: &PgRow) -> StoreResult<Record> {
-    Ok(Record {
-        fingerprint: Fingerprint::from_stored(row.try_get("fingerprint")?),
-        answer: row.try_get("response")?,
-        created_at: row.try_get("created_at")?,
-        lease: Lease { id: row.try_get("lease_id")?, until: row.try_get("lease_until")? },
-    })
-}
-
-#[async_trait]
-impl IdempotencyStore for PostgresStore {
-    async fn insert(
-        &self,
-        scope: &Scope,
-        record: &Record,
-        retained_since: DateTime<Utc>,
-    ) -> Result<Option<Record>, ApiError> {
-        // Two nodes racing for a new key are ordered by the unique index: one writes,
-        // the other's conflict clause finds the row (and writes only over a record past
-        // retention).
-        loop {
-            let written = sqlx::query(
-                "INSERT INTO idempotency (account_id, operation, key, fingerprint, response, created_at, lease_until, \
-                 lease_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_id, operation, key) DO UPDATE \
-                 SET fingerprint = excluded.fingerprint, response = excluded.response, created_at = excluded.created_at, \
-                 lease_until = excluded.lease_until, lease_id = excluded.lease_id WHERE idempotency.created_at < $9",
-            )
-            .bind(&scope.account_id)
-            .bind(scope.operation)
-            .bind(scope.key.as_str())
-            .bind(record.fingerprint.as_str())
-            .bind(&record.answer)
-            .bind(record.created_at)
-            .bind(record.lease.until)
-            .bind(&record.lease.id)
-            .bind(retained_since)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from)?;
-            if written.rows_affected() == 1 {
-                return Ok(None);
-            }
-            let row = sqlx::query(
-                "SELECT fingerprint, response, created_at, lease_until, lease_id FROM idempotency \
-                 WHERE account_id = $1 AND operation = $2 AND key = $3",
-            )
-            .bind(&scope.account_id)
-            .bind(scope.operation)
-            .bind(scope.key.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from)?;
-            // None: released in between, so the key is free now; write again.
-            if let Some(row) = row {
-                return Ok(Some(read_record(&row)?));
-            }
-        }
-    }
-
-    async fn replace(&self, scope: &Scope, expected: &str, record: &Record) -> Result<bool, ApiError> {
-        let replaced = sqlx::query(
-            "UPDATE idempotency SET fingerprint = $5, response = $6, created_at = $7, lease_until = $8, lease_id = $9 \
-             WHERE account_id = $1 AND operation = $2 AND key = $3 AND lease_id = $4 AND response IS NULL",
-        )
-        .bind(&scope.account_id)
-        .bind(scope.operation)
-        .bind(scope.key.as_str())
-        .bind(expected)
-        .bind(record.fingerprint.as_str())
-        .bind(&record.answer)
-        .bind(record.created_at)
-        .bind(record.lease.until)
-        .bind(&record.lease.id)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
-        Ok(replaced.rows_affected() == 1)
-    }
-
-    async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
-        sqlx::query(
-            "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 AND lease_id = $4",
-        )
-        .bind(&scope.account_id)
-        .bind(scope.operation)
-        .bind(scope.key.as_str())
-        .bind(lease)
-        .bind(answer)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
-        Ok(())
-    }
-
-    async fn release(&self, scope: &Scope, lease: &str) -> Result<(), ApiError> {
-        sqlx::query(
-            "DELETE FROM idempotency WHERE account_id = $1 AND operation = $2 AND key = $3 AND lease_id = $4 \
-             AND response IS NULL",
-        )
-        .bind(&scope.account_id)
-        .bind(scope.operation)
-        .bind(scope.key.as_str())
-        .bind(lease)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
-        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@
 //! `BEGIN IMMEDIATE` so they never have to upgrade. Reads use their own pool and are not
 //! blocked by the writer in WAL mode. The hot writes (recording published messages,
 //! claiming and sealing idempotency keys) are jobs of a group writer: concurrent ones
-//! share a transaction (see `group_commit`).
+//! share a transaction (see [`super::group_commit`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,12 +20,11 @@ use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use super::*;
 
 mod apps;
-mod group_commit;
 mod idempotency;
 mod messages;
 mod users;
 
-use self::group_commit::GroupWriter;
+use super::group_commit::GroupWriter;
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -35,7 +34,7 @@ pub struct SqliteStore {
     /// Writes: one connection.
     writer: SqlitePool,
     /// Writes that share transactions, on the same connection.
-    group: GroupWriter,
+    group: GroupWriter<Sqlite>,
 }
 
 impl SqliteStore {
@@ -50,7 +49,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        let group = GroupWriter::start(writer.clone());
+        let group = GroupWriter::start(writer.clone(), "BEGIN IMMEDIATE");
         Ok(SqliteStore { pool, writer, group })
     }
 

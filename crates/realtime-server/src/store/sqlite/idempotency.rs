@@ -68,10 +68,11 @@ impl IdempotencyStore for SqliteStore {
         record: &Record,
         retained_since: DateTime<Utc>,
     ) -> Result<Option<Record>, ApiError> {
+        let account = scope.account_id.clone();
         let (scope, record) = (scope.clone(), record.clone());
         let claimed = self
             .group
-            .run_single_statement(move |connection| {
+            .run_single_statement(&account, move |connection| {
                 Box::pin(async move { claim(connection, &scope, &record, retained_since).await })
             })
             .await?;
@@ -79,10 +80,11 @@ impl IdempotencyStore for SqliteStore {
     }
 
     async fn replace(&self, scope: &Scope, expected: &str, record: &Record) -> Result<bool, ApiError> {
+        let account = scope.account_id.clone();
         let (scope, expected, record) = (scope.clone(), expected.to_owned(), record.clone());
         let replaced = self
             .group
-            .run_single_statement(move |connection| {
+            .run_single_statement(&account, move |connection| {
                 Box::pin(async move {
                     let replaced = sqlx::query(
                         "UPDATE idempotency SET fingerprint = ?5, response = ?6, created_at = ?7, lease_until = ?8, \
@@ -108,9 +110,10 @@ impl IdempotencyStore for SqliteStore {
     }
 
     async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
+        let account = scope.account_id.clone();
         let (scope, lease, answer) = (scope.clone(), lease.to_owned(), answer.to_owned());
         self.group
-            .run_single_statement(move |connection| {
+            .run_single_statement(&account, move |connection| {
                 Box::pin(async move {
                     sqlx::query(
                         "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \
@@ -131,9 +134,10 @@ impl IdempotencyStore for SqliteStore {
     }
 
     async fn release(&self, scope: &Scope, lease: &str) -> Result<(), ApiError> {
+        let account = scope.account_id.clone();
         let (scope, lease) = (scope.clone(), lease.to_owned());
         self.group
-            .run_single_statement(move |connection| {
+            .run_single_statement(&account, move |connection| {
                 Box::pin(async move {
                     sqlx::query(
                         "DELETE FROM idempotency WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \

@@ -21,10 +21,10 @@ pub(super) async fn record(
     // from the positions the job found; the job waits for it before it seals.
     let (positions_tx, positions_rx) = oneshot::channel::<Vec<Position>>();
     let (seal_tx, seal_rx) = oneshot::channel::<Option<Seal>>();
-    let (account_id, messages) = (account_id.to_owned(), messages.to_vec());
-    let recorded = store.group.run(move |connection| {
+    let (account, messages) = (account_id.to_owned(), messages.to_vec());
+    let recorded = store.group.run(account_id, move |connection| {
         Box::pin(async move {
-            let positions = write(connection, &account_id, &messages, price, retention).await?;
+            let positions = write(connection, &account, &messages, price, retention).await?;
             let _ = positions_tx.send(positions.clone());
             let seal = seal_rx.await.map_err(|_| StoreError::LeaseLost)?;
             commit_seal(connection, seal.as_ref()).await?;

@@ -1,0 +1,141 @@
+//! Recording published messages on PostgreSQL: a job of the group writer, so concurrent
+//! publishes share a transaction and one WAL flush (see [`crate::store::group_commit`]).
+
+use realtime_types::Position;
+use sqlx::{PgConnection, Row};
+use tokio::sync::oneshot;
+
+use super::{PostgresStore, commit_seal, debit, offset, stored};
+use crate::store::{MessageRow, MessagesRefused, Retention, Seal, SealOf, StoreError, StoreResult};
+
+/// See [`crate::store::Channels::record_messages`].
+pub(super) async fn record(
+    store: &PostgresStore,
+    account_id: &str,
+    messages: &[MessageRow],
+    price: i64,
+    retention: Retention,
+    seal: &SealOf<'_>,
+) -> StoreResult<Vec<Position>> {
+    // The seal is made here, in the caller's task (it reads the request running in it),
+    // from the positions the job found; the job waits for it before it seals.
+    let (positions_tx, positions_rx) = oneshot::channel::<Vec<Position>>();
+    let (seal_tx, seal_rx) = oneshot::channel::<Option<Seal>>();
+    let (account, messages) = (account_id.to_owned(), messages.to_vec());
+    let recorded = store.group.run(account_id, move |connection| {
+        Box::pin(async move {
+            let positions = write(connection, &account, &messages, price, retention).await?;
+            let _ = positions_tx.send(positions.clone());
+            let seal = seal_rx.await.map_err(|_| StoreError::LeaseLost)?;
+            commit_seal(connection, seal.as_ref()).await?;
+            Ok(positions)
+        })
+    });
+    tokio::pin!(recorded);
+    tokio::select! {
+        biased;
+        result = &mut recorded => result,
+        positions = positions_rx => {
+            if let Ok(positions) = positions {
+                let _ = seal_tx.send(seal(&positions));
+            }
+            recorded.await
+        }
+    }
+}
+
+/// Locks, debits, numbers, inserts and trims.
+async fn write(
+    connection: &mut PgConnection,
+    account_id: &str,
+    messages: &[MessageRow],
+    price: i64,
+    retention: Retention,
+) -> StoreResult<Vec<Position>> {
+    // Every reason to refuse is found before giving up (the job's savepoint undoes what
+    // it changed). Every writer takes the account row before any channel row, so the
+    // lock order is fixed; with a price of 0 the row is locked all the same, so that
+    // batches of two nodes never hold one account's channels in two orders.
+    if price == 0 {
+        sqlx::query("SELECT account_id FROM accounts WHERE account_id = $1 FOR UPDATE")
+            .bind(account_id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    }
+    let mut refused = MessagesRefused { insufficient_credit: None, missing_channel: None };
+    match debit(connection, account_id, price).await {
+        Ok(()) => {}
+        Err(StoreError::InsufficientCredit { balance, required }) => {
+            refused.insufficient_credit = Some((balance, required));
+        }
+        Err(other) => return Err(other),
+    }
+    // Lock the batch's channels in name order: two batches naming the same channels
+    // in different orders then queue instead of deadlocking. The channel row's lock
+    // also orders the offsets of racing publishes on any node.
+    let mut names: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    sqlx::query("SELECT name FROM channels WHERE account_id = $1 AND name = ANY($2) ORDER BY name FOR UPDATE")
+        .bind(account_id)
+        .bind(&names)
+        .fetch_all(&mut *connection)
+        .await?;
+    let mut positions = Vec::with_capacity(messages.len());
+    for (index, message) in messages.iter().enumerate() {
+        let next = sqlx::query(
+            "UPDATE channels SET last_published_at = $3, last_offset = last_offset + 1 \
+             WHERE account_id = $1 AND name = $2 RETURNING channel_id, last_offset",
+        )
+        .bind(account_id)
+        .bind(&message.channel)
+        .bind(message.published_at)
+        .fetch_optional(&mut *connection)
+        .await?;
+        let Some(next) = next else {
+            refused.missing_channel = Some(index);
+            break;
+        };
+        positions.push(Position { epoch: next.try_get("channel_id")?, offset: offset(next.try_get("last_offset")?)? });
+    }
+    if refused.insufficient_credit.is_some() || refused.missing_channel.is_some() {
+        return Err(StoreError::MessagesRefused(refused));
+    }
+    for (message, position) in messages.iter().zip(&positions) {
+        sqlx::query(
+            "INSERT INTO messages (account_id, channel, message_id, event, data, published_at, stream_offset) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(account_id)
+        .bind(&message.channel)
+        .bind(&message.message_id)
+        .bind(&message.event)
+        .bind(&message.data)
+        .bind(message.published_at)
+        .bind(stored(position.offset))
+        .execute(&mut *connection)
+        .await?;
+    }
+    let mut newest: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for (message, position) in messages.iter().zip(&positions) {
+        newest.insert(message.channel.as_str(), position.offset);
+    }
+    for (channel, last) in newest {
+        // The newest `retention.messages` stay, and none older than the age limit: one
+        // range of the (account, channel, offset) index, as on SQLite (see there).
+        let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
+        sqlx::query(
+            "DELETE FROM messages WHERE account_id = $1 AND channel = $2 AND stream_offset < GREATEST($3, COALESCE(( \
+             SELECT stream_offset FROM messages WHERE account_id = $1 AND channel = $2 AND published_at >= $4 \
+             ORDER BY stream_offset LIMIT 1), $5))",
+        )
+        .bind(account_id)
+        .bind(channel)
+        .bind(stored(oldest_kept))
+        .bind(retention.published_after)
+        .bind(stored(last + 1))
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(positions)
+}
