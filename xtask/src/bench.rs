@@ -16,7 +16,7 @@ use crate::openapi::workspace_root;
 #[derive(Parser)]
 #[command(name = "cargo xtask bench")]
 struct Args {
-    /// all, fanout, publish, idle-memory, multi-node, recovery or user.
+    /// all, fanout, publish, idle-memory, multi-node, cluster, recovery or user.
     #[arg(default_value = "all")]
     scenario: String,
     /// A smoke run (a sweep of 2 offered loads at 1,000 subscribers, fewer publishes, one run

@@ -182,6 +182,9 @@ struct Server {
 /// The reference server's heartbeat (interval, timeout) in seconds: short, so that the
 /// heartbeat check (close 4201) waits 20 s rather than the default 60 s.
 const HEARTBEAT: (u32, u32) = (8, 20);
+/// Its Pusher activity and pong timeouts in seconds: short, so that the Pusher profile's
+/// 4201 check (a silent socket is pinged, then closed) runs, in 5 s.
+const PUSHER_ACTIVITY: (u32, u32) = (3, 2);
 /// Its request budget per account (per second, burst): low enough for the harness to drive
 /// past it on loopback (the rate-limit check), high enough for every other check.
 const RATE_LIMIT: (u32, u32) = (200, 400);
@@ -213,11 +216,15 @@ impl Server {
              REALTIME_RATE_LIMIT__REQUESTS_PER_SECOND={rate} \\\n\
              REALTIME_RATE_LIMIT__BURST={burst} \\\n\
              REALTIME_PUSHER__SUBSCRIPTION_COUNT=true \\\n\
+             REALTIME_PUSHER__ACTIVITY_TIMEOUT_SECONDS={activity_timeout} \\\n\
+             REALTIME_PUSHER__PONG_TIMEOUT_SECONDS={pong_timeout} \\\n\
              {binary} </dev/null >>{stdout} 2>>{log} &\n\
              echo $! >{pid}\n",
             dir = quote(dir),
             heartbeat_interval = HEARTBEAT.0,
             heartbeat_timeout = HEARTBEAT.1,
+            activity_timeout = PUSHER_ACTIVITY.0,
+            pong_timeout = PUSHER_ACTIVITY.1,
             rate = RATE_LIMIT.0,
             burst = RATE_LIMIT.1,
             store = quote(Path::new(&format!("sqlite://{}", dir.join("realtime.db").display()))),
