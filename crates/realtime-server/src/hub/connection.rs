@@ -113,7 +113,9 @@ impl Connection {
     }
 
     /// A Pusher socket of `account_id`, whose frames go to `outbound`. It has no token:
-    /// its client id is its socket id, and so is its "token id", which counts it alone.
+    /// its client id is its socket id, and so is its "token id" here; the Pusher session
+    /// gives it its app's credential id instead (`pusher::apps::credential_id`), which
+    /// deleting the app revokes.
     pub fn pusher(account_id: String, socket_id: String, outbound: mpsc::Sender<Utf8Bytes>) -> Self {
         let mut connection = Connection::new(account_id, socket_id.clone(), None, socket_id.clone(), outbound);
         connection.protocol = Protocol::Pusher(Box::new(PusherSocket { socket_id, user: Mutex::new(None) }));
