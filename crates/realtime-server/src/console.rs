@@ -53,6 +53,10 @@ async fn events(
         .ok_or_else(|| ApiError::unauthenticated("send the API key as `Authorization: Bearer <key>`"))?;
     let caller = service.authenticate(&ApiKey::new(key)).await?;
     let receiver = service.hub.taps.watch(&caller.account_id);
+    // A broker that routes channels only to the nodes holding their subscribers routes
+    // a watched account's channels here too: wake it now, not at its next tick, so the
+    // events that follow the `ready` event are not missed.
+    service.hub.channel_opened.notify_one();
     let ready =
         Event::default().event("ready").data(serde_json::json!({ "account_id": caller.account_id }).to_string());
     let metrics = service.metrics.clone();

@@ -139,8 +139,9 @@ pub struct Hub {
     pub lifecycle: lifecycle::Lifecycles,
     /// Where a watched account's events go (the debug console watches them).
     pub taps: tap::Taps,
-    /// Woken when a channel gets its first subscriber on this node: a broker that
-    /// routes a channel's events only to the nodes holding it starts routing it here.
+    /// Woken when a channel gets its first subscriber on this node, or an account its
+    /// first console viewer: a broker that routes a channel's events only to the nodes
+    /// holding it starts routing it here.
     pub channel_opened: tokio::sync::Notify,
 }
 

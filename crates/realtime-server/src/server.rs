@@ -252,7 +252,9 @@ impl RunningServer {
         let kill = CancellationToken::new();
         let broker: Arc<dyn Broker> = match config.broker.as_str() {
             "memory" => MemoryBroker::new(hub.clone()),
-            url if url.starts_with("redis://") => RedisBroker::connect(&config, hub.clone(), &kill).await?,
+            url if url.starts_with("redis://") => {
+                RedisBroker::connect(&config, hub.clone(), store.clone(), &kill).await?
+            }
             other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" or redis://<host>:<port>"),
         };
         let broker: Arc<dyn Broker> = crate::broker::timed::Timed::new(broker, metrics.clone());

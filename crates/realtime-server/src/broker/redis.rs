@@ -127,9 +127,14 @@ fn unavailable(error: Error) -> BrokerError {
 impl RedisBroker {
     /// Connects to the Redis at `config.broker` (failing when it is unreachable at
     /// start), subscribes, and starts the heartbeat; events from other nodes are applied
-    /// to `hub`. `kill` stops everything as a crash would: no goodbye, the heartbeat
-    /// just stops.
-    pub async fn connect(config: &Config, hub: Arc<Hub>, kill: &CancellationToken) -> anyhow::Result<Arc<Self>> {
+    /// to `hub`; a channel's route that starts late catches up from `store`, the node's.
+    /// `kill` stops everything as a crash would: no goodbye, the heartbeat just stops.
+    pub async fn connect(
+        config: &Config,
+        hub: Arc<Hub>,
+        store: Arc<dyn crate::store::Store>,
+        kill: &CancellationToken,
+    ) -> anyhow::Result<Arc<Self>> {
         let redis_config = fred::prelude::Config::from_url(&config.broker)
             .map_err(|error| anyhow::anyhow!("the broker URL is not a Redis URL: {}", error.details()))?;
         let mut builder = Builder::from_config(redis_config);
@@ -165,7 +170,7 @@ impl RedisBroker {
             presence: tokio::sync::Mutex::new(LocalPresence::default()),
             written_counts: tokio::sync::Mutex::new(HashMap::new()),
             routing: config.redis_routing,
-            routes: Routes::new(config.store.clone()),
+            routes: Routes::new(store),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             degraded: AtomicBool::new(false),

@@ -221,13 +221,15 @@ pub(crate) struct BrokerEngine {
     pub(crate) broker: Arc<dyn Broker>,
     /// Kills the node the broker belongs to.
     pub(crate) kill: CancellationToken,
+    /// The node's store (a Redis broker catches late routes up from it), when it has one.
+    _store: Option<StoreEngine>,
 }
 
 impl BrokerEngine {
     pub(crate) fn memory() -> BrokerEngine {
         let hub = Arc::new(Hub::default());
         let broker = MemoryBroker::new(hub.clone());
-        BrokerEngine { hub, broker, kill: CancellationToken::new() }
+        BrokerEngine { hub, broker, kill: CancellationToken::new(), _store: None }
     }
 
     /// A Redis broker node under `prefix`; `overrides` are node settings (e.g.
@@ -240,8 +242,11 @@ impl BrokerEngine {
         let config = realtime_server::Config::with(settings).expect("a config");
         let hub = Arc::new(Hub::default());
         let kill = CancellationToken::new();
-        let broker = RedisBroker::connect(&config, hub.clone(), &kill).await.expect("the Redis broker connects");
-        BrokerEngine { hub, broker, kill }
+        let store = StoreEngine::sqlite().await;
+        let broker = RedisBroker::connect(&config, hub.clone(), store.store.clone(), &kill)
+            .await
+            .expect("the Redis broker connects");
+        BrokerEngine { hub, broker, kill, _store: Some(store) }
     }
 }
 

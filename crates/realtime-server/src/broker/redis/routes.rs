@@ -37,7 +37,7 @@ use fred::prelude::*;
 use realtime_types::limits::RECOVERY_MAX_MESSAGES;
 use realtime_types::ws::ServerFrame;
 use realtime_types::{Direction, Position};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 use super::{RedisBroker, unavailable};
 use crate::broker::BrokerError;
@@ -55,9 +55,8 @@ pub(super) struct Routes {
     /// What this node is subscribed to in Redis. Held across the Redis round trip of a
     /// change, so changes apply in order.
     held: Mutex<Held>,
-    /// The store URL, opened on the first catch-up.
-    store_url: String,
-    store: OnceCell<Option<Arc<dyn Store>>>,
+    /// The node's store, where a late route catches up from.
+    store: Arc<dyn Store>,
 }
 
 /// What a node is subscribed to.
@@ -73,21 +72,8 @@ struct Held {
 }
 
 impl Routes {
-    pub(super) fn new(store_url: String) -> Routes {
-        Routes { held: Mutex::new(Held::default()), store_url, store: OnceCell::new() }
-    }
-
-    async fn store(&self) -> Option<&Arc<dyn Store>> {
-        let opened = self.store.get_or_init(|| async {
-            match crate::store::open(&self.store_url).await {
-                Ok(store) => Some(store),
-                Err(error) => {
-                    tracing::warn!(%error, "the broker cannot read the store: new routes will not catch up");
-                    None
-                }
-            }
-        });
-        opened.await.as_ref()
+    pub(super) fn new(store: Arc<dyn Store>) -> Routes {
+        Routes { held: Mutex::new(Held::default()), store }
     }
 }
 
@@ -220,7 +206,7 @@ impl RedisBroker {
         if behind.is_empty() {
             return;
         }
-        let Some(store) = self.routes.store().await else { return };
+        let store = &self.routes.store;
         for (key, position) in behind {
             let row = match store.channel(&key.account_id, &key.channel).await {
                 Ok(Some(row)) if row.channel_id == position.epoch && row.last_offset > position.offset => row,
