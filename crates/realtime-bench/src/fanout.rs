@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::latency::{self, Summary};
 use crate::proc_stats;
+use crate::pusher::{self, Inbound, PusherApp};
 use crate::target::{self, Endpoints, Prepared, TargetKind};
 use crate::wsclient::{Frame, WsClient};
 
@@ -72,6 +73,9 @@ pub struct FanoutArgs {
     /// Hard limit on the whole run.
     #[arg(long, default_value_t = 300)]
     pub deadline_secs: u64,
+    /// The app of the Pusher-protocol targets.
+    #[command(flatten)]
+    pub pusher: PusherApp,
 }
 
 /// The figures of one run.
@@ -182,8 +186,12 @@ async fn run_subscribers(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
     let started_cpu = proc_stats::self_cpu_seconds();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let sub_base = args.sub_base_url.as_deref().unwrap_or(&args.base_url);
-    let endpoints =
-        Endpoints { base_url: &args.base_url, sub_base_url: sub_base, admin_secret: args.admin_secret.as_deref() };
+    let endpoints = Endpoints {
+        base_url: &args.base_url,
+        sub_base_url: sub_base,
+        admin_secret: args.admin_secret.as_deref(),
+        pusher: Some(&args.pusher),
+    };
     let prepared = target::prepare(args.kind, &endpoints, args.subscribers, args.subs_per_token, &http).await?;
 
     let before = proc_stats::sample(&args.server_pids);
@@ -366,9 +374,10 @@ impl Subscriber {
         let mut seen = Seen::new(self.publishes);
         loop {
             let mut pong = None;
+            let mut pusher_pong = false;
             loop {
                 match ws.next_frame() {
-                    Ok(Some(Frame::Message(data))) => self.on_frame(data, &mut seen),
+                    Ok(Some(Frame::Message(data))) => pusher_pong |= self.on_frame(data, &mut seen),
                     Ok(Some(Frame::Ping(data))) => pong = Some(data.to_vec()),
                     Ok(Some(Frame::Pong)) => {}
                     Ok(Some(Frame::Close(code))) => {
@@ -383,6 +392,9 @@ impl Subscriber {
             {
                 return self.disconnected(format!("pong: {e}"));
             }
+            if pusher_pong && let Err(e) = ws.send_text(pusher::PONG).await {
+                return self.disconnected(format!("pusher:pong: {e}"));
+            }
             tokio::select! {
                 _ = self.stop.changed() => return,
                 read = ws.fill() => match read {
@@ -391,7 +403,8 @@ impl Subscriber {
                     Err(e) => return self.disconnected(format!("read: {e}")),
                 },
                 _ = ping.tick(), if heartbeat.is_some() => {
-                    if let Err(e) = ws.send_text(r#"{"type":"ping"}"#).await {
+                    let ping = if self.kind.is_pusher() { pusher::PING } else { r#"{"type":"ping"}"# };
+                    if let Err(e) = ws.send_text(ping).await {
                         return self.disconnected(format!("ping: {e}"));
                     }
                 }
@@ -399,14 +412,28 @@ impl Subscriber {
         }
     }
 
-    fn on_frame(&self, frame: &[u8], seen: &mut Seen) {
+    /// Counts a frame; true when it is a `pusher:ping`, which wants a `pusher:pong`.
+    fn on_frame(&self, frame: &[u8], seen: &mut Seen) -> bool {
         let now = now_ns();
         let mut shared = self.shared.lock().expect("no task panics while holding the lock");
-        let Some((seq, sent)) = target::bench_fields(frame) else {
+        let fields = if self.kind.is_pusher() {
+            match pusher::inbound(frame) {
+                Inbound::Bench { seq, sent_ns } => Some((seq, sent_ns)),
+                Inbound::Ping => return true,
+                Inbound::Error(message) => {
+                    shared.error(message);
+                    None
+                }
+                Inbound::Established { .. } | Inbound::Subscribed | Inbound::Other => None,
+            }
+        } else {
+            target::bench_fields(frame)
+        };
+        let Some((seq, sent)) = fields else {
             if memchr::memmem::find(frame, b"\"type\":\"error\"").is_some() {
                 shared.error(format!("error frame: {}", String::from_utf8_lossy(frame)));
             }
-            return;
+            return false;
         };
         latency::record(&mut shared.latency, now.saturating_sub(sent) / 1000);
         shared.received += 1;
@@ -422,6 +449,7 @@ impl Subscriber {
         if let Some(last) = shared.last_recv_ns.get_mut(seq as usize) {
             *last = (*last).max(now);
         }
+        false
     }
 
     fn fail(&self, message: String) {
@@ -439,8 +467,8 @@ impl Subscriber {
     }
 }
 
-/// Opens the connection (from `source_ip`) and, for our server, does the subscribe
-/// handshake; returns the heartbeat interval the server asks for.
+/// Opens the connection (from `source_ip`) and, for our server and the Pusher-protocol
+/// targets, does the subscribe handshake; returns the heartbeat interval the server asks for.
 async fn connect(url: &str, source_ip: Ipv4Addr, kind: TargetKind) -> anyhow::Result<(WsClient, Option<Duration>)> {
     let mut ws = WsClient::connect(url, source_ip).await?;
     match kind {
@@ -462,6 +490,28 @@ async fn connect(url: &str, source_ip: Ipv4Addr, kind: TargetKind) -> anyhow::Re
                 }
             }
             Ok((ws, Some(Duration::from_secs(heartbeat))))
+        }
+        TargetKind::Pusher | TargetKind::Sockudo => {
+            // A server over its connection quota may accept the socket and close it at
+            // once: next_message fails then, and the subscriber counts as not connected.
+            let activity_timeout = loop {
+                match pusher::inbound(&ws.next_message().await?) {
+                    Inbound::Established { activity_timeout } => break activity_timeout,
+                    Inbound::Error(message) => bail!("refused: {message}"),
+                    Inbound::Ping => ws.send_text(pusher::PONG).await?,
+                    Inbound::Subscribed | Inbound::Bench { .. } | Inbound::Other => {}
+                }
+            };
+            ws.send_text(&pusher::subscribe_frame()).await?;
+            loop {
+                match pusher::inbound(&ws.next_message().await?) {
+                    Inbound::Subscribed => break,
+                    Inbound::Error(message) => bail!("subscribe refused: {message}"),
+                    Inbound::Ping => ws.send_text(pusher::PONG).await?,
+                    Inbound::Established { .. } | Inbound::Bench { .. } | Inbound::Other => {}
+                }
+            }
+            Ok((ws, Some(Duration::from_secs(activity_timeout))))
         }
     }
 }
@@ -614,11 +664,16 @@ async fn publish(
 }
 
 async fn send_one(http: reqwest::Client, prepared: Arc<Prepared>, seq: u64, scheduled_ns: u64, pad: Arc<str>) -> Sent {
+    let body = target::publish_body(prepared.kind, seq, scheduled_ns, &pad);
+    let url = match &prepared.pusher {
+        Some(app) => {
+            let query = app.signed_query(&app.events_path(), body.as_bytes(), pusher::unix_now());
+            format!("{}?{query}", prepared.publish_url)
+        }
+        None => prepared.publish_url.clone(),
+    };
     let sent_ns = now_ns();
-    let mut request = http
-        .post(&prepared.publish_url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(target::publish_body(prepared.kind, seq, scheduled_ns, &pad));
+    let mut request = http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
     if let Some(key) = &prepared.api_key {
         request = request.bearer_auth(key);
     }

@@ -2,8 +2,8 @@
 //!
 //! The binary `realtime-bench` has one subcommand per piece: `baseline` serves the bare
 //! fan-out server, `fanout`, `publish`, `recovery` and `user` are the load generators (each
-//! prints one JSON result), and `suite` starts the servers, runs the scenarios and writes the
-//! report.
+//! prints one JSON result; `fanout` also speaks the Pusher protocol, see [`pusher`]), and
+//! `suite` starts the servers, runs the scenarios and writes the report.
 
 pub mod baseline;
 pub mod cluster;
@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod latency;
 pub mod proc_stats;
 pub mod publish;
+pub mod pusher;
 pub mod recovery;
 pub mod report;
 pub mod servers;

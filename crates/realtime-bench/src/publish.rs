@@ -90,6 +90,7 @@ async fn run_async(args: &PublishArgs) -> anyhow::Result<PublishResult> {
                 base_url: &args.base_url,
                 sub_base_url: &args.base_url,
                 admin_secret: args.admin_secret.as_deref(),
+                pusher: None,
             };
             let prepared = target::prepare(TargetKind::Realtime, &at, 1, 1, &http).await?;
             (prepared.publish_url, prepared.api_key)

@@ -114,6 +114,7 @@ async fn run_async(args: &RecoveryArgs) -> anyhow::Result<RecoveryResult> {
         base_url: &args.base_url,
         sub_base_url: &args.base_url,
         admin_secret: args.admin_secret.as_deref(),
+        pusher: None,
     };
     let prepared = target::prepare(TargetKind::Realtime, &at, 1, 1, &http).await?;
     let api_key = prepared.api_key.context("the realtime target has no API key")?;

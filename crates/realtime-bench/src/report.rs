@@ -36,6 +36,9 @@ pub struct Report {
     pub cluster: Option<crate::cluster::ClusterReport>,
     pub recovery: Option<RecoveryGroup>,
     pub user: Option<UserGroup>,
+    /// The fan-out over the Pusher protocol, ours against sockudo (only when asked).
+    #[serde(default)]
+    pub pusher: Vec<FanoutGroup>,
     pub targets: Vec<TargetCheck>,
     /// What made this run fail (errors, lost messages); figures never do.
     pub failures: Vec<String>,
@@ -511,6 +514,29 @@ pub fn targets(report: &Report) -> Vec<TargetCheck> {
     }
     if let Some(group) = &report.user {
         checks.push(user::target(group));
+    }
+    // The Pusher scenario's highest offered load compares capacity; memory is the same
+    // measure at every load.
+    let pusher_top = report.pusher.iter().max_by(|a, b| a.rate.total_cmp(&b.rate));
+    if let Some(group) = pusher_top {
+        let (ours, sockudo) = (measured(group, TargetKind::Pusher), measured(group, TargetKind::Sockudo));
+        checks.push(ratio_check(
+            format!(
+                "Pusher protocol: delivered msg/s >= sockudo's ({} subs, {}/s offered)",
+                group.subscribers, group.rate
+            ),
+            ours.zip(sockudo)
+                .filter(|(_, s)| s.delivered_per_sec > 0.0)
+                .map(|(o, s)| o.delivered_per_sec / s.delivered_per_sec),
+            |r| r >= 1.0,
+        ));
+        checks.push(ratio_check(
+            format!("Pusher protocol: idle KiB/conn <= sockudo's ({} conns)", group.subscribers),
+            ours.zip(sockudo)
+                .filter(|(_, s)| s.idle_kib_per_conn > 0.0)
+                .map(|(o, s)| o.idle_kib_per_conn / s.idle_kib_per_conn),
+            |r| r <= 1.0,
+        ));
     }
     checks
 }

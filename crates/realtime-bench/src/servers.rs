@@ -1,5 +1,6 @@
-//! Starting and stopping the servers under test: ours, the bare baseline and nginx with
-//! nchan, each pinned to CPU 0 and stopped (by its own pid) when its handle drops.
+//! Starting and stopping the servers under test: ours, the bare baseline, nginx with
+//! nchan and sockudo, each pinned to CPU 0 and stopped (by its own pid) when its handle
+//! drops.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -143,6 +144,82 @@ pub fn nchan_installed() -> bool {
 }
 
 const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
+
+/// What the sockudo row says when the binary is missing.
+pub const SOCKUDO_MISSING: &str =
+    "not installed: cargo install sockudo --locked --no-default-features --features local --root target/peers";
+
+/// The sockudo binary: `peers/bin/sockudo` in the target directory (where the command of
+/// [`SOCKUDO_MISSING`] puts it), else the first on PATH.
+pub fn sockudo_binary(target_dir: Option<&Path>) -> Option<PathBuf> {
+    let installed = target_dir.map(|dir| dir.join("peers/bin/sockudo")).filter(|path| path.is_file());
+    installed.or_else(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).map(|dir| dir.join("sockudo")).find(|path| path.is_file())
+    })
+}
+
+/// sockudo on a free loopback port, configured from its environment only (peers.md sec. 6):
+/// one app with the bench's credentials, the local adapter and in-memory drivers, no rate
+/// limiter, and room for the bench's connections (its default app allows 100).
+pub fn start_sockudo(binary: &Path, dir: &Path, app: &crate::pusher::PusherApp) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(dir)?;
+    let port = free_port()?;
+    let log = dir.join("sockudo.log");
+    let mut command = pinned(SERVER_CPU, binary);
+    command
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("METRICS_ENABLED", "false")
+        .env("METRICS_HOST", "127.0.0.1")
+        .env("SOCKUDO_DEFAULT_APP_ENABLED", "true")
+        .env("SOCKUDO_DEFAULT_APP_ID", &app.app_id)
+        .env("SOCKUDO_DEFAULT_APP_KEY", &app.key)
+        .env("SOCKUDO_DEFAULT_APP_SECRET", &app.secret)
+        .env("SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS", "20000")
+        .env("SOCKUDO_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SECOND", "100000")
+        .env("ADAPTER_DRIVER", "local")
+        .env("APP_MANAGER_DRIVER", "memory")
+        .env("CACHE_DRIVER", "memory")
+        .env("QUEUE_DRIVER", "memory")
+        .env("RATE_LIMITER_DRIVER", "memory")
+        .env("RATE_LIMITER_ENABLED", "false")
+        // As quiet as ours (REALTIME_LOG=warn): logging per connection costs CPU.
+        .env("RUST_LOG", "warn")
+        // A config/ folder or .env in the working directory would be read too.
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&log)?))
+        .stderr(Stdio::from(std::fs::File::options().append(true).open(&log)?));
+    let mut child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let until = Instant::now() + Duration::from_secs(30);
+    while !answers_up(addr, &app.app_id) {
+        if let Some(status) = child.try_wait()? {
+            bail!("sockudo exited at start ({status}): {}", log_tail(&log));
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("sockudo did not answer GET /up/{} within 30 s: {}", app.app_id, log_tail(&log));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pids = vec![child.id()];
+    Ok(Server { kind: TargetKind::Sockudo, base_url: format!("http://{addr}"), admin_secret: None, child, pids, log })
+}
+
+/// Whether sockudo's health check, `GET /up/{app_id}`, answers 200.
+fn answers_up(addr: SocketAddr, app_id: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let request = format!("GET /up/{app_id} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut answer = [0u8; 16];
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read(&mut answer).is_ok_and(|n| answer[..n].starts_with(b"HTTP/1.1 200"))
+}
 
 /// nginx (one worker) with nchan, on a free loopback port, from a config written into `dir`.
 pub fn start_nchan(dir: &Path) -> anyhow::Result<Server> {

@@ -22,6 +22,7 @@ use crate::servers::{self, CLIENT_CPU, OursConfig, Server};
 use crate::target::TargetKind;
 
 mod publish;
+mod pusher;
 mod user;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,6 +47,9 @@ pub enum Scenario {
     /// User-addressed messages: reliable message latency, redelivery of a backlog on
     /// connect, command round trips.
     User,
+    /// The fan-out over the Pusher protocol (protocol-7 subscribers, signed HTTP API
+    /// triggers), ours against sockudo. Only when asked: not part of `all`.
+    Pusher,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -128,6 +132,9 @@ impl SweepPlan {
     }
 }
 
+/// The targets of the fan-out, sweep and idle-memory scenarios.
+const FANOUT_KINDS: [TargetKind; 3] = [TargetKind::Realtime, TargetKind::Baseline, TargetKind::Nchan];
+
 const PUBLISH_CONCURRENCY: usize = 16;
 
 /// Messages each recovery replays: the figure, and the most the server replays.
@@ -136,6 +143,8 @@ const RECOVERY_MESSAGES: u64 = 1000;
 struct Suite {
     bench_bin: PathBuf,
     ours_bin: PathBuf,
+    /// sockudo, when it is installed.
+    sockudo_bin: Option<PathBuf>,
     work: PathBuf,
     runs: usize,
     quick: bool,
@@ -161,6 +170,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
     let mut suite = Suite {
         bench_bin,
         ours_bin: bin_dir.join("realtime-server"),
+        sockudo_bin: servers::sockudo_binary(bin_dir.parent()),
         work,
         runs: args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1),
         quick: args.quick,
@@ -186,6 +196,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
         cluster: None,
         recovery: None,
         user: None,
+        pusher: Vec::new(),
         targets: Vec::new(),
         failures: Vec::new(),
     };
@@ -204,7 +215,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
                 (title, load)
             })
             .collect();
-        report.fanout.extend(suite.fanout_groups(&fixed, Lost::Error));
+        report.fanout.extend(suite.fanout_groups(&fixed, &FANOUT_KINDS, Lost::Error));
         let sweep: Vec<(String, Load)> = sweep_plan
             .loads()
             .into_iter()
@@ -222,7 +233,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
         // Past a target's saturation point, lost messages are what the sweep measures; a
         // quick run offers loads far below it, so there they are an error.
         let lost = if args.quick { Lost::Error } else { Lost::Figure };
-        let groups = suite.fanout_groups(&sweep, lost);
+        let groups = suite.fanout_groups(&sweep, &FANOUT_KINDS, lost);
         report.sweep = Some(Sweep::from_groups(sweep_plan.subscribers, &groups.iter().collect::<Vec<_>>()));
         report.fanout.extend(groups);
     }
@@ -230,7 +241,10 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
         let subscribers = if args.quick { 1000 } else { 10_000 };
         let load = Load { subscribers, publishes: 0, rate: 1.0 };
         let title = format!("Idle memory: {subscribers} subscribed connections");
-        report.idle_memory = suite.fanout_groups(&[(title, load)], Lost::Error).pop();
+        report.idle_memory = suite.fanout_groups(&[(title, load)], &FANOUT_KINDS, Lost::Error).pop();
+    }
+    if args.scenario == Scenario::Pusher {
+        report.pusher = suite.pusher_groups();
     }
     if wants(Scenario::Publish) {
         report.publish = Some(suite.publish_group());
@@ -264,7 +278,8 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
 }
 
 fn failures(report: &Report) -> Vec<String> {
-    let fanout_rows = report.fanout.iter().chain(&report.idle_memory).chain(&report.multi_node).flat_map(|g| {
+    let fanout_groups = report.fanout.iter().chain(&report.idle_memory).chain(&report.multi_node).chain(&report.pusher);
+    let fanout_rows = fanout_groups.flat_map(|g| {
         g.rows
             .iter()
             .filter(|r| r.status == Status::Failed)
@@ -313,7 +328,9 @@ impl Suite {
                 self.ours_bin.display()
             )),
             TargetKind::Nchan if !servers::nchan_installed() => Some(servers::NCHAN_MISSING.to_owned()),
-            TargetKind::Realtime | TargetKind::Baseline | TargetKind::Nchan => None,
+            TargetKind::Pusher => self.unavailable(TargetKind::Realtime),
+            TargetKind::Sockudo if self.sockudo_bin.is_none() => Some(servers::SOCKUDO_MISSING.to_owned()),
+            TargetKind::Realtime | TargetKind::Baseline | TargetKind::Nchan | TargetKind::Sockudo => None,
         }
     }
 
@@ -322,6 +339,11 @@ impl Suite {
             TargetKind::Realtime => self.start_ours(name, &[]),
             TargetKind::Baseline => servers::start_baseline(&self.bench_bin, &self.scratch(name)),
             TargetKind::Nchan => servers::start_nchan(&self.scratch(name)),
+            TargetKind::Pusher => self.start_ours(name, &pusher::ours_env()),
+            TargetKind::Sockudo => {
+                let binary = self.sockudo_bin.as_deref().context(servers::SOCKUDO_MISSING)?;
+                servers::start_sockudo(binary, &self.scratch(name), &crate::pusher::PusherApp::default())
+            }
         }
     }
 
@@ -339,8 +361,7 @@ impl Suite {
 
     /// One group per load; each run goes over every load and, at each, every target, so
     /// that the drift of a shared machine hits the targets alike.
-    fn fanout_groups(&mut self, loads: &[(String, Load)], lost: Lost) -> Vec<FanoutGroup> {
-        let kinds = [TargetKind::Realtime, TargetKind::Baseline, TargetKind::Nchan];
+    fn fanout_groups(&mut self, loads: &[(String, Load)], kinds: &[TargetKind], lost: Lost) -> Vec<FanoutGroup> {
         type Runs = (Vec<FanoutResult>, Vec<String>);
         let mut runs: Vec<Vec<Runs>> = loads.iter().map(|_| kinds.iter().map(|_| (vec![], vec![])).collect()).collect();
         for run in 0..self.runs {

@@ -21,6 +21,8 @@ fn color(kind: TargetKind) -> &'static str {
         TargetKind::Realtime => "#d62728",
         TargetKind::Baseline => "#2ca02c",
         TargetKind::Nchan => "#1f77b4",
+        TargetKind::Pusher => "#9467bd",
+        TargetKind::Sockudo => "#ff7f0e",
     }
 }
 
@@ -58,7 +60,9 @@ fn panel(svg: &mut String, group: &FanoutGroup, y0: f64) {
         .filter_map(|r| r.median.as_ref().map(|m| Curve { label: &r.label, kind: r.kind, points: &m.curve }))
         .collect();
     let values = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).filter(|v| *v > 0.0);
-    let lo = values.clone().fold(f64::INFINITY, f64::min).max(0.01);
+    // With no measured point (every target skipped or failed) the axes still get a range.
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let lo = if lo.is_finite() { lo.max(0.01) } else { 1.0 };
     let hi = values.fold(0.0, f64::max).max(lo * 10.0);
     let (log_lo, log_hi) = (lo.log10().floor(), hi.log10().ceil());
     let x = |q: f64| LEFT + nines(q) / MAX_NINES * plot_w;
@@ -137,7 +141,9 @@ pub fn load_plot(sweep: &Sweep) -> String {
     let plot_h = height - TOP - BOTTOM;
     let points = || sweep.targets.iter().flat_map(|t| t.points.iter());
     let values = points().map(|p| p.p99_ms).chain([sweep.p99_limit_ms]).filter(|v| *v > 0.0);
-    let lo = values.clone().fold(f64::INFINITY, f64::min).max(0.01);
+    // With no measured point (every target skipped or failed) the axes still get a range.
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let lo = if lo.is_finite() { lo.max(0.01) } else { 1.0 };
     let hi = values.fold(0.0, f64::max).max(lo * 10.0);
     let (log_lo, log_hi) = (lo.log10().floor(), hi.log10().ceil());
     let max_rate = sweep.rates.iter().copied().fold(1.0, f64::max);
@@ -279,5 +285,20 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert_eq!(svg.matches(r##"fill="white" stroke="#d62728""##).count(), 1);
         assert!(svg.contains("p99 limit 250 ms"), "{svg}");
+    }
+
+    #[test]
+    fn a_group_without_a_measured_row_is_drawn_with_empty_axes() {
+        let skipped = |kind| crate::report::FanoutRow::skipped(kind, "skipped", "not installed".to_owned());
+        let group = FanoutGroup {
+            title: "nothing measured".to_owned(),
+            subscribers: 10,
+            publishes: 1,
+            rate: 1.0,
+            rows: vec![skipped(TargetKind::Pusher), skipped(TargetKind::Sockudo)],
+        };
+        let svg = latency_plot(&[&group]);
+        assert_eq!(svg.matches("<polyline").count(), 0);
+        assert!(svg.ends_with("</svg>\n"), "{svg}");
     }
 }

@@ -1,5 +1,6 @@
 //! The kinds of server the bench drives, and what differs between them on the wire:
-//! setup, the publish request, the WebSocket URL and the subscribe handshake.
+//! setup, the publish request, the WebSocket URL and the subscribe handshake (the Pusher
+//! protocol's frames and signing are in [`crate::pusher`]).
 
 use std::sync::LazyLock;
 
@@ -8,6 +9,8 @@ use clap::ValueEnum;
 use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use crate::pusher::PusherApp;
 
 /// The one channel every fan-out run uses.
 pub const CHANNEL: &str = "bench";
@@ -22,6 +25,11 @@ pub enum TargetKind {
     Baseline,
     /// nginx with the nchan module: `POST /pub?id=`, WebSocket `/sub?id=`.
     Nchan,
+    /// Our reference server through its Pusher face: signed `POST /apps/{id}/events`,
+    /// protocol 7 at `/app/{key}`.
+    Pusher,
+    /// sockudo, a Pusher-compatible server, spoken to as [`TargetKind::Pusher`] is.
+    Sockudo,
 }
 
 impl TargetKind {
@@ -30,6 +38,24 @@ impl TargetKind {
             TargetKind::Realtime => "realtime",
             TargetKind::Baseline => "bare baseline",
             TargetKind::Nchan => "nchan",
+            TargetKind::Pusher => "realtime (Pusher protocol)",
+            TargetKind::Sockudo => "sockudo",
+        }
+    }
+
+    /// Whether the target speaks Pusher's protocol 7 and HTTP API.
+    pub fn is_pusher(self) -> bool {
+        match self {
+            TargetKind::Pusher | TargetKind::Sockudo => true,
+            TargetKind::Realtime | TargetKind::Baseline | TargetKind::Nchan => false,
+        }
+    }
+
+    /// Whether the target is our server (whichever face): the "ours" of the ratios.
+    pub fn is_ours(self) -> bool {
+        match self {
+            TargetKind::Realtime | TargetKind::Pusher => true,
+            TargetKind::Baseline | TargetKind::Nchan | TargetKind::Sockudo => false,
         }
     }
 }
@@ -43,6 +69,8 @@ pub struct Prepared {
     pub api_key: Option<String>,
     /// WebSocket URLs to spread the subscribers over (one per token for ours).
     pub ws_urls: Vec<String>,
+    /// The app whose secret signs the publishes (Pusher-protocol targets).
+    pub pusher: Option<PusherApp>,
 }
 
 /// Where the target is and who may set it up.
@@ -54,6 +82,8 @@ pub struct Endpoints<'a> {
     pub sub_base_url: &'a str,
     /// The admin secret of our server (creates the bench account).
     pub admin_secret: Option<&'a str>,
+    /// The app of the Pusher-protocol targets (the others ignore it).
+    pub pusher: Option<&'a PusherApp>,
 }
 
 /// Creates what a run needs (for ours: an account, the channel and the tokens).
@@ -71,14 +101,27 @@ pub async fn prepare(
             publish_url: format!("{}/pub", at.base_url),
             api_key: None,
             ws_urls: vec![format!("{ws_base}/sub")],
+            pusher: None,
         }),
         TargetKind::Nchan => Ok(Prepared {
             kind,
             publish_url: format!("{}/pub?id={CHANNEL}", at.base_url),
             api_key: None,
             ws_urls: vec![format!("{ws_base}/sub?id={CHANNEL}")],
+            pusher: None,
         }),
         TargetKind::Realtime => prepare_realtime(at, subscribers, subs_per_token, http).await,
+        // The app exists from the server's start: nothing to create.
+        TargetKind::Pusher | TargetKind::Sockudo => {
+            let app = at.pusher.context("the Pusher-protocol targets need the app's credentials")?;
+            Ok(Prepared {
+                kind,
+                publish_url: format!("{}{}", at.base_url, app.events_path()),
+                api_key: None,
+                ws_urls: vec![format!("{ws_base}{}", app.socket_path())],
+                pusher: Some(app.clone()),
+            })
+        }
     }
 }
 
@@ -115,6 +158,7 @@ async fn prepare_realtime(
         publish_url: format!("{}/v1/realtime/publish", at.base_url),
         api_key: Some(api_key),
         ws_urls,
+        pusher: None,
     })
 }
 
@@ -181,6 +225,7 @@ pub fn publish_body(kind: TargetKind, seq: u64, sent_ns: u64, pad: &str) -> Stri
     match kind {
         TargetKind::Realtime => format!("{{\"channel\":\"{CHANNEL}\",\"event\":\"e\",\"data\":{data}}}"),
         TargetKind::Baseline | TargetKind::Nchan => data,
+        TargetKind::Pusher | TargetKind::Sockudo => crate::pusher::trigger_body(seq, sent_ns, pad),
     }
 }
 

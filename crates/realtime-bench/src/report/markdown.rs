@@ -17,6 +17,7 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<String> {
     std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(report)?)?;
     let mut groups: Vec<&FanoutGroup> = report.fanout.iter().collect();
     groups.extend(report.multi_node.iter());
+    groups.extend(report.pusher.iter());
     std::fs::write(dir.join("latency.svg"), crate::svg::latency_plot(&groups))?;
     if let Some(sweep) = &report.sweep {
         std::fs::write(dir.join(LOAD_PLOT), crate::svg::load_plot(sweep))?;
@@ -62,6 +63,20 @@ pub fn markdown(report: &Report) -> String {
     }
     if let Some(group) = &report.user {
         user::section(&mut md, group);
+    }
+    if !report.pusher.is_empty() {
+        let _ = writeln!(
+            md,
+            "The Pusher scenario: the same fan-out over Pusher's protocol 7. Subscribers connect to \
+             `/app/{{key}}?protocol=7`, wait for `pusher:connection_established`, subscribe to one public \
+             channel and parse every event frame as JSON; the open-loop publisher sends signed HTTP API \
+             triggers (`POST /apps/{{app_id}}/events`) whose data string carries the sequence number and \
+             the scheduled time. Ours and sockudo get the same app and the same load; idle KiB/conn is the \
+             server's RSS growth over the subscribed, idle connections.\n"
+        );
+    }
+    for group in &report.pusher {
+        fanout_section(&mut md, group);
     }
     if !report.targets.is_empty() {
         let _ = writeln!(md, "## Targets (reported, never asserted)\n");
@@ -134,11 +149,10 @@ fn fanout_section(md: &mut String, group: &FanoutGroup) {
 }
 
 fn ratio_lines(md: &mut String, group: &FanoutGroup) {
-    let Some(ours) = group.rows.iter().find(|r| r.kind == TargetKind::Realtime).and_then(|r| r.median.as_ref()) else {
+    let Some(ours) = group.rows.iter().find(|r| r.kind.is_ours()).and_then(|r| r.median.as_ref()) else {
         return;
     };
-    let others: Vec<&FanoutRow> =
-        group.rows.iter().filter(|r| r.kind != TargetKind::Realtime && r.median.is_some()).collect();
+    let others: Vec<&FanoutRow> = group.rows.iter().filter(|r| !r.kind.is_ours() && r.median.is_some()).collect();
     if others.is_empty() {
         return;
     }

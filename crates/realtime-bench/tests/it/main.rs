@@ -40,6 +40,7 @@ fn every_subscriber_receives_every_publish_of_the_baseline_once() {
         settle_ms: 10,
         drain_secs: 10,
         deadline_secs: 60,
+        pusher: Default::default(),
     };
     let result = fanout::run(&args).unwrap();
     assert_eq!(result.errors, Vec::<String>::new());
