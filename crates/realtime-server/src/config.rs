@@ -292,7 +292,8 @@ pub struct VendorsConfig {
 /// Pusher app credentials.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PusherConfig {
-    /// The app id.
+    /// The app id (numeric, as Pusher's libraries want it; written as a string or a number).
+    #[serde(deserialize_with = "string_or_number")]
     pub app_id: String,
     /// The app key (public).
     pub key: String,
@@ -537,4 +538,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A setting read as text whether it was written as a string or as a number: the
+/// environment gives `REALTIME_VENDORS__PUSHER__APP_ID=123456` as a number.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        String(String),
+        Number(u64),
+    }
+    Ok(match Text::deserialize(deserializer)? {
+        Text::String(text) => text,
+        Text::Number(number) => number.to_string(),
+    })
 }

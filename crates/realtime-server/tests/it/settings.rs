@@ -25,6 +25,12 @@ fn the_defaults_and_the_client_tools_variables_pass_check_config() {
 }
 
 #[test]
+fn a_numeric_pusher_app_id_passes_check_config() {
+    let (ok, output) = check(&[], &[("REALTIME_VENDORS__PUSHER__APP_ID", "123456")]);
+    assert!(ok, "{output}");
+}
+
+#[test]
 fn a_misspelt_variable_is_refused_with_the_key_it_meant() {
     let (ok, said) = check(&[], &[("REALTIME_GATWAY__OUTBOUND_QUEUE", "3")]);
     assert!(!ok);
