@@ -25,7 +25,9 @@ use futures_util::future::BoxFuture;
 use sqlx::{Connection, Database, Executor, Pool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{StoreError, StoreResult};
+use realtime_types::Position;
+
+use crate::store::{Seal, SealOf, StoreError, StoreResult};
 
 /// The most jobs one transaction takes.
 pub const MAX_BATCH: usize = 64;
@@ -105,6 +107,35 @@ where
         F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         self.submit(account, job, true).await
+    }
+
+    /// [`GroupWriter::run`] for a job that records messages and seals the idempotent
+    /// answer with them. The seal is made by `seal` in the caller's task (it reads the
+    /// request running there) from the positions the job found, and handed back to the
+    /// job through its [`SealHandOver`] while the caller waits.
+    pub async fn run_sealed<F>(
+        &self,
+        account: &str,
+        seal: &SealOf<'_>,
+        job: impl FnOnce(SealHandOver) -> F,
+    ) -> StoreResult<Vec<Position>>
+    where
+        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<Vec<Position>>> + Send + 'static,
+    {
+        let (positions_tx, positions_rx) = oneshot::channel();
+        let (seal_tx, seal_rx) = oneshot::channel();
+        let recorded = self.run(account, job(SealHandOver { positions: positions_tx, seal: seal_rx }));
+        tokio::pin!(recorded);
+        tokio::select! {
+            biased;
+            result = &mut recorded => result,
+            positions = positions_rx => {
+                if let Ok(positions) = positions {
+                    let _ = seal_tx.send(seal(&positions));
+                }
+                recorded.await
+            }
+        }
     }
 
     async fn submit<T, F>(&self, account: &str, job: F, single_statement: bool) -> StoreResult<T>
@@ -201,5 +232,20 @@ where
     match transaction.commit().await {
         Ok(()) => Ok(answers),
         Err(error) => Err((error.to_string(), answers)),
+    }
+}
+
+/// A sealing job's side of [`GroupWriter::run_sealed`].
+pub struct SealHandOver {
+    positions: oneshot::Sender<Vec<Position>>,
+    seal: oneshot::Receiver<Option<Seal>>,
+}
+
+impl SealHandOver {
+    /// Gives the caller the positions found and returns the seal it made of them; fails
+    /// (so the job rolls back) when the caller is gone.
+    pub async fn exchange(self, positions: &[Position]) -> StoreResult<Option<Seal>> {
+        let _ = self.positions.send(positions.to_vec());
+        self.seal.await.map_err(|_| StoreError::LeaseLost)
     }
 }

@@ -3,10 +3,9 @@
 
 use realtime_types::Position;
 use sqlx::{PgConnection, Row};
-use tokio::sync::oneshot;
 
 use super::{PostgresStore, commit_seal, debit, offset, stored};
-use crate::store::{MessageRow, MessagesRefused, Retention, Seal, SealOf, StoreError, StoreResult};
+use crate::store::{MessageRow, MessagesRefused, Retention, SealOf, StoreError, StoreResult};
 
 /// See [`crate::store::Channels::record_messages`].
 pub(super) async fn record(
@@ -17,31 +16,20 @@ pub(super) async fn record(
     retention: Retention,
     seal: &SealOf<'_>,
 ) -> StoreResult<Vec<Position>> {
-    // The seal is made here, in the caller's task (it reads the request running in it),
-    // from the positions the job found; the job waits for it before it seals.
-    let (positions_tx, positions_rx) = oneshot::channel::<Vec<Position>>();
-    let (seal_tx, seal_rx) = oneshot::channel::<Option<Seal>>();
     let (account, messages) = (account_id.to_owned(), messages.to_vec());
-    let recorded = store.group.run(account_id, move |connection| {
-        Box::pin(async move {
-            let positions = write(connection, &account, &messages, price, retention).await?;
-            let _ = positions_tx.send(positions.clone());
-            let seal = seal_rx.await.map_err(|_| StoreError::LeaseLost)?;
-            commit_seal(connection, seal.as_ref()).await?;
-            Ok(positions)
-        })
-    });
-    tokio::pin!(recorded);
-    tokio::select! {
-        biased;
-        result = &mut recorded => result,
-        positions = positions_rx => {
-            if let Ok(positions) = positions {
-                let _ = seal_tx.send(seal(&positions));
+    store
+        .group
+        .run_sealed(account_id, seal, move |hand_over| {
+            move |connection| {
+                Box::pin(async move {
+                    let positions = write(connection, &account, &messages, price, retention).await?;
+                    let seal = hand_over.exchange(&positions).await?;
+                    commit_seal(connection, seal.as_ref()).await?;
+                    Ok(positions)
+                })
             }
-            recorded.await
-        }
-    }
+        })
+        .await
 }
 
 /// Locks, debits, numbers, inserts and trims.
