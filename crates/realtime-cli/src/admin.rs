@@ -5,7 +5,7 @@
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::output::Output;
+use crate::output::{Output, Unreachable, UsageError};
 use crate::settings::Settings;
 
 /// The admin API's path for creating accounts.
@@ -68,7 +68,8 @@ async fn send(
     body: Option<&impl Serialize>,
 ) -> anyhow::Result<Vec<u8>> {
     let Some(secret) = &settings.admin_secret else {
-        anyhow::bail!("{what} needs the server's admin secret: --admin-secret or REALTIME_ADMIN_SECRET");
+        let needs = format!("{what} needs the server's admin secret: --admin-secret or REALTIME_ADMIN_SECRET");
+        return Err(UsageError(needs).into());
     };
     let url = format!("{}{path}", settings.url.trim_end_matches('/'));
     let http = reqwest::Client::builder().timeout(settings.timeout).build()?;
@@ -76,7 +77,7 @@ async fn send(
     if let Some(body) = body {
         request = request.json(body);
     }
-    let response = request.send().await.with_context(|| format!("no answer from {url}"))?;
+    let response = request.send().await.map_err(|source| Unreachable { url: url.clone(), source })?;
     let status = response.status();
     let bytes = response.bytes().await.with_context(|| format!("reading the answer of {url}"))?;
     if !status.is_success() {

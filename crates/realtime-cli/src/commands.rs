@@ -7,7 +7,7 @@ use realtime_client::{Client, IdempotencyKey};
 use realtime_types::*;
 
 use crate::cli::{AccountCommand, AuthCommand, ChannelCommand, TokenCommand, UserSubcommand, WriteArgs};
-use crate::output::Output;
+use crate::output::{Output, UsageError};
 use crate::settings::Settings;
 
 /// Channels fetched by `channel list --all` at most (pages of 100).
@@ -17,7 +17,10 @@ fn key(write: &WriteArgs) -> anyhow::Result<Option<IdempotencyKey>> {
     write
         .idempotency_key
         .as_deref()
-        .map(|key| IdempotencyKey::parse(key).map_err(|detail| anyhow::anyhow!("--idempotency-key {detail}")))
+        .map(|key| {
+            IdempotencyKey::parse(key)
+                .map_err(|detail| anyhow::Error::from(UsageError(format!("--idempotency-key {detail}"))))
+        })
         .transpose()
 }
 
@@ -125,8 +128,11 @@ fn read_data(data: Option<String>, as_string: bool) -> anyhow::Result<serde_json
     if as_string {
         return Ok(serde_json::Value::String(text));
     }
-    serde_json::from_str(&text)
-        .with_context(|| format!("the data `{text}` is not JSON; quote it as JSON or pass --string to send it as text"))
+    serde_json::from_str(&text).map_err(|error| {
+        anyhow::Error::from(UsageError(format!(
+            "the data `{text}` is not JSON ({error}); quote it as JSON or pass --string to send it as text"
+        )))
+    })
 }
 
 pub(crate) async fn publish(
@@ -153,8 +159,9 @@ fn read_batch(input: impl BufRead) -> anyhow::Result<Vec<BatchMessage>> {
         if line.trim().is_empty() {
             continue;
         }
-        let message: BatchMessage = serde_json::from_str(&line)
-            .with_context(|| format!("line {}: expected {{\"channel\",\"event\",\"data\"}}", index + 1))?;
+        let message: BatchMessage = serde_json::from_str(&line).map_err(|error| {
+            UsageError(format!("line {}: expected {{\"channel\",\"event\",\"data\"}} ({error})", index + 1))
+        })?;
         messages.push(message);
     }
     Ok(messages)
@@ -259,7 +266,10 @@ pub(crate) async fn disconnect(
 pub(crate) async fn auth(client: &Client, out: Output, command: AuthCommand) -> anyhow::Result<()> {
     let AuthCommand::Sign { client_id, channels, capabilities, vendor, ttl, socket_id, channel_data, write } = command;
     let channel_data = channel_data
-        .map(|text| serde_json::from_str(&text).context("--channel-data must be a JSON object"))
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|error| UsageError(format!("--channel-data must be a JSON object ({error})")))
+        })
         .transpose()?;
     let request = AuthSignRequest {
         client_id,

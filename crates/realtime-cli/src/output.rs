@@ -6,6 +6,8 @@ use realtime_client::ClientError;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::settings::SettingsError;
+
 /// Where a command's answer goes, and in which form.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Output {
@@ -98,17 +100,27 @@ fn print_rows(rows: &[Vec<String>]) {
     print!("{}", format_rows(rows));
 }
 
-/// The exit code of a failure (see the `--help` text).
+/// The exit code of a failure (see the `--help` text). The first error of the chain that
+/// says what kind of failure it is decides: context added on the way up says nothing, and
+/// a failure kept as the source of another (a token the subscriber could not get because
+/// the server did not answer) keeps its code.
 pub(crate) fn exit_code(error: &anyhow::Error) -> i32 {
-    if error.downcast_ref::<UsageError>().is_some() {
-        return 2;
+    error.chain().find_map(code_of).unwrap_or(1)
+}
+
+/// The exit code `cause` stands for, when its type says.
+fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    if cause.is::<UsageError>() || cause.is::<SettingsError>() {
+        return Some(2);
     }
-    match error.downcast_ref::<ClientError>() {
-        Some(ClientError::Api { .. }) => 1,
-        Some(ClientError::Transport { .. }) => 3,
-        Some(ClientError::Decode { .. }) => 4,
-        Some(ClientError::Config(_)) => 2,
-        None => 1,
+    if cause.is::<Unreachable>() {
+        return Some(3);
+    }
+    match cause.downcast_ref::<ClientError>()? {
+        ClientError::Api { .. } => Some(1),
+        ClientError::Transport { .. } => Some(3),
+        ClientError::Decode { .. } => Some(4),
+        ClientError::Config(_) => Some(2),
     }
 }
 
@@ -116,6 +128,17 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> i32 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct UsageError(pub(crate) String);
+
+/// A request outside the typed client (the admin API) got no answer: exit code 3.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer from {url}")]
+pub(crate) struct Unreachable {
+    /// The URL that was called.
+    pub(crate) url: String,
+    /// Why: connection refused, timeout, DNS.
+    #[source]
+    pub(crate) source: reqwest::Error,
+}
 
 /// Prints a failure to stderr: a problem's title, code, detail and offending values, or
 /// the error chain.
@@ -171,5 +194,14 @@ mod tests {
         assert_eq!(cell(&serde_json::json!(["a", "b"])), "a,b");
         assert_eq!(cell(&serde_json::json!({"k": 1})), "{\"k\":1}");
         assert_eq!(cell(&Value::Null), "");
+    }
+
+    #[test]
+    fn the_exit_code_is_the_first_known_kind_of_the_error_chain() {
+        let usage = anyhow::Error::new(UsageError("bad flag".into())).context("while running");
+        assert_eq!(exit_code(&usage), 2, "a context says nothing");
+        let missing = anyhow::Error::new(SettingsError::Missing { path: "/nowhere".into() });
+        assert_eq!(exit_code(&missing), 2);
+        assert_eq!(exit_code(&anyhow::anyhow!("anything else")), 1);
     }
 }

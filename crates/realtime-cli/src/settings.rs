@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use realtime_client::{Client, RetryPolicy};
 use serde::Deserialize;
 
@@ -19,6 +18,21 @@ struct FileSettings {
     url: Option<String>,
     api_key: Option<String>,
     admin_secret: Option<String>,
+}
+
+/// A config file the CLI cannot use: exit code 2, as every settings mistake.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsError {
+    /// `--config` (or `REALTIME_CLI_CONFIG`) names a file that is not there.
+    #[error("config file {} does not exist", path.display())]
+    Missing { path: PathBuf },
+    /// The file is there but is not a TOML file of the known keys.
+    #[error("config file {} is not usable (a TOML file with the keys url, api_key and admin_secret)", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: Box<figment::Error>,
+    },
 }
 
 /// The merged settings. Secrets are never printed.
@@ -45,7 +59,7 @@ impl std::fmt::Debug for Settings {
 impl Settings {
     /// Flags and environment win over the file; the file over the defaults. An explicit
     /// `--config` file must exist; the default one is read only when it does.
-    pub(crate) fn load(global: &GlobalArgs, admin_secret_flag: Option<String>) -> anyhow::Result<Settings> {
+    pub(crate) fn load(global: &GlobalArgs, admin_secret_flag: Option<String>) -> Result<Settings, SettingsError> {
         let file = match &global.config {
             Some(path) => read_file(path)?,
             None => match default_config_file() {
@@ -77,11 +91,15 @@ impl Settings {
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
     use figment::Figment;
     use figment::providers::{Format, Toml};
-    anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
-    Figment::from(Toml::file(path)).extract().with_context(|| format!("reading config file {}", path.display()))
+    if !path.exists() {
+        return Err(SettingsError::Missing { path: path.to_owned() });
+    }
+    Figment::from(Toml::file(path))
+        .extract()
+        .map_err(|source| SettingsError::Invalid { path: path.to_owned(), source: Box::new(source) })
 }
 
 /// `$XDG_CONFIG_HOME/realtime/config.toml`, else `~/.config/realtime/config.toml`.
@@ -115,7 +133,17 @@ mod tests {
     #[test]
     fn a_missing_explicit_config_file_is_an_error() {
         let error = Settings::load(&global(Some(PathBuf::from("/nonexistent/realtime.toml")), None), None);
-        assert!(error.is_err());
+        assert!(matches!(error, Err(SettingsError::Missing { .. })));
+    }
+
+    #[test]
+    fn a_config_file_with_an_unknown_key_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "colour = \"red\"\n").unwrap();
+        let Err(error) = Settings::load(&global(Some(path.clone()), None), None) else { panic!("accepted") };
+        assert!(matches!(error, SettingsError::Invalid { .. }));
+        assert!(error.to_string().contains(path.to_str().unwrap()), "{error}");
     }
 
     #[test]

@@ -269,6 +269,39 @@ async fn the_exit_codes_are_the_documented_ones() {
 }
 
 #[tokio::test]
+async fn usage_and_configuration_mistakes_exit_2() {
+    let cli = Cli::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let unknown_key = dir.path().join("config.toml");
+    std::fs::write(&unknown_key, "colour = \"red\"\n").unwrap();
+    for config in [unknown_key, dir.path().join("missing.toml")] {
+        let ran = cli.command(&["channel", "list"]).env("REALTIME_CLI_CONFIG", &config).output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&ran.stderr);
+        assert_eq!(ran.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(config.to_str().unwrap()), "the file is named: {stderr}");
+    }
+    let no_secret = cli.run(&["account", "create"]).await;
+    assert_eq!(no_secret.code, Some(2), "{}", no_secret.stderr);
+    assert!(no_secret.stderr.contains("admin secret"), "{}", no_secret.stderr);
+    let bad_key = cli.run(&["publish", "room-42", "e", "1", "--idempotency-key", "not a key!"]).await;
+    assert_eq!(bad_key.code, Some(2), "{}", bad_key.stderr);
+    let not_json = cli.run(&["publish", "room-42", "e", "plain words"]).await;
+    assert_eq!(not_json.code, Some(2), "{}", not_json.stderr);
+    assert!(not_json.stderr.contains("--string"), "{}", not_json.stderr);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_exits_3_from_subscribe_and_the_admin_commands() {
+    let cli = Cli::start().await;
+    let nobody = "http://127.0.0.1:1";
+    let subscribe = cli.run(&["--url", nobody, "--retries", "0", "subscribe", "room-42"]).await;
+    assert_eq!(subscribe.code, Some(3), "{}", subscribe.stderr);
+    let create = cli.run(&["--url", nobody, "account", "create", "--admin-secret", "s"]).await;
+    assert_eq!(create.code, Some(3), "{}", create.stderr);
+    assert!(create.stderr.contains(nobody), "{}", create.stderr);
+}
+
+#[tokio::test]
 async fn subscribe_to_a_channel_that_does_not_exist_ends_with_the_problem() {
     let cli = Cli::start().await;
     let ended = cli.run(&["subscribe", "never-created"]).await;
