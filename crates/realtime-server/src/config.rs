@@ -37,12 +37,12 @@ pub struct Config {
     /// Guards the admin API (`/admin/v1/…`); the admin API is off when unset.
     pub admin_secret: Option<Secret>,
     /// Serves the dev checkout (`/checkout/{id}` and its unauthenticated `complete`), which
-    /// credits accounts without payment: for development and tests only. Turn it off on a
-    /// deployed server, where a payment provider completes checkouts.
+    /// credits accounts without payment: for development and tests only. Unset, it is on
+    /// only when `listen` is a loopback address (see [`LOOPBACK_ONLY`]).
     pub dev_checkout: bool,
     /// Serves the debug console at `/console`: a page where someone with an API key sees
-    /// the account's channels and a live stream of its events. On with the dev defaults;
-    /// a deployed server turns it off unless its operators want it.
+    /// the account's channels and a live stream of its events. Unset, it is on only when
+    /// `listen` is a loopback address (see [`LOOPBACK_ONLY`]).
     pub console: bool,
     /// Signs client tokens; generated and persisted in the store on first start when unset.
     pub token_secret: Option<Secret>,
@@ -342,10 +342,6 @@ pub const DEFAULTS: &str = r#"
 listen = "127.0.0.1:8080"
 store = "sqlite://realtime.db"
 broker = "memory"
-dev_checkout = true
-# The debug console at /console (log in with an API key: the account's channels and a live
-# stream of its events). Turn it off on a deployed server unless its operators want it.
-console = true
 redis_prefix = "realtime"
 node_expiry_seconds = 10
 # Which nodes hear a channel's frames: "channel" (only those holding a subscriber of it) or
@@ -407,7 +403,22 @@ subscription_count = false
 "#;
 
 /// Settings the defaults leave unset; every other key is in [`DEFAULTS`].
-pub const OPTIONAL_KEYS: &[&str] = &["public_url", "admin_secret", "token_secret"];
+pub const OPTIONAL_KEYS: &[&str] = &["public_url", "admin_secret", "token_secret", "console", "dev_checkout"];
+
+/// Pages for development that a server serves, when its settings do not say, only while
+/// it listens on a loopback address (as the defaults do), where nobody but this machine
+/// reaches them: the debug console and the dev checkout, which credits without payment.
+/// A deployed server listens on a reachable address and has them off unless its settings
+/// turn them on.
+pub const LOOPBACK_ONLY: &[&str] = &["console", "dev_checkout"];
+
+/// Sets each of [`LOOPBACK_ONLY`] that no source sets: on for a loopback `listen`.
+fn loopback_defaults(figment: Figment) -> anyhow::Result<Figment> {
+    let listen: SocketAddr = figment.extract_inner("listen")?;
+    Ok(LOOPBACK_ONLY
+        .iter()
+        .fold(figment, |figment, key| figment.join(Serialized::default(key, listen.ip().is_loopback()))))
+}
 
 /// `REALTIME_*` variables of the client tools (the CLI, the bench), which the server
 /// leaves alone.
@@ -469,7 +480,7 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("REALTIME_").split("__").ignore(CLIENT_VARIABLES));
         check_keys(&figment)?;
-        let config: Config = figment.extract()?;
+        let config: Config = loopback_defaults(figment)?.extract()?;
         config.validate()?;
         Ok(config)
     }
@@ -477,7 +488,7 @@ impl Config {
     /// The defaults with `overrides` applied (for tests and embedding).
     pub fn with(overrides: impl Serialize) -> anyhow::Result<Config> {
         let figment = Figment::new().merge(Toml::string(DEFAULTS)).merge(Serialized::defaults(overrides));
-        let config: Config = figment.extract()?;
+        let config: Config = loopback_defaults(figment)?.extract()?;
         config.validate()?;
         Ok(config)
     }

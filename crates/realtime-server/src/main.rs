@@ -21,7 +21,9 @@ fn main() -> anyhow::Result<()> {
                      Settings: defaults < FILE (or ./realtime.toml) < REALTIME_* variables (`__` separates\n\
                      sections: REALTIME_GATEWAY__OUTBOUND_QUEUE=64). Unknown keys are refused.\n\n\
                      Unset by default: public_url (the URL clients reach this node at), admin_secret\n\
-                     (enables the admin API), token_secret (else generated once and kept in the store).\n\n{}",
+                     (enables the admin API), token_secret (else generated once and kept in the store),\n\
+                     console and dev_checkout (the debug console and the checkout that credits without\n\
+                     payment: on when listen is a loopback address, as by default, else off).\n\n{}",
                     realtime_server::config::DEFAULTS
                 );
                 return Ok(());

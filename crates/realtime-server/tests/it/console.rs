@@ -1,6 +1,7 @@
 //! The debug console: its event stream over real HTTP shows an account's publishes,
 //! subscribes, presence, revocations and 402s, those of another node too, and nothing of
-//! other accounts; it is absent when turned off; and its page, driven in Debian's headless Chromium, logs in and shows
+//! other accounts; it is absent when turned off, and by default on a server listening on a
+//! reachable (not loopback) address; and its page, driven in Debian's headless Chromium, logs in and shows
 //! a publish made through the REST API while it is open (saving `target/console.png`).
 
 use serde_json::{Value, json};
@@ -224,6 +225,29 @@ async fn the_console_is_absent_when_turned_off() {
         let answer = env.http.get(env.url(path)).bearer_auth(&env.key).send().await.unwrap();
         assert_eq!(answer.status().as_u16(), 404, "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_server_on_a_reachable_address_serves_neither_console_nor_dev_checkout_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let deployed =
+        realtime_server::testing::TestServer::start_with(dir.path(), json!({"listen": "0.0.0.0:0"})).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", deployed.server().addr.port());
+    let http = reqwest::Client::new();
+    for path in ["/console", "/checkout"] {
+        let answer = http.get(format!("{base}{path}")).header("accept", "text/html").send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), 404, "{path}");
+    }
+    deployed.stop().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let told = json!({"listen": "0.0.0.0:0", "console": true});
+    let deployed = realtime_server::testing::TestServer::start_with(dir.path(), told).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", deployed.server().addr.port());
+    assert_eq!(http.get(format!("{base}/console")).send().await.unwrap().status().as_u16(), 200);
+    let checkout = http.get(format!("{base}/checkout")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(checkout.status().as_u16(), 404, "the dev checkout stays off");
+    deployed.stop().await.unwrap();
 }
 
 #[tokio::test]

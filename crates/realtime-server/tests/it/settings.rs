@@ -57,3 +57,22 @@ fn a_config_that_is_missing_or_not_a_file_is_refused() {
     let (ok, said) = check(&["--config"], &[]);
     assert!(!ok && said.contains("--config needs a file"), "{said}");
 }
+
+#[test]
+fn the_console_and_the_dev_checkout_are_on_by_default_only_on_a_loopback_address() {
+    let on = |overrides: serde_json::Value| {
+        let config = realtime_server::Config::with(overrides).unwrap();
+        (config.console, config.dev_checkout)
+    };
+    assert_eq!(on(serde_json::json!({})), (true, true), "the dev defaults listen on 127.0.0.1");
+    assert_eq!(on(serde_json::json!({"listen": "[::1]:8080"})), (true, true));
+    assert_eq!(on(serde_json::json!({"listen": "0.0.0.0:8080"})), (false, false), "a deployed server");
+    assert_eq!(on(serde_json::json!({"listen": "0.0.0.0:8080", "console": true})), (true, false), "unless told");
+    assert_eq!(on(serde_json::json!({"console": false})), (false, true));
+}
+
+#[test]
+fn check_config_takes_the_console_and_the_dev_checkout_as_settings() {
+    let (ok, said) = check(&[], &[("REALTIME_LISTEN", "0.0.0.0:8080"), ("REALTIME_CONSOLE", "true")]);
+    assert!(ok, "{said}");
+}
