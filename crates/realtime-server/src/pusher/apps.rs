@@ -30,7 +30,7 @@ pub struct NewApp {
     /// The secret; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    /// Where the app's webhooks go (an http URL); none when absent.
+    /// Where the app's webhooks go (an http or https URL); none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
 }
@@ -52,10 +52,11 @@ fn is_key(key: &str) -> bool {
     (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// An absolute http URL with a host. (The server is built without TLS: an https
-/// receiver goes behind a proxy; see the README.)
+/// An absolute http or https URL with a host. An https receiver's certificate is checked
+/// against the system's authorities (and those of `SSL_CERT_FILE`, when it is set).
 fn is_webhook_url(url: &str) -> bool {
-    url.len() <= 2048 && reqwest::Url::parse(url).is_ok_and(|url| url.scheme() == "http" && url.has_host())
+    url.len() <= 2048
+        && reqwest::Url::parse(url).is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
 }
 
 impl Validate for NewApp {
@@ -71,7 +72,8 @@ impl Validate for NewApp {
             errors.push(FieldError::new("/secret", "must be 8-128 characters"));
         }
         if self.webhook_url.as_deref().is_some_and(|url| !is_webhook_url(url)) {
-            errors.push(FieldError::new("/webhook_url", "must be an http:// URL of at most 2048 characters"));
+            errors
+                .push(FieldError::new("/webhook_url", "must be an http:// or https:// URL of at most 2048 characters"));
         }
         match errors.is_empty() {
             true => Ok(()),

@@ -33,5 +33,6 @@ mod settings;
 mod socket;
 mod store_suite;
 mod support;
+mod tls_support;
 mod topup;
 mod vendors;

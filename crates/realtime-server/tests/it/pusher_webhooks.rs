@@ -40,6 +40,7 @@ impl Hook {
 /// An HTTP receiver that answers 500 to the first `failures` requests, then 200.
 struct Receiver {
     url: String,
+    addr: std::net::SocketAddr,
     hooks: mpsc::UnboundedReceiver<Hook>,
     failures: Arc<AtomicU32>,
 }
@@ -68,10 +69,11 @@ impl Receiver {
         let failures = Arc::new(AtomicU32::new(failures));
         let sink = Sink { hooks: sender, failures: failures.clone() };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}/hooks");
         let app = Router::new().route("/hooks", post(receive)).with_state(sink);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, hooks, failures }
+        Receiver { url, addr, hooks, failures }
     }
 
     /// The next webhook within `within`.
@@ -340,11 +342,11 @@ async fn a_refused_webhook_is_retried_with_the_same_body_until_accepted() {
 }
 
 #[tokio::test]
-async fn an_app_s_webhook_url_must_be_http() {
+async fn an_app_s_webhook_url_must_be_http_or_https() {
     let env = Env::start().await;
     let api_key = env.server.create_account(0).await.unwrap();
     let account = env.send_as(&api_key, "GET", "/v1/account", None, &[]).await.ok();
-    for url in ["ftp://example.test/", "not a url", "/relative"] {
+    for url in ["ftp://example.test/", "not a url", "/relative", "https://"] {
         let body = json!({"account_id": account["account_id"], "webhook_url": url});
         let answer = env.send_as(env.server.admin_secret(), "POST", "/admin/v1/pusher/apps", Some(body), &[]).await;
         assert_eq!(answer.status.as_u16(), 422, "{url}");
@@ -411,4 +413,80 @@ async fn with_subscription_counting_a_changed_count_sends_the_subscription_count
         }
     }
     assert_eq!(counts.last(), Some(&2), "the last count reported is the current one: {counts:?}");
+}
+
+/// The server binary on a fresh SQLite file, with an admin secret, trusting the test
+/// authority through `SSL_CERT_FILE` when one is given; its base URL.
+async fn spawn_server(dir: &std::path::Path, trusted: Option<&std::path::Path>) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_realtime-server"));
+    command
+        .env("REALTIME_LISTEN", "127.0.0.1:0")
+        .env("REALTIME_STORE", format!("sqlite://{}", dir.join("realtime.db").display()))
+        .env("REALTIME_ADMIN_SECRET", ADMIN_SECRET)
+        .env("REALTIME_LOG", "warn")
+        .env_remove("SSL_CERT_FILE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(ca_file) = trusted {
+        command.env("SSL_CERT_FILE", ca_file);
+    }
+    let mut child = command.spawn().expect("the server binary starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+        if let Some(url) = line.strip_prefix("realtime-server listening on ") {
+            let url = url.trim().to_owned();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, url);
+        }
+    }
+}
+
+/// An account and an app with webhooks to `url` on a server of [`spawn_server`].
+async fn app_on(base_url: &str, url: &str) -> App {
+    let account: Value = reqwest::Client::new()
+        .post(format!("{base_url}/admin/v1/accounts"))
+        .bearer_auth(ADMIN_SECRET)
+        .json(&json!({"balance": 1_000_000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    create_app(base_url, account["account_id"].as_str().unwrap(), url).await
+}
+
+#[tokio::test]
+async fn webhooks_go_to_an_https_url_whose_certificate_the_server_trusts_and_nowhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = crate::tls_support::TestAuthority::new(dir.path());
+    let mut receiver = Receiver::start(0).await;
+    let tls = authority.port().await;
+    let https_url = format!("{}/hooks", tls.https_url());
+    tls.forward_to(receiver.addr);
+
+    // Trusting the authority (as an operator adds a private CA): delivered, signed.
+    let trusting = tempfile::tempdir().unwrap();
+    let (_server, base_url) = spawn_server(trusting.path(), Some(&authority.ca_file)).await;
+    let app = app_on(&base_url, &https_url).await;
+    let mut socket = PusherSocket::connect_to(&base_url, &app.key).await;
+    socket.subscribe("lobby", None, None).await;
+    let (hook, event) = receiver.event().await;
+    assert_eq!(event, json!({"name": "channel_occupied", "channel": "lobby"}));
+    assert!(!validated_by_python(&app, &hook).is_null(), "the Python library accepts it");
+
+    // Not trusting it: the handshake fails, nothing arrives, and the failure is counted.
+    let distrusting = tempfile::tempdir().unwrap();
+    let (_other, other_url) = spawn_server(distrusting.path(), None).await;
+    let app = app_on(&other_url, &https_url).await;
+    let mut socket = PusherSocket::connect_to(&other_url, &app.key).await;
+    socket.subscribe("lobby", None, None).await;
+    assert!(receiver.next(Duration::from_secs(3)).await.is_none(), "an untrusted certificate gets nothing");
+    let metrics = reqwest::get(format!("{other_url}/metrics")).await.unwrap().text().await.unwrap();
+    let failed = metrics.lines().find_map(|line| line.strip_prefix("realtime_webhooks_failed_total ")).unwrap();
+    assert!(failed.parse::<u64>().unwrap() >= 1, "{metrics}");
+    assert!(metrics.contains("realtime_webhooks_delivered_total 0"), "{metrics}");
 }
