@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
+mod keys;
+
+pub use keys::{KeyDoc, help_table, key_docs, markdown_table};
+
 /// Everything the server needs to know at start. Its `Debug` hides the secrets, including
 /// passwords in the `store` and `broker` URLs.
 #[derive(Clone, Deserialize)]
@@ -337,7 +341,7 @@ pub struct LiveblocksConfig {
     pub secret: Secret,
 }
 
-/// The defaults, as a TOML document (also the documentation of every key).
+/// The defaults, as a TOML document; what each key means is in `config/keys.rs`.
 pub const DEFAULTS: &str = r#"
 listen = "127.0.0.1:8080"
 store = "sqlite://realtime.db"
@@ -402,9 +406,6 @@ client_events_per_second = 10
 subscription_count = false
 "#;
 
-/// Settings the defaults leave unset; every other key is in [`DEFAULTS`].
-pub const OPTIONAL_KEYS: &[&str] = &["public_url", "admin_secret", "token_secret", "console", "dev_checkout"];
-
 /// Pages for development that a server serves, when its settings do not say, only while
 /// it listens on a loopback address (as the defaults do), where nobody but this machine
 /// reaches them: the debug console and the dev checkout, which credits without payment.
@@ -424,9 +425,10 @@ fn loopback_defaults(figment: Figment) -> anyhow::Result<Figment> {
 /// leaves alone.
 const CLIENT_VARIABLES: &[&str] = &["url", "api_key", "cli_config", "bench_admin_secret"];
 
-/// Every key the server knows, dotted (`gateway.outbound_queue`).
-fn known_keys() -> Vec<String> {
-    let mut keys: Vec<String> = OPTIONAL_KEYS.iter().map(|key| (*key).to_owned()).collect();
+/// Every key the server knows, dotted (`gateway.outbound_queue`): those of [`DEFAULTS`]
+/// and those it leaves unset.
+pub fn known_keys() -> Vec<String> {
+    let mut keys: Vec<String> = keys::UNSET.iter().map(|(key, _)| (*key).to_owned()).collect();
     let defaults = Figment::from(Toml::string(DEFAULTS)).data().expect("the defaults are TOML");
     for dict in defaults.values() {
         given_keys("", dict, &mut keys);

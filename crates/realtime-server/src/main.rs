@@ -19,12 +19,10 @@ fn main() -> anyhow::Result<()> {
                     "usage: realtime-server [check-config] [--config FILE]\n\n\
                      check-config: check the settings and exit (0 when they are valid).\n\n\
                      Settings: defaults < FILE (or ./realtime.toml) < REALTIME_* variables (`__` separates\n\
-                     sections: REALTIME_GATEWAY__OUTBOUND_QUEUE=64). Unknown keys are refused.\n\n\
-                     Unset by default: public_url (the URL clients reach this node at), admin_secret\n\
-                     (enables the admin API), token_secret (else generated once and kept in the store),\n\
-                     console and dev_checkout (the debug console and the checkout that credits without\n\
-                     payment: on when listen is a loopback address, as by default, else off).\n\n{}",
-                    realtime_server::config::DEFAULTS
+                     sections: REALTIME_GATEWAY__OUTBOUND_QUEUE=64). Unknown keys are refused.\n\
+                     Unset, console and dev_checkout are on only when listen is a loopback address (as by\n\
+                     default): a server listening on a reachable address serves neither unless told.\n\n{}",
+                    realtime_server::config::help_table()
                 );
                 return Ok(());
             }

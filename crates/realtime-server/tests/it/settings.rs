@@ -76,3 +76,20 @@ fn check_config_takes_the_console_and_the_dev_checkout_as_settings() {
     let (ok, said) = check(&[], &[("REALTIME_LISTEN", "0.0.0.0:8080"), ("REALTIME_CONSOLE", "true")]);
     assert!(ok, "{said}");
 }
+
+#[test]
+fn help_lists_every_key_with_its_default_and_meaning() {
+    let output = Command::new(env!("CARGO_BIN_EXE_realtime-server")).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    let docs = realtime_server::config::key_docs();
+    for key in realtime_server::config::known_keys() {
+        let doc = docs.iter().find(|doc| doc.key == key).unwrap_or_else(|| panic!("{key} has no meaning"));
+        let line = help
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(key.as_str()))
+            .unwrap_or_else(|| panic!("--help does not list {key}:\n{help}"));
+        assert!(line.contains(&doc.default) && line.contains(doc.meaning), "{key}: {line}");
+        assert!(doc.meaning.split_whitespace().count() >= 3, "{key} needs a meaning, not a word: {line}");
+    }
+}
