@@ -17,7 +17,7 @@ mod users;
 
 pub use users::{AnswerOutcome, CommandRow, UserMessageRow, Users};
 
-pub use apps::{AppRow, Apps, WebhookRow};
+pub use apps::{AppRow, AppSettings, AppSettingsChange, Apps, WebhookRow};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use realtime_api::IdempotencyStore;
@@ -330,7 +330,10 @@ pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(std::sync::Arc::new(postgres::PostgresStore::open(url).await?));
     }
-    anyhow::bail!("unsupported store {url:?}: use sqlite://<file> or postgres://<user>@<host>/<database>")
+    anyhow::bail!(
+        "unsupported store {:?}: use sqlite://<file> or postgres://<user>@<host>/<database>",
+        crate::config::redact_url(url)
+    )
 }
 
 impl From<StoreError> for realtime_api::ApiError {

@@ -2,7 +2,7 @@
 //! through the admin API (and `realtime account pusher-app`), with given credentials (to
 //! move an app from Pusher without touching its clients) or generated ones; listed
 //! without their secrets, given a new secret, changed (the app's settings: subscription
-//! counting) and deleted there too. The secret is kept
+//! counting, batched webhooks) and deleted there too. The secret is kept
 //! as it is (signatures are HMACs made with it), compared only through the constant-time
 //! checks of [`super::signing`], and printed by no `Debug`.
 
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::{Secret, random_bytes};
 use crate::service::Service;
-use crate::store::AppRow;
+use crate::store::{AppRow, AppSettings, AppSettingsChange};
 
 /// A new app.
 #[derive(Deserialize, Serialize)]
@@ -92,6 +92,9 @@ pub struct CreateApp {
     /// and its webhook); off when absent, as on Pusher.
     #[serde(default)]
     pub subscription_count: bool,
+    /// Whether its webhooks due together go in one request; off when absent, as on Pusher.
+    #[serde(default)]
+    pub batch_webhooks: bool,
 }
 
 impl Validate for CreateApp {
@@ -107,6 +110,9 @@ pub struct AppUpdate {
     /// Subscription counting on or off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_count: Option<bool>,
+    /// Batched webhooks on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_webhooks: Option<bool>,
 }
 
 impl Validate for AppUpdate {
@@ -139,6 +145,8 @@ pub struct CreatedWithSettings {
     pub app: CreatedApp,
     /// Whether its channels' subscribers are counted.
     pub subscription_count: bool,
+    /// Whether its webhooks due together go in one request.
+    pub batch_webhooks: bool,
 }
 
 impl std::fmt::Debug for CreatedApp {
@@ -215,17 +223,20 @@ pub struct AppSummary {
     pub created_at: chrono::DateTime<Utc>,
     /// Whether its channels' subscribers are counted.
     pub subscription_count: bool,
+    /// Whether its webhooks due together go in one request.
+    pub batch_webhooks: bool,
 }
 
-impl From<AppRow> for AppSummary {
-    fn from(app: AppRow) -> AppSummary {
+impl AppSummary {
+    fn new(app: AppRow, settings: AppSettings) -> AppSummary {
         AppSummary {
             account_id: app.account_id,
             app_id: app.app_id,
             key: app.key,
             webhook_url: app.webhook_url,
             created_at: app.created_at,
-            subscription_count: false,
+            subscription_count: settings.subscription_count,
+            batch_webhooks: settings.batch_webhooks,
         }
     }
 }
@@ -251,42 +262,49 @@ pub async fn list(service: &Service, account_id: &str) -> Result<AppList, ApiErr
         return Err(ApiError::not_found(format!("no account {account_id:?}")));
     }
     let apps = service.store.apps_of(account_id).await.map_err(|e| service.store_error(e))?;
-    let counting = counting_ids(service).await?;
-    let summary = |app: AppRow| AppSummary { subscription_count: counting.contains(&app.app_id), ..app.into() };
-    Ok(AppList { apps: apps.into_iter().map(summary).collect() })
-}
-
-/// The ids of the apps whose subscription counting is on.
-async fn counting_ids(service: &Service) -> Result<std::collections::HashSet<u64>, ApiError> {
-    let apps = service.store.counting_apps().await.map_err(|e| service.store_error(e))?;
-    Ok(apps.into_iter().map(|(app_id, _)| app_id).collect())
+    let mut summaries = Vec::with_capacity(apps.len());
+    for app in apps {
+        let settings = service.store.app_settings(app.app_id).await.map_err(|e| service.store_error(e))?;
+        summaries.push(AppSummary::new(app, settings));
+    }
+    Ok(AppList { apps: summaries })
 }
 
 /// Creates an app with its settings (see [`create`]).
 pub async fn create_with(service: &Service, request: CreateApp) -> Result<CreatedWithSettings, ApiError> {
     let app = create(service, request.app).await?;
-    if request.subscription_count {
-        set_counting(service, app.app_id, true).await?;
-    }
-    Ok(CreatedWithSettings { app, subscription_count: request.subscription_count })
+    let wanted = AppSettings { subscription_count: request.subscription_count, batch_webhooks: request.batch_webhooks };
+    let settings = match wanted == AppSettings::default() {
+        true => wanted,
+        false => {
+            let change = AppSettingsChange {
+                subscription_count: Some(wanted.subscription_count),
+                batch_webhooks: Some(wanted.batch_webhooks),
+            };
+            change_settings(service, app.app_id, change).await?
+        }
+    };
+    Ok(CreatedWithSettings {
+        app,
+        subscription_count: settings.subscription_count,
+        batch_webhooks: settings.batch_webhooks,
+    })
 }
 
 /// Changes the app's settings (404 without the app); the app as it is now. Every node
-/// starts or stops counting its channels within [`super::counts::SETTINGS_EVERY`].
+/// starts or stops counting its channels within [`super::counts::SETTINGS_EVERY`];
+/// batching applies to the webhooks sent from then on.
 pub async fn update(service: &Service, app_id: u64, update: AppUpdate) -> Result<AppSummary, ApiError> {
-    if let Some(on) = update.subscription_count {
-        set_counting(service, app_id, on).await?;
-    }
+    let change =
+        AppSettingsChange { subscription_count: update.subscription_count, batch_webhooks: update.batch_webhooks };
+    let settings = change_settings(service, app_id, change).await?;
     let app = service.store.app(app_id).await.map_err(|e| service.store_error(e))?.ok_or_else(|| no_app(app_id))?;
-    let counting = counting_ids(service).await?.contains(&app_id);
-    Ok(AppSummary { subscription_count: counting, ..app.into() })
+    Ok(AppSummary::new(app, settings))
 }
 
-async fn set_counting(service: &Service, app_id: u64, on: bool) -> Result<(), ApiError> {
-    match service.store.set_subscription_counting(app_id, on).await.map_err(|e| service.store_error(e))? {
-        true => Ok(()),
-        false => Err(no_app(app_id)),
-    }
+async fn change_settings(service: &Service, app_id: u64, change: AppSettingsChange) -> Result<AppSettings, ApiError> {
+    let changed = service.store.change_app_settings(app_id, change).await.map_err(|e| service.store_error(e))?;
+    changed.ok_or_else(|| no_app(app_id))
 }
 
 /// Gives the app a new generated secret, shown only in the answer (404 without the app).

@@ -21,7 +21,9 @@
 //! - **Deliver** ([`deliver`]): due webhooks are claimed for 30 s (a node that dies while
 //!   sending leaves them to another), sent, and removed on a 2xx; otherwise retried with
 //!   exponential backoff (1 s doubling, at most 60 s) until Pusher's five-minute window
-//!   from creation has passed, which the receiving libraries enforce.
+//!   from creation has passed, which the receiving libraries enforce. An app with batched
+//!   webhooks (a setting, as on Pusher) has its webhooks wait [`BATCH_WAIT_MS`], and those
+//!   due together go in one request, their events in order; each still retries on its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -55,8 +57,12 @@ const ACCOUNTS_EVERY: Duration = Duration::from_secs(2);
 const DELIVER_EVERY: Duration = Duration::from_millis(500);
 /// How long a claimed webhook is left to its sender.
 const CLAIM_MS: i64 = 30_000;
-/// Webhooks claimed (and sent side by side) at a time.
+/// Webhooks claimed (and sent side by side) at a time; also the most events one request
+/// of a batching app carries.
 const BATCH: u32 = 32;
+/// How long the webhooks of a batching app wait for others to go with (at most; the
+/// outbox is looked at every [`DELIVER_EVERY`]).
+const BATCH_WAIT_MS: i64 = 250;
 /// The longest a receiver may take to answer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest wait between two attempts.
@@ -225,13 +231,20 @@ async fn record_changes(service: Arc<Service>, mut changes: mpsc::Receiver<Lifec
             }
         };
         for app in apps.iter().filter(|app| app.webhook_url.is_some()) {
+            let batching = match service.store.app_settings(app.app_id).await {
+                Ok(settings) => settings.batch_webhooks,
+                Err(error) => {
+                    tracing::warn!(%error, app_id = app.app_id, "the app's settings could not be read; not batching");
+                    false
+                }
+            };
             let now = Utc::now().timestamp_millis();
             let webhook = WebhookRow {
                 webhook_id: new_id("wh"),
                 app_id: app.app_id,
                 body: json!({"time_ms": now, "events": [outbound.event]}).to_string(),
                 created_ms: now,
-                due_ms: now + outbound.delay_ms,
+                due_ms: now + outbound.delay_ms.max(if batching { BATCH_WAIT_MS } else { 0 }),
                 attempts: 0,
             };
             let recorded = service
@@ -272,56 +285,99 @@ async fn deliver(service: Arc<Service>, wake: Arc<Notify>) {
                 break;
             }
             // `None`: the app could not be read; its webhooks wait for their claim to end.
-            let mut apps: HashMap<u64, Option<Option<AppRow>>> = HashMap::new();
+            let mut apps: HashMap<u64, Option<Option<(AppRow, bool)>>> = HashMap::new();
             for webhook in &batch {
                 if let std::collections::hash_map::Entry::Vacant(entry) = apps.entry(webhook.app_id) {
-                    entry.insert(service.store.app(webhook.app_id).await.ok());
+                    entry.insert(app_and_batching(&service, webhook.app_id).await);
                 }
             }
-            let sends = batch.iter().filter_map(|webhook| {
-                let app = apps[&webhook.app_id].as_ref()?;
-                Some(send(&service, &client, app.as_ref(), webhook))
-            });
-            join_all(sends).await;
+            let mut requests: Vec<(Option<&AppRow>, Vec<&WebhookRow>)> = Vec::new();
+            for webhook in &batch {
+                let Some(app) = apps[&webhook.app_id].as_ref() else { continue };
+                let batching = app.as_ref().is_some_and(|(_, batching)| *batching);
+                let app = app.as_ref().map(|(app, _)| app);
+                match requests.iter_mut().find(|(to, _)| batching && to.is_some_and(|to| to.app_id == webhook.app_id)) {
+                    Some((_, webhooks)) => webhooks.push(webhook),
+                    None => requests.push((app, vec![webhook])),
+                }
+            }
+            join_all(requests.iter().map(|(app, webhooks)| send(&service, &client, *app, webhooks))).await;
         }
     }
 }
 
-/// Sends one webhook and records the outcome.
-async fn send(service: &Service, client: &reqwest::Client, app: Option<&AppRow>, webhook: &WebhookRow) {
+/// The app (`None` when it is gone) and whether it batches its webhooks; `None` when the
+/// store could not tell.
+async fn app_and_batching(service: &Service, app_id: u64) -> Option<Option<(AppRow, bool)>> {
+    let app = service.store.app(app_id).await.ok()?;
+    let Some(app) = app else { return Some(None) };
+    let settings = service.store.app_settings(app_id).await.ok()?;
+    Some(Some((app, settings.batch_webhooks)))
+}
+
+/// One request's body: a webhook's own, or, for several of a batching app, their events
+/// in order under the oldest one's `time_ms` (the receivers' five-minute window starts at
+/// the oldest event).
+fn request_body(webhooks: &[&WebhookRow]) -> String {
+    if let [webhook] = webhooks {
+        return webhook.body.clone();
+    }
+    let mut events = Vec::new();
+    for webhook in webhooks {
+        match serde_json::from_str::<Value>(&webhook.body) {
+            Ok(mut body) => events.extend(body["events"].as_array_mut().map(std::mem::take).unwrap_or_default()),
+            Err(error) => {
+                tracing::warn!(%error, webhook_id = %webhook.webhook_id, "a stored webhook is not JSON; left out")
+            }
+        }
+    }
+    let time_ms = webhooks.iter().map(|webhook| webhook.created_ms).min().unwrap_or_default();
+    json!({"time_ms": time_ms, "events": events}).to_string()
+}
+
+/// Sends one request (one webhook, or several of a batching app) and records the outcome
+/// of each webhook in it.
+async fn send(service: &Service, client: &reqwest::Client, app: Option<&AppRow>, webhooks: &[&WebhookRow]) {
     let Some((app, url)) = app.and_then(|app| Some((app, app.webhook_url.as_deref()?))) else {
         // The app is gone or has no URL any more: nobody to tell.
-        finish(service, webhook).await;
+        for webhook in webhooks {
+            finish(service, webhook).await;
+        }
         return;
     };
+    let body = request_body(webhooks);
     let answer = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Pusher-Key", &app.key)
-        .header("X-Pusher-Signature", webhook_signature(&app.secret, &webhook.body))
-        .body(webhook.body.clone())
+        .header("X-Pusher-Signature", webhook_signature(&app.secret, &body))
+        .body(body)
         .send()
         .await;
     let failure = match answer {
         Ok(answer) if answer.status().is_success() => {
             service.metrics.webhooks_delivered.inc();
-            finish(service, webhook).await;
+            for webhook in webhooks {
+                finish(service, webhook).await;
+            }
             return;
         }
         Ok(answer) => format!("HTTP {}", answer.status().as_u16()),
         Err(error) => error.without_url().to_string(),
     };
     service.metrics.webhooks_failed.inc();
-    let next = Utc::now().timestamp_millis() + backoff_ms(webhook.attempts);
-    if next > webhook.created_ms + WINDOW_MS {
-        service.metrics.webhooks_given_up.inc();
-        tracing::warn!(app_id = app.app_id, attempts = webhook.attempts + 1, %failure, "webhook given up after Pusher's five-minute window");
-        finish(service, webhook).await;
-        return;
-    }
-    tracing::info!(app_id = app.app_id, attempts = webhook.attempts + 1, %failure, "webhook failed; retrying");
-    if let Err(error) = service.store.retry_webhook(&webhook.webhook_id, next).await {
-        tracing::warn!(%error, "webhook retry not recorded; it is sent again when its claim expires");
+    for webhook in webhooks {
+        let next = Utc::now().timestamp_millis() + backoff_ms(webhook.attempts);
+        if next > webhook.created_ms + WINDOW_MS {
+            service.metrics.webhooks_given_up.inc();
+            tracing::warn!(app_id = app.app_id, attempts = webhook.attempts + 1, %failure, "webhook given up after Pusher's five-minute window");
+            finish(service, webhook).await;
+            continue;
+        }
+        tracing::info!(app_id = app.app_id, attempts = webhook.attempts + 1, %failure, "webhook failed; retrying");
+        if let Err(error) = service.store.retry_webhook(&webhook.webhook_id, next).await {
+            tracing::warn!(%error, "webhook retry not recorded; it is sent again when its claim expires");
+        }
     }
 }
 

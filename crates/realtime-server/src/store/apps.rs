@@ -24,6 +24,25 @@ pub struct AppRow {
     pub webhook_url: Option<String>,
 }
 
+/// The settings a Pusher app turns on in Pusher's dashboard; all off by default, as there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppSettings {
+    /// Its channels' subscribers are counted (`pusher_internal:subscription_count` and
+    /// the `subscription_count` webhook).
+    pub subscription_count: bool,
+    /// Its webhooks due together go in one request (`events` holds several).
+    pub batch_webhooks: bool,
+}
+
+/// A change of an app's settings; `None` keeps a setting as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppSettingsChange {
+    /// Subscription counting on or off.
+    pub subscription_count: Option<bool>,
+    /// Batched webhooks on or off.
+    pub batch_webhooks: Option<bool>,
+}
+
 /// A webhook waiting in the outbox: the exact body to send (kept across retries, so its
 /// `time_ms` stays the creation time the receivers check).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,9 +80,11 @@ pub trait Apps: Send + Sync {
     /// Deletes the app, its settings and the webhooks still waiting in its outbox,
     /// together; the app as it was, `None` when there was no such app.
     async fn delete_app(&self, app_id: u64) -> StoreResult<Option<AppRow>>;
-    /// Turns the app's subscription counting on or off; false, and nothing changed, when
-    /// there is no such app.
-    async fn set_subscription_counting(&self, app_id: u64, on: bool) -> StoreResult<bool>;
+    /// Changes the app's settings (what `change` leaves `None` stays); the settings as
+    /// they are now, `None`, and nothing changed, when there is no such app.
+    async fn change_app_settings(&self, app_id: u64, change: AppSettingsChange) -> StoreResult<Option<AppSettings>>;
+    /// The app's settings (the defaults for an app never changed, or none).
+    async fn app_settings(&self, app_id: u64) -> StoreResult<AppSettings>;
     /// The apps whose subscription counting is on, as (app id, account id), by app id.
     async fn counting_apps(&self) -> StoreResult<Vec<(u64, String)>>;
 

@@ -12,9 +12,9 @@ use realtime_types::{Direction, Position};
 
 use super::Accounts;
 use super::{
-    AccountRow, AnswerOutcome, AppRow, Apps, ChannelRow, Channels, CheckoutRow, CommandRow, Completion, Cutoffs,
-    IdempotencyStore, MessageRow, Retention, Seal, SealOf, Store, StoreResult, TokenRow, Tokens, UserMessageRow, Users,
-    WebhookRow,
+    AccountRow, AnswerOutcome, AppRow, AppSettings, AppSettingsChange, Apps, ChannelRow, Channels, CheckoutRow,
+    CommandRow, Completion, Cutoffs, IdempotencyStore, MessageRow, Retention, Seal, SealOf, Store, StoreResult,
+    TokenRow, Tokens, UserMessageRow, Users, WebhookRow,
 };
 use crate::metrics::Metrics;
 
@@ -220,8 +220,12 @@ impl Apps for Timed {
         timed!(self, "delete_app", self.inner.delete_app(app_id))
     }
 
-    async fn set_subscription_counting(&self, app_id: u64, on: bool) -> StoreResult<bool> {
-        timed!(self, "set_subscription_counting", self.inner.set_subscription_counting(app_id, on))
+    async fn change_app_settings(&self, app_id: u64, change: AppSettingsChange) -> StoreResult<Option<AppSettings>> {
+        timed!(self, "change_app_settings", self.inner.change_app_settings(app_id, change))
+    }
+
+    async fn app_settings(&self, app_id: u64) -> StoreResult<AppSettings> {
+        timed!(self, "app_settings", self.inner.app_settings(app_id))
     }
 
     async fn counting_apps(&self) -> StoreResult<Vec<(u64, String)>> {

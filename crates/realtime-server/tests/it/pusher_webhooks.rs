@@ -109,10 +109,16 @@ async fn app_with_webhooks(env: &Env, url: &str) -> App {
 
 /// An app of `account_id` with webhooks to `url`, through the admin API of `base_url`.
 async fn create_app(base_url: &str, account_id: &str, url: &str) -> App {
+    create_app_with(base_url, json!({"account_id": account_id, "webhook_url": url})).await
+}
+
+/// An app as `request` asks, through the admin API of `base_url`.
+async fn create_app_with(base_url: &str, request: Value) -> App {
+    let url = request["webhook_url"].clone();
     let created: Value = reqwest::Client::new()
         .post(format!("{base_url}/admin/v1/pusher/apps"))
         .bearer_auth(ADMIN_SECRET)
-        .json(&json!({"account_id": account_id, "webhook_url": url}))
+        .json(&request)
         .send()
         .await
         .unwrap()
@@ -122,6 +128,7 @@ async fn create_app(base_url: &str, account_id: &str, url: &str) -> App {
         .await
         .unwrap();
     assert_eq!(created["webhook_url"], url);
+    assert_eq!(created["batch_webhooks"], request["batch_webhooks"].as_bool().unwrap_or(false));
     App {
         app_id: created["app_id"].as_u64().unwrap().to_string(),
         key: created["key"].as_str().unwrap().into(),
@@ -489,4 +496,56 @@ async fn webhooks_go_to_an_https_url_whose_certificate_the_server_trusts_and_now
     let failed = metrics.lines().find_map(|line| line.strip_prefix("realtime_webhooks_failed_total ")).unwrap();
     assert!(failed.parse::<u64>().unwrap() >= 1, "{metrics}");
     assert!(metrics.contains("realtime_webhooks_delivered_total 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn an_app_with_batched_webhooks_gets_the_events_due_together_in_one_signed_request() {
+    let mut receiver = Receiver::start(0).await;
+    let env = Env::start().await;
+    let api_key = env.server.create_account(10_000_000).await.unwrap();
+    let account = env.send_as(&api_key, "GET", "/v1/account", None, &[]).await.ok();
+    let request = json!({"account_id": account["account_id"], "webhook_url": receiver.url, "batch_webhooks": true});
+    let app = create_app_with(&env.server.base_url(), request).await;
+
+    let _members = futures_util::future::join_all(
+        ["alice", "bob", "carol"].map(|user| member(&env, &app, "presence-crowd", user)),
+    )
+    .await;
+    let mut hooks = Vec::new();
+    while let Some(hook) = receiver.next(Duration::from_secs(2)).await {
+        hooks.push(hook);
+    }
+    let events: Vec<Value> = hooks.iter().flat_map(Hook::events).collect();
+    let mut names: Vec<String> =
+        events.iter().map(|e| format!("{} {}", e["name"], e["user_id"].as_str().unwrap_or(""))).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [r#""channel_occupied" "#, r#""member_added" alice"#, r#""member_added" bob"#, r#""member_added" carol"#],
+        "every event once"
+    );
+    assert!(hooks.len() < events.len(), "batched: {} requests for {} events", hooks.len(), events.len());
+    let batch = hooks.iter().max_by_key(|hook| hook.events().len()).unwrap();
+    assert!(batch.events().len() > 1);
+    assert_eq!(validated_by_python(&app, batch)["events"], json!(batch.events()), "the Python library accepts it");
+    assert_eq!(validated_by_node(&app, batch).await, json!(batch.events()), "the Node library accepts it");
+
+    // Batching off again: one event per request.
+    let off = env
+        .send_as(
+            env.server.admin_secret(),
+            "PATCH",
+            &format!("/admin/v1/pusher/apps/{}", app.app_id),
+            Some(json!({"batch_webhooks": false})),
+            &[],
+        )
+        .await
+        .ok();
+    assert_eq!((off["batch_webhooks"].clone(), off["subscription_count"].clone()), (json!(false), json!(false)));
+    let _more =
+        futures_util::future::join_all(["dave", "erin"].map(|user| member(&env, &app, "presence-crowd", user))).await;
+    for _ in 0..2 {
+        let (_, event) = receiver.event().await;
+        assert_eq!(event["name"], "member_added");
+    }
 }

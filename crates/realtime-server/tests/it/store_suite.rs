@@ -9,8 +9,8 @@ use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope, Seal};
 use realtime_server::secret::Secret;
 use realtime_server::service::MAX_BALANCE;
 use realtime_server::store::{
-    AppRow, ChannelRow, CheckoutRow, Completion, MessageRow, MessagesRefused, Retention, Store, StoreError, TokenRow,
-    WebhookRow,
+    AppRow, AppSettings, AppSettingsChange, ChannelRow, CheckoutRow, Completion, MessageRow, MessagesRefused,
+    Retention, Store, StoreError, TokenRow, WebhookRow,
 };
 use realtime_types::{ChannelType, Direction, Position};
 
@@ -73,6 +73,7 @@ suite!(
     refused_messages_report_every_reason_and_charge_nothing,
     an_app_is_found_by_id_and_key_and_neither_is_taken_twice,
     the_webhook_outbox_claims_retries_and_cancels_removals,
+    an_app_s_settings_change_one_at_a_time_and_go_with_the_app,
     concurrent_records_succeed_or_fail_each_on_its_own,
 );
 
@@ -488,6 +489,36 @@ async fn an_app_is_found_by_id_and_key_and_neither_is_taken_twice(store: Arc<dyn
     let owned: Vec<u64> = store.apps_of(&owner).await.unwrap().iter().map(|app| app.app_id).collect();
     assert_eq!(owned, [base + 2, base], "oldest first");
     assert!(store.apps_of(&other).await.unwrap().is_empty());
+}
+
+async fn an_app_s_settings_change_one_at_a_time_and_go_with_the_app(store: Arc<dyn Store>) {
+    let owner = account(&store, 0).await;
+    let app_id = u64::from(ulid::Ulid::generate().random() as u32) + 1_000_000;
+    let app = AppRow {
+        app_id,
+        account_id: owner.clone(),
+        key: format!("key-{app_id}"),
+        secret: Secret::new("secret-1"),
+        created_at: Utc::now(),
+        webhook_url: None,
+    };
+    assert!(store.create_app(&app).await.unwrap());
+    assert_eq!(store.app_settings(app_id).await.unwrap(), AppSettings::default(), "all off at first");
+
+    let batch = AppSettingsChange { batch_webhooks: Some(true), ..AppSettingsChange::default() };
+    let on = AppSettings { subscription_count: false, batch_webhooks: true };
+    assert_eq!(store.change_app_settings(app_id, batch).await.unwrap(), Some(on));
+    let count = AppSettingsChange { subscription_count: Some(true), ..AppSettingsChange::default() };
+    let both = AppSettings { subscription_count: true, batch_webhooks: true };
+    assert_eq!(store.change_app_settings(app_id, count).await.unwrap(), Some(both), "the other setting stays");
+    assert_eq!(store.app_settings(app_id).await.unwrap(), both);
+    assert!(store.counting_apps().await.unwrap().contains(&(app_id, owner.clone())));
+    assert_eq!(store.change_app_settings(app_id, AppSettingsChange::default()).await.unwrap(), Some(both));
+
+    assert_eq!(store.change_app_settings(app_id + 1, batch).await.unwrap(), None, "no such app");
+    assert_eq!(store.app_settings(app_id + 1).await.unwrap(), AppSettings::default());
+    store.delete_app(app_id).await.unwrap().expect("deleted");
+    assert_eq!(store.app_settings(app_id).await.unwrap(), AppSettings::default(), "gone with the app");
 }
 
 async fn the_webhook_outbox_claims_retries_and_cancels_removals(store: Arc<dyn Store>) {

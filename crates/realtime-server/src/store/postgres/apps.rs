@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use super::PostgresStore;
 use crate::secret::Secret;
 use crate::store::apps::{app_id_of, stored_app_id};
-use crate::store::{AppRow, Apps, StoreResult, WebhookRow};
+use crate::store::{AppRow, AppSettings, AppSettingsChange, Apps, StoreResult, WebhookRow};
 
 fn app_row(row: &PgRow) -> StoreResult<AppRow> {
     Ok(AppRow {
@@ -17,6 +17,13 @@ fn app_row(row: &PgRow) -> StoreResult<AppRow> {
         secret: Secret::new(row.try_get::<String, _>("secret")?),
         created_at: row.try_get("created_at")?,
         webhook_url: row.try_get("webhook_url")?,
+    })
+}
+
+fn settings_row(row: &sqlx::postgres::PgRow) -> StoreResult<AppSettings> {
+    Ok(AppSettings {
+        subscription_count: row.try_get("subscription_count")?,
+        batch_webhooks: row.try_get("batch_webhooks")?,
     })
 }
 
@@ -120,17 +127,29 @@ impl Apps for PostgresStore {
         Ok(deleted)
     }
 
-    async fn set_subscription_counting(&self, app_id: u64, on: bool) -> StoreResult<bool> {
-        let set = sqlx::query(
-            "INSERT INTO pusher_app_settings (app_id, subscription_count) \
-             SELECT app_id, $2 FROM pusher_apps WHERE app_id = $1 \
-             ON CONFLICT (app_id) DO UPDATE SET subscription_count = excluded.subscription_count",
+    async fn change_app_settings(&self, app_id: u64, change: AppSettingsChange) -> StoreResult<Option<AppSettings>> {
+        let row = sqlx::query(
+            "INSERT INTO pusher_app_settings (app_id, subscription_count, batch_webhooks) \
+             SELECT app_id, COALESCE($2::BOOLEAN, FALSE), COALESCE($3::BOOLEAN, FALSE) FROM pusher_apps WHERE app_id = $1 \
+             ON CONFLICT (app_id) DO UPDATE SET \
+             subscription_count = COALESCE($2::BOOLEAN, pusher_app_settings.subscription_count), \
+             batch_webhooks = COALESCE($3::BOOLEAN, pusher_app_settings.batch_webhooks) \
+             RETURNING subscription_count, batch_webhooks",
         )
         .bind(stored_app_id(app_id))
-        .bind(on)
-        .execute(&self.pool)
+        .bind(change.subscription_count)
+        .bind(change.batch_webhooks)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(set.rows_affected() == 1)
+        row.as_ref().map(settings_row).transpose()
+    }
+
+    async fn app_settings(&self, app_id: u64) -> StoreResult<AppSettings> {
+        let row = sqlx::query("SELECT subscription_count, batch_webhooks FROM pusher_app_settings WHERE app_id = $1")
+            .bind(stored_app_id(app_id))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(settings_row).transpose()?.unwrap_or_default())
     }
 
     async fn counting_apps(&self) -> StoreResult<Vec<(u64, String)>> {

@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::{SqliteStore, text, time};
 use crate::secret::Secret;
 use crate::store::apps::{app_id_of, stored_app_id};
-use crate::store::{AppRow, Apps, StoreResult, WebhookRow};
+use crate::store::{AppRow, AppSettings, AppSettingsChange, Apps, StoreResult, WebhookRow};
 
 fn app_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AppRow> {
     Ok(AppRow {
@@ -16,6 +16,13 @@ fn app_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AppRow> {
         secret: Secret::new(row.try_get::<String, _>("secret")?),
         created_at: time(row.try_get("created_at")?)?,
         webhook_url: row.try_get("webhook_url")?,
+    })
+}
+
+fn settings_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AppSettings> {
+    Ok(AppSettings {
+        subscription_count: row.try_get("subscription_count")?,
+        batch_webhooks: row.try_get("batch_webhooks")?,
     })
 }
 
@@ -119,17 +126,29 @@ impl Apps for SqliteStore {
         Ok(deleted)
     }
 
-    async fn set_subscription_counting(&self, app_id: u64, on: bool) -> StoreResult<bool> {
-        let set = sqlx::query(
-            "INSERT INTO pusher_app_settings (app_id, subscription_count) \
-             SELECT app_id, ?2 FROM pusher_apps WHERE app_id = ?1 \
-             ON CONFLICT (app_id) DO UPDATE SET subscription_count = excluded.subscription_count",
+    async fn change_app_settings(&self, app_id: u64, change: AppSettingsChange) -> StoreResult<Option<AppSettings>> {
+        let row = sqlx::query(
+            "INSERT INTO pusher_app_settings (app_id, subscription_count, batch_webhooks) \
+             SELECT app_id, COALESCE(?2, 0), COALESCE(?3, 0) FROM pusher_apps WHERE app_id = ?1 \
+             ON CONFLICT (app_id) DO UPDATE SET \
+             subscription_count = COALESCE(?2, pusher_app_settings.subscription_count), \
+             batch_webhooks = COALESCE(?3, pusher_app_settings.batch_webhooks) \
+             RETURNING subscription_count, batch_webhooks",
         )
         .bind(stored_app_id(app_id))
-        .bind(on)
-        .execute(&self.writer)
+        .bind(change.subscription_count)
+        .bind(change.batch_webhooks)
+        .fetch_optional(&self.writer)
         .await?;
-        Ok(set.rows_affected() == 1)
+        row.as_ref().map(settings_row).transpose()
+    }
+
+    async fn app_settings(&self, app_id: u64) -> StoreResult<AppSettings> {
+        let row = sqlx::query("SELECT subscription_count, batch_webhooks FROM pusher_app_settings WHERE app_id = ?1")
+            .bind(stored_app_id(app_id))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(settings_row).transpose()?.unwrap_or_default())
     }
 
     async fn counting_apps(&self) -> StoreResult<Vec<(u64, String)>> {
