@@ -60,8 +60,9 @@ pub(crate) async fn run(ctx: &Ctx) {
     let first = match ctx.call("account.get", &request).await {
         Ok(response) => response,
         Err(err) => {
-            ctx.record(LIMITED, KIND, started, Err(err));
-            ctx.skip(RECOVERS, KIND, "the first check failed");
+            ctx.record(LIMITED, KIND, started, Err(format!("account.get before the drive: {err}")));
+            ctx.skip(EVERY_OPERATION, KIND, "account.get failed before the drive");
+            ctx.skip(RECOVERS, KIND, "account.get failed before the drive");
             return;
         }
     };

@@ -61,6 +61,7 @@ pub(crate) fn base() -> Document {
 pub fn openapi() -> Document {
     let (_, mut document) = crate::routes::openapi_router().split_for_parts();
     document_idempotency(&mut document);
+    document_rate_limit(&mut document);
     document_links(&mut document);
     document_vendor_requirements(&mut document);
     document
@@ -137,6 +138,51 @@ fn document_idempotency(document: &mut Document) {
                 .description(Some("`true` when this is the stored response of an earlier request."))
                 .build();
             ok.headers.insert("Idempotent-Replayed".to_owned(), RefOr::T(replayed));
+        }
+    }
+}
+
+/// The request budget an account's calls draw on: every answer may name it in
+/// `RateLimit-Policy`, and a 429 says in `Retry-After` when to come back. Both headers are
+/// written once under `components/headers` and referenced from each response.
+fn document_rate_limit(document: &mut Document) {
+    use serde_json::json;
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Ref, RefOr};
+
+    let policy = HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some(
+            "The account's request budget, when the server limits it (draft-ietf-httpapi-ratelimit-headers): \
+             `\"account\";q=<requests>;w=<seconds>`, e.g. `\"account\";q=400;w=2`. Past it, every operation \
+             answers 429 `RATE_LIMITED`.",
+        ))
+        .build();
+    let mut retry_after = HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1))))
+        .description(Some("Whole seconds to wait before the account is served again."))
+        .build();
+    // utoipa's header has no `required`; the keyword is written raw.
+    retry_after.extensions.get_or_insert_with(Default::default).insert("required".to_owned(), json!(true));
+    let components = document.components.get_or_insert_with(Default::default);
+    components.headers.insert("RateLimit-Policy".to_owned(), RefOr::T(policy));
+    components.headers.insert("Retry-After".to_owned(), RefOr::T(retry_after));
+
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.post, &mut item.delete, &mut item.put, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else { continue };
+                let mut headers = vec!["RateLimit-Policy"];
+                if status == "429" {
+                    headers.push("Retry-After");
+                }
+                for name in headers {
+                    let reference = RefOr::Ref(Ref::new(format!("#/components/headers/{name}")));
+                    response.headers.insert(name.to_owned(), reference);
+                }
+            }
         }
     }
 }
