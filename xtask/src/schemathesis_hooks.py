@@ -18,12 +18,6 @@ those, are dropped (the summary counts them as "dropped by `filter_failure`"):
   answered by an idempotent replay (`Idempotent-Replayed: true`) had no effect, so it
   does not bring the channel back; Hypothesis re-runs scenarios with the same data, key
   included. A 404 for a channel whose last effect was a create still fails.
-- GET on `/v1/account/topup`: the reference server's dev checkout serves its HTML top-up
-  page (the `topup_url` of a 402) at that path, outside the contract like `/admin`. So
-  `Allow` there lists GET, and a GET that asks for JSON gets the page's own 405, which
-  has no `Allow` header (its handler is the checkout's). Only these two failures, on that
-  one path and that one method, are accepted.
-
 Every other failure of every check fails the run.
 """
 
@@ -96,11 +90,6 @@ def _contract_rule(failure, case, response):
         with _lock:
             if _channels.get(channel) == "deleted":
                 return "channel deleted since"
-    if case.path == "/v1/account/topup":
-        if kind == "AllowHeaderMismatch" and failure.undocumented_methods == ["GET"] and not failure.missing_methods:
-            return "checkout page"
-        if kind == "UnsupportedMethodResponse" and failure.method == "GET" and response.status_code == 405:
-            return "checkout page"
     return None
 
 

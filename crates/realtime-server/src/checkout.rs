@@ -2,9 +2,10 @@
 //! button for people, and `POST /checkout/{id}/complete` for tests. Completing credits
 //! the account exactly once, however often it is completed.
 //!
-//! A 402's `topup_url` is the `account.topup` operation, which programs `POST` an amount
-//! to. A person who opens it in a browser (`GET`, accepting HTML) gets a page instead,
-//! where they type their API key and an amount and go on to the checkout's page.
+//! With the dev checkout on, a 402's `topup_url` is `GET /checkout`, a page where a person
+//! types their API key and an amount; it calls `account.topup` and goes on to the
+//! checkout's page. Every route here is outside the contract, so none is under `/v1`
+//! (where the document says what each path answers: `GET /v1/account/topup` is a 405).
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use realtime_api::ApiError;
-use realtime_types::{CheckoutStatus, ErrorCode};
+use realtime_types::CheckoutStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::service::{MAX_BALANCE, Service};
@@ -27,9 +28,9 @@ pub fn router(service: Arc<Service>) -> Router {
         return Router::new();
     }
     Router::new()
+        .route("/checkout", get(topup_page))
         .route("/checkout/{checkout_id}", get(page))
         .route("/checkout/{checkout_id}/complete", post(complete))
-        .route("/v1/account/topup", get(topup_page))
         .with_state(service)
 }
 
@@ -71,13 +72,9 @@ async fn page(State(service): State<Arc<Service>>, Path(checkout_id): Path<Strin
     )))
 }
 
-/// `GET /v1/account/topup`: the top-up page for a browser; any other caller is told to
-/// `POST`, as without this route.
-async fn topup_page(headers: HeaderMap) -> Result<Html<&'static str>, ApiError> {
-    if !from_a_browser(&headers) {
-        return Err(ApiError::new(ErrorCode::MethodNotAllowed, "POST an amount to start a top-up"));
-    }
-    Ok(Html(TOPUP_PAGE))
+/// `GET /checkout`: the top-up page, where a 402's `topup_url` leads.
+async fn topup_page() -> Html<&'static str> {
+    Html(TOPUP_PAGE)
 }
 
 /// The top-up page. The key stays in the page: it goes only into the `Authorization`

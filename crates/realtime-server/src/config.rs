@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use anyhow::Context;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Provider};
 use realtime_types::Vendor;
@@ -473,12 +474,17 @@ impl Config {
     /// `REALTIME_GATEWAY__OUTBOUND_QUEUE=64`).
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
-        match file {
+        let file = match file {
             Some(path) => {
                 anyhow::ensure!(path.is_file(), "config file {} does not exist or is not a file", path.display());
-                figment = figment.merge(Toml::file(path));
+                Some(path)
             }
-            None => figment = figment.merge(Toml::file("realtime.toml")),
+            None => Some(Path::new("realtime.toml")).filter(|path| path.is_file()),
+        };
+        if let Some(path) = file {
+            let toml = Toml::file(path);
+            toml.data().with_context(|| format!("config file {} cannot be read as TOML", path.display()))?;
+            figment = figment.merge(toml);
         }
         figment = figment.merge(Env::prefixed("REALTIME_").split("__").ignore(CLIENT_VARIABLES));
         check_keys(&figment)?;

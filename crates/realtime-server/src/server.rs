@@ -255,7 +255,10 @@ impl RunningServer {
             url if url.starts_with("redis://") => {
                 RedisBroker::connect(&config, hub.clone(), store.clone(), &kill).await?
             }
-            other => anyhow::bail!("unsupported broker {other:?}: use \"memory\" or redis://<host>:<port>"),
+            other => anyhow::bail!(
+                "unsupported broker {:?}: use \"memory\" or redis://<host>:<port>",
+                crate::config::redact_url(other)
+            ),
         };
         let broker: Arc<dyn Broker> = crate::broker::timed::Timed::new(broker, metrics.clone());
         let config_rate_limit = config.rate_limit;

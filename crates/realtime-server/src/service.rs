@@ -121,9 +121,13 @@ impl Service {
         format!("{ws}/v1/realtime/ws")
     }
 
-    /// Where accounts add credit.
+    /// Where accounts add credit: the dev checkout's page for people when this node serves
+    /// it, the `account.topup` operation otherwise.
     pub fn topup_url(&self) -> String {
-        format!("{}/v1/account/topup", self.public_url)
+        match self.config.dev_checkout {
+            true => format!("{}/checkout", self.public_url),
+            false => format!("{}/v1/account/topup", self.public_url),
+        }
     }
 
     /// Creates an account with `balance` micro-USD; returns its id and API key (shown once).

@@ -135,8 +135,9 @@ impl RedisBroker {
         store: Arc<dyn crate::store::Store>,
         kill: &CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
+        let url = crate::config::redact_url(&config.broker);
         let redis_config = fred::prelude::Config::from_url(&config.broker)
-            .map_err(|error| anyhow::anyhow!("the broker URL is not a Redis URL: {}", error.details()))?;
+            .map_err(|error| anyhow::anyhow!("the broker URL {url} is not a Redis URL: {}", error.details()))?;
         let mut builder = Builder::from_config(redis_config);
         builder
             .with_connection_config(|connection| {
@@ -153,8 +154,8 @@ impl RedisBroker {
             .set_policy(ReconnectPolicy::new_constant(0, RECONNECT_DELAY_MS));
         let client = builder.build()?;
         let subscriber = builder.build_subscriber_client()?;
-        client.init().await.map_err(|e| anyhow::anyhow!("Redis at the broker URL is unreachable: {e}"))?;
-        subscriber.init().await.map_err(|e| anyhow::anyhow!("Redis at the broker URL is unreachable: {e}"))?;
+        client.init().await.map_err(|e| anyhow::anyhow!("the broker, Redis at {url}, is unreachable: {e}"))?;
+        subscriber.init().await.map_err(|e| anyhow::anyhow!("the broker, Redis at {url}, is unreachable: {e}"))?;
 
         let node = ulid::Ulid::generate().to_string();
         let keys = Keys { prefix: config.redis_prefix.clone() };

@@ -31,6 +31,7 @@ mod rest;
 mod secrets;
 mod settings;
 mod socket;
+mod startup;
 mod store_suite;
 mod support;
 mod tls_support;

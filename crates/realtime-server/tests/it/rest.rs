@@ -105,7 +105,7 @@ async fn publish_without_credit_is_refused_and_nothing_happens_until_a_top_up() 
     let broke = env.server.create_account(0).await.unwrap();
     let created = env.send_as(&broke, "POST", "/v1/realtime/channel/create", Some(json!({"name": "room"})), &[]).await;
     created.problem(402, "INSUFFICIENT_CREDIT");
-    assert!(created.body["topup_url"].as_str().unwrap().ends_with("/v1/account/topup"));
+    assert!(created.body["topup_url"].as_str().unwrap().ends_with("/checkout"), "the dev checkout's page");
     let missing = env.send_as(&broke, "GET", "/v1/realtime/channel/get/room", None, &[]).await;
     missing.problem(404, "NOT_FOUND");
 

@@ -1,5 +1,6 @@
-//! A 402's `topup_url` opened in a browser: a page that starts a top-up with the person's
-//! key and leads to the dev checkout's Pay button, which credits the account.
+//! A 402's `topup_url` opened in a browser: the dev checkout's page (outside `/v1`), which
+//! starts a top-up with the person's key and leads to the Pay button that credits the
+//! account.
 
 use serde_json::json;
 
@@ -7,23 +8,32 @@ use crate::browser::Page;
 use crate::support::Env;
 
 #[tokio::test]
-async fn the_topup_url_is_a_page_for_browsers_and_an_operation_for_programs() {
+async fn the_topup_url_is_the_checkout_page_and_the_operation_stays_as_documented() {
     let env = Env::start().await;
-    let page = env.http.get(env.url("/v1/account/topup")).header("accept", "text/html").send().await.unwrap();
+    let account = env.send_as(&env.key, "GET", "/v1/account", None, &[]).await.ok();
+    let topup_url = account["topup_url"].as_str().unwrap();
+    assert!(topup_url.ends_with("/checkout"), "{topup_url}");
+    let page = env.http.get(topup_url).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let page = page.text().await.unwrap();
     assert!(page.contains("id=\"topup\"") && !page.contains("ifr_pk_"), "a form, and no key");
-    let program = env.send_as(&env.key, "GET", "/v1/account/topup", None, &[]).await;
-    program.problem(405, "METHOD_NOT_ALLOWED");
+    // `/v1` answers as the document says, a browser included: only POST is there.
+    for accept in ["text/html", "application/json"] {
+        let get = env.http.get(env.url("/v1/account/topup")).header("accept", accept).send().await.unwrap();
+        assert_eq!(get.status().as_u16(), 405);
+        assert_eq!(get.headers()["allow"].to_str().unwrap(), "POST");
+    }
     env.post("/v1/account/topup", json!({"amount": 1_000_000})).await.ok();
 }
 
 #[tokio::test]
 async fn the_topup_page_is_absent_without_the_dev_checkout() {
     let env = Env::start_with(json!({"dev_checkout": false})).await;
-    let page = env.http.get(env.url("/v1/account/topup")).header("accept", "text/html").send().await.unwrap();
-    assert_eq!(page.status().as_u16(), 405);
+    let page = env.http.get(env.url("/checkout")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 404);
+    let account = env.send_as(&env.key, "GET", "/v1/account", None, &[]).await.ok();
+    assert!(account["topup_url"].as_str().unwrap().ends_with("/v1/account/topup"));
 }
 
 #[tokio::test]
