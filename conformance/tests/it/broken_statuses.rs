@@ -172,3 +172,35 @@ async fn a_socket_send_answered_with_another_request_id_fails_and_prints_the_tra
     assert_eq!(sent["socket"], received["socket"]);
     assert!(transcript.iter().any(|line| line.get("close").is_some()), "{transcript:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_with_limit_0_answered_200_fails() {
+    let target = Target::broken(|_| {
+        Tamper::before(|request| {
+            let zero = request.path.starts_with("/v1/realtime/channel/history/") && request.path.contains("limit=0");
+            zero.then(|| ProxyResponse::json(200, "application/json", &json!({"messages": [], "next_since": null})))
+        })
+    })
+    .await;
+    let report = target.certify_only(&[Kind::Statuses]).await;
+    let mismatch = failure(&report, "statuses/realtime.channel.history with limit 0 is 422 VALIDATION_ERROR");
+    assert!(mismatch.contains("status 200") && mismatch.contains("expected 422"), "{mismatch}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_with_a_space_accepted_fails() {
+    let target = Target::broken(|_| {
+        // The malformed key is dropped on the way, so the request is served without one.
+        Tamper::before(|request| {
+            if request.header("idempotency-key") == Some("a b") {
+                request.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("idempotency-key"));
+            }
+            None
+        })
+    })
+    .await;
+    let report = target.certify_only(&[Kind::Statuses]).await;
+    let mismatch =
+        failure(&report, "statuses/realtime.channel.delete with an Idempotency-Key with a space is 400 BAD_REQUEST");
+    assert!(mismatch.contains("expected 400") && !mismatch.contains("status 400"), "{mismatch}");
+}
