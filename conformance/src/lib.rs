@@ -194,14 +194,21 @@ pub async fn run(config: &Config) -> Result<Report, RunError> {
     Ok(report)
 }
 
+/// The future `make` builds, on the heap.
+fn on_heap<F: std::future::Future>(make: impl FnOnce() -> F) -> std::pin::Pin<Box<F>> {
+    Box::pin(make())
+}
+
 /// Every scenario, in order, within the run's journal.
 async fn scenarios(ctx: context::Ctx, examples: Vec<examples::Example>) -> context::Ctx {
     let runs = |kind: Kind| ctx.config.only.is_empty() || ctx.config.only.contains(&kind);
-    // Each scenario runs when its kind is selected, in this order.
+    // Each scenario runs when its kind is selected, in this order. Its future is built on
+    // the heap in a frame of its own: a debug build keeps a stack slot for every future a
+    // function builds, and these would add up past a test thread's 2 MiB of stack.
     macro_rules! scenario {
         ($kind:expr, $run:expr) => {
             if runs($kind) {
-                $run.await;
+                on_heap(|| $run).await;
             }
         };
     }

@@ -1,8 +1,13 @@
 //! Tenancy on every operation that names another resource: a second account (the
 //! zero-credit key's) names the funded account's token, client, channel and command, over
 //! REST and WebSocket, and reaches none of them. Reading, revoking, disconnecting and
-//! deleting are free, so these checks need no credit; the WebSocket ones need a token of
-//! the second account, so they skip when it cannot pay for one.
+//! deleting are free, so these checks need no credit; the WebSocket ones and publishing
+//! need the second account to pay, so they skip when it cannot (it has credit once the
+//! credit checks completed its top-up with `--dev-checkout`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -22,8 +27,13 @@ const PRESENCE: &str = "tenancy/another account's presence.get is 404";
 const HISTORY: &str = "tenancy/another account's channel.history is 404";
 const COMMAND: &str = "tenancy/another account's user.command.get is 404";
 const SOCKET: &str = "tenancy/another account's socket can neither subscribe to nor publish in the channel";
+const PUBLISH: &str = "tenancy/another account's publish and publish.batch (to the channel, or to its own of the same name) reach \
+     none of the channel's subscribers";
 
-const ALL: [&str; 7] = [REVOKE, DISCONNECT, DELETE, PRESENCE, HISTORY, COMMAND, SOCKET];
+const ALL: [&str; 8] = [REVOKE, DISCONNECT, DELETE, PRESENCE, HISTORY, COMMAND, SOCKET, PUBLISH];
+
+/// The event the second account publishes.
+const INTRUDER_EVENT: &str = "conformance.tenancy-publish";
 
 pub(crate) async fn run(ctx: &Ctx) {
     let Some(other) = ctx.config.zero_credit_api_key.clone() else {
@@ -98,6 +108,15 @@ pub(crate) async fn run(ctx: &Ctx) {
         Err(reason) => ctx.skip(SOCKET, KIND, &reason),
         Ok(token) => check(ctx, SOCKET, KIND, foreign_socket(ctx, &token, &channel, &mut socket)).await,
     }
+    let started = Instant::now();
+    match foreign_publish(ctx, &other, &channel, &mut socket).await {
+        Published::NoCredit => ctx.skip(
+            PUBLISH,
+            KIND,
+            "the second account has no credit to publish (run with --dev-checkout to top it up)",
+        ),
+        Published::Checked(result) => ctx.record(PUBLISH, KIND, started, result),
+    }
     // Last: a target that gets it wrong deletes the channel the other checks use.
     check(ctx, DELETE, KIND, async {
         let request = as_other("realtime.channel.delete", &[&channel]);
@@ -150,6 +169,104 @@ async fn foreign_socket(ctx: &Ctx, token: &Value, channel: &str, member: &mut So
         .collect();
     match leaked.first() {
         Some(frame) => Err(format!("another account's socket reached the channel: {frame}")),
+        None => Ok(()),
+    }
+}
+
+/// How the second account's publishes went.
+enum Published {
+    /// It cannot pay for a publish: nothing was checked.
+    NoCredit,
+    Checked(Result<(), String>),
+}
+
+/// The second account publishes (one message and a batch) to the funded account's channel,
+/// which must be 404 `NOT_FOUND`, then to a channel of its own with the same name, which
+/// must go through; the funded account's subscriber must receive none of it before a
+/// message of its own account published after them.
+///
+/// The future is built on the heap in a frame of its own: a debug build keeps a stack slot
+/// for every future a function builds, and a test thread's stack is 2 MiB.
+fn foreign_publish<'a>(
+    ctx: &'a Ctx,
+    other: &'a str,
+    channel: &'a str,
+    member: &'a mut Socket,
+) -> Pin<Box<dyn Future<Output = Published> + 'a>> {
+    Box::pin(publish_as_other(ctx, other, channel, member))
+}
+
+async fn publish_as_other(ctx: &Ctx, other: &str, channel: &str, member: &mut Socket) -> Published {
+    let message = |n: u32| json!({"channel": channel, "event": INTRUDER_EVENT, "data": {"tenant": "other", "n": n}});
+    let publish = request_as(ctx, other, "realtime.publish", &[]).json(&message(1));
+    let batch =
+        request_as(ctx, other, "realtime.publish.batch", &[]).json(&json!({"messages": [message(2), message(3)]}));
+    for (operation, request) in [("realtime.publish", &publish), ("realtime.publish.batch", &batch)] {
+        let response = match ctx.call(operation, request).await {
+            Ok(response) => response,
+            Err(err) => return Published::Checked(Err(err)),
+        };
+        if response.status == 402 {
+            return Published::NoCredit;
+        }
+        if let Err(err) = crate::context::expect_status(operation, &response, 404, Some("NOT_FOUND")) {
+            return Published::Checked(Err(format!("another account publishing to the channel: {err}")));
+        }
+    }
+    // The second account's own channel of the same name: channel names are per account.
+    let create =
+        request_as(ctx, other, "realtime.channel.create", &[]).json(&json!({"name": channel, "type": "public"}));
+    match ctx.call("realtime.channel.create", &create).await {
+        Ok(response) if response.status == 402 => return Published::NoCredit,
+        Ok(response) if response.status == 200 => {}
+        Ok(response) => {
+            return Published::Checked(Err(format!(
+                "another account creating its own channel named {channel} answered {}: {}",
+                response.status,
+                response.json()
+            )));
+        }
+        Err(err) => return Published::Checked(Err(err)),
+    }
+    let own = async {
+        ctx.expect("realtime.publish", &publish, 200, None).await?;
+        ctx.expect("realtime.publish.batch", &batch, 200, None).await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    // Deleted before anything else: the channel.delete check that follows must find none.
+    let delete = request_as(ctx, other, "realtime.channel.delete", &[channel]);
+    let deleted = ctx.expect("realtime.channel.delete", &delete, 200, None).await;
+    if let Err(err) = own {
+        return Published::Checked(Err(format!("another account publishing to its own channel of that name: {err}")));
+    }
+    if let Err(err) = deleted {
+        return Published::Checked(Err(format!("another account deleting its own channel of that name: {err}")));
+    }
+    Published::Checked(nothing_arrived(ctx, channel, member).await)
+}
+
+/// A message of the funded account published last, then a ping: anything of the second
+/// account's that reached the channel arrives before them.
+async fn nothing_arrived(ctx: &Ctx, channel: &str, member: &mut Socket) -> Result<(), String> {
+    let bound = ctx.config.live_bound;
+    let fence = ctx
+        .request("realtime.publish", &[])
+        .json(&json!({"channel": channel, "event": "conformance.fence", "data": {}}));
+    ctx.expect("realtime.publish", &fence, 200, None).await?;
+    member
+        .expect("the account's own message published after the other account's", bound, |frame| {
+            frame["type"] == "message" && frame["event"] == "conformance.fence"
+        })
+        .await?;
+    member.ping(bound).await?;
+    let leaked: Vec<&Value> =
+        member.received.iter().filter(|frame| frame.to_string().contains(INTRUDER_EVENT)).collect();
+    match leaked.first() {
+        Some(frame) => Err(format!(
+            "{} frames of another account's publishes reached the channel's subscriber; the first: {frame}",
+            leaked.len()
+        )),
         None => Ok(()),
     }
 }

@@ -116,6 +116,30 @@ async fn a_socket_of_another_account_that_reaches_the_channel_fails_tenancy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_of_another_account_that_reaches_the_channel_fails_tenancy() {
+    let target = Target::broken(|target| {
+        let (funded, other) = (format!("Bearer {}", target.funded_key), format!("Bearer {}", target.zero_key));
+        // The second account's publishes, one and in a batch, are made as the first.
+        Tamper::before(move |request| {
+            let publish = request.path.starts_with("/v1/realtime/publish");
+            let intruder = String::from_utf8_lossy(&request.body).contains("conformance.tenancy-publish");
+            if publish && intruder && request.header("authorization") == Some(other.as_str()) {
+                request.set_header("authorization", &funded);
+            }
+            None
+        })
+    })
+    .await;
+    let report = target.certify_only(&[Kind::Credit, Kind::Tenancy]).await;
+    let mismatch = failure(
+        &report,
+        "tenancy/another account's publish and publish.batch (to the channel, or to its own of the same name) \
+         reach none of the channel's subscribers",
+    );
+    assert!(mismatch.contains("status 200") && mismatch.contains("expected 404"), "{mismatch}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_that_never_bites_fails_the_limits_check() {
     let target = Target::broken(|_| {
         Tamper::after(|_, response| {
