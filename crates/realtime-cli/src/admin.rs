@@ -39,6 +39,17 @@ pub(crate) struct NewPusherApp {
     pub(crate) webhook_url: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) subscription_count: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) batch_webhooks: bool,
+}
+
+/// A change of a Pusher app's settings; what is `None` stays.
+#[derive(Serialize)]
+pub(crate) struct PusherAppChange {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) subscription_count: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) batch_webhooks: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,6 +62,8 @@ struct CreatedPusherApp {
     webhook_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subscription_count: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch_webhooks: Option<bool>,
 }
 
 /// POSTs `body` to the admin API at `path`; the answer's bytes, or the problem it gave.
@@ -128,6 +141,8 @@ struct PusherAppSummary {
     created_at: String,
     #[serde(default)]
     subscription_count: bool,
+    #[serde(default)]
+    batch_webhooks: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -141,7 +156,11 @@ pub(crate) async fn list_pusher_apps(settings: &Settings, out: Output, account_i
     let path = format!("{PUSHER_APPS_PATH}?{}", query.query().unwrap_or_default());
     let bytes = send(settings, "account pusher-apps", reqwest::Method::GET, &path, None::<&()>).await?;
     let list: PusherAppList = serde_json::from_slice(&bytes).context("unexpected answer from the admin API")?;
-    out.table(&list, &list.apps, &["app_id", "key", "webhook_url", "subscription_count", "created_at"])
+    out.table(
+        &list,
+        &list.apps,
+        &["app_id", "key", "webhook_url", "subscription_count", "batch_webhooks", "created_at"],
+    )
 }
 
 pub(crate) async fn rotate_pusher_app(settings: &Settings, out: Output, app_id: u64) -> anyhow::Result<()> {
@@ -165,11 +184,10 @@ pub(crate) async fn update_pusher_app(
     settings: &Settings,
     out: Output,
     app_id: u64,
-    subscription_count: bool,
+    change: PusherAppChange,
 ) -> anyhow::Result<()> {
     let path = format!("{PUSHER_APPS_PATH}/{app_id}");
-    let body = serde_json::json!({ "subscription_count": subscription_count });
-    let bytes = send(settings, "account pusher-app-set", reqwest::Method::PATCH, &path, Some(&body)).await?;
+    let bytes = send(settings, "account pusher-app-set", reqwest::Method::PATCH, &path, Some(&change)).await?;
     let app: PusherAppSummary = serde_json::from_slice(&bytes).context("unexpected answer from the admin API")?;
     out.object(&app)
 }

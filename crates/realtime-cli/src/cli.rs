@@ -182,7 +182,7 @@ pub(crate) enum Command {
         after_help = "Examples:\n  realtime conformance --reference      # a fresh in-process reference server\n  \
                             realtime conformance --zero-credit-api-key ifr_pk_… --junit report.xml --seed 42"
     )]
-    Conformance(ConformanceArgs),
+    Conformance(Box<ConformanceArgs>),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  realtime completions bash > ~/.local/share/bash-completion/completions/realtime"
@@ -288,6 +288,10 @@ pub(crate) enum AccountCommand {
         /// webhook), as a Pusher app that enables subscription counting.
         #[arg(long)]
         subscription_count: bool,
+        /// Send its webhooks due together in one request, as a Pusher app that enables
+        /// batched webhooks.
+        #[arg(long)]
+        batch_webhooks: bool,
         /// The server's admin secret.
         #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
         admin_secret: Option<String>,
@@ -313,17 +317,22 @@ pub(crate) enum AccountCommand {
         #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
         admin_secret: Option<String>,
     },
-    /// Change a Pusher app's settings (admin API): subscription counting on or off.
+    /// Change a Pusher app's settings (admin API): subscription counting and batched
+    /// webhooks on or off; a setting not given stays.
     #[command(
-        after_help = "Example:\n  REALTIME_ADMIN_SECRET=… realtime account pusher-app-set --app-id 123456 --subscription-count true"
+        after_help = "Example:\n  REALTIME_ADMIN_SECRET=… realtime account pusher-app-set --app-id 123456 --subscription-count true",
+        group(clap::ArgGroup::new("setting").required(true).multiple(true).args(["subscription_count", "batch_webhooks"]))
     )]
     PusherAppSet {
         /// The app.
         #[arg(long)]
         app_id: u64,
         /// Count its channels' subscribers (true or false).
-        #[arg(long, action = clap::ArgAction::Set)]
-        subscription_count: bool,
+        #[arg(long)]
+        subscription_count: Option<bool>,
+        /// Send its webhooks due together in one request (true or false).
+        #[arg(long)]
+        batch_webhooks: Option<bool>,
         /// The server's admin secret.
         #[arg(long, env = "REALTIME_ADMIN_SECRET", hide_env_values = true)]
         admin_secret: Option<String>,

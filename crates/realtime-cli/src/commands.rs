@@ -34,16 +34,34 @@ fn note_replayed(replayed: bool) {
 pub(crate) async fn account(settings: &Settings, out: Output, command: AccountCommand) -> anyhow::Result<()> {
     match command {
         AccountCommand::Create { balance, .. } => crate::admin::create_account(settings, out, balance).await,
-        AccountCommand::PusherApp { account_id, app_id, key, secret, webhook_url, subscription_count, .. } => {
-            let app = crate::admin::NewPusherApp { account_id, app_id, key, secret, webhook_url, subscription_count };
+        AccountCommand::PusherApp {
+            account_id,
+            app_id,
+            key,
+            secret,
+            webhook_url,
+            subscription_count,
+            batch_webhooks,
+            ..
+        } => {
+            let app = crate::admin::NewPusherApp {
+                account_id,
+                app_id,
+                key,
+                secret,
+                webhook_url,
+                subscription_count,
+                batch_webhooks,
+            };
             crate::admin::create_pusher_app(settings, out, app).await
         }
         AccountCommand::PusherApps { account_id, .. } => {
             crate::admin::list_pusher_apps(settings, out, &account_id).await
         }
         AccountCommand::PusherAppRotate { app_id, .. } => crate::admin::rotate_pusher_app(settings, out, app_id).await,
-        AccountCommand::PusherAppSet { app_id, subscription_count, .. } => {
-            crate::admin::update_pusher_app(settings, out, app_id, subscription_count).await
+        AccountCommand::PusherAppSet { app_id, subscription_count, batch_webhooks, .. } => {
+            let change = crate::admin::PusherAppChange { subscription_count, batch_webhooks };
+            crate::admin::update_pusher_app(settings, out, app_id, change).await
         }
         AccountCommand::PusherAppDelete { app_id, .. } => crate::admin::delete_pusher_app(settings, out, app_id).await,
         AccountCommand::Show => out.object(&settings.client()?.account_get().await?),

@@ -68,7 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Auth(command) => commands::auth(&settings.client()?, out, command).await,
         Command::Events => commands::events(&settings.client()?, out).await,
-        Command::Conformance(args) => local::conformance(&settings, args).await,
+        Command::Conformance(args) => local::conformance(&settings, *args).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "realtime", &mut std::io::stdout());
             Ok(())

@@ -332,6 +332,12 @@ async fn account_pusher_apps_lists_rotates_and_deletes_an_account_s_pusher_apps(
     let set = cli.run(&with_secret(&set, secret)).await;
     assert_eq!(set.code, Some(0), "{}", set.stderr);
     assert_eq!(json(&set.stdout)["subscription_count"], true, "{}", set.stdout);
+    assert_eq!(json(&set.stdout)["batch_webhooks"], false, "{}", set.stdout);
+    let set = ["--json", "account", "pusher-app-set", "--app-id", "654321", "--batch-webhooks", "true"];
+    let set = json(&cli.run(&with_secret(&set, secret)).await.stdout);
+    assert_eq!((set["subscription_count"].clone(), set["batch_webhooks"].clone()), (true.into(), true.into()), "{set}");
+    let nothing = cli.run(&with_secret(&["account", "pusher-app-set", "--app-id", "654321"], secret)).await;
+    assert_eq!(nothing.code, Some(2), "a change needs a setting: {}", nothing.stderr);
 
     let rotated =
         cli.run(&with_secret(&["--json", "account", "pusher-app-rotate", "--app-id", "654321"], secret)).await;
