@@ -69,6 +69,10 @@ pub struct Flags {
     /// Kills the target abruptly, e.g. `kill -9 $(cat server.pid)` (run with `sh -c`).
     #[arg(long, value_name = "COMMAND", requires = "restart_command")]
     pub kill_command: Option<String>,
+    /// Fail the run when a documented cell a client can reach was not provoked (the
+    /// `coverage` check); `cargo xtask conformance` sets it for the reference server.
+    #[arg(long)]
+    pub require_full_coverage: bool,
     /// Run only the checks of these kinds, e.g. `--only protocol,tenancy` (realtime
     /// profile; the coverage then covers less): example, idempotency, statuses, credit,
     /// auth, live, history, messaging, protocol, scope, reads, atomicity, tenancy,
@@ -143,6 +147,7 @@ impl Flags {
         config.seed = self.seed();
         config.restart_command = self.restart_command.clone();
         config.kill_command = self.kill_command.clone();
+        config.require_full_coverage = self.require_full_coverage;
         config.only = self.only.clone();
         config
     }
@@ -233,8 +238,9 @@ pub fn write_reports(
 
 /// A kind of check named as in the report, e.g. `protocol`.
 fn parse_kind(name: &str) -> Result<Kind, String> {
-    Kind::ALL.into_iter().filter(|kind| !kind.is_pusher()).find(|kind| kind.as_str() == name).ok_or_else(|| {
-        let names: Vec<&str> = Kind::ALL.iter().filter(|kind| !kind.is_pusher()).map(|kind| kind.as_str()).collect();
+    let selectable = |kind: &Kind| !kind.is_pusher() && *kind != Kind::Coverage;
+    Kind::ALL.into_iter().filter(selectable).find(|kind| kind.as_str() == name).ok_or_else(|| {
+        let names: Vec<&str> = Kind::ALL.iter().filter(|kind| selectable(kind)).map(|kind| kind.as_str()).collect();
         format!("no kind {name:?}; one of {}", names.join(", "))
     })
 }

@@ -15,6 +15,9 @@ use crate::spec::Spec;
 /// How long a restarted target may take to answer again.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The check `--require-full-coverage` adds.
+pub(crate) const FULL_COVERAGE: &str = "coverage/the run provoked every documented cell a client can reach";
+
 /// The shared state of one run.
 pub(crate) struct Ctx {
     pub(crate) config: Config,
@@ -51,7 +54,25 @@ impl Ctx {
         let observed = self.observed.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut report = self.report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let graceful_restart = self.config.restart_command.is_some() && self.config.kill_command.is_none();
-        report.coverage = Some(Coverage::compute(&self.spec, &observed, graceful_restart));
+        let coverage = Coverage::compute(&self.spec, &observed, graceful_restart);
+        if self.config.require_full_coverage {
+            let outcome = match coverage.uncovered.as_slice() {
+                [] => Outcome::Pass,
+                uncovered => {
+                    let names: Vec<&str> = uncovered.iter().take(10).map(|cell| cell.cell.as_str()).collect();
+                    let more = uncovered.len().saturating_sub(names.len());
+                    Outcome::Fail(format!(
+                        "{} reachable documented cells were not provoked ({:.1}% covered): {}{}",
+                        uncovered.len(),
+                        coverage.percent(),
+                        names.join(", "),
+                        if more > 0 { format!(" and {more} more (see the coverage below)") } else { String::new() }
+                    ))
+                }
+            };
+            report.push(FULL_COVERAGE, Kind::Coverage, outcome, Duration::ZERO);
+        }
+        report.coverage = Some(coverage);
         report
     }
 

@@ -186,7 +186,7 @@ impl Observed {
 }
 
 /// Covered and total cells of one dimension.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tally {
     /// The dimension.
     pub dimension: Dimension,
@@ -194,6 +194,8 @@ pub struct Tally {
     pub covered: usize,
     /// Cells that can be provoked from outside.
     pub total: usize,
+    /// `covered` over `total`, in percent (100 when there is no cell).
+    pub percent: f64,
 }
 
 /// A documented cell.
@@ -219,8 +221,10 @@ pub struct UnreachableCell {
 }
 
 /// The coverage of a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Coverage {
+    /// Covered over reachable cells, all dimensions together, in percent.
+    pub percent: f64,
     /// Covered/total per dimension.
     pub tallies: Vec<Tally>,
     /// Every reachable cell the run did not provoke, by name.
@@ -265,9 +269,10 @@ impl Coverage {
             let name = if meaning.is_empty() { code.to_string() } else { format!("{code} ({meaning})") };
             cells.push((Dimension::CloseCode, name, seen, why));
         }
-        let mut coverage = Coverage { tallies: Vec::new(), uncovered: Vec::new(), unreachable: Vec::new() };
+        let mut coverage =
+            Coverage { percent: 100.0, tallies: Vec::new(), uncovered: Vec::new(), unreachable: Vec::new() };
         for dimension in Dimension::ALL {
-            let mut tally = Tally { dimension, covered: 0, total: 0 };
+            let mut tally = Tally { dimension, covered: 0, total: 0, percent: 100.0 };
             for (_, cell, seen, why) in cells.iter().filter(|cell| cell.0 == dimension) {
                 match why {
                     Some(reason) => coverage.unreachable.push(UnreachableCell {
@@ -286,16 +291,18 @@ impl Coverage {
                     }
                 }
             }
+            tally.percent = percent(tally.covered, tally.total);
             coverage.tallies.push(tally);
         }
+        let covered: usize = coverage.tallies.iter().map(|tally| tally.covered).sum();
+        let total: usize = coverage.tallies.iter().map(|tally| tally.total).sum();
+        coverage.percent = percent(covered, total);
         coverage
     }
 
     /// Covered cells over reachable cells, all dimensions together, in percent.
     pub fn percent(&self) -> f64 {
-        let covered: usize = self.tallies.iter().map(|tally| tally.covered).sum();
-        let total: usize = self.tallies.iter().map(|tally| tally.total).sum();
-        if total == 0 { 100.0 } else { covered as f64 * 100.0 / total as f64 }
+        self.percent
     }
 
     /// The text summary: a line per dimension, the uncovered cells, then the cells that
@@ -304,7 +311,8 @@ impl Coverage {
         let mut out = String::new();
         let _ = writeln!(out, "coverage {:.1}% of the documented cells a client can provoke", self.percent());
         for tally in &self.tallies {
-            let _ = writeln!(out, "  {:<24} {}/{}", tally.dimension.as_str(), tally.covered, tally.total);
+            let fraction = format!("{}/{}", tally.covered, tally.total);
+            let _ = writeln!(out, "  {:<24} {fraction:>9}  {:5.1}%", tally.dimension.as_str(), tally.percent);
         }
         if !self.uncovered.is_empty() {
             let _ = writeln!(out, "not covered ({}):", self.uncovered.len());
@@ -326,6 +334,11 @@ impl Coverage {
         }
         out
     }
+}
+
+/// `covered` over `total` in percent; 100 when there is nothing to cover.
+fn percent(covered: usize, total: usize) -> f64 {
+    if total == 0 { 100.0 } else { covered as f64 * 100.0 / total as f64 }
 }
 
 /// Why a cell cannot be reached from outside, when it cannot.
@@ -387,6 +400,24 @@ mod tests {
         assert!(!uncovered.iter().any(|cell| cell.ends_with(" 500")));
         let text = coverage.render();
         assert!(text.contains("not reachable from outside"), "{text}");
+    }
+
+    #[test]
+    fn the_percent_is_in_the_json_and_the_text_per_dimension_and_overall() {
+        let spec = Spec::committed().unwrap();
+        let mut observed = Observed::default();
+        observed.add(&spec, "http://t", &[exchange("GET", "/v1/account", 200, "{}")]);
+        let coverage = Coverage::compute(&spec, &observed, false);
+        let json = serde_json::to_value(&coverage).unwrap();
+        let percent = json["percent"].as_f64().expect("an overall percent");
+        assert!(percent > 0.0 && percent < 100.0, "{json}");
+        let status = &json["tallies"][0];
+        assert_eq!(status["dimension"], "status");
+        let expected = status["covered"].as_f64().unwrap() * 100.0 / status["total"].as_f64().unwrap();
+        assert_eq!(status["percent"].as_f64(), Some(expected));
+        let text = coverage.render();
+        assert!(text.contains(&format!("coverage {percent:.1}%")), "{text}");
+        assert!(text.contains(&format!("{expected:5.1}%")), "{text}");
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct Config {
     pub restart_command: Option<String>,
     /// Kills the target abruptly (`sh -c`, e.g. `kill -9 …`) before the restart command.
     pub kill_command: Option<String>,
+    /// A reachable documented cell the run did not provoke fails the run (the
+    /// `coverage/…` check).
+    pub require_full_coverage: bool,
     /// Run only the checks of these kinds (all when empty); the coverage then covers less.
     pub only: Vec<Kind>,
 }
@@ -94,6 +97,7 @@ impl Config {
             seed: random_seed(),
             restart_command: None,
             kill_command: None,
+            require_full_coverage: false,
             only: Vec::new(),
         }
     }
@@ -111,6 +115,7 @@ impl std::fmt::Debug for Config {
             .field("seed", &self.seed)
             .field("restart_command", &self.restart_command)
             .field("kill_command", &self.kill_command)
+            .field("require_full_coverage", &self.require_full_coverage)
             .field("only", &self.only)
             .finish_non_exhaustive()
     }

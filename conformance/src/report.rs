@@ -43,6 +43,9 @@ pub enum Kind {
     Durability,
     /// Every documented status and error code of the REST operations.
     Statuses,
+    /// The run as a whole provoked every documented cell a client can reach
+    /// (`--require-full-coverage`).
+    Coverage,
     /// The Pusher profile: its signed HTTP API.
     PusherHttp,
     /// The Pusher profile: protocol 7 over WebSocket.
@@ -53,7 +56,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Example,
         Kind::Idempotency,
         Kind::Credit,
@@ -70,6 +73,7 @@ impl Kind {
         Kind::Limits,
         Kind::Durability,
         Kind::Statuses,
+        Kind::Coverage,
         Kind::PusherHttp,
         Kind::PusherProtocol,
         Kind::PusherWebhook,
@@ -102,6 +106,7 @@ impl Kind {
             Kind::Limits => "limits",
             Kind::Durability => "durability",
             Kind::Statuses => "statuses",
+            Kind::Coverage => "coverage",
             Kind::PusherHttp => "pusher_http",
             Kind::PusherProtocol => "pusher_protocol",
             Kind::PusherWebhook => "pusher_webhook",

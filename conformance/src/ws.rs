@@ -76,7 +76,8 @@ impl Socket {
             let Some(bytes) = receive_buffer else { return tokio_tungstenite::connect_async(url).await };
             let request = tungstenite::client::IntoClientRequest::into_client_request(url)?;
             let host = request.uri().host().unwrap_or("127.0.0.1").trim_matches(['[', ']']).to_owned();
-            let port = request.uri().port_u16().unwrap_or(80);
+            let tls = request.uri().scheme_str() == Some("wss");
+            let port = request.uri().port_u16().unwrap_or(if tls { 443 } else { 80 });
             let address = tokio::net::lookup_host((host.as_str(), port)).await?.next().ok_or_else(|| {
                 tungstenite::Error::Io(std::io::Error::new(
                     std::io::ErrorKind::NotFound,
@@ -87,7 +88,8 @@ impl Socket {
                 if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
             socket.set_recv_buffer_size(bytes)?;
             let stream = socket.connect(address).await?;
-            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await
+            // TLS for a wss:// target, as connect_async does.
+            tokio_tungstenite::client_async_tls(request, stream).await
         };
         let outcome = match tokio::time::timeout(bound, connecting).await {
             Err(_) => Err(format!("connecting to {endpoint} took longer than {bound:?}")),

@@ -6,7 +6,8 @@
 //! through the admin API, runs the harness with the dev checkout, and stops the server.
 //! The server is started by a small generated script that writes its pid file, so the
 //! harness can kill it (`kill -9`) and start it again on the same port and data: those
-//! are its `--kill-command` and `--restart-command` unless `--no-restart` is given.
+//! are its `--kill-command` and `--restart-command` unless `--no-restart` is given. It
+//! requires full coverage (`--require-full-coverage`) when every kind runs.
 //!
 //! With `--profile pusher` it certifies a Pusher-compatible server over Pusher's own wire
 //! protocol: the target's app given with `--app-id`, `--key` and `--secret`, or, without
@@ -111,6 +112,8 @@ async fn certify(args: &Args, server: &Server, admin_secret: &str) -> anyhow::Re
                 config.kill_command = Some(server.kill_command());
                 config.restart_command = Some(server.start_command());
             }
+            // The reference server provokes every reachable cell; a run of some kinds does not.
+            config.require_full_coverage |= flags.only.is_empty();
             flags.certify(&config).await
         }
         Profile::Pusher => {

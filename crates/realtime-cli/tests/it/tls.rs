@@ -89,3 +89,15 @@ async fn a_certificate_the_system_does_not_trust_is_refused_as_unreachable() {
     assert_eq!(refused.status.code(), Some(3), "the server is unreachable as trusted: {stderr}");
     assert!(stderr.to_lowercase().contains("certificate"), "the error names the certificate: {stderr}");
 }
+
+#[tokio::test]
+async fn the_harness_certifies_an_https_target_over_wss() {
+    let tls = BehindTls::start().await;
+    let mut command = tls.command(&["conformance", "--only", "live"], true);
+    let ran = tokio::time::timeout(Duration::from_secs(60), command.output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert_eq!(ran.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&ran.stderr));
+    assert!(stdout.contains(&format!("conformance of {}", tls.url)), "{stdout}");
+    let summary = stdout.lines().find(|line| line.starts_with("live ")).expect("the live checks ran");
+    assert!(summary.contains(" 0 failed") && !summary.contains(" 0 passed"), "{summary}");
+}
