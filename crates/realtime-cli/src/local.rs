@@ -6,17 +6,13 @@ use realtime_server::testing::TestServer;
 use crate::cli::ConformanceArgs;
 use crate::settings::Settings;
 
-/// `realtime serve`: the reference server, exactly as the `realtime-server` binary runs it.
+/// `realtime serve`: the reference server, exactly as the `realtime-server` binary runs it
+/// (its settings, its logs).
 pub(crate) async fn serve(server_config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    // Another subscriber may already be set when embedded; then keep that one.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REALTIME_LOG")
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    let config = realtime_server::Config::load(server_config.as_deref())?;
+    // Settings the server refuses are a configuration mistake: exit code 2.
+    let config = realtime_server::Config::load(server_config.as_deref())
+        .map_err(|error| crate::output::UsageError(format!("{error:#}")))?;
+    realtime_server::logging::init(&config)?;
     realtime_server::serve(config).await
 }
 

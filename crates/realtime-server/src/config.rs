@@ -545,6 +545,12 @@ impl Config {
         if let Some((_, message)) = checks.iter().find(|(broken, _)| *broken) {
             anyhow::bail!("invalid configuration: {message}");
         }
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            anyhow::bail!(
+                "invalid configuration: log = {:?} is not a tracing filter ({error}); write for example \"info\" or \"info,realtime_server=debug\"",
+                self.log
+            );
+        }
         for (key, origins) in [
             ("cors.allowed_origins", &self.cors.allowed_origins),
             ("gateway.allowed_origins", &gateway.allowed_origins),

@@ -2,8 +2,8 @@
 //!
 //! Modules from the bottom up; each imports only those before it (a test holds this):
 //!
-//! - [`secret`], [`config`], [`metrics`]: secrets that never print; the configuration, read
-//!   once; what the node counts.
+//! - [`secret`], [`config`], [`logging`], [`metrics`]: secrets that never print; the
+//!   configuration, read once; how logs are written; what the node counts.
 //! - [`tokens`], [`vendors`]: token and signature formats.
 //! - [`store`]: durable state behind small traits (SQLite embedded, PostgreSQL for
 //!   several nodes); effects commit with their idempotent answers.
@@ -27,6 +27,7 @@ pub mod console;
 pub mod docs;
 pub mod gateway;
 pub mod hub;
+pub mod logging;
 pub mod metrics;
 pub mod pusher;
 pub mod secret;

@@ -34,11 +34,6 @@ fn main() -> anyhow::Result<()> {
         println!("the settings are valid");
         return Ok(());
     }
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match config.log_format {
-        realtime_server::config::LogFormat::Json => logs.json().init(),
-        realtime_server::config::LogFormat::Text => logs.init(),
-    }
+    realtime_server::logging::init(&config)?;
     tokio::runtime::Runtime::new()?.block_on(realtime_server::serve(config))
 }

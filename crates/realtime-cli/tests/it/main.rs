@@ -8,6 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
 mod conformance;
+mod serve;
 mod tls;
 
 /// A reference server, and `realtime` commands configured for it.

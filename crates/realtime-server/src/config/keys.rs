@@ -18,7 +18,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ("console", "serves the debug console at `/console` (an account's channels and live events)"),
     ("dev_checkout", "serves the dev checkout, which credits accounts without payment"),
     ("dev_account_credit", "credit of the dev account created on first start, in micro-USD"),
-    ("log", "which logs to write, as a `tracing` filter (`info,realtime_server=debug`)"),
+    ("log", "which logs to write, as a `tracing` filter (`info,realtime_server=debug`); a bad one is refused"),
     ("log_format", "`text` for people, `json` (one object per line, no colours) for log collectors"),
     ("request_timeout_seconds", "seconds a request may take before it is answered with 503"),
     ("idempotency_ttl_hours", "hours an idempotency key and its answer are kept"),

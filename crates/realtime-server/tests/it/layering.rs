@@ -8,7 +8,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["secret"],
     &["config"],
-    &["metrics"],
+    &["logging", "metrics"],
     &["tokens", "vendors"],
     &["store"],
     &["hub"],

@@ -93,3 +93,10 @@ fn help_lists_every_key_with_its_default_and_meaning() {
         assert!(doc.meaning.split_whitespace().count() >= 3, "{key} needs a meaning, not a word: {line}");
     }
 }
+
+#[test]
+fn a_log_setting_that_is_not_a_tracing_filter_is_refused() {
+    let (ok, said) = check(&[], &[("REALTIME_LOG", "realtime_server=loud")]);
+    assert!(!ok, "{said}");
+    assert!(said.contains("log = \"realtime_server=loud\" is not a tracing filter"), "{said}");
+}
