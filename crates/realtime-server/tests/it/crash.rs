@@ -7,13 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{server_binary, spawn_server};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// Kill rounds: each kills the node mid-storm, restarts it and retries every key so far.
 const ROUNDS: usize = 3;
@@ -35,34 +34,10 @@ struct Node {
 /// Starts a node on the SQLite file in `dir`; on the `first` start it waits for the dev
 /// account's key too.
 async fn start(dir: &Path, first: bool) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_realtime-server"))
-        .env("REALTIME_LISTEN", "127.0.0.1:0")
-        .env("REALTIME_STORE", format!("sqlite://{}", dir.join("realtime.db").display()))
-        .env("REALTIME_HISTORY_PER_CHANNEL", "100000")
-        .env("REALTIME_RATE_LIMIT__REQUESTS_PER_SECOND", "0")
-        .env("REALTIME_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the server binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut base, mut dev_key) = (None, None);
-    while base.is_none() || (first && dev_key.is_none()) {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the server prints its address")
-            .unwrap()
-            .expect("the server keeps running");
-        if let Some(url) = line.strip_prefix("realtime-server listening on ") {
-            base = Some(url.trim().to_owned());
-        }
-        if let Some((_, key)) = line.split_once("dev api key: ") {
-            dev_key = Some(key.trim().to_owned());
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Node { child, base: base.unwrap(), dev_key }
+    let mut command = server_binary(dir);
+    command.env("REALTIME_HISTORY_PER_CHANNEL", "100000").env("REALTIME_RATE_LIMIT__REQUESTS_PER_SECOND", "0");
+    let (child, base, dev_key) = spawn_server(command, first).await;
+    Node { child, base, dev_key }
 }
 
 /// One keyed request of the storm.

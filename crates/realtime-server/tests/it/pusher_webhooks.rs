@@ -424,34 +424,17 @@ async fn with_subscription_counting_a_changed_count_sends_the_subscription_count
 
 /// The server binary on a fresh SQLite file, with an admin secret, trusting the test
 /// authority through `SSL_CERT_FILE` when one is given; its base URL.
-async fn spawn_server(dir: &std::path::Path, trusted: Option<&std::path::Path>) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_realtime-server"));
-    command
-        .env("REALTIME_LISTEN", "127.0.0.1:0")
-        .env("REALTIME_STORE", format!("sqlite://{}", dir.join("realtime.db").display()))
-        .env("REALTIME_ADMIN_SECRET", ADMIN_SECRET)
-        .env("REALTIME_LOG", "warn")
-        .env_remove("SSL_CERT_FILE")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
+async fn spawn_trusting(dir: &std::path::Path, trusted: Option<&std::path::Path>) -> (tokio::process::Child, String) {
+    let mut command = crate::support::server_binary(dir);
+    command.env("REALTIME_ADMIN_SECRET", ADMIN_SECRET).env_remove("SSL_CERT_FILE");
     if let Some(ca_file) = trusted {
         command.env("SSL_CERT_FILE", ca_file);
     }
-    let mut child = command.spawn().expect("the server binary starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
-        if let Some(url) = line.strip_prefix("realtime-server listening on ") {
-            let url = url.trim().to_owned();
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, url);
-        }
-    }
+    let (child, base_url, _) = crate::support::spawn_server(command, false).await;
+    (child, base_url)
 }
 
-/// An account and an app with webhooks to `url` on a server of [`spawn_server`].
+/// An account and an app with webhooks to `url` on a server of [`spawn_trusting`].
 async fn app_on(base_url: &str, url: &str) -> App {
     let account: Value = reqwest::Client::new()
         .post(format!("{base_url}/admin/v1/accounts"))
@@ -477,7 +460,7 @@ async fn webhooks_go_to_an_https_url_whose_certificate_the_server_trusts_and_now
 
     // Trusting the authority (as an operator adds a private CA): delivered, signed.
     let trusting = tempfile::tempdir().unwrap();
-    let (_server, base_url) = spawn_server(trusting.path(), Some(&authority.ca_file)).await;
+    let (_server, base_url) = spawn_trusting(trusting.path(), Some(&authority.ca_file)).await;
     let app = app_on(&base_url, &https_url).await;
     let mut socket = PusherSocket::connect_to(&base_url, &app.key).await;
     socket.subscribe("lobby", None, None).await;
@@ -487,7 +470,7 @@ async fn webhooks_go_to_an_https_url_whose_certificate_the_server_trusts_and_now
 
     // Not trusting it: the handshake fails, nothing arrives, and the failure is counted.
     let distrusting = tempfile::tempdir().unwrap();
-    let (_other, other_url) = spawn_server(distrusting.path(), None).await;
+    let (_other, other_url) = spawn_trusting(distrusting.path(), None).await;
     let app = app_on(&other_url, &https_url).await;
     let mut socket = PusherSocket::connect_to(&other_url, &app.key).await;
     socket.subscribe("lobby", None, None).await;

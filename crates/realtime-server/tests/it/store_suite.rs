@@ -491,18 +491,24 @@ async fn an_app_is_found_by_id_and_key_and_neither_is_taken_twice(store: Arc<dyn
     assert!(store.apps_of(&other).await.unwrap().is_empty());
 }
 
-async fn an_app_s_settings_change_one_at_a_time_and_go_with_the_app(store: Arc<dyn Store>) {
-    let owner = account(&store, 0).await;
+/// A new app of `owner` with a random id, its webhooks to `webhook_url`.
+async fn new_app(store: &Arc<dyn Store>, owner: &str, webhook_url: Option<&str>) -> AppRow {
     let app_id = u64::from(ulid::Ulid::generate().random() as u32) + 1_000_000;
     let app = AppRow {
         app_id,
-        account_id: owner.clone(),
+        account_id: owner.to_owned(),
         key: format!("key-{app_id}"),
         secret: Secret::new("secret-1"),
         created_at: Utc::now(),
-        webhook_url: None,
+        webhook_url: webhook_url.map(str::to_owned),
     };
     assert!(store.create_app(&app).await.unwrap());
+    app
+}
+
+async fn an_app_s_settings_change_one_at_a_time_and_go_with_the_app(store: Arc<dyn Store>) {
+    let owner = account(&store, 0).await;
+    let app_id = new_app(&store, &owner, None).await.app_id;
     assert_eq!(store.app_settings(app_id).await.unwrap(), AppSettings::default(), "all off at first");
 
     let batch = AppSettingsChange { batch_webhooks: Some(true), ..AppSettingsChange::default() };
@@ -523,16 +529,8 @@ async fn an_app_s_settings_change_one_at_a_time_and_go_with_the_app(store: Arc<d
 
 async fn the_webhook_outbox_claims_retries_and_cancels_removals(store: Arc<dyn Store>) {
     let owner = account(&store, 0).await;
-    let app_id = u64::from(ulid::Ulid::generate().random() as u32) + 1_000_000;
-    let app = AppRow {
-        app_id,
-        account_id: owner.clone(),
-        key: format!("key-{app_id}"),
-        secret: Secret::new("secret-1"),
-        created_at: Utc::now(),
-        webhook_url: Some("http://127.0.0.1:9/hooks".into()),
-    };
-    assert!(store.create_app(&app).await.unwrap());
+    let app = new_app(&store, &owner, Some("http://127.0.0.1:9/hooks")).await;
+    let app_id = app.app_id;
     assert_eq!(store.app(app_id).await.unwrap().unwrap().webhook_url, app.webhook_url);
     assert!(store.webhook_accounts().await.unwrap().contains(&owner));
 

@@ -230,3 +230,43 @@ where
     }
     started.elapsed()
 }
+
+/// The real server binary, as `command` (made with [`server_binary`]) configures it: its
+/// base URL once it prints it and, when `dev_key` is asked for (a first start prints it),
+/// the dev account's key. The rest of its output is read and dropped.
+pub(crate) async fn spawn_server(
+    mut command: tokio::process::Command,
+    dev_key: bool,
+) -> (tokio::process::Child, String, Option<String>) {
+    use tokio::io::AsyncBufReadExt;
+    command.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+    let mut child = command.spawn().expect("the server binary starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut base, mut key) = (None, None);
+    while base.is_none() || (dev_key && key.is_none()) {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the server prints its address")
+            .unwrap()
+            .expect("the server keeps running");
+        if let Some(url) = line.strip_prefix("realtime-server listening on ") {
+            base = Some(url.trim().to_owned());
+        }
+        if let Some((_, found)) = line.split_once("dev api key: ") {
+            key = Some(found.trim().to_owned());
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base.unwrap(), key)
+}
+
+/// The server binary on a loopback port and a SQLite file in `dir`, logging warnings only.
+pub(crate) fn server_binary(dir: &std::path::Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_realtime-server"));
+    command
+        .env("REALTIME_LISTEN", "127.0.0.1:0")
+        .env("REALTIME_STORE", format!("sqlite://{}", dir.join("realtime.db").display()))
+        .env("REALTIME_LOG", "warn")
+        .stderr(std::process::Stdio::null());
+    command
+}
