@@ -12,6 +12,10 @@
 //! - [`Subscriber`]: the WebSocket gateway as a `Stream` of [`SubscriberEvent`]s, with
 //!   heartbeats, reconnection and re-subscription.
 //!
+//! `https://` servers and `wss://` sockets work as `http://` and `ws://` do: TLS by rustls,
+//! trusting the system's certificate authorities, and those of the PEM file
+//! `SSL_CERT_FILE` names when it is set.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), realtime_client::ClientError> {
 //! use realtime_client::Client;
