@@ -19,8 +19,8 @@ pub struct RequestLabels {
     /// The route template (`/v1/realtime/publish`, `/v1/realtime/channel/get/{channel}`),
     /// or `unmatched`.
     pub route: String,
-    /// The method.
-    pub method: String,
+    /// The method: one of the HTTP methods [`method_label`] knows, or `other`.
+    pub method: &'static str,
     /// The response status.
     pub status: u16,
 }
@@ -77,7 +77,8 @@ pub struct Metrics {
     pub request_seconds: Family<RouteLabels, Histogram>,
     /// Answers replayed from an idempotency key.
     pub idempotent_replays: Counter,
-    /// Requests refused with 402 `INSUFFICIENT_CREDIT`.
+    /// Operations refused because the balance does not cover them (402
+    /// `INSUFFICIENT_CREDIT` over REST, an `error` frame to a socket publish, Pusher's 403).
     pub insufficient_credit: Counter,
     /// Micro-USD charged for operations of this node.
     pub credit_charged: Counter<u64, AtomicU64>,
@@ -123,7 +124,7 @@ impl Default for Metrics {
         let insufficient_credit = Counter::default();
         registry.register(
             "insufficient_credit",
-            "Requests refused with 402 INSUFFICIENT_CREDIT",
+            "Operations refused because the balance does not cover them (REST 402, socket publishes, Pusher 403)",
             insufficient_credit.clone(),
         );
         let credit_charged = Counter::<u64, AtomicU64>::default();
@@ -174,13 +175,11 @@ impl Metrics {
     /// Counts an HTTP request; `replayed` when its answer came from an idempotency key.
     pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64, replayed: bool) {
         let route = route.to_owned();
-        self.requests.get_or_create(&RequestLabels { route: route.clone(), method: method.to_owned(), status }).inc();
+        let method = method_label(method);
+        self.requests.get_or_create(&RequestLabels { route: route.clone(), method, status }).inc();
         self.request_seconds.get_or_create(&RouteLabels { route }).observe(seconds);
         if replayed {
             self.idempotent_replays.inc();
-        }
-        if status == 402 {
-            self.insufficient_credit.inc();
         }
     }
 
@@ -212,6 +211,13 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String");
         text
     }
+}
+
+/// A request's method as a label: the methods HTTP defines, or `other` for any a client
+/// makes up, so a client cannot grow the label set.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+    KNOWN.iter().find(|known| **known == method).copied().unwrap_or("other")
 }
 
 impl std::fmt::Debug for Metrics {

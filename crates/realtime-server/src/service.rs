@@ -191,7 +191,7 @@ impl Service {
     pub fn store_error(&self, error: StoreError) -> ApiError {
         match error {
             StoreError::InsufficientCredit { balance, required } => {
-                ApiError::insufficient_credit("this operation", balance, required, self.topup_url())
+                self.insufficient_credit("this operation", balance, required)
             }
             StoreError::MessagesRefused(refused) => self.messages_refused("publishing", refused, false),
             StoreError::LeaseLost => realtime_api::idempotency::lease_lost(),
@@ -211,7 +211,7 @@ impl Service {
     pub fn charge_error(&self, operation: &str, error: StoreError) -> ApiError {
         match error {
             StoreError::InsufficientCredit { balance, required } => {
-                ApiError::insufficient_credit(operation, balance, required, self.topup_url())
+                self.insufficient_credit(operation, balance, required)
             }
             other => self.store_error(other),
         }
@@ -223,7 +223,7 @@ impl Service {
     fn messages_refused(&self, operation: &str, refused: MessagesRefused, single: bool) -> ApiError {
         match refused {
             MessagesRefused { insufficient_credit: Some((balance, required)), .. } => {
-                ApiError::insufficient_credit(operation, balance, required, self.topup_url())
+                self.insufficient_credit(operation, balance, required)
             }
             MessagesRefused { insufficient_credit: None, missing_channel: Some(index) } => {
                 let pointer = if single { "/channel".to_owned() } else { format!("/messages/{index}/channel") };
@@ -234,6 +234,14 @@ impl Service {
                 ApiError::internal("the store refused messages without a reason")
             }
         }
+    }
+
+    /// The 402 for an operation the balance does not cover: the one place a refusal for
+    /// credit is made, so it is counted once whichever face asked (REST, a socket publish,
+    /// a Pusher trigger, which answers it as a 403).
+    fn insufficient_credit(&self, operation: &str, balance: i64, required: i64) -> ApiError {
+        self.metrics.insufficient_credit.inc();
+        ApiError::insufficient_credit(operation, balance, required, self.topup_url())
     }
 
     /// Counts credit charged by this node.

@@ -1,9 +1,10 @@
 //! `/metrics` after real traffic: the counts are the traffic's, and no label names a
-//! channel or an account.
+//! channel or an account or takes a value a client makes up.
 
 use serde_json::json;
 
-use crate::support::{Env, eventually};
+use crate::pusher_support::App;
+use crate::support::{Env, Ws, eventually};
 
 /// The value of the sample `name` (with its labels, exactly as exposed).
 fn sample(text: &str, name: &str) -> f64 {
@@ -67,6 +68,37 @@ async fn metrics_count_the_traffic_and_name_no_channel_or_account() {
     let lookups = "realtime_store_call_duration_seconds_count{call=\"account_by_key_hash\"}";
     assert_eq!(sample(&after, lookups), 2.0, "each key is looked up once, then remembered");
     assert!(!after.contains("secret-room-name") && !after.contains("acct_"), "labels are bounded:\n{after}");
+}
+
+#[tokio::test]
+async fn refusals_for_credit_are_counted_on_every_face_and_methods_are_bounded() {
+    let env = Env::start().await;
+    let publish = json!({"channel": "room", "event": "e", "data": 1});
+    let broke = env.server.create_account(0).await.unwrap();
+    env.send_as(&broke, "POST", "/v1/realtime/publish", Some(publish.clone()), &[])
+        .await
+        .problem(402, "INSUFFICIENT_CREDIT");
+
+    // A token costs 100: this account can afford one, and then no publish.
+    let spent = env.server.create_account(100).await.unwrap();
+    let issue = json!({"client_id": "spender", "channels": ["room"], "capabilities": ["publish"]});
+    let token = env.send_as(&spent, "POST", "/v1/realtime/token/issue", Some(issue), &[]).await.ok();
+    let mut socket = Ws::connect(&token).await;
+    socket.send(json!({"type": "publish", "channel": "room", "event": "e", "data": 1, "request_id": "p1"})).await;
+    let refused = socket.expect("error").await;
+    assert_eq!(refused["code"], "INSUFFICIENT_CREDIT", "{refused}");
+    socket.close().await;
+
+    let (app, _) = App::create(&env, 0).await;
+    let trigger = app.trigger(&env, &["room"], "e", "1").await;
+    assert_eq!(trigger.status, 403, "Pusher's over-quota answer: {}", trigger.body);
+
+    let made_up = reqwest::Method::from_bytes(b"BREW").unwrap();
+    env.http.request(made_up, env.url("/v1/account")).send().await.unwrap();
+    let after = scrape(&env).await;
+    assert_eq!(sample(&after, "realtime_insufficient_credit_total"), 3.0, "REST, socket and Pusher:\n{after}");
+    assert!(!after.contains("BREW"), "a made-up method is no label:\n{after}");
+    assert!(after.contains("method=\"other\""), "{after}");
 }
 
 #[tokio::test]
