@@ -42,8 +42,9 @@ pub const FILES: &[(&str, &str)] = &[
 /// The placeholder the seeds write for "a value you already have".
 pub const PLACEHOLDER: &str = "...";
 
-/// The variable the documented `$INFRAI_API_KEY` stands for.
-const API_KEY_VARIABLES: [&str; 2] = ["$INFRAI_API_KEY", "${INFRAI_API_KEY}"];
+/// How the examples write the API key: `$REALTIME_API_KEY`, the variable the CLI and the
+/// README use (the seeds called it `$INFRAI_API_KEY`).
+const API_KEY_VARIABLES: [&str; 2] = ["$REALTIME_API_KEY", "${REALTIME_API_KEY}"];
 
 /// A path segment the seeds write for "your channel".
 const CHANNEL_SEGMENT: &str = "CHANNEL";
@@ -157,7 +158,7 @@ impl Example {
 }
 
 /// Turns a documented command into a request to the target: the documented host is
-/// dropped (the target's base URL is used), `$INFRAI_API_KEY` becomes `api_key`, a
+/// dropped (the target's base URL is used), `$REALTIME_API_KEY` becomes `api_key`, a
 /// `CHANNEL` path segment becomes the state's `channel`, and each bound `"..."` in the body
 /// becomes its state variable. A placeholder left unbound is an error.
 pub fn bind(
@@ -288,6 +289,16 @@ mod tests {
     }
 
     #[test]
+    fn every_example_calls_the_key_realtime_api_key_as_the_cli_and_the_readme_do() {
+        for (path, text) in FILES {
+            assert!(!text.contains("INFRAI_API_KEY"), "{path} uses the seeds' name for the key");
+            if text.contains("Authorization") {
+                assert!(text.contains("Bearer $REALTIME_API_KEY"), "{path}");
+            }
+        }
+    }
+
+    #[test]
     fn the_documented_examples_cover_every_capability_and_the_walkthrough() {
         let examples = Example::documented().unwrap();
         let steps: usize = examples.iter().map(|example| example.steps.len()).sum();
@@ -301,7 +312,7 @@ mod tests {
     #[test]
     fn binding_fills_key_channel_and_placeholders() {
         let command = curl::parse(
-            "curl -X POST https://api.infrai.cc/v1/realtime/channel/get/CHANNEL -H \"Authorization: Bearer $INFRAI_API_KEY\" -d '{\"client_id\": \"...\", \"channels\": []}'",
+            "curl -X POST https://api.infrai.cc/v1/realtime/channel/get/CHANNEL -H \"Authorization: Bearer $REALTIME_API_KEY\" -d '{\"client_id\": \"...\", \"channels\": []}'",
         )
         .unwrap();
         let step: Step = serde_json::from_value(json!({

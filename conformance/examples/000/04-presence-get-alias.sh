@@ -2,4 +2,4 @@
 #   p = infra.realtime.presence.get(channel="orders")
 #   print("members:", len(p.get("members", [])))
 curl -X GET https://api.infrai.cc/v1/realtime/channels/CHANNEL/presence \
--H "Authorization: Bearer $INFRAI_API_KEY"
+-H "Authorization: Bearer $REALTIME_API_KEY"

@@ -1,3 +1,3 @@
 # seed 001, realtime.channel.delete
 curl -X DELETE https://api.infrai.cc/v1/realtime/channel/delete/CHANNEL \
--H "Authorization: Bearer $INFRAI_API_KEY"
+-H "Authorization: Bearer $REALTIME_API_KEY"

@@ -1,3 +1,3 @@
 # seed 001, realtime.channel.list
 curl -X GET https://api.infrai.cc/v1/realtime/channel/list \
--H "Authorization: Bearer $INFRAI_API_KEY"
+-H "Authorization: Bearer $REALTIME_API_KEY"
