@@ -42,7 +42,8 @@ pub use config::Config;
 pub use server::RunningServer;
 
 /// Runs a node until Ctrl-C or SIGTERM. Prints the listening address and, on first
-/// start, the dev account's API key (once; it is stored only hashed).
+/// start, the dev account's API key (once, on stdout, never in the logs; it is stored
+/// only hashed); a later start logs how to get another key.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let server = RunningServer::start(config).await?;
     println!("realtime-server listening on {}", server.base_url());
@@ -54,7 +55,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         println!("(shown once: the server keeps only its hash) to use it with the CLI and the examples:");
         println!("export REALTIME_API_KEY={key}");
     } else {
-        eprintln!(
+        // A log line, not a bare print: in JSON mode stderr holds only JSON lines.
+        tracing::info!(
             "the dev account was created on an earlier start, which printed its key; for another key, \
              set admin_secret and run `realtime account create`"
         );

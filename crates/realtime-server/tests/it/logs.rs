@@ -94,3 +94,55 @@ async fn each_request_is_one_json_line_naming_its_account_but_not_its_key() {
     assert_eq!(closed["fields"]["reason"], "closed by the client");
     assert_eq!((&opened["fields"]["protocol"], &closed["fields"]["protocol"]), (&json!("native"), &json!("native")));
 }
+
+/// The real binary on the store in `dir`, logging JSON at `info`.
+fn server(dir: &std::path::Path) -> tokio::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_realtime-server"))
+        .env("REALTIME_LISTEN", "127.0.0.1:0")
+        .env("REALTIME_STORE", format!("sqlite://{}", dir.join("realtime.db").display()))
+        .env("REALTIME_LOG", "info")
+        .env("REALTIME_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server binary starts")
+}
+
+#[tokio::test]
+async fn the_first_start_prints_a_ready_export_line_and_a_later_one_logs_how_to_get_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = server(dir.path());
+    let mut stdout = BufReader::new(first.stdout.take().unwrap()).lines();
+    let export = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.unwrap().unwrap().unwrap();
+        if line.starts_with("export ") {
+            break line;
+        }
+    };
+    let key = export.strip_prefix("export REALTIME_API_KEY=").unwrap_or_else(|| panic!("{export}"));
+    assert!(key.starts_with("ifr_pk_") && !key.contains(' '), "ready to paste: {export}");
+    first.kill().await.unwrap();
+
+    let mut later = server(dir.path());
+    let mut logs = BufReader::new(later.stderr.take().unwrap()).lines();
+    let hint = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), logs.next_line())
+            .await
+            .expect("the hint within 30 s")
+            .unwrap()
+            .expect("the server keeps logging");
+        let entry: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("only JSON on stderr: {line}"));
+        if entry["fields"]["message"].as_str().is_some_and(|message| message.contains("realtime account create")) {
+            break entry;
+        }
+    };
+    assert_eq!(hint["level"], "INFO", "{hint}");
+    later.kill().await.unwrap();
+    let mut printed = String::new();
+    let mut stdout = BufReader::new(later.stdout.take().unwrap()).lines();
+    while let Ok(Some(line)) = stdout.next_line().await {
+        printed.push_str(&line);
+    }
+    assert!(printed.contains("listening on") && !printed.contains("ifr_pk_"), "no key the second time: {printed}");
+}
