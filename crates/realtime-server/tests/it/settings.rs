@@ -100,3 +100,21 @@ fn a_log_setting_that_is_not_a_tracing_filter_is_refused() {
     assert!(!ok, "{said}");
     assert!(said.contains("log = \"realtime_server=loud\" is not a tracing filter"), "{said}");
 }
+
+/// The README's table of settings, between its two markers.
+const README_TABLE_START: &str = "<!-- settings: generated from config/keys.rs; a test holds it equal -->\n";
+const README_TABLE_END: &str = "<!-- end of settings -->";
+
+#[test]
+fn the_readme_lists_every_key_with_its_default_and_meaning() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let expected = realtime_server::config::markdown_table();
+    let table = readme
+        .split_once(README_TABLE_START)
+        .and_then(|(_, rest)| rest.split_once(README_TABLE_END))
+        .map(|(table, _)| table);
+    assert_eq!(table, Some(expected.as_str()), "put this between the README's markers:\n{expected}");
+    for key in realtime_server::config::known_keys() {
+        assert!(expected.contains(&format!("| `{key}` |")), "{key}");
+    }
+}
