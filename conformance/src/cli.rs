@@ -69,6 +69,12 @@ pub struct Flags {
     /// Kills the target abruptly, e.g. `kill -9 $(cat server.pid)` (run with `sh -c`).
     #[arg(long, value_name = "COMMAND", requires = "restart_command")]
     pub kill_command: Option<String>,
+    /// Stops the target gracefully and waits until it has stopped, e.g.
+    /// `kill -TERM $(cat server.pid)` and a wait (run with `sh -c`); --restart-command
+    /// starts it again. With --kill-command too, the durability checks restart the target
+    /// gracefully once (its sockets must close with 4200) before the kill.
+    #[arg(long, value_name = "COMMAND", requires = "restart_command")]
+    pub stop_command: Option<String>,
     /// Fail the run when a documented cell a client can reach was not provoked (the
     /// `coverage` check); `cargo xtask conformance` sets it for the reference server.
     #[arg(long)]
@@ -147,6 +153,7 @@ impl Flags {
         config.seed = self.seed();
         config.restart_command = self.restart_command.clone();
         config.kill_command = self.kill_command.clone();
+        config.stop_command = self.stop_command.clone();
         config.require_full_coverage = self.require_full_coverage;
         config.only = self.only.clone();
         config

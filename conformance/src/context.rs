@@ -13,7 +13,16 @@ use crate::report::{Kind, Outcome, Report};
 use crate::spec::Spec;
 
 /// How long a restarted target may take to answer again.
-const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How the target goes down before `--restart-command` brings it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Restart {
+    /// `--stop-command`, or no command of its own when the restart command restarts it.
+    Graceful,
+    /// `--kill-command`.
+    Kill,
+}
 
 /// The check `--require-full-coverage` adds.
 pub(crate) const FULL_COVERAGE: &str = "coverage/the run provoked every documented cell a client can reach";
@@ -53,8 +62,7 @@ impl Ctx {
         self.observe(&self.journal.take_background());
         let observed = self.observed.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut report = self.report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let graceful_restart = self.config.restart_command.is_some() && self.config.kill_command.is_none();
-        let coverage = Coverage::compute(&self.spec, &observed, graceful_restart);
+        let coverage = Coverage::compute(&self.spec, &observed, self.config.graceful_restart());
         if self.config.require_full_coverage {
             let outcome = match coverage.uncovered.as_slice() {
                 [] => Outcome::Pass,
@@ -131,15 +139,20 @@ impl Ctx {
         crate::report::record(&self.report, self.config.progress, id, kind, outcome, took, evidence);
     }
 
-    /// Kills the target abruptly (`--kill-command`, when given), starts it again
-    /// (`--restart-command`; a restart when there is no kill command), both with `sh -c`,
-    /// and waits up to a minute until its base URL answers.
-    pub(crate) async fn restart_target(&self) -> Result<(), String> {
+    /// Takes the target down as `how` says (`--kill-command`, or `--stop-command` when
+    /// given), starts it again (`--restart-command`; a graceful restart on its own when
+    /// there is no stop command), each with `sh -c`, and waits up to a minute until its
+    /// base URL answers.
+    pub(crate) async fn restart_target(&self, how: Restart) -> Result<(), String> {
         let Some(restart) = &self.config.restart_command else {
             return Err("no --restart-command given".to_owned());
         };
-        if let Some(kill) = &self.config.kill_command {
-            shell(kill).await?;
+        let down = match how {
+            Restart::Kill => self.config.kill_command.as_ref(),
+            Restart::Graceful => self.config.stop_command.as_ref(),
+        };
+        if let Some(down) = down {
+            shell(down).await?;
         }
         shell(restart).await?;
         let deadline = Instant::now() + RESTART_TIMEOUT;

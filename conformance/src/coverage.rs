@@ -140,7 +140,8 @@ const UNREACHABLE: &[Unreachable] = &[
         code: None,
         operations: Operations::All,
         graceful_restart: true,
-        reason: "the server is shutting down: reachable only with a graceful --restart-command (no --kill-command)",
+        reason: "the server is shutting down: reachable only when the run restarts the target gracefully \
+                 (--restart-command alone, or with --stop-command; `cargo xtask conformance` does)",
     },
 ];
 

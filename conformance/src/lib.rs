@@ -75,6 +75,10 @@ pub struct Config {
     pub restart_command: Option<String>,
     /// Kills the target abruptly (`sh -c`, e.g. `kill -9 …`) before the restart command.
     pub kill_command: Option<String>,
+    /// Stops the target gracefully (`sh -c`, e.g. `kill -TERM …` and a wait) before the
+    /// restart command; with a kill command, the durability checks restart it gracefully
+    /// once before the kill.
+    pub stop_command: Option<String>,
     /// A reachable documented cell the run did not provoke fails the run (the
     /// `coverage/…` check).
     pub require_full_coverage: bool,
@@ -97,9 +101,16 @@ impl Config {
             seed: random_seed(),
             restart_command: None,
             kill_command: None,
+            stop_command: None,
             require_full_coverage: false,
             only: Vec::new(),
         }
+    }
+
+    /// Whether the target is restarted gracefully at least once: by the restart command
+    /// alone, or by the stop command before it.
+    pub fn graceful_restart(&self) -> bool {
+        self.restart_command.is_some() && (self.kill_command.is_none() || self.stop_command.is_some())
     }
 }
 
@@ -115,6 +126,7 @@ impl std::fmt::Debug for Config {
             .field("seed", &self.seed)
             .field("restart_command", &self.restart_command)
             .field("kill_command", &self.kill_command)
+            .field("stop_command", &self.stop_command)
             .field("require_full_coverage", &self.require_full_coverage)
             .field("only", &self.only)
             .finish_non_exhaustive()

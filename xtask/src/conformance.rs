@@ -5,9 +5,10 @@
 //! an SQLite file in a temporary directory, provisions a funded and a zero-credit account
 //! through the admin API, runs the harness with the dev checkout, and stops the server.
 //! The server is started by a small generated script that writes its pid file, so the
-//! harness can kill it (`kill -9`) and start it again on the same port and data: those
-//! are its `--kill-command` and `--restart-command` unless `--no-restart` is given. It
-//! requires full coverage (`--require-full-coverage`) when every kind runs.
+//! harness can stop it (SIGTERM, a graceful stop whose sockets close with 4200), kill it
+//! (`kill -9`) and start it again on the same port and data: those are its
+//! `--stop-command`, `--kill-command` and `--restart-command` unless `--no-restart` is
+//! given. It requires full coverage (`--require-full-coverage`) when every kind runs.
 //!
 //! With `--profile pusher` it certifies a Pusher-compatible server over Pusher's own wire
 //! protocol: the target's app given with `--app-id`, `--key` and `--secret`, or, without
@@ -92,7 +93,9 @@ fn certify_reference_server(args: &Args, runtime: &tokio::runtime::Runtime) -> a
         eprintln!("realtime-server is listening on {} (data in {})", server.base_url, dir.path().display());
         runtime.block_on(certify(args, &server, &admin_secret))
     });
-    if result.is_err() {
+    // The server's own account of a run that did not pass (a start that failed after a
+    // restart shows only here).
+    if !matches!(result, Ok(true)) {
         server.print_log_tail();
     }
     drop(server);
@@ -109,6 +112,8 @@ async fn certify(args: &Args, server: &Server, admin_secret: &str) -> anyhow::Re
             config.zero_credit_api_key = Some(zero);
             config.dev_checkout = true;
             if !args.no_restart && flags.restart_command.is_none() {
+                // One graceful restart (the shutdown close 4200), then the kill.
+                config.stop_command = Some(server.stop_command());
                 config.kill_command = Some(server.kill_command());
                 config.restart_command = Some(server.start_command());
             }
@@ -196,10 +201,7 @@ impl Server {
     /// Chooses the port and writes the start and kill scripts into `dir`.
     fn prepare(binary: &Path, dir: &Path, admin_secret: &str) -> anyhow::Result<Server> {
         // A free port now; the server binds it at each start (a fixed port survives restarts).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .context("choosing a loopback port")?
-            .port();
+        let port = restart_safe_port()?;
         let server = Server {
             base_url: format!("http://127.0.0.1:{port}"),
             dir: dir.to_path_buf(),
@@ -240,13 +242,32 @@ impl Server {
             "#!/bin/sh\n# Kills the reference server abruptly.\nkill -9 \"$(cat {pid})\"\n",
             pid = quote(&server.pid_file)
         );
+        // A graceful stop takes at most 10 s (`RunningServer::stop`); the wait is bounded
+        // above that, and a zombie (exited, not yet reaped) counts as stopped.
+        let stop = format!(
+            "#!/bin/sh\n\
+             # Stops the reference server gracefully and waits until it has exited.\n\
+             pid=\"$(cat {pid})\"\n\
+             kill -TERM \"$pid\" || exit 1\n\
+             n=0\n\
+             while kill -0 \"$pid\" 2>/dev/null && ! grep -q '^State:.*Z' /proc/\"$pid\"/status 2>/dev/null; do\n\
+             \x20 n=$((n + 1)); [ \"$n\" -gt 300 ] && exit 1\n\
+             \x20 sleep 0.05\n\
+             done\n",
+            pid = quote(&server.pid_file)
+        );
         std::fs::write(dir.join("start.sh"), start).context("writing start.sh")?;
+        std::fs::write(dir.join("stop.sh"), stop).context("writing stop.sh")?;
         std::fs::write(dir.join("kill.sh"), kill).context("writing kill.sh")?;
         Ok(server)
     }
 
     fn start_command(&self) -> String {
         format!("sh {}", quote(&self.dir.join("start.sh")))
+    }
+
+    fn stop_command(&self) -> String {
+        format!("sh {}", quote(&self.dir.join("stop.sh")))
     }
 
     fn kill_command(&self) -> String {
@@ -284,6 +305,23 @@ impl Drop for Server {
             let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
         }
     }
+}
+
+/// A free loopback port below Linux's ephemeral range (32768-60999 by default). While the
+/// server is down between a stop and a start, any process's outgoing connection or
+/// `bind(0)` may take a port of that range (a connection to the port itself included), and
+/// the restarted server could not bind it; ports below it are handed out to no one.
+fn restart_safe_port() -> anyhow::Result<u16> {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
+        ^ std::process::id();
+    for attempt in 0..64u32 {
+        let port = 20_000 + u16::try_from(seed.wrapping_add(attempt.wrapping_mul(7919)) % 12_000).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("choosing a loopback port")?;
+    Ok(listener.local_addr().context("choosing a loopback port")?.port())
 }
 
 /// Prints the last lines of a server's log (when it failed to start or a run failed).

@@ -3,27 +3,39 @@
 //! after the restart every answered request is still there, every key replays the first
 //! answer, the requests that got no answer go through once on retry, and nothing is
 //! charged or published twice.
+//!
+//! A subscribed socket stays open across each restart. A graceful one (`--restart-command`
+//! alone, or `--stop-command` before it) must announce itself with `disconnecting` and
+//! close the socket with 4200; a kill may drop it, but never leave it half-open. With
+//! `--stop-command` and `--kill-command` both, the target is restarted gracefully once
+//! before the storm's kill.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, RESTART_TIMEOUT, Restart};
 use crate::http::{Request, Response};
 use crate::report::Kind;
 use crate::scenario::check;
-use crate::scenario::live::{endpoint, field};
-use crate::ws::{Handshake, Socket};
+use crate::scenario::live::{endpoint, field, issue_token, subscribe};
+use crate::ws::{Handshake, Socket, describe_close};
 
 const KIND: Kind = Kind::Durability;
 
 const SURVIVED: &str = "durability/every answered write survives a restart of the target";
 const REPLAYED: &str = "durability/every idempotency key replays its first answer after the restart";
 const ONCE: &str = "durability/after the restart and the retries nothing is charged or published twice";
+const GRACEFUL: &str =
+    "durability/a graceful restart sends a subscribed socket `disconnecting` and closes it with 4200";
+const KILLED: &str = "durability/a subscribed socket open across the kill is dropped or still served, not half-open";
 
-const ALL: [&str; 3] = [SURVIVED, REPLAYED, ONCE];
+const ALL: [&str; 5] = [GRACEFUL, KILLED, SURVIVED, REPLAYED, ONCE];
 
 /// Publishing workers during the kill, and the most publishes each sends.
 const WORKERS: usize = 4;
@@ -52,12 +64,42 @@ pub(crate) async fn run(ctx: &Ctx) {
             return;
         }
     };
-    let storm = storm(ctx, &before.channel).await;
+    let killed = ctx.config.kill_command.is_some();
+    if killed && ctx.config.stop_command.is_some() {
+        // A graceful restart of its own first; the storm's is the kill.
+        let started = Instant::now();
+        let (result, restarted) = graceful_first(ctx, &before.channel, &before.graceful).await;
+        ctx.record(GRACEFUL, KIND, started, result);
+        if let Err(err) = restarted {
+            check(ctx, "durability/restart", KIND, async { Err(err) }).await;
+            for id in [KILLED, SURVIVED, REPLAYED, ONCE] {
+                ctx.skip(id, KIND, "the target did not come back");
+            }
+            return;
+        }
+    } else if killed {
+        ctx.skip(GRACEFUL, KIND, "the target is killed, not stopped: give --stop-command for a graceful restart too");
+    } else {
+        ctx.skip(KILLED, KIND, "no --kill-command given: the target is restarted gracefully");
+    }
+    let (how, socket_check) = if killed { (Restart::Kill, KILLED) } else { (Restart::Graceful, GRACEFUL) };
+    let socket = subscribed(ctx, &before.across, &before.channel).await;
+    let storm = match socket {
+        Ok(mut socket) => {
+            let (socket_result, storm) = storm_across(ctx, &mut socket, &before.channel, how).await;
+            check(ctx, socket_check, KIND, async { socket_result }).await;
+            storm
+        }
+        Err(err) => {
+            check(ctx, socket_check, KIND, async { Err(format!("a subscriber before the restart: {err}")) }).await;
+            storm(ctx, &before.channel, how).await
+        }
+    };
     let storm = match storm {
         Ok(storm) => storm,
         Err(err) => {
             check(ctx, "durability/restart", KIND, async { Err(err) }).await;
-            for id in ALL {
+            for id in [SURVIVED, REPLAYED, ONCE] {
                 ctx.skip(id, KIND, "the target did not come back");
             }
             return;
@@ -78,6 +120,10 @@ struct Before {
     /// A token that must still connect, and one that must stay revoked.
     kept: Value,
     revoked: Value,
+    /// The tokens of the sockets open across the graceful restart and the storm's
+    /// (issued before the balance is read: a token may cost).
+    graceful: Value,
+    across: Value,
     /// The price of one publish, and the balance before the storm's publishes.
     price: i64,
     balance: i64,
@@ -109,20 +155,22 @@ async fn setup(ctx: &Ctx) -> Result<Before, String> {
     let revoke =
         ctx.request("realtime.token.revoke", &[]).json(&json!({"token_or_jti": field(&revoked_token, "/jti")?}));
     ctx.expect("realtime.token.revoke", &revoke, 200, None).await?;
+    let graceful = issue_token(ctx, &ctx.name("durable-graceful"), &channel).await?;
+    let across = issue_token(ctx, &ctx.name("durable-across"), &channel).await?;
     let balance = ctx.balance(ctx.funded_key()).await?;
     let first = keyed(ctx, "realtime.publish", &ctx.name("durable-first"), &publish_body(&channel, 0));
     keyed_requests.push(answered(ctx, "realtime.publish", first).await?);
     let price = balance - ctx.balance(ctx.funded_key()).await?;
-    Ok(Before { channel, keyed: keyed_requests, kept, revoked: revoked_token, price, balance })
+    Ok(Before { channel, keyed: keyed_requests, kept, revoked: revoked_token, graceful, across, price, balance })
 }
 
 fn publish_body(channel: &str, n: usize) -> Value {
     json!({"channel": channel, "event": "conformance.durable", "data": {"n": n}})
 }
 
-/// Keyed publishes from several workers while the target is killed and restarted; each
-/// worker stops at its first unanswered request.
-async fn storm(ctx: &Ctx, channel: &str) -> Result<Vec<Keyed>, String> {
+/// Keyed publishes from several workers while the target is killed (or stopped) and
+/// restarted; each worker stops at its first unanswered request.
+async fn storm(ctx: &Ctx, channel: &str, how: Restart) -> Result<Vec<Keyed>, String> {
     let stop = AtomicBool::new(false);
     let worker = |w: usize| {
         let stop = &stop;
@@ -151,13 +199,113 @@ async fn storm(ctx: &Ctx, channel: &str) -> Result<Vec<Keyed>, String> {
     };
     let restart = async {
         tokio::time::sleep(BEFORE_KILL).await;
-        let restarted = ctx.restart_target().await;
+        let restarted = ctx.restart_target(how).await;
         stop.store(true, Ordering::Relaxed);
         restarted
     };
     let (sent, restarted) = tokio::join!(join_all((0..WORKERS).map(worker)), restart);
     restarted?;
     Ok(sent.into_iter().flatten().collect())
+}
+
+/// The answers of a socket watched across a restart, and of the restart.
+type Across<'a, T> = Pin<Box<dyn Future<Output = (Result<(), String>, Result<T, String>)> + 'a>>;
+
+/// A graceful restart with a subscribed socket open across it. Built on the heap in a frame
+/// of its own (so is [`storm_across`]): a debug build keeps a stack slot for every future
+/// a function builds, and a test thread's stack is 2 MiB.
+fn graceful_first<'a>(ctx: &'a Ctx, channel: &'a str, token: &'a Value) -> Across<'a, ()> {
+    Box::pin(async move {
+        let mut socket = match subscribed(ctx, token, channel).await {
+            Ok(socket) => socket,
+            Err(err) => return (Err(format!("a subscriber before the restart: {err}")), Ok(())),
+        };
+        let restart = async {
+            tokio::time::sleep(BEFORE_KILL).await;
+            ctx.restart_target(Restart::Graceful).await
+        };
+        across(ctx, &mut socket, Restart::Graceful, restart).await
+    })
+}
+
+/// A socket of `token` subscribed to `channel`.
+async fn subscribed(ctx: &Ctx, token: &Value, channel: &str) -> Result<Socket, String> {
+    let bound = ctx.config.live_bound;
+    let (mut socket, _) = Socket::connect(&endpoint(token)?, &field(token, "/token")?, bound).await?;
+    subscribe(&mut socket, channel, bound).await?;
+    Ok(socket)
+}
+
+/// The storm, with a subscribed socket open across its restart.
+fn storm_across<'a>(ctx: &'a Ctx, socket: &'a mut Socket, channel: &'a str, how: Restart) -> Across<'a, Vec<Keyed>> {
+    Box::pin(across(ctx, socket, how, storm(ctx, channel, how)))
+}
+
+/// Runs `restart` (which restarts the target and says whether it came back, with what
+/// else it did) while watching `socket`, subscribed before it: after a graceful restart it
+/// must have received `disconnecting` with 4200 and then the close 4200; after a kill it
+/// may have ended any way, or still be served, but not be open and mute. Returns the
+/// socket's verdict and the restart's outcome.
+async fn across<T>(
+    ctx: &Ctx,
+    socket: &mut Socket,
+    how: Restart,
+    restart: impl Future<Output = Result<T, String>>,
+) -> (Result<(), String>, Result<T, String>) {
+    let bound = ctx.config.live_bound;
+    let restarted = Notify::new();
+    let restart = async {
+        let outcome = restart.await;
+        restarted.notify_one();
+        outcome
+    };
+    // The socket is read while the target stops: a server that waits for the client's
+    // answer to its close frame is not kept waiting.
+    let watch = async {
+        let ended = {
+            let ended = async {
+                match how {
+                    Restart::Graceful => goodbye(socket, RESTART_TIMEOUT + bound).await,
+                    Restart::Kill => socket.expect_close(RESTART_TIMEOUT + bound).await.map(drop),
+                }
+            };
+            tokio::select! {
+                result = ended => Some(result),
+                () = async { restarted.notified().await; tokio::time::sleep(bound).await } => None,
+            }
+        };
+        match (ended, how) {
+            (Some(result), _) => result,
+            (None, Restart::Graceful) => Err(format!(
+                "the socket subscribed before the graceful restart got no `disconnecting` and no close within \
+                 {bound:?} of the target answering again"
+            )),
+            (None, Restart::Kill) => socket
+                .ping(bound)
+                .await
+                .map_err(|err| format!("the socket open across the kill is neither closed nor served: {err}")),
+        }
+    };
+    let (socket_result, outcome) = tokio::join!(watch, restart);
+    (socket_result, outcome)
+}
+
+/// A graceful stop's goodbye: `disconnecting` with code 4200, then the close 4200.
+async fn goodbye(socket: &mut Socket, bound: Duration) -> Result<(), String> {
+    let frame = socket
+        .expect("a `disconnecting` frame before the graceful stop's close", bound, |frame| {
+            frame["type"] == "disconnecting"
+        })
+        .await?;
+    if frame["code"] != 4200 {
+        return Err(format!("a graceful stop announced {frame}, expected `disconnecting` with code 4200"));
+    }
+    match socket.expect_close(bound).await? {
+        (Some(4200), _) => Ok(()),
+        (code, reason) => {
+            Err(format!("a graceful stop closed the socket with {}, expected 4200", describe_close(code, &reason)))
+        }
+    }
 }
 
 async fn survived(ctx: &Ctx, before: &Before, storm: &[Keyed]) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! Broken targets for the stateful kinds: a batch published in part, an account that
-//! reaches another's resources, a rate limit that never bites, and writes lost or
-//! replayed wrongly across a restart.
+//! reaches another's resources, a rate limit that never bites, writes lost or replayed
+//! wrongly across a restart, and sockets a restart leaves wrongly.
 
 use realtime_conformance::Kind;
 use std::path::PathBuf;
@@ -243,4 +243,60 @@ async fn a_limit_that_skips_an_operation_or_outlasts_retry_after_fails_the_limit
     assert!(every.contains("realtime.publish was never answered 429"), "{every}");
     let recovers = failure(&report, "limits/after Retry-After the target serves the account again");
     assert!(recovers.contains("429"), "{recovers}");
+}
+
+/// A target whose graceful stop (the restart command touches a file the proxy watches)
+/// closes its sockets with 1001 and no `disconnecting`, instead of 4200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_that_closes_with_another_code_fails_the_durability_check() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker: Arc<PathBuf> = Arc::new(dir.path().join("stopping"));
+    let stopping = marker.clone();
+    let target = Target::broken(move |_| Tamper {
+        stop: Box::new(move || stopping.exists().then_some(1001)),
+        ..Tamper::default()
+    })
+    .await;
+    let report = target
+        .certify_with(|config| {
+            config.restart_command = Some(format!("touch '{}'", marker.display()));
+            config.only = vec![Kind::Durability];
+        })
+        .await;
+    let mismatch = failure(
+        &report,
+        "durability/a graceful restart sends a subscribed socket `disconnecting` and closes it with 4200",
+    );
+    assert!(mismatch.contains("close code 1001"), "{mismatch}");
+    let coverage = report.coverage.as_ref().expect("the coverage");
+    assert!(coverage.uncovered.iter().any(|cell| cell.cell.starts_with("4200 ")), "4200 is reachable and missed");
+}
+
+/// A target whose kill (the kill command touches a file the proxy watches) leaves its
+/// sockets open but mute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_that_leaves_sockets_open_and_mute_fails_the_durability_check() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker: Arc<PathBuf> = Arc::new(dir.path().join("killed"));
+    let killed = marker.clone();
+    let target = Target::broken(move |_| Tamper {
+        frames: Box::new(move |frame| (!killed.exists()).then(|| frame.to_owned())),
+        ..Tamper::default()
+    })
+    .await;
+    let report = target
+        .certify_with(|config| {
+            config.kill_command = Some(format!("touch '{}'", marker.display()));
+            config.restart_command = Some("true".to_owned());
+            config.only = vec![Kind::Durability];
+        })
+        .await;
+    let mismatch = failure(
+        &report,
+        "durability/a subscribed socket open across the kill is dropped or still served, not half-open",
+    );
+    assert!(mismatch.contains("neither closed nor served"), "{mismatch}");
+    let skipped =
+        report.check("durability/a graceful restart sends a subscribed socket `disconnecting` and closes it with 4200");
+    assert!(matches!(skipped.map(|check| &check.outcome), Some(realtime_conformance::Outcome::Skip(_))));
 }

@@ -72,18 +72,21 @@ type After = dyn Fn(&ProxyRequest, &mut ProxyResponse) + Send + Sync;
 type Echo = dyn Fn(&str) -> Option<String> + Send + Sync;
 type Frames = dyn Fn(&str) -> Option<String> + Send + Sync;
 type Close = dyn Fn(u16) -> u16 + Send + Sync;
+type Stop = dyn Fn() -> Option<u16> + Send + Sync;
 
 /// How a broken target differs from the reference server: `before` may rewrite a request
 /// or answer it itself; `after` may rewrite the answer; `echo` may answer a client's
 /// WebSocket text frame with a frame of its own (the client's frame still goes upstream);
 /// `frames` may rewrite (or, with `None`, drop) the server's text frames; `close` may
-/// change the server's close codes.
+/// change the server's close codes; `stop`, polled every 50 ms, may close every socket with
+/// a code of its own (a stop of the target, as the proxy plays it).
 pub(crate) struct Tamper {
     pub(crate) before: Box<Before>,
     pub(crate) after: Box<After>,
     pub(crate) echo: Box<Echo>,
     pub(crate) frames: Box<Frames>,
     pub(crate) close: Box<Close>,
+    pub(crate) stop: Box<Stop>,
 }
 
 impl Default for Tamper {
@@ -94,6 +97,7 @@ impl Default for Tamper {
             echo: Box::new(|_| None),
             frames: Box::new(|frame| Some(frame.to_owned())),
             close: Box::new(|code| code),
+            stop: Box::new(|| None),
         }
     }
 }
@@ -302,6 +306,14 @@ async fn relay(client: WebSocket, url: String, state: Arc<ProxyState>) {
                         }
                     }
                     WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                if let Some(code) = (state.tamper.stop)() {
+                    let frame = CloseFrame { code, reason: "stopping".into() };
+                    let _ = client_tx.send(WsMessage::Close(Some(frame))).await;
+                    let _ = up_tx.close().await;
+                    return;
                 }
             }
             from_upstream = up_rx.next() => {
