@@ -97,9 +97,7 @@ async fn each_request_is_one_json_line_naming_its_account_but_not_its_key() {
 
 /// The real binary on the store in `dir`, logging JSON at `info`.
 fn server(dir: &std::path::Path) -> tokio::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_realtime-server"))
-        .env("REALTIME_LISTEN", "127.0.0.1:0")
-        .env("REALTIME_STORE", format!("sqlite://{}", dir.join("realtime.db").display()))
+    crate::support::server_binary(dir)
         .env("REALTIME_LOG", "info")
         .env("REALTIME_LOG_FORMAT", "json")
         .stdout(Stdio::piped())

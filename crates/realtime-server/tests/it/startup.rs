@@ -3,19 +3,12 @@
 
 use std::time::Duration;
 
-use tokio::process::Command;
-
 /// Starts the binary in an empty directory with these variables; whether it exited with
 /// success, and what it printed. A start that does not end within 30 s fails the test.
 async fn start(env: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_realtime-server"));
-    command
-        .current_dir(dir.path())
-        .env("RUST_BACKTRACE", "0")
-        .env("REALTIME_LISTEN", "127.0.0.1:0")
-        .env("REALTIME_STORE", format!("sqlite://{}", dir.path().join("realtime.db").display()))
-        .kill_on_drop(true);
+    let mut command = crate::support::server_binary(dir.path());
+    command.current_dir(dir.path()).env("RUST_BACKTRACE", "0").stderr(std::process::Stdio::piped()).kill_on_drop(true);
     for (name, value) in env {
         command.env(name, value);
     }
