@@ -10,8 +10,8 @@
 //! and win over ours (`cargo xtask schemathesis -- --max-examples 500 --seed 7`).
 //!
 //! Schemathesis comes from the virtual environment `.ci/run` makes (`target/ci-python`),
-//! or from `PATH`. The one kind of failure the run drops is written in
-//! `schemathesis_hooks.py`, with why.
+//! or from `PATH`. The kinds of failure the run drops are written in
+//! `schemathesis_hooks.py`, with why (and in the README, as caveats).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 
 use crate::openapi::workspace_root;
 
-/// Test cases per operation and phase: with the seed below, the whole run takes about a
-/// minute and a half on a 2-core machine.
+/// Test cases per operation and phase: with the seed below, the whole run is 3,111 cases
+/// and takes 65 to 105 s on a 2-core machine (the less, the less else it runs).
 const MAX_EXAMPLES: &str = "75";
 /// A fixed seed: the same cases every run, so a failure reproduces.
 const SEED: &str = "20261130";
