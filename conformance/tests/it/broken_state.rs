@@ -300,3 +300,32 @@ async fn a_kill_that_leaves_sockets_open_and_mute_fails_the_durability_check() {
         report.check("durability/a graceful restart sends a subscribed socket `disconnecting` and closes it with 4200");
     assert!(matches!(skipped.map(|check| &check.outcome), Some(realtime_conformance::Outcome::Skip(_))));
 }
+
+/// A target whose `account.get` fails for the key the limits checks drive with: the first
+/// check fails saying so, and the other two are skipped with the reason, none left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_first_account_get_fails_the_limits_check_and_skips_the_others_with_the_reason() {
+    let target = Target::broken(|target| {
+        let zero = format!("Bearer {}", target.zero_key);
+        Tamper::before(move |request| {
+            let first = request.path == "/v1/account" && request.header("authorization") == Some(zero.as_str());
+            first.then(|| ProxyResponse::json(502, "application/json", &json!({"error": "upstream down"})))
+        })
+    })
+    .await;
+    let report = target.certify_only(&[Kind::Limits]).await;
+    let mismatch =
+        failure(&report, "limits/driven past its documented rate limit, the target answers 429 with Retry-After");
+    assert!(mismatch.contains("account.get before the drive"), "{mismatch}");
+    for id in [
+        "limits/every operation answers 429 RATE_LIMITED while the account is over its budget",
+        "limits/after Retry-After the target serves the account again",
+    ] {
+        match report.check(id).map(|check| &check.outcome) {
+            Some(realtime_conformance::Outcome::Skip(reason)) => {
+                assert!(reason.contains("account.get failed before the drive"), "{id}: {reason}")
+            }
+            other => panic!("{id} should be skipped with the reason, it is {other:?}"),
+        }
+    }
+}

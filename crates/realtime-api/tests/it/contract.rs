@@ -265,3 +265,31 @@ fn every_operation_declares_its_error_statuses_as_problems() {
         }
     }
 }
+
+#[test]
+fn every_response_names_the_rate_limit_policy_and_every_429_its_retry_after() {
+    let document = document();
+    let headers = &document["components"]["headers"];
+    assert_eq!(headers["RateLimit-Policy"]["schema"]["type"], "string");
+    assert_eq!(headers["Retry-After"]["schema"], json!({"type": "integer", "minimum": 1}));
+    assert_eq!(headers["Retry-After"]["required"], true);
+    let mut too_many = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let declared = &response["headers"];
+                let policy = &declared["RateLimit-Policy"]["$ref"];
+                assert_eq!(policy, "#/components/headers/RateLimit-Policy", "{method} {path} {status}");
+                let retry_after = declared.get("Retry-After").map(|header| &header["$ref"]);
+                match status.as_str() {
+                    "429" => {
+                        too_many += 1;
+                        assert_eq!(retry_after, Some(&json!("#/components/headers/Retry-After")), "{method} {path}");
+                    }
+                    _ => assert_eq!(retry_after, None, "{method} {path} {status}"),
+                }
+            }
+        }
+    }
+    assert_eq!(too_many, OPERATIONS.len(), "every operation answers 429");
+}
