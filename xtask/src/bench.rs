@@ -11,14 +11,14 @@ use clap::Parser;
 
 use crate::openapi::workspace_root;
 
-/// Fan-out, publish, idle-memory, multi-node, recovery and user-addressed messages figures, beside
-/// baselines measured in the same run; and, when asked, the fan-out over the Pusher protocol
-/// against sockudo.
+/// Fan-out, publish, idle-memory, multi-node, recovery, user-addressed messages and connection
+/// storm figures, beside baselines measured in the same run; and, when asked, the fan-out over
+/// the Pusher protocol against sockudo.
 #[derive(Parser)]
 #[command(name = "cargo xtask bench")]
 struct Args {
-    /// all, fanout, publish, idle-memory, multi-node, cluster, recovery, user, or pusher (ours
-    /// and sockudo over the Pusher protocol; not part of all).
+    /// all, fanout, publish, idle-memory, multi-node, cluster, recovery, user, storm, or pusher
+    /// (ours and sockudo over the Pusher protocol; not part of all).
     #[arg(default_value = "all")]
     scenario: String,
     /// A smoke run (a sweep of 2 offered loads at 1,000 subscribers, fewer publishes, one run

@@ -24,13 +24,15 @@ const BROADCAST_CAPACITY: usize = 8192;
 const READ_BUFFER_BYTES: usize = 2048;
 
 /// Routes: `GET /sub` (WebSocket), `POST /pub` (body sent as a text frame to every
-/// subscriber), `POST /noop`.
+/// subscriber), `POST /noop`, `GET /connections` (live subscribers, as a number: the
+/// storm scenario watches it fall to zero).
 pub fn app() -> Router {
     let (tx, _) = broadcast::channel::<Utf8Bytes>(BROADCAST_CAPACITY);
     Router::new()
         .route("/sub", get(subscribe))
         .route("/pub", post(publish))
         .route("/noop", post(noop))
+        .route("/connections", get(connections))
         .route("/health", get(|| async { "ok" }))
         .with_state(tx)
 }
@@ -79,6 +81,11 @@ async fn publish(State(tx): State<broadcast::Sender<Utf8Bytes>>, body: Bytes) ->
     };
     let delivered = tx.send(text).unwrap_or(0);
     json(format!("{{\"delivered\":{delivered}}}"))
+}
+
+/// Each subscriber holds one receiver until its socket task ends.
+async fn connections(State(tx): State<broadcast::Sender<Utf8Bytes>>) -> String {
+    tx.receiver_count().to_string()
 }
 
 async fn noop(_body: Bytes) -> Response {

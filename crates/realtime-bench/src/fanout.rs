@@ -473,7 +473,11 @@ impl Subscriber {
 
 /// Opens the connection (from `source_ip`) and, for our server and the Pusher-protocol
 /// targets, does the subscribe handshake; returns the heartbeat interval the server asks for.
-async fn connect(url: &str, source_ip: Ipv4Addr, kind: TargetKind) -> anyhow::Result<(WsClient, Option<Duration>)> {
+pub(crate) async fn connect(
+    url: &str,
+    source_ip: Ipv4Addr,
+    kind: TargetKind,
+) -> anyhow::Result<(WsClient, Option<Duration>)> {
     let mut ws = WsClient::connect(url, source_ip).await?;
     match kind {
         TargetKind::Baseline | TargetKind::Nchan => Ok((ws, None)),

@@ -1,9 +1,9 @@
 //! Load generators, the bare fan-out baseline and the bench suite behind `cargo xtask bench`.
 //!
 //! The binary `realtime-bench` has one subcommand per piece: `baseline` serves the bare
-//! fan-out server, `fanout`, `publish`, `recovery` and `user` are the load generators (each
-//! prints one JSON result; `fanout` also speaks the Pusher protocol, see [`pusher`]), and
-//! `suite` starts the servers, runs the scenarios and writes the report.
+//! fan-out server, `fanout`, `publish`, `recovery`, `storm` and `user` are the load
+//! generators (each prints one JSON result; `fanout` also speaks the Pusher protocol, see
+//! [`pusher`]), and `suite` starts the servers, runs the scenarios and writes the report.
 
 pub mod baseline;
 pub mod cluster;
@@ -15,6 +15,7 @@ pub mod pusher;
 pub mod recovery;
 pub mod report;
 pub mod servers;
+pub mod storm;
 pub mod suite;
 pub mod svg;
 pub mod target;

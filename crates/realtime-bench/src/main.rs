@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use clap::{Parser, Subcommand};
-use realtime_bench::{baseline, fanout, publish, recovery, suite, user};
+use realtime_bench::{baseline, fanout, publish, recovery, storm, suite, user};
 
 #[derive(Parser)]
 #[command(about = "Load generators, bare fan-out baseline and bench suite of the realtime workspace")]
@@ -27,6 +27,9 @@ enum Command {
     /// Run one recovery measurement (subscribers catching up on missed messages) and print
     /// its result as JSON.
     Recovery(recovery::RecoveryArgs),
+    /// Run one connection storm (N subscribers at once) and the mass disconnects of its
+    /// subscribers under probing, and print the result as JSON.
+    Storm(storm::StormArgs),
     /// Run the user-addressed messages measurements (reliable message latency, redelivery
     /// on connect, command round trip) and print their result as JSON.
     User(user::UserArgs),
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fanout(args) => print_json(&fanout::run(&args)?),
         Command::Publish(args) => print_json(&publish::run(&args)?),
         Command::Recovery(args) => print_json(&recovery::run(&args)?),
+        Command::Storm(args) => print_json(&storm::run(&args)?),
         Command::User(args) => print_json(&user::run(&args)?),
         Command::Suite(args) => suite::run(&args),
     }

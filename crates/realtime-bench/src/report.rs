@@ -9,10 +9,12 @@ use crate::recovery::RecoveryResult;
 use crate::target::TargetKind;
 
 mod markdown;
+mod storm;
 mod sweep;
 mod user;
 
 pub use markdown::{markdown, write};
+pub use storm::{DisconnectMedian, PROBE_LIMIT_MS, StormGroup, StormMedian, StormRow};
 pub use sweep::{P99_LIMIT_MS, Sweep, SweepPoint, SweepTarget};
 pub use user::{UserGroup, UserMedian, UserRow};
 
@@ -36,6 +38,9 @@ pub struct Report {
     pub cluster: Option<crate::cluster::ClusterReport>,
     pub recovery: Option<RecoveryGroup>,
     pub user: Option<UserGroup>,
+    /// The connection storm and the mass disconnects.
+    #[serde(default)]
+    pub storm: Option<StormGroup>,
     /// The fan-out over the Pusher protocol, ours against sockudo (only when asked).
     #[serde(default)]
     pub pusher: Vec<FanoutGroup>,
@@ -514,6 +519,9 @@ pub fn targets(report: &Report) -> Vec<TargetCheck> {
     }
     if let Some(group) = &report.user {
         checks.push(user::target(group));
+    }
+    if let Some(group) = &report.storm {
+        checks.extend(storm::targets(group));
     }
     // The Pusher scenario's highest offered load compares capacity; memory is the same
     // measure at every load.

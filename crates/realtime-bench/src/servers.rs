@@ -284,6 +284,9 @@ http {{
       nchan_message_buffer_length 16;
       nchan_message_timeout 60s;
     }}
+    location = /nchan_status {{
+      nchan_stub_status;
+    }}
     location = /sub {{
       nchan_subscriber websocket;
       nchan_channel_id $arg_id;

@@ -16,13 +16,15 @@ use crate::fanout::FanoutResult;
 use crate::publish::{PublishResult, PublishTarget};
 use crate::recovery::RecoveryResult;
 use crate::report::{
-    self, FanoutGroup, FanoutRow, HistoryCost, Lost, PublishRow, RecoveryGroup, RecoveryRow, Report, Status, Sweep,
+    self, FanoutGroup, FanoutRow, HistoryCost, Lost, PublishRow, RecoveryGroup, RecoveryRow, Report, Status,
+    StormGroup, Sweep,
 };
 use crate::servers::{self, CLIENT_CPU, OursConfig, Server};
 use crate::target::TargetKind;
 
 mod publish;
 mod pusher;
+mod storm;
 mod user;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,6 +49,9 @@ pub enum Scenario {
     /// User-addressed messages: reliable message latency, redelivery of a backlog on
     /// connect, command round trips.
     User,
+    /// N subscribers connecting at once, then dropped at once while probes connect,
+    /// against ours and the baselines.
+    Storm,
     /// The fan-out over the Pusher protocol (protocol-7 subscribers, signed HTTP API
     /// triggers), ours against sockudo. Only when asked: not part of `all`.
     Pusher,
@@ -196,6 +201,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
         cluster: None,
         recovery: None,
         user: None,
+        storm: None,
         pusher: Vec::new(),
         targets: Vec::new(),
         failures: Vec::new(),
@@ -261,6 +267,9 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<()> {
     if wants(Scenario::User) {
         report.user = Some(suite.user_group());
     }
+    if wants(Scenario::Storm) {
+        report.storm = Some(suite.storm_group());
+    }
 
     report.targets = report::targets(&report);
     report.failures = failures(&report);
@@ -305,7 +314,14 @@ fn failures(report: &Report) -> Vec<String> {
         .filter(|r| r.status == Status::Failed)
         .map(|r| format!("user-addressed messages / {}: {}", r.label, r.reason.as_deref().unwrap_or("failed")));
     let cluster_rows = report.cluster.iter().flat_map(|c| c.failures.clone());
-    fanout_rows.chain(publish_rows).chain(recovery_rows).chain(user_rows).chain(cluster_rows).collect()
+    let storm_rows = report.storm.iter().flat_map(StormGroup::failures);
+    fanout_rows
+        .chain(publish_rows)
+        .chain(recovery_rows)
+        .chain(user_rows)
+        .chain(cluster_rows)
+        .chain(storm_rows)
+        .collect()
 }
 
 impl Suite {

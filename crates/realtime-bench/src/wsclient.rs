@@ -211,6 +211,16 @@ impl WsClient {
         self.send(0xA, data).await
     }
 
+    /// Sends a close frame with `code` (the socket stays open until it is dropped).
+    pub async fn send_close(&self, code: u16) -> io::Result<()> {
+        self.send(0x8, &code.to_be_bytes()).await
+    }
+
+    /// Closes the connection abortively: a TCP reset, no close frame, no `TIME_WAIT`.
+    pub fn reset(self) -> io::Result<()> {
+        self.socket.set_zero_linger()
+    }
+
     /// Sends one masked frame (clients must mask; the key need not be secret here).
     async fn send(&self, opcode: u8, payload: &[u8]) -> io::Result<()> {
         const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];

@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{FanoutGroup, FanoutRow, PublishGroup, PublishRow, RecoveryGroup, Report, Status, Sweep, thousands, user};
+use super::{
+    FanoutGroup, FanoutRow, PublishGroup, PublishRow, RecoveryGroup, Report, Status, Sweep, storm, thousands, user,
+};
 use crate::publish::PublishTarget;
 use crate::target::TargetKind;
 
@@ -63,6 +65,9 @@ pub fn markdown(report: &Report) -> String {
     }
     if let Some(group) = &report.user {
         user::section(&mut md, group);
+    }
+    if let Some(group) = &report.storm {
+        storm::section(&mut md, group);
     }
     if !report.pusher.is_empty() {
         let _ = writeln!(

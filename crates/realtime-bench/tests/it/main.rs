@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use realtime_bench::fanout::{self, FanoutArgs};
 use realtime_bench::publish::{self, PublishArgs, PublishTarget};
+use realtime_bench::storm::{self, DropMode, StormArgs};
 use realtime_bench::target::TargetKind;
 
 /// Serves the baseline on a thread of its own for the rest of the test process.
@@ -70,4 +71,32 @@ fn publish_load_counts_every_answered_request() {
     let result = publish::run(&args).unwrap();
     assert_eq!((result.ok, result.failures), (200, 0));
     assert_eq!(result.latency.count, 200);
+}
+
+#[test]
+fn a_storm_subscribes_everyone_and_each_mass_disconnect_drains_the_baseline_to_zero() {
+    let addr = baseline();
+    let args = StormArgs {
+        kind: TargetKind::Baseline,
+        base_url: format!("http://{addr}"),
+        admin_secret: None,
+        subscribers: 50,
+        concurrency: None,
+        probe_every_ms: 20,
+        probe_secs: 0.2,
+        drain_secs: 10,
+        subs_per_token: 100,
+        source_ip: "127.0.0.1".parse().unwrap(),
+        deadline_secs: 60,
+    };
+    let result = storm::run(&args).unwrap();
+    assert_eq!(result.errors, Vec::<String>::new());
+    assert_eq!((result.storm.connected, result.storm.failures), (50, 0));
+    assert_eq!(result.storm.subscribe.count, 50);
+    let modes: Vec<DropMode> = result.disconnects.iter().map(|d| d.mode).collect();
+    assert_eq!(modes, [DropMode::Reset, DropMode::CloseFrame]);
+    for d in &result.disconnects {
+        assert_eq!((d.dropped, d.probes, d.probe_failures, d.probe.count), (50, 10, 0, 10));
+        assert!(d.to_zero_secs.is_some(), "{d:?}");
+    }
 }
