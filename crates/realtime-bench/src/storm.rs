@@ -80,6 +80,9 @@ pub struct StormResult {
     pub concurrency: usize,
     /// The first storm, on a fresh server.
     pub storm: StormFigures,
+    /// The second storm, which sets the stage for the close frames.
+    #[serde(default)]
+    pub second_storm: StormFigures,
     /// One per way of dropping the storm's subscribers.
     pub disconnects: Vec<DisconnectFigures>,
     /// What went wrong, the first few.
@@ -90,6 +93,9 @@ pub struct StormResult {
 pub struct StormFigures {
     pub connected: usize,
     pub failures: usize,
+    /// Failures that were a timeout, not a refusal or an error.
+    #[serde(default)]
+    pub timeouts: usize,
     /// The first connect started -> the last `subscribed` received.
     pub all_subscribed_secs: f64,
     /// Per subscriber: its connect started -> its `subscribed` (for the baseline and nchan,
@@ -129,6 +135,9 @@ pub struct DisconnectFigures {
     pub close_secs: f64,
     pub probes: u64,
     pub probe_failures: u64,
+    /// Probe failures that were a timeout.
+    #[serde(default)]
+    pub probe_timeouts: u64,
     /// Per probe: its scheduled time -> its `subscribed`.
     pub probe: Summary,
     /// The first close -> the target's count at zero (the probes open then aside); None
@@ -175,6 +184,7 @@ async fn run_async(args: &StormArgs) -> anyhow::Result<StormResult> {
     errors.extend(problems);
 
     let second = storm(&prepared, args, concurrency).await;
+    let second_storm = second.figures.clone();
     if second.figures.failures > 0 {
         errors.push(format!("second storm: {} of {} failed", second.figures.failures, args.subscribers));
         errors.extend(second.errors);
@@ -189,6 +199,7 @@ async fn run_async(args: &StormArgs) -> anyhow::Result<StormResult> {
         subscribers: args.subscribers,
         concurrency,
         storm: first.figures,
+        second_storm,
         disconnects,
         errors,
     })
@@ -237,27 +248,30 @@ async fn storm(prepared: &Prepared, args: &StormArgs, concurrency: usize) -> Sto
             let connected = tokio::time::timeout(CONNECT_TIMEOUT, fanout::connect(&url, source_ip, kind)).await;
             match connected {
                 Ok(Ok((ws, _))) => Ok((ws, start, origin.elapsed())),
-                Ok(Err(e)) => Err(format!("connect: {e:#}")),
-                Err(_) => Err(format!("connect: no subscription within {} s", CONNECT_TIMEOUT.as_secs())),
+                Ok(Err(e)) => Err(Failure::Refused(format!("connect: {e:#}"))),
+                Err(_) => {
+                    Err(Failure::TimedOut(format!("connect: no subscription within {} s", CONNECT_TIMEOUT.as_secs())))
+                }
             }
         }));
     }
     let mut clients = Vec::with_capacity(args.subscribers);
     let mut span = Span::default();
     let mut subscribe = latency::histogram();
-    let (mut failures, mut errors) = (0, Vec::new());
+    let (mut failures, mut timeouts, mut errors) = (0, 0, Vec::new());
     for task in tasks {
-        let outcome = task.await.unwrap_or_else(|e| Err(format!("subscriber task: {e}")));
+        let outcome = task.await.unwrap_or_else(|e| Err(Failure::Refused(format!("subscriber task: {e}"))));
         match outcome {
             Ok((ws, start, end)) => {
                 span.add(start, end);
                 latency::record(&mut subscribe, end.saturating_sub(start).as_micros() as u64);
                 clients.push(ws);
             }
-            Err(e) => {
+            Err(failure) => {
                 failures += 1;
+                timeouts += usize::from(matches!(failure, Failure::TimedOut(_)));
                 if errors.len() < 3 {
-                    errors.push(e);
+                    errors.push(failure.into_message());
                 }
             }
         }
@@ -265,11 +279,28 @@ async fn storm(prepared: &Prepared, args: &StormArgs, concurrency: usize) -> Sto
     let figures = StormFigures {
         connected: clients.len(),
         failures,
+        timeouts,
         all_subscribed_secs: span.secs(),
         subscribe: Summary::of(&subscribe),
         listen_overflows: overflows_before.zip(listen_overflows()).map(|(before, after)| after.saturating_sub(before)),
     };
     Storm { clients, figures, errors }
+}
+
+/// Why a subscriber or a probe did not get its `subscribed`.
+enum Failure {
+    /// Not within the time allowed: a figure of a storm past what the target absorbs.
+    TimedOut(String),
+    /// Refused, cut or garbled: an error.
+    Refused(String),
+}
+
+impl Failure {
+    fn into_message(self) -> String {
+        match self {
+            Failure::TimedOut(message) | Failure::Refused(message) => message,
+        }
+    }
 }
 
 /// The kernel's count of connections refused by a full accept queue, if it can be read.
@@ -366,6 +397,7 @@ async fn mass_disconnect(
         close_secs,
         probes: count,
         probe_failures: outcome.failures,
+        probe_timeouts: outcome.timeouts,
         probe: Summary::of(&outcome.latency),
         to_zero_secs,
         last_count,
@@ -388,12 +420,13 @@ struct Probes {
 struct ProbeOutcome {
     latency: hdrhistogram::Histogram<u64>,
     failures: u64,
+    timeouts: u64,
     errors: Vec<String>,
 }
 
 impl ProbeOutcome {
     fn failed(count: u64, why: &str) -> ProbeOutcome {
-        ProbeOutcome { latency: latency::histogram(), failures: count, errors: vec![why.to_owned()] }
+        ProbeOutcome { latency: latency::histogram(), failures: count, timeouts: 0, errors: vec![why.to_owned()] }
     }
 }
 
@@ -422,8 +455,10 @@ impl Probes {
                         let _ = ws.reset();
                         Ok(took)
                     }
-                    Ok(Err(e)) => Err(format!("probe: {e:#}")),
-                    Err(_) => Err(format!("probe: no subscription within {} s", PROBE_TIMEOUT.as_secs())),
+                    Ok(Err(e)) => Err(Failure::Refused(format!("probe: {e:#}"))),
+                    Err(_) => {
+                        Err(Failure::TimedOut(format!("probe: no subscription within {} s", PROBE_TIMEOUT.as_secs())))
+                    }
                 };
                 // The target may count a reset socket a little longer than the probe does.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -431,14 +466,15 @@ impl Probes {
                 outcome
             }));
         }
-        let mut outcome = ProbeOutcome { latency: latency::histogram(), failures: 0, errors: Vec::new() };
+        let mut outcome = ProbeOutcome { latency: latency::histogram(), failures: 0, timeouts: 0, errors: Vec::new() };
         for task in tasks {
-            match task.await.unwrap_or_else(|e| Err(format!("probe task: {e}"))) {
+            match task.await.unwrap_or_else(|e| Err(Failure::Refused(format!("probe task: {e}")))) {
                 Ok(took) => latency::record(&mut outcome.latency, took.as_micros() as u64),
-                Err(e) => {
+                Err(failure) => {
                     outcome.failures += 1;
+                    outcome.timeouts += u64::from(matches!(failure, Failure::TimedOut(_)));
                     if outcome.errors.len() < 3 {
-                        outcome.errors.push(e);
+                        outcome.errors.push(failure.into_message());
                     }
                 }
             }

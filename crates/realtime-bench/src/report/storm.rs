@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Status, TargetCheck, median, thousands};
+use super::{Lost, Status, TargetCheck, median, thousands};
 use crate::storm::{DropMode, StormResult};
 use crate::target::TargetKind;
 
@@ -42,6 +42,9 @@ pub struct StormMedian {
     pub subscribe_p50_ms: f64,
     pub subscribe_p99_ms: f64,
     pub failures: usize,
+    /// Failures that were timeouts (counted in `failures`).
+    #[serde(default)]
+    pub timeouts: usize,
     /// Connections turned away by a full accept queue (median; None when unreadable).
     pub listen_overflows: Option<f64>,
     pub disconnects: Vec<DisconnectMedian>,
@@ -83,15 +86,29 @@ impl StormRow {
     }
 
     /// A row from its runs and the errors of the runs that could not produce figures; a
-    /// subscriber or a probe that failed fails the row, a slow one never does.
-    pub fn from_runs(kind: TargetKind, label: &str, runs: Vec<StormResult>, mut errors: Vec<String>) -> StormRow {
+    /// subscriber or a probe that was refused fails the row, a slow one never does, and
+    /// one that timed out does when `timeouts` says so (a full storm may be past what a
+    /// target absorbs; then they are its figures).
+    pub fn from_runs(
+        kind: TargetKind,
+        label: &str,
+        runs: Vec<StormResult>,
+        mut errors: Vec<String>,
+        timeouts: Lost,
+    ) -> StormRow {
+        let excused = |failures: u64, timed_out: u64| match timeouts {
+            Lost::Error => failures,
+            Lost::Figure => failures.saturating_sub(timed_out),
+        };
         for run in &runs {
-            let probe_failures: u64 = run.disconnects.iter().map(|d| d.probe_failures).sum();
-            if run.storm.failures > 0 || probe_failures > 0 || !run.errors.is_empty() {
+            let storms = [&run.storm, &run.second_storm];
+            let subscribers: u64 = storms.iter().map(|s| excused(s.failures as u64, s.timeouts as u64)).sum();
+            let probes: u64 = run.disconnects.iter().map(|d| excused(d.probe_failures, d.probe_timeouts)).sum();
+            let unread = run.disconnects.iter().any(|d| d.last_count.is_none());
+            if subscribers > 0 || probes > 0 || unread {
+                let count = if unread { ", the connection count unread" } else { "" };
                 errors.push(format!(
-                    "{} of {} subscribers and {probe_failures} probes failed: {}",
-                    run.storm.failures,
-                    run.subscribers,
+                    "{subscribers} subscribers and {probes} probes failed{count}: {}",
                     run.errors.join("; ")
                 ));
             }
@@ -131,6 +148,7 @@ fn storm_median(runs: &[&StormResult]) -> StormMedian {
         subscribe_p50_ms: m(&|r| r.storm.subscribe.p50_ms),
         subscribe_p99_ms: m(&|r| r.storm.subscribe.p99_ms),
         failures: runs.iter().map(|r| r.storm.failures).sum(),
+        timeouts: runs.iter().map(|r| r.storm.timeouts).sum(),
         listen_overflows: runs
             .iter()
             .map(|r| r.storm.listen_overflows.map(|n| n as f64))
@@ -160,8 +178,12 @@ pub(super) fn targets(group: &StormGroup) -> Vec<TargetCheck> {
         target: format!("connection storm: time until {n} subscribed, beside the bare baseline and nchan"),
         measured: match ours {
             Some(o) => format!(
-                "{:.2} s; ours / bare baseline {}, ours / nchan {}",
+                "{:.2} s{}; ours / bare baseline {}, ours / nchan {}",
                 o.all_subscribed_secs,
+                match o.failures {
+                    0 => String::new(),
+                    f => format!(" ({f} never subscribed)"),
+                },
                 vs(TargetKind::Baseline),
                 vs(TargetKind::Nchan)
             ),
@@ -190,8 +212,9 @@ pub(super) fn section(md: &mut String, group: &StormGroup) {
         "**Storm**: {n} subscribers of one channel start connecting at once (one load generator thread, no \
          limit on connections in flight), each timed from its connect to its `subscribed` (the baseline and \
          nchan subscribe on the upgrade: the `101`); all subscribed: the first connect to the last \
-         `subscribed`. **Mass disconnect**: the {n} are then dropped at once, by TCP resets (no close frame); \
-         after a second storm, by close frames. From the first close, a probe connects and subscribes every \
+         `subscribed`; a subscriber with no `subscribed` within 30 s has failed (timed out: a figure of a full \
+         storm, an error of a quick one). **Mass disconnect**: the {n} are then dropped at once, by TCP \
+         resets (no close frame); after a second storm, by close frames. From the first close, a probe connects and subscribes every \
          {} ms for {} s, each timed from its *scheduled* time (so a probe held up anywhere counts it); to \
          zero: the first close -> the target's own connection count (our `realtime_connections`, the \
          baseline's receivers, nchan's stub status) at zero, the probes open then aside, watched for {} s. \
@@ -214,7 +237,10 @@ pub(super) fn section(md: &mut String, group: &StormGroup) {
                     m.all_subscribed_secs,
                     m.subscribe_p50_ms,
                     m.subscribe_p99_ms,
-                    m.failures,
+                    match m.timeouts {
+                        0 => m.failures.to_string(),
+                        t => format!("{} ({t} timed out)", m.failures),
+                    },
                     m.listen_overflows.map_or_else(|| "-".to_owned(), |n| format!("{n:.0}"))
                 );
             }
@@ -302,6 +328,7 @@ mod tests {
             close_secs: 0.1,
             probes: 150,
             probe_failures,
+            probe_timeouts: probe_failures,
             probe: probe.clone(),
             to_zero_secs: Some(0.5),
             last_count: Some(0),
@@ -312,11 +339,12 @@ mod tests {
             concurrency: 100,
             storm: StormFigures {
                 connected: 100,
-                failures: 0,
                 all_subscribed_secs: all_secs,
                 subscribe: Summary { count: 100, p50_ms: 10.0, p99_ms: 20.0, ..Summary::default() },
                 listen_overflows: Some(3),
+                ..StormFigures::default()
             },
+            second_storm: StormFigures { connected: 100, ..StormFigures::default() },
             disconnects: vec![disconnect(DropMode::Reset), disconnect(DropMode::CloseFrame)],
             errors: vec![],
         }
@@ -329,8 +357,8 @@ mod tests {
             probe_secs: 3.0,
             drain_secs: 30,
             rows: vec![
-                StormRow::from_runs(TargetKind::Realtime, "realtime", ours, vec![]),
-                StormRow::from_runs(TargetKind::Baseline, "bare baseline", baseline, vec![]),
+                StormRow::from_runs(TargetKind::Realtime, "realtime", ours, vec![], Lost::Error),
+                StormRow::from_runs(TargetKind::Baseline, "bare baseline", baseline, vec![], Lost::Error),
                 StormRow::skipped(TargetKind::Nchan, "nchan", "not installed".to_owned()),
             ],
         }
@@ -351,6 +379,21 @@ mod tests {
         assert_eq!(checks[0].measured, "2.00 s; ours / bare baseline 2.00x, ours / nchan not measured");
         assert_eq!(checks[0].met, None);
         assert_eq!((checks[1].measured.as_str(), checks[1].met), ("1200 ms", Some(false)));
+    }
+
+    #[test]
+    fn a_timed_out_subscriber_fails_a_quick_row_and_is_a_figure_of_a_full_one() {
+        let mut timed_out = run(TargetKind::Realtime, 30.0, 10.0, 0);
+        (timed_out.storm.failures, timed_out.storm.timeouts) = (3, 3);
+        let row = |lost| StormRow::from_runs(TargetKind::Realtime, "realtime", vec![timed_out.clone()], vec![], lost);
+        assert_eq!(row(Lost::Error).status, Status::Failed);
+        let full = row(Lost::Figure);
+        assert_eq!(full.status, Status::Measured);
+        assert_eq!(full.median.as_ref().map(|m| (m.failures, m.timeouts)), Some((3, 3)));
+        let mut refused = timed_out.clone();
+        refused.storm.timeouts = 2;
+        let row = StormRow::from_runs(TargetKind::Realtime, "realtime", vec![refused], vec![], Lost::Figure);
+        assert_eq!(row.status, Status::Failed);
     }
 
     #[test]

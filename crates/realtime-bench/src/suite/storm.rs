@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 
 use super::{FANOUT_KINDS, Suite, run_json};
-use crate::report::{StormGroup, StormRow};
+use crate::report::{Lost, StormGroup, StormRow};
 use crate::servers::{self, CLIENT_CPU};
 use crate::storm::StormResult;
 
@@ -54,12 +54,15 @@ impl Suite {
                 }
             }
         }
+        // Past what a target absorbs, a full storm's connects time out: its figures then; a
+        // quick storm is far below that, so there a timeout is an error.
+        let timeouts = if self.quick { Lost::Error } else { Lost::Figure };
         let rows = FANOUT_KINDS
             .iter()
             .zip(runs)
             .map(|(&kind, (results, errors))| match self.unavailable(kind) {
                 Some(reason) => StormRow::skipped(kind, kind.label(), reason),
-                None => StormRow::from_runs(kind, kind.label(), results, errors),
+                None => StormRow::from_runs(kind, kind.label(), results, errors, timeouts),
             })
             .collect();
         StormGroup {
