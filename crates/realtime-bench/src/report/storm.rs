@@ -224,7 +224,7 @@ pub(super) fn section(md: &mut String, group: &StormGroup) {
     );
     let _ = writeln!(
         md,
-        "| target | all subscribed s | subscribe p50 ms | subscribe p99 ms | failed | accept queue overflows |\n|---|---|---|---|---|---|"
+        "| target | all subscribed s | subscribe p50 ms | subscribe p99 ms | failed, all runs | accept queue overflows |\n|---|---|---|---|---|---|"
     );
     for row in &group.rows {
         match &row.median {
@@ -258,7 +258,7 @@ pub(super) fn section(md: &mut String, group: &StormGroup) {
     );
     let _ = writeln!(
         md,
-        "| target | dropped by | probe p50 ms | probe p99 ms | worst probe ms | probes failed | to zero s | closing s |\n|---|---|---|---|---|---|---|---|"
+        "| target | dropped by | probe p50 ms | probe p99 ms | worst probe ms, any run | probes failed, all runs | to zero s | closing s |\n|---|---|---|---|---|---|---|---|"
     );
     for row in group.rows.iter() {
         let Some(m) = &row.median else { continue };
