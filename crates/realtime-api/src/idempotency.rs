@@ -202,9 +202,30 @@ impl Seal {
     /// The seal of the idempotent request running in this task, with `answer`; `None` when
     /// the task runs no idempotent request (no key, or not through [`Idempotency::run`]).
     pub fn current(answer: &impl Serialize) -> Option<Seal> {
-        let running = RUNNING.try_with(Running::clone).ok()?;
+        Sealer::current().map(|sealer| sealer.seal(answer))
+    }
+}
+
+/// What seals an answer for the idempotent request running in the task that took it:
+/// for an answer known only later, somewhere the task's request cannot be read (a store's
+/// writer thread, say). [`Seal::current`] is this with the answer at hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealer {
+    running_scope: Scope,
+    lease: String,
+}
+
+impl Sealer {
+    /// The sealer of the idempotent request running in this task; `None` when the task
+    /// runs no idempotent request.
+    pub fn current() -> Option<Sealer> {
+        RUNNING.try_with(|running| Sealer { running_scope: running.scope.clone(), lease: running.lease.clone() }).ok()
+    }
+
+    /// The seal of `answer` for that request.
+    pub fn seal(&self, answer: &impl Serialize) -> Seal {
         let answer = serde_json::to_string(answer).expect("answers serialise");
-        Some(Seal { scope: running.scope, lease: running.lease, answer })
+        Seal { scope: self.running_scope.clone(), lease: self.lease.clone(), answer }
     }
 }
 

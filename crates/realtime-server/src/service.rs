@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use realtime_api::ApiError;
+use realtime_api::idempotency::Sealer;
 use realtime_types::ws::ServerFrame;
 use realtime_types::{ErrorCode, FieldError, Position, Published};
 use sha2::{Digest, Sha256};
@@ -21,7 +22,7 @@ use crate::config::Config;
 use crate::hub::tap::Activity;
 use crate::hub::{ChannelKey, Connection, Frames, Hub, Protocol};
 use crate::secret::{Secret, random_bytes};
-use crate::store::{MessageRow, MessagesRefused, Retention, Seal, Store, StoreError};
+use crate::store::{MessageRow, MessagesRefused, Retention, SealOf, Store, StoreError};
 use crate::tokens::TokenKeys;
 
 /// Everything a request or a socket needs; cheap to share behind an `Arc`.
@@ -280,50 +281,42 @@ impl Service {
         account_id: &str,
         messages: Vec<impl Into<Outgoing> + Send>,
     ) -> Result<Vec<Published>, ApiError> {
-        self.publish_sealed(account_id, messages, |_| None).await
+        let messages: Vec<Outgoing> = messages.into_iter().map(Into::into).collect();
+        let rows = message_rows(&messages);
+        self.record_and_fan_out(account_id, messages, rows, Box::new(|_| None)).await
     }
 
-    /// Records and fans out messages of one account, in order; charges each. The one
-    /// path of REST publishes, batches and client publishes. `seal` gives the answer to
-    /// commit with the messages (see `realtime_api::idempotency`), from the messages as
-    /// recorded, before their fan-out (`delivered` 0).
-    pub async fn publish_sealed(
+    /// [`Service::publish_messages`] for an idempotent request: `answer` makes its answer
+    /// from the messages as recorded, before their fan-out (`delivered` 0), and that
+    /// answer is committed with the messages (see `realtime_api::idempotency`).
+    pub async fn publish_sealed<A: serde::Serialize>(
         &self,
         account_id: &str,
         messages: Vec<impl Into<Outgoing> + Send>,
-        seal: impl Fn(&[Published]) -> Option<Seal> + Send + Sync,
+        answer: impl Fn(&[Published]) -> A + Send + Sync + 'static,
     ) -> Result<Vec<Published>, ApiError> {
         let messages: Vec<Outgoing> = messages.into_iter().map(Into::into).collect();
-        let now: DateTime<Utc> = Utc::now();
-        // One monotonic generator per call: the ids of a batch sort in publish order even
-        // within one millisecond.
-        let mut ids = ulid::Generator::new();
-        let rows: Vec<MessageRow> = messages
-            .iter()
-            .map(|message| MessageRow {
-                message_id: ids.generate().unwrap_or_else(|_| ulid::Ulid::generate()).to_string(),
-                offset: 0,
-                channel: message.channel.clone(),
-                event: message.event.clone(),
-                data: message.data.to_string(),
-                published_at: now,
-            })
-            .collect();
-        let published_at = |positions: &[Position]| -> Vec<Published> {
-            rows.iter()
-                .zip(positions)
-                .map(|(row, position)| Published {
-                    message_id: row.message_id.clone(),
-                    channel: row.channel.clone(),
-                    epoch: position.epoch.clone(),
-                    offset: position.offset,
-                    event: row.event.clone(),
-                    published_at: row.published_at,
-                    delivered: 0,
-                    status: "published".to_owned(),
-                })
-                .collect()
+        let rows = message_rows(&messages);
+        // Made here, where the request runs: the store seals wherever its writer runs.
+        let seal: SealOf = match Sealer::current() {
+            Some(sealer) => {
+                let rows = rows.clone();
+                Box::new(move |positions| Some(sealer.seal(&answer(&published_of(&rows, positions)))))
+            }
+            None => Box::new(|_| None),
         };
+        self.record_and_fan_out(account_id, messages, rows, seal).await
+    }
+
+    /// The one path of REST publishes, batches and client publishes.
+    async fn record_and_fan_out(
+        &self,
+        account_id: &str,
+        messages: Vec<Outgoing>,
+        rows: Arc<[MessageRow]>,
+        seal: SealOf,
+    ) -> Result<Vec<Published>, ApiError> {
+        let now = rows.first().map_or_else(Utc::now, |row| row.published_at);
         let price = price_of(self.config.prices.publish, rows.len())?;
         let retention = Retention {
             messages: self.config.history_per_channel,
@@ -331,14 +324,13 @@ impl Service {
                 - chrono::Duration::seconds(i64::try_from(self.config.history_max_age_seconds).unwrap_or(i64::MAX)),
         };
         self.require_broker().await?;
-        let sealed = |positions: &[Position]| seal(&published_at(positions));
-        let positions = self.store.record_messages(account_id, &rows, price, retention, &sealed).await.map_err(
+        let positions = self.store.record_messages(account_id, &rows, price, retention, seal).await.map_err(
             |error| match error {
                 StoreError::MessagesRefused(refused) => self.messages_refused("publishing", refused, rows.len() == 1),
                 other => self.store_error(other),
             },
         )?;
-        let mut published = published_at(&positions);
+        let mut published = published_of(&rows, &positions);
         for ((message, position), outgoing) in published.iter_mut().zip(positions).zip(messages) {
             let frame = ServerFrame::Message {
                 channel: message.channel.clone(),
@@ -369,6 +361,42 @@ impl Service {
         let value = store.init_setting("token_secret", Secret::generate().expose()).await?;
         Ok(Secret::new(value))
     }
+}
+
+/// The rows recording `messages`, stamped now, with ids in publish order.
+fn message_rows(messages: &[Outgoing]) -> Arc<[MessageRow]> {
+    let now: DateTime<Utc> = Utc::now();
+    // One monotonic generator per call: the ids of a batch sort in publish order even
+    // within one millisecond.
+    let mut ids = ulid::Generator::new();
+    messages
+        .iter()
+        .map(|message| MessageRow {
+            message_id: ids.generate().unwrap_or_else(|_| ulid::Ulid::generate()).to_string(),
+            offset: 0,
+            channel: message.channel.clone(),
+            event: message.event.clone(),
+            data: message.data.to_string(),
+            published_at: now,
+        })
+        .collect()
+}
+
+/// The messages of `rows` as recorded at `positions`, before their fan-out.
+fn published_of(rows: &[MessageRow], positions: &[Position]) -> Vec<Published> {
+    rows.iter()
+        .zip(positions)
+        .map(|(row, position)| Published {
+            message_id: row.message_id.clone(),
+            channel: row.channel.clone(),
+            epoch: position.epoch.clone(),
+            offset: position.offset,
+            event: row.event.clone(),
+            published_at: row.published_at,
+            delivered: 0,
+            status: "published".to_owned(),
+        })
+        .collect()
 }
 
 /// The price of `count` operations at `price` each, refused when it cannot be counted.

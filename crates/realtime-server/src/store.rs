@@ -76,8 +76,10 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Makes the seal to commit with recorded messages from their positions.
-pub type SealOf<'a> = dyn Fn(&[Position]) -> Option<Seal> + Send + Sync + 'a;
+/// Makes the seal to commit with recorded messages from their positions. A store's writer
+/// calls it wherever it runs (another task, another thread), so it owns what it reads:
+/// see [`realtime_api::idempotency::Sealer`].
+pub type SealOf = Box<dyn Fn(&[Position]) -> Option<Seal> + Send + Sync>;
 
 /// How much of a channel's stream is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,7 +280,7 @@ pub trait Channels: Send + Sync {
         messages: &[MessageRow],
         price: i64,
         retention: Retention,
-        seal: &SealOf<'_>,
+        seal: SealOf,
     ) -> StoreResult<Vec<Position>>;
     /// Up to `limit` retained messages of a channel, in `direction` from the offset
     /// `since` (exclusive; from the start or the newest when absent).

@@ -327,7 +327,7 @@ impl RealtimeApi for Service {
     async fn publish(&self, caller: &Caller, request: PublishRequest) -> Result<Published, ApiError> {
         let message = (request.channel, request.event, request.data);
         let mut published =
-            self.publish_sealed(&caller.account_id, vec![message], |published| Seal::current(&published[0])).await?;
+            self.publish_sealed(&caller.account_id, vec![message], |published| published[0].clone()).await?;
         Ok(published.remove(0))
     }
 
@@ -335,8 +335,7 @@ impl RealtimeApi for Service {
         let messages = request.messages.into_iter().map(|m| (m.channel, m.event, m.data)).collect();
         let answer =
             |messages: &[Published]| BatchPublished { published: messages.len() as u32, messages: messages.to_vec() };
-        let messages =
-            self.publish_sealed(&caller.account_id, messages, |published| Seal::current(&answer(published))).await?;
+        let messages = self.publish_sealed(&caller.account_id, messages, answer).await?;
         Ok(answer(&messages))
     }
 

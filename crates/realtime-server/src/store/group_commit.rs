@@ -17,17 +17,17 @@
 //! deadlock on them.
 //!
 //! A job runs on the writer's connection in the writer task, so what it runs must own its
-//! inputs; a job that needs something only its caller can compute mid-way (the answer to
-//! seal, which reads the caller's task-local request) asks the caller through a channel
-//! while the caller waits.
+//! inputs (the seal of an idempotent answer included: see [`crate::store::SealOf`]).
+//!
+//! This writer serves PostgreSQL. SQLite's is [`super::sqlite`]'s own: the same batches,
+//! run synchronously on a thread of their own, because there each statement through
+//! sqlx is a round trip between threads, and those round trips were what a publish cost.
 
 use futures_util::future::BoxFuture;
 use sqlx::{Connection, Database, Executor, Pool};
 use tokio::sync::{mpsc, oneshot};
 
-use realtime_types::Position;
-
-use crate::store::{Seal, SealOf, StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult};
 
 /// The most jobs one transaction takes.
 pub const MAX_BATCH: usize = 64;
@@ -107,35 +107,6 @@ where
         F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         self.submit(account, job, true).await
-    }
-
-    /// [`GroupWriter::run`] for a job that records messages and seals the idempotent
-    /// answer with them. The seal is made by `seal` in the caller's task (it reads the
-    /// request running there) from the positions the job found, and handed back to the
-    /// job through its [`SealHandOver`] while the caller waits.
-    pub async fn run_sealed<F>(
-        &self,
-        account: &str,
-        seal: &SealOf<'_>,
-        job: impl FnOnce(SealHandOver) -> F,
-    ) -> StoreResult<Vec<Position>>
-    where
-        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<Vec<Position>>> + Send + 'static,
-    {
-        let (positions_tx, positions_rx) = oneshot::channel();
-        let (seal_tx, seal_rx) = oneshot::channel();
-        let recorded = self.run(account, job(SealHandOver { positions: positions_tx, seal: seal_rx }));
-        tokio::pin!(recorded);
-        tokio::select! {
-            biased;
-            result = &mut recorded => result,
-            positions = positions_rx => {
-                if let Ok(positions) = positions {
-                    let _ = seal_tx.send(seal(&positions));
-                }
-                recorded.await
-            }
-        }
     }
 
     async fn submit<T, F>(&self, account: &str, job: F, single_statement: bool) -> StoreResult<T>
@@ -232,20 +203,5 @@ where
     match transaction.commit().await {
         Ok(()) => Ok(answers),
         Err(error) => Err((error.to_string(), answers)),
-    }
-}
-
-/// A sealing job's side of [`GroupWriter::run_sealed`].
-pub struct SealHandOver {
-    positions: oneshot::Sender<Vec<Position>>,
-    seal: oneshot::Receiver<Option<Seal>>,
-}
-
-impl SealHandOver {
-    /// Gives the caller the positions found and returns the seal it made of them; fails
-    /// (so the job rolls back) when the caller is gone.
-    pub async fn exchange(self, positions: &[Position]) -> StoreResult<Option<Seal>> {
-        let _ = self.positions.send(positions.to_vec());
-        self.seal.await.map_err(|_| StoreError::LeaseLost)
     }
 }

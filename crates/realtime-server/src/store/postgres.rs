@@ -336,7 +336,7 @@ impl Channels for PostgresStore {
         messages: &[MessageRow],
         price: i64,
         retention: Retention,
-        seal: &SealOf<'_>,
+        seal: SealOf,
     ) -> StoreResult<Vec<Position>> {
         messages::record(self, account_id, messages, price, retention, seal).await
     }

@@ -23,8 +23,9 @@ mod apps;
 mod idempotency;
 mod messages;
 mod users;
+mod writer;
 
-use super::group_commit::GroupWriter;
+use writer::SqliteWriter;
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -33,29 +34,53 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Writes: one connection.
     writer: SqlitePool,
-    /// Writes that share transactions, on the same connection.
-    group: GroupWriter<Sqlite>,
+    /// Writes that share transactions, on a connection of their own that takes the
+    /// writing connection's turn.
+    group: SqliteWriter,
+    /// The directory of a scratch database (`sqlite::memory:`), removed with the store.
+    _scratch: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl SqliteStore {
     /// Opens (creating when missing) the database at `url` and applies the migrations.
+    /// `sqlite::memory:` is a scratch database in a file of its own, removed when the
+    /// store is dropped (the group writer needs a file to open a second connection on).
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let mut options = SqliteConnectOptions::from_str(url)?;
+        let mut scratch = None;
+        if is_in_memory(url) {
+            let directory = tempfile::Builder::new().prefix("realtime-scratch-").tempdir()?;
+            options = SqliteConnectOptions::new().filename(directory.path().join("scratch.db"));
+            scratch = Some(std::sync::Arc::new(directory));
+        }
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        // The group writer takes the writing connection once per batch: no ping each time
+        // (a file's connection does not go stale).
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        let group = GroupWriter::start(writer.clone(), "BEGIN IMMEDIATE");
-        Ok(SqliteStore { pool, writer, group })
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
+        let group = SqliteWriter::start(options.get_filename(), writer.clone())?;
+        Ok(SqliteStore { pool, writer, group, _scratch: scratch })
     }
 
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Whether `url` names SQLite's in-memory database.
+fn is_in_memory(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    rest.starts_with(":memory:") || rest.contains("mode=memory")
 }
 
 fn time(text: &str) -> StoreResult<DateTime<Utc>> {
@@ -334,7 +359,7 @@ impl Channels for SqliteStore {
         messages: &[MessageRow],
         price: i64,
         retention: Retention,
-        seal: &SealOf<'_>,
+        seal: SealOf,
     ) -> StoreResult<Vec<Position>> {
         messages::record(self, account_id, messages, price, retention, seal).await
     }

@@ -110,7 +110,7 @@ impl Channels for Timed {
         messages: &[MessageRow],
         price: i64,
         retention: Retention,
-        seal: &SealOf<'_>,
+        seal: SealOf,
     ) -> StoreResult<Vec<Position>> {
         timed!(self, "record_messages", self.inner.record_messages(account_id, messages, price, retention, seal))
     }

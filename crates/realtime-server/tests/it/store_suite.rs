@@ -248,7 +248,7 @@ async fn channels_are_listed_by_name_in_pages(store: Arc<dyn Store>) {
 async fn deleting_a_channel_reports_whether_it_existed(store: Arc<dyn Store>) {
     let id = account(&store, 0).await;
     store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
-    store.record_messages(&id, &[message("room", "e")], 0, keep(10), &no_seal).await.unwrap();
+    store.record_messages(&id, &[message("room", "e")], 0, keep(10), Box::new(no_seal)).await.unwrap();
     assert!(store.delete_channel(&id, "room", None).await.unwrap());
     assert!(!store.delete_channel(&id, "room", None).await.unwrap());
     assert_eq!(store.channel(&id, "room").await.unwrap(), None);
@@ -259,11 +259,12 @@ async fn deleting_a_channel_reports_whether_it_existed(store: Arc<dyn Store>) {
 async fn recording_messages_is_all_or_nothing(store: Arc<dyn Store>) {
     let id = account(&store, 100).await;
     store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
-    let missing =
-        store.record_messages(&id, &[message("room", "a"), message("nowhere", "b")], 20, keep(10), &no_seal).await;
+    let missing = store
+        .record_messages(&id, &[message("room", "a"), message("nowhere", "b")], 20, keep(10), Box::new(no_seal))
+        .await;
     let expected = MessagesRefused { insufficient_credit: None, missing_channel: Some(1) };
     assert!(matches!(missing, Err(StoreError::MessagesRefused(refused)) if refused == expected), "{missing:?}");
-    let poor = store.record_messages(&id, &[message("room", "a")], 1000, keep(10), &no_seal).await;
+    let poor = store.record_messages(&id, &[message("room", "a")], 1000, keep(10), Box::new(no_seal)).await;
     let expected = MessagesRefused { insufficient_credit: Some((100, 1000)), missing_channel: None };
     assert!(matches!(poor, Err(StoreError::MessagesRefused(refused)) if refused == expected), "{poor:?}");
     assert_eq!(balance(&store, &id).await, 100);
@@ -276,7 +277,7 @@ async fn recording_messages_charges_and_stamps_the_channel(store: Arc<dyn Store>
     store.create_channel(&channel(&id, "two"), 0, None).await.unwrap();
     for _ in 0..5 {
         let batch = [message("two", "x"), message("one", "y"), message("two", "z")];
-        store.record_messages(&id, &batch, 30, keep(2), &no_seal).await.unwrap();
+        store.record_messages(&id, &batch, 30, keep(2), Box::new(no_seal)).await.unwrap();
     }
     assert_eq!(balance(&store, &id).await, 850);
     let stamped = store.channel(&id, "one").await.unwrap().unwrap().last_published_at;
@@ -288,10 +289,10 @@ async fn messages_get_consecutive_offsets_per_channel_and_history_reads_them_bot
     let (one, _) = store.create_channel(&channel(&id, "one"), 0, None).await.unwrap();
     let (two, _) = store.create_channel(&channel(&id, "two"), 0, None).await.unwrap();
     let batch = [message("one", "a"), message("two", "b"), message("one", "c")];
-    let positions = store.record_messages(&id, &batch, 0, keep(100), &no_seal).await.unwrap();
+    let positions = store.record_messages(&id, &batch, 0, keep(100), Box::new(no_seal)).await.unwrap();
     let at = |row: &ChannelRow, offset| Position { epoch: row.channel_id.clone(), offset };
     assert_eq!(positions, [at(&one, 1), at(&two, 1), at(&one, 2)], "the epoch is the channel id");
-    let more = store.record_messages(&id, &[message("one", "d")], 0, keep(100), &no_seal).await.unwrap();
+    let more = store.record_messages(&id, &[message("one", "d")], 0, keep(100), Box::new(no_seal)).await.unwrap();
     assert_eq!(more, [at(&one, 3)]);
     assert_eq!(store.channel(&id, "one").await.unwrap().unwrap().position(), at(&one, 3));
 
@@ -310,11 +311,12 @@ async fn retention_keeps_the_newest_messages_by_count_and_by_age(store: Arc<dyn 
     let id = account(&store, 0).await;
     store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
     let batch: Vec<MessageRow> = (0..4).map(|n| message("room", &format!("e{n}"))).collect();
-    store.record_messages(&id, &batch, 0, keep(2), &no_seal).await.unwrap();
+    store.record_messages(&id, &batch, 0, keep(2), Box::new(no_seal)).await.unwrap();
     let kept = store.history(&id, "room", None, 10, Direction::Forward).await.unwrap();
     assert_eq!(kept.iter().map(|row| row.offset).collect::<Vec<_>>(), [3, 4], "the newest two");
     let expired = Retention { messages: 100, published_after: Utc::now() + Duration::hours(1) };
-    let positions = store.record_messages(&id, &[message("room", "late")], 0, expired, &no_seal).await.unwrap();
+    let positions =
+        store.record_messages(&id, &[message("room", "late")], 0, expired, Box::new(no_seal)).await.unwrap();
     assert_eq!(positions[0].offset, 5, "offsets go on when history is trimmed");
     assert!(store.history(&id, "room", None, 10, Direction::Forward).await.unwrap().is_empty(), "all too old");
 }
@@ -452,11 +454,12 @@ async fn purging_deletes_only_expired_records(store: Arc<dyn Store>) {
 
 async fn refused_messages_report_every_reason_and_charge_nothing(store: Arc<dyn Store>) {
     let id = account(&store, 0).await;
-    let refused = store.record_messages(&id, &[message("never-created", "e")], 10, keep(100), &no_seal).await;
+    let refused = store.record_messages(&id, &[message("never-created", "e")], 10, keep(100), Box::new(no_seal)).await;
     let both = MessagesRefused { insufficient_credit: Some((0, 10)), missing_channel: Some(0) };
     assert!(matches!(refused, Err(StoreError::MessagesRefused(reasons)) if reasons == both), "{refused:?}");
     let funded = account(&store, 100).await;
-    let missing = store.record_messages(&funded, &[message("never-created", "e")], 10, keep(100), &no_seal).await;
+    let missing =
+        store.record_messages(&funded, &[message("never-created", "e")], 10, keep(100), Box::new(no_seal)).await;
     let only_missing = MessagesRefused { insufficient_credit: None, missing_channel: Some(0) };
     assert!(matches!(missing, Err(StoreError::MessagesRefused(reasons)) if reasons == only_missing), "{missing:?}");
     assert_eq!(balance(&store, &funded).await, 100, "the refused call was not charged");

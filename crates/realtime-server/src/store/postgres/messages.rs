@@ -14,20 +14,17 @@ pub(super) async fn record(
     messages: &[MessageRow],
     price: i64,
     retention: Retention,
-    seal: &SealOf<'_>,
+    seal: SealOf,
 ) -> StoreResult<Vec<Position>> {
     let (account, messages) = (account_id.to_owned(), messages.to_vec());
     store
         .group
-        .run_sealed(account_id, seal, move |hand_over| {
-            move |connection| {
-                Box::pin(async move {
-                    let positions = write(connection, &account, &messages, price, retention).await?;
-                    let seal = hand_over.exchange(&positions).await?;
-                    commit_seal(connection, seal.as_ref()).await?;
-                    Ok(positions)
-                })
-            }
+        .run(account_id, move |connection| {
+            Box::pin(async move {
+                let positions = write(connection, &account, &messages, price, retention).await?;
+                commit_seal(connection, seal(&positions).as_ref()).await?;
+                Ok(positions)
+            })
         })
         .await
 }

@@ -123,7 +123,7 @@ pub(super) async fn every_effect_seals_its_answer(store: Arc<dyn Store>) {
     assert_eq!(answer(&key).await.as_deref(), Some("\"create\""));
     let (key, seal) = sealed("publish").await;
     store
-        .record_messages(&id, &[message("room", "e")], 10, keep(10), &|_: &[Position]| Some(seal.clone()))
+        .record_messages(&id, &[message("room", "e")], 10, keep(10), Box::new(move |_: &[Position]| Some(seal.clone())))
         .await
         .unwrap();
     assert_eq!(answer(&key).await.as_deref(), Some("\"publish\""));
@@ -189,7 +189,7 @@ pub(super) async fn concurrent_records_succeed_or_fail_each_on_its_own(store: Ar
                 let lease = if n % 4 == 3 { claim("fp", now) } else { held.clone() };
                 let sealed = seal_of(&key, &lease, &format!("answer {n}"));
                 let seal = move |_: &[Position]| Some(sealed.clone());
-                (n, store.record_messages(&id, &[message], 10, keep(1000), &seal).await)
+                (n, store.record_messages(&id, &[message], 10, keep(1000), Box::new(seal)).await)
             })
         })
         .collect();

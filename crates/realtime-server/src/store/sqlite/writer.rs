@@ -1,0 +1,233 @@
+//! SQLite's group writer: the batches of [`crate::store::group_commit`], run on a thread
+//! of their own with a connection of its own (rusqlite), statement after statement
+//! without leaving the thread.
+//!
+//! Through sqlx, every statement is a round trip between a task and the connection's
+//! worker thread: two thread wake-ups, each a context switch. A publish writes some eight
+//! statements, and the profile of the publish bench showed the server spending most of its
+//! time switching threads and almost none in SQLite. Here a batch costs one wake-up of
+//! this thread and one of each caller, whatever its statements.
+//!
+//! The thread still takes the store's one sqlx writing connection for the length of each
+//! batch, so that the other writes (through sqlx) queue behind it in the pool instead of
+//! meeting SQLite's lock, whose busy handler sleeps.
+//!
+//! A job is a closure over the thread's connection: it must own its inputs (the seal of an
+//! idempotent answer included, see [`crate::store::SealOf`]) and must not block on anything
+//! but SQLite.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{StoreError, StoreResult};
+
+/// The most jobs one transaction takes.
+const MAX_BATCH: usize = 64;
+
+/// Jobs waiting for the writer.
+const QUEUE: usize = 1024;
+
+/// A job as the writer runs it.
+struct Job {
+    /// The account whose rows the job writes: a batch runs its jobs in account order.
+    account: String,
+    /// Whether the job writes with one statement only: SQLite undoes a failed statement by
+    /// itself, so such a job needs no savepoint.
+    single_statement: bool,
+    run: Box<dyn FnOnce(&Connection) -> Ran + Send>,
+}
+
+/// A job that ran: whether to keep its writes, and how to answer it once the commit is
+/// known.
+struct Ran {
+    kept: bool,
+    answer: Answer,
+}
+
+/// Answers a job with whether its batch committed (or why not).
+type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
+/// The queue of the writer thread; cheap to clone.
+#[derive(Clone)]
+pub(super) struct SqliteWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for SqliteWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteWriter").field("queued", &(QUEUE - self.jobs.capacity())).finish()
+    }
+}
+
+impl SqliteWriter {
+    /// Opens the database file at `path` (migrated already) and starts the writer thread;
+    /// `lock` is the store's pool of its one sqlx writing connection. The thread ends
+    /// when the last clone of the writer is dropped.
+    pub(super) fn start(path: &Path, lock: SqlitePool) -> anyhow::Result<SqliteWriter> {
+        let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "foreign_keys", true)?;
+        connection.set_prepared_statement_cache_capacity(64);
+        let runtime = tokio::runtime::Handle::current();
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || write_batches(&connection, &runtime, &lock, queue))?;
+        Ok(SqliteWriter { jobs })
+    }
+
+    /// Runs `job` in the next batch, in a savepoint, and returns its result once that batch
+    /// committed; its writes are rolled back when it returns an error.
+    pub(super) async fn run<T, F>(&self, account: &str, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(account, job, false).await
+    }
+
+    /// [`SqliteWriter::run`] for a job whose writes are one statement (reads besides are
+    /// fine): no savepoint is needed to undo it.
+    pub(super) async fn run_single_statement<T, F>(&self, account: &str, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(account, job, true).await
+    }
+
+    async fn submit<T, F>(&self, account: &str, job: F, single_statement: bool) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
+        let run = Box::new(move |connection: &Connection| {
+            let result = job(connection);
+            let kept = result.is_ok();
+            let answer = Box::new(move |committed: Result<(), &str>| {
+                let result = match committed {
+                    Ok(()) => result,
+                    Err(error) => result.and(Err(not_committed(error))),
+                };
+                let _ = result_tx.send(result);
+            });
+            Ran { kept, answer }
+        });
+        self.jobs
+            .send(Job { account: account.to_owned(), single_statement, run })
+            .await
+            .map_err(|_| not_committed("the writer has stopped"))?;
+        result_rx.await.map_err(|_| not_committed("the writer has stopped"))?
+    }
+}
+
+fn not_committed(reason: &str) -> StoreError {
+    StoreError::Internal(sqlx::Error::Protocol(format!("not committed: {reason}")))
+}
+
+/// What the engine said, as the store reports it: a busy or failing file is the store
+/// being unavailable, anything else a failure.
+pub(super) fn engine_error(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi::ErrorCode;
+    let unavailable = matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::SystemIoFailure | ErrorCode::DiskFull)
+    );
+    let error = sqlx::Error::AnyDriverError(Box::new(error));
+    if unavailable { StoreError::Unavailable(error) } else { StoreError::Internal(error) }
+}
+
+/// The thread's loop: waits for a job, takes every job waiting behind it, runs them as one
+/// batch, answers them; until every sender is gone.
+fn write_batches(
+    connection: &Connection,
+    runtime: &tokio::runtime::Handle,
+    lock: &SqlitePool,
+    mut queue: mpsc::Receiver<Job>,
+) {
+    // Giving the writing connection back to its pool spawns a task.
+    let _in_runtime = runtime.enter();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        batch.sort_by(|a, b| a.account.cmp(&b.account));
+        let answers = match runtime.block_on(lock.acquire()) {
+            Ok(_held) => run_batch(connection, &mut batch),
+            Err(error) => Err((error.to_string(), Vec::new())),
+        };
+        match answers {
+            Ok(answers) => answers.into_iter().for_each(|answer| answer(Ok(()))),
+            Err((error, answers)) => {
+                tracing::error!(%error, jobs = batch.len() + answers.len(), "a batch of writes was not committed");
+                if !connection.is_autocommit()
+                    && let Err(error) = connection.execute_batch("ROLLBACK")
+                {
+                    tracing::error!(%error, "a failed batch could not be rolled back");
+                }
+                answers.into_iter().for_each(|answer| answer(Err(&error)));
+                // Jobs that never ran are dropped: their callers learn the writes did not happen.
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Answers of the jobs that ran.
+type Answers = Vec<Answer>;
+
+/// Runs the jobs in one transaction, each in a savepoint (but single statements); returns
+/// their answers once it committed, or the error and the answers of the jobs that ran.
+fn run_batch(connection: &Connection, batch: &mut Vec<Job>) -> Result<Answers, (String, Answers)> {
+    let mut answers: Answers = Vec::with_capacity(batch.len());
+    if let Err(error) = run_cached(connection, "BEGIN IMMEDIATE") {
+        return Err((error.to_string(), answers));
+    }
+    for job in batch.drain(..) {
+        if job.single_statement {
+            let ran = (job.run)(connection);
+            answers.push(ran.answer);
+            // Its error is the engine's (a refusal would be an answer), and some (I/O,
+            // full disk) end the whole transaction: so does this, for every job of it.
+            if !ran.kept {
+                return Err(("a statement of the batch failed".to_owned(), answers));
+            }
+            continue;
+        }
+        if let Err(error) = run_cached(connection, "SAVEPOINT job") {
+            return Err((error.to_string(), answers));
+        }
+        let ran = (job.run)(connection);
+        let end = if ran.kept { run_cached(connection, "RELEASE job") } else { rollback_job(connection) };
+        answers.push(ran.answer);
+        if let Err(error) = end {
+            return Err((error.to_string(), answers));
+        }
+    }
+    match run_cached(connection, "COMMIT") {
+        Ok(()) => Ok(answers),
+        Err(error) => Err((error.to_string(), answers)),
+    }
+}
+
+/// Runs a statement without parameters, prepared once (each batch runs several).
+fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// Undoes the writes of a job that failed, and leaves its savepoint.
+fn rollback_job(connection: &Connection) -> rusqlite::Result<()> {
+    run_cached(connection, "ROLLBACK TO job")?;
+    run_cached(connection, "RELEASE job")
+}
