@@ -17,23 +17,23 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use futures_util::future::Either;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason};
 use realtime_types::{Capability, ErrorCode, PublishRequest, SenderType, UserCommandSendRequest, Validate};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{leave, leave_all};
-use crate::hub::{Connection, encode};
+use crate::hub::{Connection, Outbound, encode, outbound_queue};
 use crate::service::{Service, frame_error};
 use crate::tokens::{Claims, TokenError};
 
 /// Bytes the server reads from a socket at a time; small, because idle sockets are the
-/// common case and each one keeps its buffer.
-const READ_BUFFER: usize = 2 * 1024;
+/// common case and each one keeps its buffer (a larger frame grows it as it arrives).
+const READ_BUFFER: usize = 512;
 /// Bytes of outgoing frames buffered before they are written; a burst of queued frames
 /// goes out in one write, and an idle socket never grows this buffer.
 const WRITE_BUFFER: usize = 8 * 1024;
@@ -123,18 +123,24 @@ async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |mut socket| {
             let sockets = service.sockets.clone();
-            sockets.track_future(async move {
-                match authorization {
-                    Ok(claims) => run(socket, service, claims).await,
-                    Err(Refusal::Close(code, reason)) => refuse(socket, code, reason).await,
+            // Split here rather than in the task: what a task's future takes in stays in it
+            // for the socket's whole life. So do the claims, hence boxed.
+            let task = match authorization {
+                Ok(claims) => {
+                    let (sink, stream) = socket.split();
+                    Either::Left(run(sink, stream, service, Box::new(claims)))
                 }
-            })
+                Err(Refusal::Close(code, reason)) => {
+                    Either::Right(async move { refuse(&mut socket, code, reason).await })
+                }
+            };
+            sockets.track_future(task)
         })
 }
 
-async fn refuse(mut socket: WebSocket, code: CloseCode, reason: &str) {
+async fn refuse(socket: &mut (impl Sink<Message> + Unpin), code: CloseCode, reason: &str) {
     let frame = encode(&ServerFrame::Disconnecting { code, reason: reason.to_owned() });
     let _ = socket.send(Message::Text(frame)).await;
     let _ = socket.send(Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) }))).await;
@@ -151,9 +157,14 @@ enum End {
     Gone,
 }
 
-async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
+async fn run(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
+    service: Arc<Service>,
+    claims: Box<Claims>,
+) {
     let gateway = &service.config.gateway;
-    let (outbound_tx, mut outbound) = mpsc::channel::<Utf8Bytes>(gateway.outbound_queue.max(1));
+    let (outbound_tx, outbound) = outbound_queue(gateway.outbound_queue);
     let connection = Arc::new(Connection::new(
         claims.acc.clone(),
         claims.sub.clone(),
@@ -162,11 +173,13 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
         outbound_tx,
     ));
     service.hub.connect(connection.clone());
-    if let Some((code, reason)) = admit(&service, &claims).await {
+    // The steps before and after the connection's life are boxed: the state of a task is
+    // as large as its largest step, and an idle socket should carry only what its life
+    // needs.
+    if let Some((code, reason)) = Box::pin(admit(&service, &claims)).await {
         service.hub.disconnect(&connection);
-        return refuse(socket, code, reason).await;
+        return Box::pin(refuse(&mut sink, code, reason)).await;
     }
-    let (mut sink, mut stream) = socket.split();
     tracing::info!(
         connection_id = connection.id,
         account_id = %claims.acc,
@@ -191,7 +204,7 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
         End::Gone
     } else {
         let finish = CancellationToken::new();
-        let mut writer = pin!(write(&mut sink, &mut outbound, &service, &connection, expires_in));
+        let mut writer = pin!(write(&mut sink, &outbound, &service, &connection, expires_in));
         let mut reader = pin!(read(&mut stream, &service, &connection, &claims, heartbeat_timeout, &finish));
         let (end, reader_ended) = tokio::select! {
             end = &mut writer => (end, false),
@@ -214,7 +227,7 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
     };
 
     service.hub.disconnect(&connection);
-    leave_all(service.broker.as_ref(), &connection).await;
+    Box::pin(leave_all(service.broker.as_ref(), &connection)).await;
     let (code, reason) = match &end {
         End::Close(code, reason) => (code.code(), reason.as_str()),
         End::ClosedByClient => (1000, "closed by the client"),
@@ -239,11 +252,11 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
                 Ok::<_, axum::Error>(())
             };
             // A slow consumer's socket may never drain; do not wait on it for long.
-            let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye).await;
+            let _ = Box::pin(tokio::time::timeout(GOODBYE_TIMEOUT, goodbye)).await;
         }
         End::ClosedByClient => {
             // Flushes the queued echo of the client's close frame, or the client sees 1006.
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+            let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, sink.close())).await;
         }
         End::Gone => {}
     }
@@ -253,7 +266,7 @@ async fn run(socket: WebSocket, service: Arc<Service>, claims: Claims) {
 /// it is asked to close, the token expires, the server shuts down or the node is killed.
 async fn write(
     sink: &mut SplitSink<WebSocket, Message>,
-    outbound: &mut mpsc::Receiver<Utf8Bytes>,
+    outbound: &Outbound,
     service: &Service,
     connection: &Connection,
     expires_in: Duration,
@@ -270,8 +283,8 @@ async fn write(
     tokio::pin!(kill);
     loop {
         tokio::select! {
-            queued = outbound.recv() => {
-                let Some(frame) = queued else { return End::Gone };
+            queued = outbound.recv_async() => {
+                let Ok(frame) = queued else { return End::Gone };
                 // Frames queued meanwhile go out in the same write (one syscall for a
                 // burst). A client that stops reading blocks the write; a close request
                 // (slow consumer, revocation) must still win.

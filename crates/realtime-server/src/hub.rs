@@ -27,7 +27,7 @@ pub mod lifecycle;
 mod sequence;
 pub mod tap;
 
-pub use self::connection::{Connection, Frames, Protocol, PusherSocket};
+pub use self::connection::{Connection, Frames, Outbound, Protocol, PusherSocket, outbound_queue};
 
 /// A channel of one account: the unit of subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -35,7 +35,6 @@ use realtime_types::pusher::{
 };
 use realtime_types::ws::CloseCode as NativeCloseCode;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +47,7 @@ use super::watchlist::{self, Watchlist};
 use super::{Admission, Gone, Incoming, Inlet, Outlet, admit};
 use crate::broker::{leave, leave_all};
 use crate::hub::lifecycle::Lifecycle;
-use crate::hub::{ChannelKey, Connection, Protocol};
+use crate::hub::{ChannelKey, Connection, Outbound, Protocol, outbound_queue};
 use crate::secret::random_bytes;
 use crate::service::{Outgoing, Service};
 use crate::store::AppRow;
@@ -196,7 +195,7 @@ fn new_socket_id() -> String {
 /// its close; on the way out it leaves the hub and every presence it joined.
 pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut outlet: impl Outlet) {
     let socket_id = new_socket_id();
-    let (outbound_tx, mut outbound) = mpsc::channel::<Utf8Bytes>(service.config.gateway.outbound_queue.max(1));
+    let (outbound_tx, outbound) = outbound_queue(service.config.gateway.outbound_queue);
     // Counted under its app's credential id, which deleting the app revokes.
     let mut connection = Connection::pusher(app.account_id.clone(), socket_id.clone(), outbound_tx);
     connection.jti = credential_id(app.app_id);
@@ -232,7 +231,7 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
         End::Gone
     } else {
         let finish = CancellationToken::new();
-        let mut writer = pin!(write(&mut outlet, &mut outbound, &service, &connection, &watchlist));
+        let mut writer = pin!(write(&mut outlet, &outbound, &service, &connection, &watchlist));
         let mut reader = pin!(read(&mut inlet, &service, &connection, &mut session, &finish));
         let (end, reader_ended) = tokio::select! {
             end = &mut writer => (end, false),
@@ -266,7 +265,7 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
 /// server shuts down, the node is killed or the transport says the client is gone.
 async fn write(
     outlet: &mut impl Outlet,
-    outbound: &mut mpsc::Receiver<Utf8Bytes>,
+    outbound: &Outbound,
     service: &Service,
     connection: &Connection,
     watchlist: &Watchlist,
@@ -279,8 +278,8 @@ async fn write(
     tokio::pin!(kill);
     loop {
         tokio::select! {
-            queued = outbound.recv() => {
-                let Some(frame) = queued else { return End::Gone };
+            queued = outbound.recv_async() => {
+                let Ok(frame) = queued else { return End::Gone };
                 let write = async {
                     if let Some(frame) = watchlist.translate(frame) {
                         outlet.feed(frame).await?;

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use realtime_server::broker::ClusterEvent;
-use realtime_server::hub::{ChannelKey, Connection, Frames, Hub};
+use realtime_server::hub::{ChannelKey, Connection, Frames, Hub, Outbound, outbound_queue};
 use realtime_types::ws::CloseCode;
 use realtime_types::{Position, PresenceMember};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use crate::engines::{BrokerEngine, RedisPrefix};
 
@@ -64,12 +63,12 @@ suite!(
 /// A socket as the hub sees it, and the frames queued for it.
 struct Socket {
     connection: Arc<Connection>,
-    frames: mpsc::Receiver<Utf8Bytes>,
+    frames: Outbound,
 }
 
 impl Socket {
     fn open(hub: &Hub, client_id: &str, jti: &str) -> Socket {
-        let (sender, frames) = mpsc::channel(1024);
+        let (sender, frames) = outbound_queue(1024);
         let connection = Arc::new(Connection::new("acct_t".into(), client_id.into(), None, jti.into(), sender));
         hub.connect(connection.clone());
         Socket { connection, frames }
@@ -90,12 +89,13 @@ impl Socket {
     }
 
     async fn frame(&mut self) -> Value {
-        let frame = tokio::time::timeout(PROMPTLY, self.frames.recv()).await.expect("a frame in time").expect("open");
+        let frame =
+            tokio::time::timeout(PROMPTLY, self.frames.recv_async()).await.expect("a frame in time").expect("open");
         serde_json::from_str(&frame).unwrap()
     }
 
     async fn silence(&mut self) {
-        if let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(300), self.frames.recv()).await {
+        if let Ok(Ok(frame)) = tokio::time::timeout(Duration::from_millis(300), self.frames.recv_async()).await {
             panic!("unexpected frame {frame}");
         }
     }
