@@ -353,6 +353,7 @@ async fn read(
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Ok(Message::Close(_))) => return End::ClosedByClient,
+            Some(Err(error)) if peer_vanished(&error) => return End::Gone,
             Some(Err(error)) => {
                 tracing::debug!(%error, "socket read failed");
                 return End::Close(CloseCode::ProtocolError, "the frame could not be read (too large?)".into());
@@ -360,6 +361,22 @@ async fn read(
             None => return End::Gone,
         }
     }
+}
+
+/// Whether a read failed because the peer is gone (a TCP reset, as when a network or a
+/// load balancer cuts it) rather than because of what it sent. Such a socket ends as
+/// lost (1006): there is nobody left to send a close code to, and trying costs every one
+/// of ten thousand sockets cut at once two failed writes and a timer.
+fn peer_vanished(error: &axum::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Handles one client frame; `Some` ends the connection.

@@ -13,6 +13,7 @@
 //! the node holding a socket belong to the broker, one layer up.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -135,6 +136,10 @@ pub struct Hub {
     commands: Mutex<HashMap<String, tokio::sync::oneshot::Sender<String>>>,
     /// Channels with messages waiting for a gap, for [`Hub::skip_gaps_older_than`].
     gaps: Mutex<HashSet<ChannelKey>>,
+    /// Channels opened or dropped as deleted on this node, ever; see
+    /// [`Hub::channel_turnover`]. Changed only under the hub's write lock, which every
+    /// subscription takes, so a subscription that comes after a change sees it.
+    turnover: AtomicU64,
     /// Where occupancy, presence and client-event changes go (webhooks watch them).
     pub lifecycle: lifecycle::Lifecycles,
     /// Where a watched account's events go (the debug console watches them).
@@ -170,6 +175,16 @@ impl Hub {
             remove_subscriber(&mut state, &ChannelKey::new(&connection.account_id, channel), connection.id);
         }
         channels
+    }
+
+    /// How many channels this node has opened (given a first subscriber) or dropped as
+    /// deleted so far. A subscription that read its channel from the store, then joined
+    /// it, can trust that read when the count did not move in between: otherwise the
+    /// opening may have been its own (the channel's messages until then reached nobody
+    /// here) or the deletion of its channel, applied before the join and so missing it.
+    /// A deletion applied after the join finds the subscriber and unsubscribes it.
+    pub fn channel_turnover(&self) -> u64 {
+        self.turnover.load(Ordering::SeqCst)
     }
 
     /// Live connections on this node.
@@ -284,6 +299,9 @@ impl Hub {
         let key = ChannelKey::new(&connection.account_id, channel);
         let mut state = self.state.write().expect("hub lock");
         let opened = !state.channels.contains_key(&key);
+        if opened {
+            self.turnover.fetch_add(1, Ordering::SeqCst);
+        }
         let shared = state.channels.entry(key).or_default().clone();
         let mut locked = shared.lock().expect("channel lock");
         let subscribed = subscribe(&mut locked);
@@ -470,7 +488,13 @@ impl Hub {
     /// Unsubscribes every local subscriber of a deleted channel, telling each; returns
     /// them.
     pub fn drop_channel(&self, key: &ChannelKey) -> Vec<Arc<Connection>> {
-        let removed = self.state.write().expect("hub lock").channels.remove(key);
+        let removed = {
+            let mut state = self.state.write().expect("hub lock");
+            // Counted whether or not anyone here is subscribed: a subscription between
+            // its read of the channel and its join must still learn of it.
+            self.turnover.fetch_add(1, Ordering::SeqCst);
+            state.channels.remove(key)
+        };
         let Some(shared) = removed else { return Vec::new() };
         let mut guard = shared.lock().expect("channel lock");
         let channel = &mut *guard;
@@ -521,5 +545,39 @@ fn remove_subscriber(state: &mut State, key: &ChannelKey, connection_id: u64) {
     drop(channel);
     if empty {
         state.channels.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn socket(hub: &Hub, client_id: &str) -> (Arc<Connection>, mpsc::Receiver<Utf8Bytes>) {
+        let (sender, frames) = mpsc::channel(8);
+        let connection = Arc::new(Connection::new("acct".into(), client_id.into(), None, "jti".into(), sender));
+        hub.connect(connection.clone());
+        (connection, frames)
+    }
+
+    #[test]
+    fn a_new_channel_or_a_deletion_moves_the_turnover_and_a_held_channel_does_not() {
+        let hub = Hub::default();
+        let latest = Position { epoch: "ch_1".into(), offset: 0 };
+        let reply = |_: &Position| Utf8Bytes::from_static("{}");
+        let (first, _first_frames) = socket(&hub, "first");
+        let (second, _second_frames) = socket(&hub, "second");
+
+        let before = hub.channel_turnover();
+        hub.subscribe(&first, "room", &latest, reply);
+        let opened = hub.channel_turnover();
+        assert_ne!(opened, before, "the channel is new on this node");
+
+        hub.subscribe(&second, "room", &latest, reply);
+        assert_eq!(hub.channel_turnover(), opened, "the channel was held here already");
+
+        hub.drop_channel(&ChannelKey::new("acct", "elsewhere"));
+        assert_ne!(hub.channel_turnover(), opened, "a deletion counts where nobody is subscribed too");
     }
 }

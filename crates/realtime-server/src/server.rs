@@ -300,6 +300,13 @@ impl RunningServer {
                 tracing::debug!(%error, "TCP_NODELAY not set on a connection");
             }
         });
+        // Served as a make-service, which readies the routes once and gives each accepted
+        // connection a reference to them. Served as a bare `Router`, axum rebuilds the whole
+        // route table for every connection (`Router::with_state` on a clone): a few hundred
+        // allocations each, which in `cargo xtask bench storm` took about a third of the
+        // node's CPU while 10,000 sockets connected, and held up new connects during a mass
+        // disconnect, when the allocator is busiest.
+        let app = app.into_make_service();
         let task = tokio::spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
         });

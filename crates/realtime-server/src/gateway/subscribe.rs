@@ -33,6 +33,8 @@ pub(super) async fn subscribe(
     let listed = claims.allows_channel(&channel);
     let not_allowed =
         |channel| frame_error(ErrorCode::Forbidden, "the token does not allow this channel", Some(channel));
+    // Read before the channel is: whether the read can be trusted once subscribed.
+    let turnover = service.hub.channel_turnover();
     let row = match service.store.channel(&claims.acc, &channel).await {
         Ok(Some(row)) if listed || row.channel_type == ChannelType::Public => row,
         Ok(Some(_)) => return Some(not_allowed(channel)),
@@ -78,20 +80,32 @@ pub(super) async fn subscribe(
         });
     };
     // A deletion applied between the lookup above and the subscription would have missed
-    // this socket; look again now that the subscription is visible to deletions.
-    let now = match service.store.channel(&claims.acc, &channel).await {
-        Ok(Some(now)) if now.channel_id == row.channel_id => now,
-        Err(error) => {
-            tracing::warn!(%error, "subscribe: store unavailable");
-            service.hub.unsubscribe(connection, &channel);
-            leave(service.broker.as_ref(), connection, &channel).await;
-            return Some(frame_error(ErrorCode::Unavailable, "the store is unavailable; retry", Some(channel)));
-        }
-        Ok(_) => {
-            // Unless the deletion's own event reached the hub first and told the client.
-            let told = !service.hub.unsubscribe(connection, &channel);
-            leave(service.broker.as_ref(), connection, &channel).await;
-            return (!told).then_some(ServerFrame::Unsubscribed { channel, reason: UnsubscribeReason::ChannelDeleted });
+    // this socket, and if the channel is new on this node, its messages committed
+    // meanwhile reached nobody here: so look again, now that the subscription is visible
+    // to deletions. Unless this node opened and deleted no channel in between (see
+    // `Hub::channel_turnover`): then the lookup above still holds. A recovery always looks
+    // again, as its replay runs to the channel's newest message. (Looking again every
+    // time doubled the store reads of a storm of subscribes, and on a loaded node the
+    // second reads outlasted the storm, holding up the connects queued behind them.)
+    let unchanged = since.is_none() && service.hub.channel_turnover() == turnover;
+    let now = if unchanged {
+        row
+    } else {
+        match service.store.channel(&claims.acc, &channel).await {
+            Ok(Some(now)) if now.channel_id == row.channel_id => now,
+            Err(error) => {
+                tracing::warn!(%error, "subscribe: store unavailable");
+                service.hub.unsubscribe(connection, &channel);
+                leave(service.broker.as_ref(), connection, &channel).await;
+                return Some(frame_error(ErrorCode::Unavailable, "the store is unavailable; retry", Some(channel)));
+            }
+            Ok(_) => {
+                // Unless the deletion's own event reached the hub first and told the client.
+                let told = !service.hub.unsubscribe(connection, &channel);
+                leave(service.broker.as_ref(), connection, &channel).await;
+                return (!told)
+                    .then_some(ServerFrame::Unsubscribed { channel, reason: UnsubscribeReason::ChannelDeleted });
+            }
         }
     };
     // Without `since` the hub has queued the reply already.
