@@ -550,12 +550,10 @@ fn remove_subscriber(state: &mut State, key: &ChannelKey, connection_id: u64) {
 
 #[cfg(test)]
 mod tests {
-    use tokio::sync::mpsc;
-
     use super::*;
 
-    fn socket(hub: &Hub, client_id: &str) -> (Arc<Connection>, mpsc::Receiver<Utf8Bytes>) {
-        let (sender, frames) = mpsc::channel(8);
+    fn socket(hub: &Hub, client_id: &str) -> (Arc<Connection>, Outbound) {
+        let (sender, frames) = outbound_queue(8);
         let connection = Arc::new(Connection::new("acct".into(), client_id.into(), None, "jti".into(), sender));
         hub.connect(connection.clone());
         (connection, frames)
