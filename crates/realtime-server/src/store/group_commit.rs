@@ -51,13 +51,33 @@ struct Job<DB: Database> {
 type RunJob<DB> = Box<dyn for<'c> FnOnce(&'c mut <DB as Database>::Connection) -> BoxFuture<'c, Ran> + Send>;
 
 /// A job that ran: whether to keep its writes, and how to answer it after the commit.
-struct Ran {
-    kept: bool,
-    answer: Answer,
+/// SQLite's writer (`store/sqlite/writer.rs`) answers its jobs the same way.
+pub(in crate::store) struct Ran {
+    pub(in crate::store) kept: bool,
+    pub(in crate::store) answer: Answer,
 }
 
 /// Answers a job with whether its batch committed (or why not).
-type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+pub(in crate::store) type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
+impl Ran {
+    /// A job whose statements gave `result`: its writes are kept when it succeeded, and
+    /// `reply` gets the result once the batch's commit is known (a failed commit fails it).
+    pub(in crate::store) fn of<T: Send + 'static>(
+        result: StoreResult<T>,
+        reply: oneshot::Sender<StoreResult<T>>,
+    ) -> Ran {
+        let kept = result.is_ok();
+        let answer = Box::new(move |committed: Result<(), &str>| {
+            let result = match committed {
+                Ok(()) => result,
+                Err(error) => result.and(Err(not_committed(error))),
+            };
+            let _ = reply.send(result);
+        });
+        Ran { kept, answer }
+    }
+}
 
 /// The queue of the writer task; cheap to clone.
 pub struct GroupWriter<DB: Database> {
@@ -115,20 +135,8 @@ where
         F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
-        let run: RunJob<DB> = Box::new(move |connection| {
-            Box::pin(async move {
-                let result = job(connection).await;
-                let kept = result.is_ok();
-                let answer = Box::new(move |committed: Result<(), &str>| {
-                    let result = match committed {
-                        Ok(()) => result,
-                        Err(error) => result.and(Err(not_committed(error))),
-                    };
-                    let _ = result_tx.send(result);
-                });
-                Ran { kept, answer }
-            })
-        });
+        let run: RunJob<DB> =
+            Box::new(move |connection| Box::pin(async move { Ran::of(job(connection).await, result_tx) }));
         self.jobs
             .send(Job { account: account.to_owned(), run, single_statement })
             .await
@@ -137,7 +145,8 @@ where
     }
 }
 
-fn not_committed(reason: &str) -> StoreError {
+/// The error of a job whose writes did not commit.
+pub(in crate::store) fn not_committed(reason: &str) -> StoreError {
     StoreError::Internal(sqlx::Error::Protocol(format!("not committed: {reason}")))
 }
 

@@ -23,6 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::store::group_commit::{Answer, Ran, not_committed};
 use crate::store::{StoreError, StoreResult};
 
 /// The most jobs one transaction takes.
@@ -40,16 +41,6 @@ struct Job {
     single_statement: bool,
     run: Box<dyn FnOnce(&Connection) -> Ran + Send>,
 }
-
-/// A job that ran: whether to keep its writes, and how to answer it once the commit is
-/// known.
-struct Ran {
-    kept: bool,
-    answer: Answer,
-}
-
-/// Answers a job with whether its batch committed (or why not).
-type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 /// The queue of the writer thread; cheap to clone.
 #[derive(Clone)]
@@ -107,28 +98,13 @@ impl SqliteWriter {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
-        let run = Box::new(move |connection: &Connection| {
-            let result = job(connection);
-            let kept = result.is_ok();
-            let answer = Box::new(move |committed: Result<(), &str>| {
-                let result = match committed {
-                    Ok(()) => result,
-                    Err(error) => result.and(Err(not_committed(error))),
-                };
-                let _ = result_tx.send(result);
-            });
-            Ran { kept, answer }
-        });
+        let run = Box::new(move |connection: &Connection| Ran::of(job(connection), result_tx));
         self.jobs
             .send(Job { account: account.to_owned(), single_statement, run })
             .await
             .map_err(|_| not_committed("the writer has stopped"))?;
         result_rx.await.map_err(|_| not_committed("the writer has stopped"))?
     }
-}
-
-fn not_committed(reason: &str) -> StoreError {
-    StoreError::Internal(sqlx::Error::Protocol(format!("not committed: {reason}")))
 }
 
 /// What the engine said, as the store reports it: a busy or failing file is the store
