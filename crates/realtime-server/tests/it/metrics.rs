@@ -167,3 +167,20 @@ async fn a_message_lost_on_its_way_is_counted_as_dropped_once_the_hub_gives_up_o
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_socket_cut_by_a_reset_counts_as_lost_not_as_a_protocol_error() {
+    let env = Env::start().await;
+    env.create_channel("room", "public").await;
+    let reader = env.subscriber("reader", "room", &["subscribe"]).await;
+    reader.reset();
+
+    eventually(crate::support::PROMPTLY, || async {
+        scrape(&env).await.contains("realtime_socket_closes_total{code=\"1006\"} 1")
+    })
+    .await;
+    let after = scrape(&env).await;
+    assert!(!after.contains("realtime_socket_closes_total{code=\"1002\"}"), "no protocol error:\n{after}");
+    assert_eq!(sample(&after, "realtime_connections"), 0.0);
+    assert_eq!(sample(&after, "realtime_subscriptions"), 0.0);
+}

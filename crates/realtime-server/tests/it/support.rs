@@ -195,6 +195,16 @@ impl Ws {
         while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, self.stream.next()).await {}
     }
 
+    /// Cuts the connection with a TCP reset, as a network or a load balancer does: no
+    /// close frame, no FIN.
+    pub(crate) fn reset(self) {
+        let MaybeTlsStream::Plain(tcp) = self.stream.get_ref() else { panic!("a plain socket") };
+        // A zero linger makes the close a reset; it never blocks (the deprecation is about
+        // a lingering close).
+        #[allow(deprecated)]
+        tcp.set_linger(Some(Duration::ZERO)).unwrap();
+    }
+
     /// Nothing arrives for a short while.
     pub(crate) async fn expect_silence(&mut self) {
         if let Some(frame) = self.next(Duration::from_millis(300)).await {
