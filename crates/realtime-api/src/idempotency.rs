@@ -188,7 +188,7 @@ pub struct Seal {
 }
 
 /// The idempotent request a task runs for.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Running {
     scope: Scope,
     lease: String,
@@ -209,23 +209,20 @@ impl Seal {
 /// What seals an answer for the idempotent request running in the task that took it:
 /// for an answer known only later, somewhere the task's request cannot be read (a store's
 /// writer thread, say). [`Seal::current`] is this with the answer at hand.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sealer {
-    running_scope: Scope,
-    lease: String,
-}
+#[derive(Debug, Clone)]
+pub struct Sealer(Running);
 
 impl Sealer {
     /// The sealer of the idempotent request running in this task; `None` when the task
     /// runs no idempotent request.
     pub fn current() -> Option<Sealer> {
-        RUNNING.try_with(|running| Sealer { running_scope: running.scope.clone(), lease: running.lease.clone() }).ok()
+        RUNNING.try_with(Running::clone).ok().map(Sealer)
     }
 
     /// The seal of `answer` for that request.
     pub fn seal(&self, answer: &impl Serialize) -> Seal {
         let answer = serde_json::to_string(answer).expect("answers serialise");
-        Seal { scope: self.running_scope.clone(), lease: self.lease.clone(), answer }
+        Seal { scope: self.0.scope.clone(), lease: self.0.lease.clone(), answer }
     }
 }
 

@@ -124,24 +124,28 @@ fn channel_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChannelRow> {
     })
 }
 
+/// A debit that happens only when the balance covers it (`?1` the price, `?2` the
+/// account); run through sqlx here and through rusqlite by the group writer.
+const DEBIT: &str = "UPDATE accounts SET balance = balance - ?1 WHERE account_id = ?2 AND balance >= ?1";
+
+/// The balance of account `?1`.
+const BALANCE: &str = "SELECT balance FROM accounts WHERE account_id = ?1";
+
+/// Stores the answer of the request that holds the key (`?1`-`?3` the scope, `?4` its
+/// lease, `?5` the answer), unless it has one.
+const SEAL: &str = "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \
+                    AND lease_id = ?4 AND response IS NULL";
+
 /// Debits `price` inside `tx`, or reports the balance that does not cover it.
 async fn debit(tx: &mut SqliteConnection, account_id: &str, price: i64) -> StoreResult<()> {
     if price == 0 {
         return Ok(());
     }
-    let updated = sqlx::query("UPDATE accounts SET balance = balance - ?1 WHERE account_id = ?2 AND balance >= ?1")
-        .bind(price)
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
+    let updated = sqlx::query(DEBIT).bind(price).bind(account_id).execute(&mut *tx).await?;
     if updated.rows_affected() == 1 {
         return Ok(());
     }
-    let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE account_id = ?1")
-        .bind(account_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .unwrap_or(0);
+    let balance: i64 = sqlx::query_scalar(BALANCE).bind(account_id).fetch_optional(&mut *tx).await?.unwrap_or(0);
     Err(StoreError::InsufficientCredit { balance, required: price })
 }
 
@@ -149,17 +153,14 @@ async fn debit(tx: &mut SqliteConnection, account_id: &str, price: i64) -> Store
 /// longer holds its key (the transaction then rolls back with the effect).
 async fn commit_seal(tx: &mut SqliteConnection, seal: Option<&Seal>) -> StoreResult<()> {
     let Some(seal) = seal else { return Ok(()) };
-    let sealed = sqlx::query(
-        "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \
-         AND lease_id = ?4 AND response IS NULL",
-    )
-    .bind(&seal.scope.account_id)
-    .bind(seal.scope.operation)
-    .bind(seal.scope.key.as_str())
-    .bind(&seal.lease)
-    .bind(&seal.answer)
-    .execute(&mut *tx)
-    .await?;
+    let sealed = sqlx::query(SEAL)
+        .bind(&seal.scope.account_id)
+        .bind(seal.scope.operation)
+        .bind(seal.scope.key.as_str())
+        .bind(&seal.lease)
+        .bind(&seal.answer)
+        .execute(&mut *tx)
+        .await?;
     if sealed.rows_affected() == 1 { Ok(()) } else { Err(StoreError::LeaseLost) }
 }
 

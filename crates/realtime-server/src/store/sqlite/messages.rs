@@ -5,7 +5,7 @@ use realtime_types::Position;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::writer::engine_error;
-use super::{SqliteStore, offset, stored, text};
+use super::{BALANCE, DEBIT, SEAL, SqliteStore, offset, stored, text};
 use crate::store::{MessageRow, MessagesRefused, Retention, Seal, SealOf, StoreError, StoreResult};
 
 /// See [`crate::store::Channels::record_messages`].
@@ -122,14 +122,14 @@ fn debit(connection: &Connection, account_id: &str, price: i64) -> StoreResult<(
         return Ok(());
     }
     let updated = connection
-        .prepare_cached("UPDATE accounts SET balance = balance - ?1 WHERE account_id = ?2 AND balance >= ?1")
+        .prepare_cached(DEBIT)
         .and_then(|mut debit| debit.execute(params![price, account_id]))
         .map_err(engine_error)?;
     if updated == 1 {
         return Ok(());
     }
     let balance: Option<i64> = connection
-        .prepare_cached("SELECT balance FROM accounts WHERE account_id = ?1")
+        .prepare_cached(BALANCE)
         .and_then(|mut balance| balance.query_row(params![account_id], |row| row.get(0)).optional())
         .map_err(engine_error)?;
     Err(StoreError::InsufficientCredit { balance: balance.unwrap_or(0), required: price })
@@ -140,10 +140,7 @@ fn debit(connection: &Connection, account_id: &str, price: i64) -> StoreResult<(
 fn commit_seal(connection: &Connection, seal: Option<&Seal>) -> StoreResult<()> {
     let Some(seal) = seal else { return Ok(()) };
     let sealed = connection
-        .prepare_cached(
-            "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \
-             AND lease_id = ?4 AND response IS NULL",
-        )
+        .prepare_cached(SEAL)
         .and_then(|mut seal_it| {
             seal_it.execute(params![
                 seal.scope.account_id,
