@@ -23,7 +23,7 @@ use realtime_types::ws::ServerFrame;
 
 use crate::hub::lifecycle::Lifecycle;
 use crate::hub::tap::{Activity, TapEvent};
-use crate::hub::{ChannelKey, Connection, Frames, Hub};
+use crate::hub::{ChannelKey, Connection, Frames, Hub, UserKey};
 
 /// Something every node must act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,12 +49,13 @@ pub enum ClusterEvent {
     },
     /// A frame for every connection of a user (`None`: only count them).
     User {
-        /// The account.
-        account_id: String,
         /// The user.
-        user_id: String,
+        user: UserKey,
         /// The frame, serialised once by the sender.
         frame: Option<Utf8Bytes>,
+        /// When the frame is a command, its id: a broker that routes the command's answer
+        /// to the node waiting for it learns here where that is.
+        command_id: Option<String>,
     },
     /// A command was answered: the node waiting for it hands the response over.
     CommandAnswered {
@@ -99,6 +100,11 @@ pub trait Broker: Send + Sync {
     async fn subscriber_count(&self, key: &ChannelKey) -> Result<u32, BrokerError>;
     /// Whether the broker's engine answers.
     async fn ping(&self) -> Result<(), BrokerError>;
+    /// Makes sure `user`'s frames reach this node from the moment this returns: called
+    /// for a connection of the user, after the hub counts it and before the connection
+    /// reads what waits for it or is told it is connected (a broker that routes a user's
+    /// frames only to the nodes holding its connections starts routing them here).
+    async fn open_user_route(&self, user: &UserKey) -> Result<(), BrokerError>;
     /// This node's hub, which the broker delivers into.
     fn hub(&self) -> &Hub;
 }
@@ -147,8 +153,8 @@ pub fn apply(hub: &Hub, event: ClusterEvent) -> Applied {
                 unsubscribed: dropped.into_iter().map(|connection| (connection, key.channel.clone())).collect(),
             }
         }
-        ClusterEvent::User { account_id, user_id, frame } => {
-            Applied { acted: hub.deliver_to_user(&account_id, &user_id, frame.as_ref()), unsubscribed: Vec::new() }
+        ClusterEvent::User { user, frame, .. } => {
+            Applied { acted: hub.deliver_to_user(&user, frame.as_ref()), unsubscribed: Vec::new() }
         }
         ClusterEvent::CommandAnswered { command_id, response } => {
             Applied { acted: u32::from(hub.answer_command(&command_id, response)), unsubscribed: Vec::new() }

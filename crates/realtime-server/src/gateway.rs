@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{leave, leave_all};
-use crate::hub::{Connection, Outbound, encode, outbound_queue};
+use crate::hub::{Connection, Outbound, UserKey, encode, outbound_queue};
 use crate::service::{Service, frame_error};
 use crate::tokens::{Claims, TokenError};
 
@@ -94,6 +94,15 @@ async fn admit(service: &Service, claims: &Claims) -> Option<(CloseCode, &'stati
     }
     if service.hub.connections_of_token(&claims.jti) > service.config.gateway.max_connections_per_token {
         return Some((CloseCode::ConnectionLimit, "the token has too many live connections"));
+    }
+    // The user's frames must reach this node before it reads what waits for the user and
+    // tells the client it is connected: a message sent in between is then either read or
+    // received.
+    if let Some(user_id) = &claims.uid
+        && let Err(error) = service.broker.open_user_route(&UserKey::new(&claims.acc, user_id)).await
+    {
+        tracing::warn!(%error, "a user's route did not open");
+        return Some((CloseCode::TryAgainLater, "the server cannot route this user's messages now; retry later"));
     }
     None
 }

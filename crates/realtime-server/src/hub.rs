@@ -46,6 +46,22 @@ impl ChannelKey {
     }
 }
 
+/// A user of one account: every live connection whose token carries its `user_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserKey {
+    /// The account.
+    pub account_id: String,
+    /// The user.
+    pub user_id: String,
+}
+
+impl UserKey {
+    /// The key of `user_id` in `account_id`.
+    pub fn new(account_id: impl Into<String>, user_id: impl Into<String>) -> Self {
+        UserKey { account_id: account_id.into(), user_id: user_id.into() }
+    }
+}
+
 /// Serialises a frame once, for sharing between every recipient.
 pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).expect("frames serialise"))
@@ -123,6 +139,9 @@ struct State {
     connections: HashMap<u64, Arc<Connection>>,
     /// Live connections per token id.
     per_token: HashMap<String, usize>,
+    /// Live connections of each user, by connection id: a user's frame reaches them
+    /// without a walk over every connection.
+    users: HashMap<UserKey, HashMap<u64, Arc<Connection>>>,
 }
 
 /// This node's connections and subscriptions.
@@ -155,6 +174,9 @@ impl Hub {
     pub fn connect(&self, connection: Arc<Connection>) {
         let mut state = self.state.write().expect("hub lock");
         *state.per_token.entry(connection.jti.clone()).or_default() += 1;
+        if let Some(user) = connection.user() {
+            state.users.entry(user).or_default().insert(connection.id, connection.clone());
+        }
         state.connections.insert(connection.id, connection);
     }
 
@@ -169,6 +191,14 @@ impl Hub {
             *count -= 1;
             if *count == 0 {
                 state.per_token.remove(&connection.jti);
+            }
+        }
+        if let Some(user) = connection.user()
+            && let Some(sockets) = state.users.get_mut(&user)
+        {
+            sockets.remove(&connection.id);
+            if sockets.is_empty() {
+                state.users.remove(&user);
             }
         }
         for channel in &channels {
@@ -413,19 +443,23 @@ impl Hub {
         pusher.filter(|connection| connection.send(frame.clone())).count() as u32
     }
 
-    /// Hands `frame` to every local connection of a user; returns how many took it.
-    pub fn deliver_to_user(&self, account_id: &str, user_id: &str, frame: Option<&Utf8Bytes>) -> u32 {
-        let matching: Vec<_> = self
-            .state
-            .read()
-            .expect("hub lock")
-            .connections
-            .values()
-            .filter(|c| c.account_id == account_id && c.user_id.as_deref() == Some(user_id))
-            .cloned()
-            .collect();
-        let Some(frame) = frame else { return matching.len() as u32 };
-        matching.iter().filter(|connection| connection.send(frame.clone())).count() as u32
+    /// Hands `frame` to every local connection of a user; returns how many took it
+    /// (without a frame: how many there are).
+    pub fn deliver_to_user(&self, user: &UserKey, frame: Option<&Utf8Bytes>) -> u32 {
+        let state = self.state.read().expect("hub lock");
+        let Some(sockets) = state.users.get(user) else { return 0 };
+        let Some(frame) = frame else { return sockets.len() as u32 };
+        sockets.values().filter(|connection| connection.send(frame.clone())).count() as u32
+    }
+
+    /// The users with a live connection on this node.
+    pub fn users(&self) -> Vec<UserKey> {
+        self.state.read().expect("hub lock").users.keys().cloned().collect()
+    }
+
+    /// Whether a command's response is awaited on this node.
+    pub fn awaits_command(&self, command_id: &str) -> bool {
+        self.commands.lock().expect("commands lock").contains_key(command_id)
     }
 
     /// Waits on this node for the response to a command; the receiver gets it as JSON text.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use realtime_types::PresenceMember;
 
 use super::{Broker, BrokerError, ClusterEvent, announce, apply};
-use crate::hub::{ChannelKey, Hub};
+use crate::hub::{ChannelKey, Hub, UserKey};
 
 /// Sockets per member, per channel.
 type PresenceCounts = HashMap<ChannelKey, BTreeMap<String, (PresenceMember, u32)>>;
@@ -70,6 +70,11 @@ impl Broker for MemoryBroker {
     }
 
     async fn ping(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// Every user's frames are this node's.
+    async fn open_user_route(&self, _user: &UserKey) -> Result<(), BrokerError> {
         Ok(())
     }
 }

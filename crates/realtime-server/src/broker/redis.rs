@@ -6,15 +6,22 @@
 //! - `P:ch:<account>:<channel>`: the pub/sub channel of one channel's frames (messages,
 //!   presence joins and leaves). A node subscribes to it while it holds a subscriber of
 //!   the channel (see [`routes`]), so a frame reaches only the nodes that deliver it.
-//! - `P:events`: the pub/sub channel of what every node must see: commands (revocation,
-//!   disconnect, channel delete), user-addressed frames and command answers.
+//! - `P:us:<account>:<user>`: the pub/sub channel of one user's frames (user-addressed
+//!   messages, commands), which a node subscribes to while it holds a connection of the
+//!   user (see [`routes`]).
+//! - `P:events`: the pub/sub channel of what every node must see: revocations,
+//!   disconnects, channel deletions.
+//! - `P:to:<node>`: events for one node: the answer to a command it sent (when the
+//!   answering node learned where the command came from; otherwise the answer goes on
+//!   `P:events`).
 //!
 //!   A node sends everything on one connection and receives everything on one
 //!   subscriber connection, and Redis handles publishes in the order they come, so the
 //!   frames one node publishes for one channel, and its commands, reach every node in the
 //!   order sent. A node applies its own events to its hub directly and ignores their echo.
 //! - `P:reply:<node>`: counts sent back to a node that published a command (revocation,
-//!   disconnect, channel delete) so it can report how many sockets the cluster acted on.
+//!   disconnect, channel delete) or a user's frame, so it can report how many sockets the
+//!   cluster acted on.
 //! - `P:node:<node>`: the node's heartbeat, a key that expires after
 //!   `node_expiry_seconds` unless the node refreshes it (every third of that, at most
 //!   every second). `P:nodes` lists the nodes to watch.
@@ -58,10 +65,10 @@ use self::routes::{Routes, every_route, keep_routes};
 use self::scripts::{
     HEARTBEAT, JOIN, LEAVE, MEMBERS, PUBLISH_FRAME, REAP, REMOTE_SUBSCRIBERS, RESYNC_PRESENCE, WRITE_COUNTS,
 };
-use self::wire::{Keys, decode_envelope, encode_envelope, is_from};
+use self::wire::{Keys, decode_envelope, encode_envelope, own_echo};
 use super::{Broker, BrokerError, ClusterEvent, announce, apply, last_leave};
 use crate::config::{Config, RedisRouting};
-use crate::hub::{ChannelKey, Frames, Hub};
+use crate::hub::{ChannelKey, Frames, Hub, UserKey};
 
 /// The longest a Redis command may take before the caller gets a [`BrokerError`].
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -73,6 +80,12 @@ const COUNT_SYNC_INTERVAL: Duration = Duration::from_millis(250);
 const REPLY_WAIT: Duration = Duration::from_secs(1);
 /// Events a node may fall behind by before it loses some (it logs how many).
 const PUBSUB_BUFFER: usize = 16 * 1024;
+/// How long a node remembers where a command it pushed came from (the longest a
+/// command lives); its answer goes back to that node only.
+const COMMAND_ORIGIN_TTL: Duration =
+    Duration::from_secs(realtime_types::limits::COMMAND_MAX_TIMEOUT_SECONDS as u64);
+/// Origins remembered before the expired ones are swept.
+const COMMAND_ORIGINS_SWEEP: usize = 4096;
 
 /// This node's own presence: sockets per member per channel. Only a member's first and
 /// last socket on this node reach Redis.
@@ -96,6 +109,8 @@ pub struct RedisBroker {
     routing: RedisRouting,
     routes: Routes,
     pending: Mutex<HashMap<u64, mpsc::UnboundedSender<u32>>>,
+    /// The node each command pushed here came from, and when: where its answer goes.
+    command_origins: Mutex<HashMap<String, (String, std::time::Instant)>>,
     next_request: AtomicU64,
     degraded: AtomicBool,
     /// Cancelled when the node is killed or this broker dropped: the background tasks
@@ -173,6 +188,7 @@ impl RedisBroker {
             routing: config.redis_routing,
             routes: Routes::new(store),
             pending: Mutex::new(HashMap::new()),
+            command_origins: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             degraded: AtomicBool::new(false),
             stop: stop.clone(),
@@ -181,7 +197,8 @@ impl RedisBroker {
         // Take the receiver before subscribing so that nothing is missed.
         let messages = subscriber.message_rx();
         let _resubscriber = subscriber.manage_subscriptions();
-        subscriber.subscribe(vec![broker.keys.events(), broker.keys.replies(&broker.node)]).await?;
+        let own = vec![broker.keys.events(), broker.keys.replies(&broker.node), broker.keys.inbox(&broker.node)];
+        subscriber.subscribe(own).await?;
         match broker.routing {
             RedisRouting::Channel => {
                 tokio::spawn(keep_routes(Arc::downgrade(&broker), subscriber.reconnect_rx(), stop.clone()));
@@ -307,19 +324,25 @@ impl RedisBroker {
         if *message.channel == *self.keys.replies(&self.node) {
             let Some((id, count)) = payload.split_once(' ') else { return };
             let (Ok(id), Ok(count)) = (id.parse::<u64>(), count.parse::<u32>()) else { return };
-            if let Some(waiting) = self.pending.lock().expect("pending lock").get(&id) {
-                let _ = waiting.send(count);
-            }
+            self.counted(id, count);
             return;
         }
-        // This node's own events come back on the channels it holds: skipped unread.
-        if is_from(&payload, &self.node) {
+        // This node's own events come back on the channels it holds: skipped unread, but
+        // counted as a reply (of nothing more: it applied them directly) when it waits for
+        // one from each receiver.
+        if let Some(reply) = own_echo(&payload, &self.node) {
+            if let Some(id) = reply {
+                self.counted(id, 0);
+            }
             return;
         }
         let Some((envelope, event)) = decode_envelope(&payload) else {
             tracing::warn!("an event from another node could not be read; ignored");
             return;
         };
+        if let ClusterEvent::User { command_id: Some(command_id), .. } = &event {
+            self.remember_origin(command_id, &envelope.from);
+        }
         let acted = announce(self, apply(&self.hub, event)).await;
         if let Some(id) = envelope.reply {
             let client = self.client.clone();
@@ -334,22 +357,52 @@ impl RedisBroker {
         }
     }
 
-    /// Publishes a command and sums the sockets every node acted on (this one directly,
-    /// the others through replies, waiting at most [`REPLY_WAIT`]).
-    async fn publish_command(&self, event: ClusterEvent) -> Result<u32, BrokerError> {
+    /// Hands a node's count for the event it published under `id` to its waiting
+    /// publisher.
+    fn counted(&self, id: u64, count: u32) {
+        if let Some(waiting) = self.pending.lock().expect("pending lock").get(&id) {
+            let _ = waiting.send(count);
+        }
+    }
+
+    /// Notes that the command `command_id` was pushed from `node`, forgetting the
+    /// origins of commands that can no longer be answered once there are many.
+    fn remember_origin(&self, command_id: &str, node: &str) {
+        let mut origins = self.command_origins.lock().expect("origins lock");
+        if origins.len() >= COMMAND_ORIGINS_SWEEP {
+            origins.retain(|_, (_, noted)| noted.elapsed() < COMMAND_ORIGIN_TTL);
+        }
+        origins.insert(command_id.to_owned(), (node.to_owned(), std::time::Instant::now()));
+    }
+
+    /// Where a command's answer goes: this node, when it waits for it here; the node the
+    /// command came from, when known; every node otherwise (the answering connection
+    /// learned of the command some other way, or this node restarted).
+    fn answer_route(&self, command_id: &str) -> Option<String> {
+        if self.hub.awaits_command(command_id) {
+            return None;
+        }
+        let origin = self.command_origins.lock().expect("origins lock").remove(command_id);
+        Some(match origin {
+            Some((node, _)) => self.keys.inbox(&node),
+            None => self.keys.events(),
+        })
+    }
+
+    /// Publishes an event on the pub/sub channel `route` and sums the sockets every node
+    /// acted on: this one directly, every receiver through its reply (this node's own
+    /// echo, when it hears the route, counts as one), waiting at most [`REPLY_WAIT`].
+    async fn publish_counted(&self, route: String, event: ClusterEvent) -> Result<u32, BrokerError> {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (sender, mut replies) = mpsc::unbounded_channel();
         self.pending.lock().expect("pending lock").insert(id, sender);
         let _forget = Forget { pending: &self.pending, id };
         let payload = encode_envelope(&self.node, Some(id), &event);
         self.alive()?;
-        let receivers: i64 =
-            self.client.with_options(&options()).publish(self.keys.events(), payload).await.map_err(unavailable)?;
+        let receivers: i64 = self.client.with_options(&options()).publish(route, payload).await.map_err(unavailable)?;
         let mut acted = announce(self, apply(&self.hub, event)).await;
-        // This node's own subscription is among the receivers when it is connected.
-        let expected = receivers - i64::from(self.subscriber.is_connected());
         let deadline = tokio::time::Instant::now() + REPLY_WAIT;
-        for _ in 0..expected.max(0) {
+        for _ in 0..receivers.max(0) {
             match tokio::time::timeout_at(deadline, replies.recv()).await {
                 Ok(Some(count)) => acted += count,
                 Ok(None) | Err(_) => {
@@ -431,11 +484,14 @@ impl Broker for RedisBroker {
     async fn publish(&self, event: ClusterEvent) -> Result<u32, BrokerError> {
         let key = match &event {
             ClusterEvent::Frame { key, .. } => key.clone(),
+            ClusterEvent::User { user, .. } => return self.publish_counted(self.keys.user_route(user), event).await,
+            ClusterEvent::CommandAnswered { command_id, .. } => match self.answer_route(command_id) {
+                Some(route) => return self.publish_counted(route, event).await,
+                None => return Ok(announce(self, apply(&self.hub, event)).await),
+            },
             ClusterEvent::ChannelDeleted { .. }
             | ClusterEvent::TokenRevoked { .. }
-            | ClusterEvent::User { .. }
-            | ClusterEvent::CommandAnswered { .. }
-            | ClusterEvent::ClientDisconnected { .. } => return self.publish_command(event).await,
+            | ClusterEvent::ClientDisconnected { .. } => return self.publish_counted(self.keys.events(), event).await,
         };
         let payload = encode_envelope(&self.node, None, &event);
         let args = vec![self.keys.alive(), self.node.clone(), self.keys.route(&key), payload];
@@ -513,5 +569,13 @@ impl Broker for RedisBroker {
     async fn ping(&self) -> Result<(), BrokerError> {
         self.alive()?;
         self.client.with_options(&options()).ping::<()>(None).await.map_err(unavailable)
+    }
+
+    async fn open_user_route(&self, user: &UserKey) -> Result<(), BrokerError> {
+        match self.routing {
+            RedisRouting::Channel => self.route_user(user).await,
+            // Every user's route is heard here already.
+            RedisRouting::Broadcast => Ok(()),
+        }
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use realtime_types::PresenceMember;
 
 use super::{Broker, BrokerError, ClusterEvent};
-use crate::hub::{ChannelKey, Hub};
+use crate::hub::{ChannelKey, Hub, UserKey};
 use crate::metrics::Metrics;
 
 /// The wrapped broker and where its timings go.
@@ -65,6 +65,13 @@ impl Broker for Timed {
         let started = Instant::now();
         let result = self.inner.ping().await;
         self.metrics.broker_call("ping", started);
+        result
+    }
+
+    async fn open_user_route(&self, user: &UserKey) -> Result<(), BrokerError> {
+        let started = Instant::now();
+        let result = self.inner.open_user_route(user).await;
+        self.metrics.broker_call("open_user_route", started);
         result
     }
 

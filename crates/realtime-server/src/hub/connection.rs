@@ -229,6 +229,11 @@ impl Connection {
         self.subscriptions.lock().expect("subscriptions lock").contains(channel)
     }
 
+    /// The user this connection stands for, when its token names one.
+    pub fn user(&self) -> Option<super::UserKey> {
+        self.user_id.as_ref().map(|user_id| super::UserKey::new(&self.account_id, user_id))
+    }
+
     /// The presence member this connection stands for (a Pusher socket's depends on the
     /// channel: it is the one its `channel_data` named).
     pub fn member(&self) -> realtime_types::PresenceMember {

@@ -17,7 +17,7 @@ use realtime_types::*;
 
 use super::{Service, new_id};
 use crate::broker::ClusterEvent;
-use crate::hub::encode;
+use crate::hub::{UserKey, encode};
 use crate::store::{AnswerOutcome, CommandRow, UserMessageRow};
 
 /// A command pushed to its user, and the wait for its response. Dropping it stops the
@@ -143,8 +143,8 @@ impl Service {
             sequence,
             delivery_count: sequence.map(|_| 1),
         });
-        let event =
-            ClusterEvent::User { account_id: row.account_id.clone(), user_id: row.user_id.clone(), frame: Some(frame) };
+        let user = UserKey::new(&row.account_id, &row.user_id);
+        let event = ClusterEvent::User { user, frame: Some(frame), command_id: None };
         let delivered = self.announce(event).await;
         if let Some(seq) = sequence.filter(|_| delivered > 0)
             && let Err(error) = self.store.note_delivered(&row.account_id, &row.user_id, seq).await
@@ -191,9 +191,9 @@ impl Service {
         self.require_broker().await?;
         // Nothing is charged or stored for a user no connection stands for.
         let probe = ClusterEvent::User {
-            account_id: caller.account_id.clone(),
-            user_id: request.target_user_id.clone(),
+            user: UserKey::new(&caller.account_id, &request.target_user_id),
             frame: None,
+            command_id: None,
         };
         if self.broker.publish(probe).await.map_err(|e| self.broker_error(e))? == 0 {
             return Err(user_offline(&request.target_user_id));
@@ -230,8 +230,11 @@ impl Service {
             sender_id: row.sender_id.clone(),
             expires_at: row.expires_at,
         });
-        let event =
-            ClusterEvent::User { account_id: row.account_id.clone(), user_id: row.user_id.clone(), frame: Some(frame) };
+        let event = ClusterEvent::User {
+            user: UserKey::new(&row.account_id, &row.user_id),
+            frame: Some(frame),
+            command_id: Some(row.command_id.clone()),
+        };
         // The user left between the check and the push: the command is stored and
         // charged, so it is answered as what it is, pending (it expires unanswered).
         let nobody_got_it = self.announce(event).await == 0;

@@ -145,10 +145,20 @@ impl Cluster {
     /// The channels whose frames Redis routes to some node (`P:ch:<account>:<channel>`),
     /// by channel name, with how many nodes subscribe to each.
     async fn routes(&self) -> BTreeMap<String, i64> {
+        self.routes_of("ch").await
+    }
+
+    /// The users whose frames Redis routes to some node (`P:us:<account>:<user>`), by
+    /// user id, with how many nodes subscribe to each.
+    async fn user_routes(&self) -> BTreeMap<String, i64> {
+        self.routes_of("us").await
+    }
+
+    async fn routes_of(&self, kind: &str) -> BTreeMap<String, i64> {
         use fred::prelude::*;
         let client = Builder::from_config(fred::prelude::Config::from_url(&self.redis.url).unwrap()).build().unwrap();
         client.init().await.unwrap();
-        let pattern = format!("{}:ch:*", self.redis.prefix);
+        let pattern = format!("{}:{kind}:*", self.redis.prefix);
         let names: Vec<String> = client.pubsub_channels(pattern).await.unwrap();
         let mut routes = BTreeMap::new();
         if !names.is_empty() {
@@ -161,6 +171,20 @@ impl Cluster {
         }
         let _ = client.quit().await;
         routes
+    }
+
+    /// A socket on `node` for `user_id`, connected.
+    async fn user_socket(&self, node: &RunningServer, client_id: &str, user_id: &str) -> Ws {
+        let body = json!({"client_id": client_id, "user_id": user_id});
+        let mut token = self.post(&self.a, "/v1/realtime/token/issue", body).await.ok();
+        token["endpoint"] = json!(format!("ws://{}/v1/realtime/ws", node.addr));
+        Ws::connect(&token).await
+    }
+
+    /// Sends `user_id` a user message through `node`; returns the answer.
+    async fn message_user(&self, node: &RunningServer, user_id: &str, delivery: &str, payload: Value) -> Value {
+        let body = json!({"target_user_id": user_id, "delivery": delivery, "payload": payload});
+        self.post(node, "/v1/realtime/user/message/send", body).await.ok()
     }
 
     /// Client ids present on `channel`, as `node` sees them.
@@ -633,4 +657,60 @@ async fn a_reliable_message_sent_on_a_node_that_then_dies_reaches_the_user_on_th
     let mut phone = Ws::connect(&token).await;
     let frame = phone.expect("user.message").await;
     assert_eq!((frame["message_id"].clone(), frame["payload"].clone()), (sent["message_id"].clone(), json!(1)));
+}
+
+#[tokio::test]
+async fn a_user_s_frames_are_routed_only_to_the_nodes_holding_its_connections() {
+    let cluster = Cluster::start().await;
+    let mut ivy = cluster.user_socket(cluster.b(), "ivy-tablet", "ivy").await;
+    let mut max_a = cluster.user_socket(&cluster.a, "max-phone", "max").await;
+    let mut max_b = cluster.user_socket(cluster.b(), "max-laptop", "max").await;
+    // Routes open before a connection is told it is connected.
+    let expected: BTreeMap<String, i64> = [("ivy", 1), ("max", 2)].map(|(u, n)| (u.into(), n)).into();
+    assert_eq!(cluster.user_routes().await, expected);
+
+    for n in 0..10 {
+        assert_eq!(cluster.message_user(&cluster.a, "ivy", "realtime", json!(n)).await["delivered"], 1);
+        assert_eq!(cluster.message_user(cluster.b(), "max", "realtime", json!(n)).await["delivered"], 2);
+    }
+    for (socket, who) in [(&mut ivy, "ivy"), (&mut max_a, "max on A"), (&mut max_b, "max on B")] {
+        for n in 0..10 {
+            assert_eq!(socket.expect("user.message").await["payload"], n, "{who}");
+        }
+        socket.expect_silence().await;
+    }
+
+    // A user's route on a node ends shortly after its last connection there leaves.
+    ivy.close().await;
+    max_a.close().await;
+    let expected: BTreeMap<String, i64> = [("max", 1)].map(|(u, n)| (u.into(), n)).into();
+    eventually(PROMPTLY, || async { cluster.user_routes().await == expected }).await;
+    assert_eq!(cluster.message_user(&cluster.a, "ivy", "realtime", json!("late")).await["delivered"], 0);
+    assert_eq!(cluster.message_user(&cluster.a, "max", "realtime", json!("last")).await["delivered"], 1);
+    assert_eq!(max_b.expect("user.message").await["payload"], "last");
+}
+
+#[tokio::test]
+async fn a_connection_opened_on_one_node_while_another_sends_reliable_messages_gets_every_one() {
+    let cluster = Arc::new(Cluster::start().await);
+    let total = 40u64;
+    let sender = {
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            for n in 1..=total {
+                cluster.message_user(&cluster.a, "jo", "reliable", json!(n)).await;
+            }
+        })
+    };
+    // jo connects on B while A sends: what was sent before is read from the store, what
+    // is sent after arrives live, and nothing falls between the two.
+    let mut phone = cluster.user_socket(cluster.b(), "jo-phone", "jo").await;
+    let mut received = BTreeSet::new();
+    while received.len() < total as usize {
+        let Some(frame) = phone.next(PROMPTLY).await else { break };
+        assert_eq!(frame["type"], "user.message", "{frame}");
+        received.insert(frame["payload"].as_u64().unwrap());
+    }
+    sender.await.unwrap();
+    assert_eq!(received, (1..=total).collect::<BTreeSet<u64>>(), "every reliable message on the first connection");
 }

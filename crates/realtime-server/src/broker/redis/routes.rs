@@ -26,8 +26,15 @@
 //! events of every node) hears all of that account's channels through one pattern
 //! subscription, `P:ch:<account>:*`, while the viewer stays.
 //!
-//! With `redis_routing = "broadcast"` the node instead subscribes to every channel's
-//! frames with one pattern, as every node did before routing.
+//! A user's frames (user-addressed messages, commands) are routed the same way, on
+//! `P:us:<account>:<user>`, to the nodes holding a connection of the user. A node opens a
+//! user's route when a connection of the user arrives, before the connection reads the
+//! messages waiting for the user and is told it is connected
+//! ([`RedisBroker::route_user`]): a message sent meanwhile is either read there or
+//! received. Its route ends [`ROUTE_LINGER`] after the user's last connection here.
+//!
+//! With `redis_routing = "broadcast"` the node instead subscribes to every channel's and
+//! every user's frames with two patterns, as every node did before routing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -41,7 +48,7 @@ use tokio::sync::Mutex;
 
 use super::{RedisBroker, unavailable};
 use crate::broker::BrokerError;
-use crate::hub::{ChannelKey, Frames};
+use crate::hub::{ChannelKey, Frames, UserKey};
 use crate::store::{ChannelRow, MessageRow, Store};
 
 /// How often the routes are brought in line with the hub's channels besides when it opens one
@@ -69,6 +76,9 @@ struct Held {
     /// someone watches them here (the debug console shows the whole cluster's events);
     /// their channels need no route of their own.
     accounts: HashSet<String>,
+    /// Users, with when each was last seen without a local connection (`None`: it has
+    /// some).
+    users: HashMap<UserKey, Option<Instant>>,
 }
 
 impl Routes {
@@ -77,9 +87,9 @@ impl Routes {
     }
 }
 
-/// The pattern of every route under `prefix`.
-pub(super) fn every_route(prefix: &str) -> String {
-    format!("{}:ch:*", escape_glob(prefix))
+/// The patterns of every channel's and every user's route under `prefix`.
+pub(super) fn every_route(prefix: &str) -> Vec<String> {
+    vec![format!("{}:ch:*", escape_glob(prefix)), format!("{}:us:*", escape_glob(prefix))]
 }
 
 /// The pattern of every route of `account` under `prefix`.
@@ -123,17 +133,8 @@ impl RedisBroker {
         let local: HashSet<&ChannelKey> =
             hub_channels.iter().filter(|key| !watched.contains(&key.account_id)).collect();
         let now = Instant::now();
-        let mut unused = Vec::new();
-        for (key, empty_since) in held.channels.iter_mut() {
-            match (local.contains(key), *empty_since) {
-                (true, _) => *empty_since = None,
-                // The account's pattern covers it now.
-                (false, _) if watched.contains(&key.account_id) => unused.push(key.clone()),
-                (false, None) => *empty_since = Some(now),
-                (false, Some(since)) if now.duration_since(since) >= ROUTE_LINGER => unused.push(key.clone()),
-                (false, Some(_)) => {}
-            }
-        }
+        // A watched account's pattern covers its channels now.
+        let unused = to_end(&mut held.channels, |key| local.contains(key), |key| watched.contains(&key.account_id), now);
         let new: Vec<ChannelKey> = local.into_iter().filter(|key| !held.channels.contains_key(*key)).cloned().collect();
         if !unused.is_empty() {
             self.alive()?;
@@ -143,6 +144,7 @@ impl RedisBroker {
                 held.channels.remove(key);
             }
         }
+        self.refresh_user_routes(&mut held, now).await?;
         if !new.is_empty() {
             self.open_routes(&mut held, &new, None).await?;
             caught_up.extend(new);
@@ -180,6 +182,44 @@ impl RedisBroker {
         // A subscriber may have come first (a presence subscriber without the presence
         // capability, which does not join).
         self.catch_up(std::slice::from_ref(key)).await;
+        Ok(())
+    }
+
+    /// Ends the routes of users without a local connection for [`ROUTE_LINGER`], and
+    /// opens those of users whose connections arrived without one (their opening failed).
+    async fn refresh_user_routes(&self, held: &mut Held, now: Instant) -> Result<(), BrokerError> {
+        let local: HashSet<UserKey> = self.hub.users().into_iter().collect();
+        let unused = to_end(&mut held.users, |user| local.contains(user), |_| false, now);
+        if !unused.is_empty() {
+            self.alive()?;
+            let names: Vec<String> = unused.iter().map(|user| self.keys.user_route(user)).collect();
+            self.subscriber.unsubscribe(names).await.map_err(unavailable)?;
+            for user in &unused {
+                held.users.remove(user);
+            }
+        }
+        let new: Vec<UserKey> = local.into_iter().filter(|user| !held.users.contains_key(user)).collect();
+        if !new.is_empty() {
+            self.alive()?;
+            let names: Vec<String> = new.iter().map(|user| self.keys.user_route(user)).collect();
+            self.subscriber.subscribe(names).await.map_err(unavailable)?;
+            held.users.extend(new.into_iter().map(|user| (user, None)));
+        }
+        Ok(())
+    }
+
+    /// Opens the route of `user` now, unless this node holds it already: the user's
+    /// frames reach this node from the moment this returns.
+    pub(super) async fn route_user(&self, user: &UserKey) -> Result<(), BrokerError> {
+        let mut held = self.routes.held.lock().await;
+        if let Some(empty_since) = held.users.get_mut(user) {
+            *empty_since = None;
+            return Ok(());
+        }
+        self.alive()?;
+        // Answered once Redis has registered the subscription.
+        self.subscriber.subscribe(self.keys.user_route(user)).await.map_err(unavailable)?;
+        held.users.insert(user.clone(), None);
         Ok(())
     }
 
@@ -231,6 +271,27 @@ impl RedisBroker {
             }
         }
     }
+}
+
+/// Notes which `routes` have no local holder any more (since when), and returns those
+/// to end: the ones `covered` some other way, and the ones unused for [`ROUTE_LINGER`].
+fn to_end<K: Clone>(
+    routes: &mut HashMap<K, Option<Instant>>,
+    is_local: impl Fn(&K) -> bool,
+    covered: impl Fn(&K) -> bool,
+    now: Instant,
+) -> Vec<K> {
+    let mut ended = Vec::new();
+    for (key, empty_since) in routes.iter_mut() {
+        match (is_local(key), *empty_since) {
+            (true, _) => *empty_since = None,
+            (false, _) if covered(key) => ended.push(key.clone()),
+            (false, None) => *empty_since = Some(now),
+            (false, Some(since)) if now.duration_since(since) >= ROUTE_LINGER => ended.push(key.clone()),
+            (false, Some(_)) => {}
+        }
+    }
+    ended
 }
 
 /// A stored message as the frame it was published as.

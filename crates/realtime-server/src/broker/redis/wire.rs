@@ -6,7 +6,7 @@ use realtime_types::Position;
 use serde::{Deserialize, Serialize};
 
 use super::ClusterEvent;
-use crate::hub::{ChannelKey, Frames};
+use crate::hub::{ChannelKey, Frames, UserKey};
 
 /// An event as it travels between nodes: this header as one JSON line, then, for
 /// frames, the frame's JSON text as the publisher serialised it (a frame's Pusher
@@ -46,6 +46,8 @@ enum WireEvent {
         account_id: String,
         user_id: String,
         counting_only: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
     },
     CommandAnswered {
         command_id: String,
@@ -73,11 +75,12 @@ fn to_wire(event: &ClusterEvent) -> (WireEvent, Option<&str>) {
             (WireEvent::ChannelDeleted { account_id: key.account_id.clone(), channel: key.channel.clone() }, None)
         }
         ClusterEvent::TokenRevoked { jti } => (WireEvent::TokenRevoked { jti: jti.clone() }, None),
-        ClusterEvent::User { account_id, user_id, frame } => (
+        ClusterEvent::User { user, frame, command_id } => (
             WireEvent::User {
-                account_id: account_id.clone(),
-                user_id: user_id.clone(),
+                account_id: user.account_id.clone(),
+                user_id: user.user_id.clone(),
                 counting_only: frame.is_none(),
+                command_id: command_id.clone(),
             },
             frame.as_ref().map(Utf8Bytes::as_str),
         ),
@@ -102,13 +105,15 @@ pub(super) fn encode_envelope(from: &str, reply: Option<u64>, event: &ClusterEve
     format!("{header}\n{}", frame.unwrap_or(""))
 }
 
-/// Whether `payload` was published by `node`, read from the envelope's first field
-/// without decoding it.
-pub(super) fn is_from(payload: &str, node: &str) -> bool {
-    payload
-        .strip_prefix("{\"from\":\"")
-        .and_then(|rest| rest.strip_prefix(node))
-        .is_some_and(|rest| rest.starts_with('"'))
+/// When `payload` was published by `node` (an echo of its own), the id it waits for
+/// counts under, if any: read from the envelope's first fields without decoding it.
+pub(super) fn own_echo(payload: &str, node: &str) -> Option<Option<u64>> {
+    let rest = payload.strip_prefix("{\"from\":\"")?.strip_prefix(node)?.strip_prefix('"')?;
+    let reply = rest.strip_prefix(",\"reply\":").and_then(|rest| {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        rest[..digits].parse().ok()
+    });
+    Some(reply)
 }
 
 pub(super) fn decode_envelope(payload: &str) -> Option<(Envelope, ClusterEvent)> {
@@ -128,10 +133,10 @@ pub(super) fn decode_envelope(payload: &str) -> Option<(Envelope, ClusterEvent)>
             ClusterEvent::ChannelDeleted { key: ChannelKey::new(account_id, channel) }
         }
         WireEvent::TokenRevoked { jti } => ClusterEvent::TokenRevoked { jti: jti.clone() },
-        WireEvent::User { account_id, user_id, counting_only } => ClusterEvent::User {
-            account_id: account_id.clone(),
-            user_id: user_id.clone(),
+        WireEvent::User { account_id, user_id, counting_only, command_id } => ClusterEvent::User {
+            user: UserKey::new(account_id, user_id),
             frame: (!counting_only).then(|| Utf8Bytes::from(frame.to_owned())),
+            command_id: command_id.clone(),
         },
         WireEvent::CommandAnswered { command_id } => {
             ClusterEvent::CommandAnswered { command_id: command_id.clone(), response: frame.to_owned() }
@@ -154,6 +159,16 @@ impl Keys {
     /// The cluster-wide channel: commands every node must see.
     pub(super) fn events(&self) -> String {
         format!("{}:events", self.prefix)
+    }
+    /// The pub/sub channel of events for one node only (a command's answer, for the node
+    /// waiting for it).
+    pub(super) fn inbox(&self, node: &str) -> String {
+        format!("{}:to:{node}", self.prefix)
+    }
+    /// The pub/sub channel of one user's frames, which only nodes holding a connection of
+    /// the user listen to.
+    pub(super) fn user_route(&self, user: &UserKey) -> String {
+        format!("{}:us:{}:{}", self.prefix, user.account_id, user.user_id)
     }
     /// The pub/sub channel of one channel's frames, which only nodes holding a
     /// subscriber of it listen to.
@@ -195,10 +210,14 @@ mod tests {
     fn an_envelope_names_its_node_first_so_an_echo_is_skipped_unread() {
         let event = ClusterEvent::TokenRevoked { jti: "t1".into() };
         let payload = encode_envelope("01NODE", None, &event);
-        assert!(is_from(&payload, "01NODE"));
-        assert!(!is_from(&payload, "01NOD"), "a node whose id is a prefix of another's");
-        assert!(!is_from(&payload, "01OTHER"));
+        assert_eq!(own_echo(&payload, "01NODE"), Some(None));
+        assert_eq!(own_echo(&payload, "01NOD"), None, "a node whose id is a prefix of another's");
+        assert_eq!(own_echo(&payload, "01OTHER"), None);
         let (envelope, decoded) = decode_envelope(&payload).expect("it decodes");
-        assert_eq!((envelope.from.as_str(), decoded), ("01NODE", event));
+        assert_eq!((envelope.from.as_str(), decoded), ("01NODE", event.clone()));
+
+        let counted = encode_envelope("01NODE", Some(42), &event);
+        assert_eq!(own_echo(&counted, "01NODE"), Some(Some(42)), "the id its publisher waits under");
+        assert_eq!(decode_envelope(&counted).expect("it decodes").0.reply, Some(42));
     }
 }
