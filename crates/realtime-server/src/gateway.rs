@@ -24,10 +24,9 @@ use realtime_types::ws::{ClientFrame, CloseCode, ServerFrame, UnsubscribeReason}
 use realtime_types::{Capability, ErrorCode, PublishRequest, SenderType, UserCommandSendRequest, Validate};
 use serde::Deserialize;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::broker::{leave, leave_all};
-use crate::hub::{Connection, Outbound, UserKey, encode, outbound_queue};
+use crate::hub::{Closing, Connection, Outbound, StopReading, UserKey, encode, outbound_queue};
 use crate::service::{Service, frame_error};
 use crate::tokens::{Claims, TokenError};
 
@@ -181,7 +180,7 @@ async fn run(
         claims.jti.clone(),
         outbound_tx,
     ));
-    service.hub.connect(connection.clone());
+    service.register(&connection);
     // The steps before and after the connection's life are boxed: the state of a task is
     // as large as its largest step, and an idle socket should carry only what its life
     // needs.
@@ -212,10 +211,11 @@ async fn run(
     let end = if sink.send(Message::Text(connected)).await.is_err() {
         End::Gone
     } else {
-        let finish = CancellationToken::new();
-        let mut writer = pin!(write(&mut sink, &outbound, &service, &connection, expires_in));
+        let finish = StopReading::default();
+        let mut writer = pin!(write(&mut sink, &outbound, &connection, expires_in));
         let mut reader = pin!(read(&mut stream, &service, &connection, &claims, heartbeat_timeout, &finish));
         let (end, reader_ended) = tokio::select! {
+            biased;
             end = &mut writer => (end, false),
             end = &mut reader => (end, true),
         };
@@ -223,7 +223,7 @@ async fn run(
         // presence count behind, so the frame being handled is finished first; the reader
         // then stops without reading another. A killed node drops everything, as a crash.
         if !reader_ended && !service.kill.is_cancelled() {
-            finish.cancel();
+            finish.stop();
             // A reader waiting for room in the queue (a replay) must stop waiting: the
             // writer that would have made room is gone.
             match &end {
@@ -272,26 +272,27 @@ async fn run(
 }
 
 /// The writing half of a connection: sends queued frames, and ends the connection when
-/// it is asked to close, the token expires, the server shuts down or the node is killed.
+/// it is asked to close (the server shutting down and the node killed ask too) or the
+/// token expires.
 async fn write(
     sink: &mut SplitSink<WebSocket, Message>,
     outbound: &Outbound,
-    service: &Service,
     connection: &Connection,
     expires_in: Duration,
 ) -> End {
     let expiry = tokio::time::sleep(expires_in);
     tokio::pin!(expiry);
-    // Created once, not per loop turn: each of these registers a waiter, and re-registering
-    // on every frame would cost every socket a lock on the shared tokens.
+    // Created once, not per loop turn: it registers a waiter, and re-registering on every
+    // frame would cost a lock each time. It is this connection's alone: a wait on a
+    // token every socket shares (the node's shutdown) would take that token's lock on
+    // every frame of every socket.
     let closed = connection.closed();
     tokio::pin!(closed);
-    let shutdown = service.shutdown.cancelled();
-    tokio::pin!(shutdown);
-    let kill = service.kill.cancelled();
-    tokio::pin!(kill);
     loop {
         tokio::select! {
+            // Polled first: a close request wins over a flood of frames.
+            biased;
+            closing = &mut closed => return End::from(closing),
             queued = outbound.recv_async() => {
                 let Ok(frame) = queued else { return End::Gone };
                 // Frames queued meanwhile go out in the same write (one syscall for a
@@ -306,33 +307,37 @@ async fn write(
                     sink.flush().await
                 };
                 tokio::select! {
+                    biased;
                     sent = write => if sent.is_err() { return End::Gone },
-                    (code, reason) = &mut closed => return End::Close(code, reason),
-                    _ = &mut kill => return End::Gone,
+                    closing = &mut closed => return End::from(closing),
                 }
             }
-            (code, reason) = &mut closed => return End::Close(code, reason),
             _ = &mut expiry => return End::Close(CloseCode::TokenExpired, "the token expired".into()),
-            _ = &mut shutdown => {
-                return End::Close(CloseCode::ServerShutdown, "the server is shutting down".into());
-            }
-            _ = &mut kill => return End::Gone,
+        }
+    }
+}
+
+impl From<Closing> for End {
+    fn from(closing: Closing) -> End {
+        match closing {
+            Closing::With(code, reason) => End::Close(code, reason),
+            Closing::Vanish => End::Gone,
         }
     }
 }
 
 /// The reading half of a connection: handles the client's frames one at a time, in order,
 /// and ends the connection on a protocol error, a close frame or a silence longer than
-/// the heartbeat timeout. Once `finish` is cancelled it stops before reading again.
+/// the heartbeat timeout. Once `finish` is stopped it stops before reading again.
 async fn read(
     stream: &mut SplitStream<WebSocket>,
     service: &Arc<Service>,
     connection: &Arc<Connection>,
     claims: &Claims,
     heartbeat_timeout: Duration,
-    finish: &CancellationToken,
+    finish: &StopReading,
 ) -> End {
-    let finished = finish.cancelled();
+    let finished = finish.stopped();
     tokio::pin!(finished);
     // Silence is measured only while waiting on the socket: a frame that arrived while a
     // slow handler ran counts when it is read.

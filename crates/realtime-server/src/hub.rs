@@ -28,7 +28,9 @@ pub mod lifecycle;
 mod sequence;
 pub mod tap;
 
-pub use self::connection::{Connection, Frames, Outbound, Protocol, PusherSocket, outbound_queue};
+pub use self::connection::{
+    Closing, Connection, Frames, Outbound, Protocol, PusherSocket, StopReading, outbound_queue,
+};
 
 /// A channel of one account: the unit of subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -551,6 +553,14 @@ impl Hub {
         let all: Vec<_> = self.state.read().expect("hub lock").connections.values().cloned().collect();
         for connection in all {
             connection.close(code, reason);
+        }
+    }
+
+    /// Drops every connection without a word (the node was killed).
+    pub fn vanish_all(&self) {
+        let all: Vec<_> = self.state.read().expect("hub lock").connections.values().cloned().collect();
+        for connection in all {
+            connection.vanish();
         }
     }
 

@@ -15,7 +15,6 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use realtime_api::{Idempotency, SharedApi};
 use realtime_types::limits::BODY_MAX_BYTES;
-use realtime_types::ws::CloseCode;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -287,6 +286,7 @@ impl RunningServer {
         } else {
             None
         };
+        tokio::spawn(crate::service::end_connections_on_stop(service.clone()));
         tokio::spawn(purge_periodically(service.clone()));
         tokio::spawn(skip_gaps_periodically(service.clone()));
         pusher::webhooks::spawn(service.clone());
@@ -321,7 +321,7 @@ impl RunningServer {
     /// Stops gracefully: no new connections, sockets closed with 4200, in-flight requests
     /// finished (bounded by 10 seconds), and every socket's goodbye sent before it returns.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.service.hub.close_all(CloseCode::ServerShutdown, "the server is shutting down");
+        // Every socket is then closed with 4200 (`service::end_connections_on_stop`).
         self.service.shutdown.cancel();
         let sockets = &self.service.sockets;
         sockets.close();

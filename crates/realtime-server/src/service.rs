@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use realtime_api::ApiError;
 use realtime_api::idempotency::Sealer;
-use realtime_types::ws::ServerFrame;
+use realtime_types::ws::{CloseCode, ServerFrame};
 use realtime_types::{ErrorCode, FieldError, Position, Published};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -137,6 +137,19 @@ impl Service {
         let key = new_api_key();
         self.store.create_account(&account_id, &hash_api_key(&key), balance).await.map_err(|e| self.store_error(e))?;
         Ok((account_id, key))
+    }
+
+    /// Registers a new connection of either protocol in the hub. One that arrives while
+    /// the node stops is asked to end at once; those registered before are ended by
+    /// [`end_connections_on_stop`], so a connection's task needs no watch of its own on
+    /// the node's stop (on the hot path, every frame would poll it).
+    pub fn register(&self, connection: &Arc<Connection>) {
+        self.hub.connect(connection.clone());
+        if self.kill.is_cancelled() {
+            connection.vanish();
+        } else if self.shutdown.is_cancelled() {
+            connection.close(CloseCode::ServerShutdown, SHUTTING_DOWN);
+        }
     }
 
     /// Counts a closed socket of either protocol by its code, and the frames it will
@@ -410,4 +423,23 @@ pub fn price_of(price: i64, count: usize) -> Result<i64, ApiError> {
 /// A refusal of a frame sent over a socket.
 pub fn frame_error(code: ErrorCode, message: impl Into<String>, channel: Option<String>) -> ServerFrame {
     ServerFrame::Error { code, message: message.into(), channel, request_id: None }
+}
+
+/// The reason sockets are closed with when the node stops gracefully.
+const SHUTTING_DOWN: &str = "the server is shutting down";
+
+/// Ends every connection when the node stops: closed with 4200 on a graceful stop, and
+/// dropped without a word once it is killed. A connection registering meanwhile sees the
+/// stop for itself ([`Service::register`]).
+pub async fn end_connections_on_stop(service: Arc<Service>) {
+    let killed = service.kill.cancelled();
+    tokio::pin!(killed);
+    tokio::select! {
+        () = service.shutdown.cancelled() => {
+            service.hub.close_all(CloseCode::ServerShutdown, SHUTTING_DOWN);
+            killed.await;
+        }
+        () = &mut killed => {}
+    }
+    service.hub.vanish_all();
 }

@@ -3,8 +3,11 @@
 //! and [`Frames`], a frame encoded once per protocol.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use std::future::Future;
+use std::task::Poll;
 
 use axum::extract::ws::Utf8Bytes;
 use realtime_types::ws::{CloseCode, ServerFrame};
@@ -39,6 +42,38 @@ pub struct PusherSocket {
     pub socket_id: String,
     /// The user the socket signed in as (`pusher:signin`), if it did.
     pub user: Mutex<Option<String>>,
+}
+
+/// Tells a connection's reader, which runs in the same task as its writer, to stop
+/// before it reads again. A flag, not a cancellation token: the task polls the reader
+/// right after setting it, so nothing needs waking. And the reader is polled on every
+/// wake of the task, each frame the writer sends included: a token's wait takes a lock
+/// on each poll, this one load.
+#[derive(Debug, Default)]
+pub struct StopReading(AtomicBool);
+
+impl StopReading {
+    /// Asks the reader to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Ready once [`StopReading::stop`] was called; polled, never woken.
+    pub fn stopped(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|_| match self.0.load(Ordering::Acquire) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        })
+    }
+}
+
+/// Why a connection's task must end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Closing {
+    /// Close the socket with this code and reason.
+    With(CloseCode, String),
+    /// Drop the socket without a word, as a crash would: the node was killed.
+    Vanish,
 }
 
 /// A frame of the fan-out, serialised once per protocol (not once per subscriber), and
@@ -90,7 +125,7 @@ pub struct Connection {
     pub(super) subscriptions: Mutex<HashSet<String>>,
     /// The channels whose presence it counts in, as which member.
     present: Mutex<HashMap<String, realtime_types::PresenceMember>>,
-    close: Mutex<Option<(CloseCode, String)>>,
+    close: Mutex<Option<Closing>>,
     close_signal: Notify,
     /// Frames meant for it that it will never get (see [`Connection::undelivered`]).
     dropped: AtomicU64,
@@ -194,7 +229,7 @@ impl Connection {
     pub fn undelivered(&self) -> (&'static str, u64) {
         let queued = self.outbound.len() as u64;
         let reason = match self.close.lock().expect("close lock").as_ref() {
-            Some((CloseCode::SlowConsumer, _)) => "slow_consumer",
+            Some(Closing::With(CloseCode::SlowConsumer, _)) => "slow_consumer",
             _ => "closed",
         };
         (reason, self.dropped.load(Ordering::Relaxed) + queued)
@@ -202,16 +237,26 @@ impl Connection {
 
     /// Asks the connection's task to close the socket with `code` (the first ask wins).
     pub fn close(&self, code: CloseCode, reason: &str) {
+        self.end(Closing::With(code, reason.to_owned()));
+    }
+
+    /// Asks the connection's task to drop the socket without a word, as a crash would
+    /// (unless it was asked to close already).
+    pub fn vanish(&self) {
+        self.end(Closing::Vanish);
+    }
+
+    fn end(&self, closing: Closing) {
         let mut close = self.close.lock().expect("close lock");
         if close.is_none() {
-            *close = Some((code, reason.to_owned()));
+            *close = Some(closing);
             // Every waiter: the writer and a reader waiting on a full queue both must end.
             self.close_signal.notify_waiters();
         }
     }
 
-    /// Waits until someone asks this connection to close, and says why.
-    pub async fn closed(&self) -> (CloseCode, String) {
+    /// Waits until someone asks this connection to end, and says how.
+    pub async fn closed(&self) -> Closing {
         loop {
             // Registered before the flag is read, so a close in between still wakes it.
             let notified = self.close_signal.notified();

@@ -36,7 +36,6 @@ use realtime_types::pusher::{
 use realtime_types::ws::CloseCode as NativeCloseCode;
 use serde_json::Value;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 mod subscribe;
 
@@ -47,7 +46,7 @@ use super::watchlist::{self, Watchlist};
 use super::{Admission, Gone, Incoming, Inlet, Outlet, admit};
 use crate::broker::{leave, leave_all};
 use crate::hub::lifecycle::Lifecycle;
-use crate::hub::{ChannelKey, Connection, Outbound, Protocol, outbound_queue};
+use crate::hub::{ChannelKey, Closing, Connection, Outbound, Protocol, StopReading, outbound_queue};
 use crate::secret::random_bytes;
 use crate::service::{Outgoing, Service};
 use crate::store::AppRow;
@@ -142,7 +141,11 @@ impl Outlet for SplitSink<WebSocket, Message> {
 }
 
 /// The Pusher close code, and its reason, for a close the rest of the server asked for.
-fn close_of((code, reason): (NativeCloseCode, String)) -> End {
+fn close_of(closing: Closing) -> End {
+    let (code, reason) = match closing {
+        Closing::With(code, reason) => (code, reason),
+        Closing::Vanish => return End::Gone,
+    };
     let code = match code {
         // A Pusher socket's only "token" is its app's credentials (see
         // `apps::credential_id`): revoked when the app is deleted.
@@ -200,7 +203,7 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
     let mut connection = Connection::pusher(app.account_id.clone(), socket_id.clone(), outbound_tx);
     connection.jti = credential_id(app.app_id);
     let connection = Arc::new(connection);
-    service.hub.connect(connection.clone());
+    service.register(&connection);
     let established = ServerEvent::ConnectionEstablished {
         socket_id: socket_id.clone(),
         activity_timeout: service.config.pusher.activity_timeout_seconds,
@@ -230,17 +233,18 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
     let end = if tokio::select! { greeted = greeted => greeted.is_err(), _ = service.kill.cancelled() => true } {
         End::Gone
     } else {
-        let finish = CancellationToken::new();
-        let mut writer = pin!(write(&mut outlet, &outbound, &service, &connection, &watchlist));
+        let finish = StopReading::default();
+        let mut writer = pin!(write(&mut outlet, &outbound, &connection, &watchlist));
         let mut reader = pin!(read(&mut inlet, &service, &connection, &mut session, &finish));
         let (end, reader_ended) = tokio::select! {
+            biased;
             end = &mut writer => (end, false),
             end = &mut reader => (end, true),
         };
         // The frame being handled (a client event being recorded, a presence join) is
         // finished first, as in the native gateway.
         if !reader_ended && !service.kill.is_cancelled() {
-            finish.cancel();
+            finish.stop();
             reader.await;
         }
         end
@@ -261,23 +265,21 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
     }
 }
 
-/// The writing half: sends queued frames; ends when the session is asked to close, the
-/// server shuts down, the node is killed or the transport says the client is gone.
+/// The writing half: sends queued frames; ends when the session is asked to close (the
+/// server shutting down and the node killed ask too) or the transport says the client is
+/// gone. As in the native gateway, it waits on nothing every socket shares.
 async fn write(
     outlet: &mut impl Outlet,
     outbound: &Outbound,
-    service: &Service,
     connection: &Connection,
     watchlist: &Watchlist,
 ) -> End {
     let closed = connection.closed();
     tokio::pin!(closed);
-    let shutdown = service.shutdown.cancelled();
-    tokio::pin!(shutdown);
-    let kill = service.kill.cancelled();
-    tokio::pin!(kill);
     loop {
         tokio::select! {
+            biased;
+            closed = &mut closed => return close_of(closed),
             queued = outbound.recv_async() => {
                 let Ok(frame) = queued else { return End::Gone };
                 let write = async {
@@ -293,17 +295,12 @@ async fn write(
                     outlet.flush().await
                 };
                 tokio::select! {
+                    biased;
                     sent = write => if sent.is_err() { return End::Gone },
                     closed = &mut closed => return close_of(closed),
-                    _ = &mut kill => return End::Gone,
                 }
             }
             Gone = outlet.idle() => return End::Gone,
-            closed = &mut closed => return close_of(closed),
-            _ = &mut shutdown => {
-                return End::Close(CloseCode::ReconnectImmediately, "the server is shutting down".into());
-            }
-            _ = &mut kill => return End::Gone,
         }
     }
 }
@@ -314,11 +311,11 @@ async fn read(
     service: &Arc<Service>,
     connection: &Arc<Connection>,
     session: &mut Session,
-    finish: &CancellationToken,
+    finish: &StopReading,
 ) -> End {
     let activity = Duration::from_secs(u64::from(service.config.pusher.activity_timeout_seconds));
     let pong_wait = Duration::from_secs(u64::from(service.config.pusher.pong_timeout_seconds));
-    let finished = finish.cancelled();
+    let finished = finish.stopped();
     tokio::pin!(finished);
     let silence = tokio::time::sleep(activity);
     tokio::pin!(silence);

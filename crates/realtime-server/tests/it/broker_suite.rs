@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use realtime_server::broker::ClusterEvent;
-use realtime_server::hub::{ChannelKey, Connection, Frames, Hub, Outbound, outbound_queue};
+use realtime_server::hub::{ChannelKey, Closing, Connection, Frames, Hub, Outbound, outbound_queue};
 use realtime_types::ws::CloseCode;
 use realtime_types::{Position, PresenceMember};
 use serde_json::{Value, json};
@@ -101,7 +101,10 @@ impl Socket {
     }
 
     async fn closed(&self) -> CloseCode {
-        tokio::time::timeout(PROMPTLY, self.connection.closed()).await.expect("closed in time").0
+        match tokio::time::timeout(PROMPTLY, self.connection.closed()).await.expect("closed in time") {
+            Closing::With(code, _) => code,
+            Closing::Vanish => panic!("dropped without a close code"),
+        }
     }
 }
 
