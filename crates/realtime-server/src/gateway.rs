@@ -282,11 +282,10 @@ async fn write(
 ) -> End {
     let expiry = tokio::time::sleep(expires_in);
     tokio::pin!(expiry);
-    // Created once, not per loop turn: it registers a waiter, and re-registering on every
-    // frame would cost a lock each time. It is this connection's alone: a wait on a
-    // token every socket shares (the node's shutdown) would take that token's lock on
+    // Polled on every wake, so it is this connection's alone and costs no lock: a wait on
+    // a token every socket shares (the node's shutdown) would take that token's lock on
     // every frame of every socket.
-    let closed = connection.closed();
+    let closed = connection.writer_closed();
     tokio::pin!(closed);
     loop {
         tokio::select! {

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::task::Poll;
 
 use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use realtime_types::ws::{CloseCode, ServerFrame};
 use tokio::sync::Notify;
 
@@ -126,6 +127,11 @@ pub struct Connection {
     /// The channels whose presence it counts in, as which member.
     present: Mutex<HashMap<String, realtime_types::PresenceMember>>,
     close: Mutex<Option<Closing>>,
+    /// Set once `close` is: what the writer checks on every wake, without a lock.
+    closing: AtomicBool,
+    /// The writer, woken when the connection is asked to end.
+    writer_wake: AtomicWaker,
+    /// Anyone else waiting for that (a reader waiting for room in the queue).
     close_signal: Notify,
     /// Frames meant for it that it will never get (see [`Connection::undelivered`]).
     dropped: AtomicU64,
@@ -152,6 +158,8 @@ impl Connection {
             subscriptions: Mutex::new(HashSet::new()),
             present: Mutex::new(HashMap::new()),
             close: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            writer_wake: AtomicWaker::new(),
             close_signal: Notify::new(),
             dropped: AtomicU64::new(0),
         }
@@ -250,9 +258,27 @@ impl Connection {
         let mut close = self.close.lock().expect("close lock");
         if close.is_none() {
             *close = Some(closing);
+            self.closing.store(true, Ordering::Release);
             // Every waiter: the writer and a reader waiting on a full queue both must end.
+            self.writer_wake.wake();
             self.close_signal.notify_waiters();
         }
+    }
+
+    /// [`Connection::closed`] for the connection's writer, the one task that polls it on
+    /// every frame: a load and a lock-free registration, where a wait on a `Notify` takes
+    /// a lock on each poll. Only one task may wait this way.
+    pub fn writer_closed(&self) -> impl Future<Output = Closing> + '_ {
+        std::future::poll_fn(|context| {
+            if !self.closing.load(Ordering::Acquire) {
+                self.writer_wake.register(context.waker());
+                // Asked in between: the wake may have missed the registration.
+                if !self.closing.load(Ordering::Acquire) {
+                    return Poll::Pending;
+                }
+            }
+            Poll::Ready(self.close.lock().expect("close lock").clone().expect("the close is set before its flag"))
+        })
     }
 
     /// Waits until someone asks this connection to end, and says how.

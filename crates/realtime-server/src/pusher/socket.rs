@@ -274,7 +274,7 @@ async fn write(
     connection: &Connection,
     watchlist: &Watchlist,
 ) -> End {
-    let closed = connection.closed();
+    let closed = connection.writer_closed();
     tokio::pin!(closed);
     loop {
         tokio::select! {
