@@ -1,6 +1,8 @@
 //! Two nodes on two loopback ports sharing one PostgreSQL database and one Redis
 //! prefix: what one node is asked to do reaches the sockets of the other.
 
+mod users;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -148,12 +150,6 @@ impl Cluster {
         self.routes_of("ch").await
     }
 
-    /// The users whose frames Redis routes to some node (`P:us:<account>:<user>`), by
-    /// user id, with how many nodes subscribe to each.
-    async fn user_routes(&self) -> BTreeMap<String, i64> {
-        self.routes_of("us").await
-    }
-
     async fn routes_of(&self, kind: &str) -> BTreeMap<String, i64> {
         use fred::prelude::*;
         let client = Builder::from_config(fred::prelude::Config::from_url(&self.redis.url).unwrap()).build().unwrap();
@@ -171,20 +167,6 @@ impl Cluster {
         }
         let _ = client.quit().await;
         routes
-    }
-
-    /// A socket on `node` for `user_id`, connected.
-    async fn user_socket(&self, node: &RunningServer, client_id: &str, user_id: &str) -> Ws {
-        let body = json!({"client_id": client_id, "user_id": user_id});
-        let mut token = self.post(&self.a, "/v1/realtime/token/issue", body).await.ok();
-        token["endpoint"] = json!(format!("ws://{}/v1/realtime/ws", node.addr));
-        Ws::connect(&token).await
-    }
-
-    /// Sends `user_id` a user message through `node`; returns the answer.
-    async fn message_user(&self, node: &RunningServer, user_id: &str, delivery: &str, payload: Value) -> Value {
-        let body = json!({"target_user_id": user_id, "delivery": delivery, "payload": payload});
-        self.post(node, "/v1/realtime/user/message/send", body).await.ok()
     }
 
     /// Client ids present on `channel`, as `node` sees them.
@@ -613,104 +595,4 @@ async fn readers_switching_nodes_see_every_message_once_and_in_order_while_both_
         let seen = tokio::time::timeout(Duration::from_secs(90), reader).await.expect("in time").unwrap();
         assert_eq!(seen, (1..=total).collect::<Vec<u64>>(), "every message once, in order, on either node");
     }
-}
-
-#[tokio::test]
-async fn a_command_sent_on_node_a_is_answered_by_a_client_on_node_b() {
-    let cluster = Cluster::start().await;
-    let token = cluster
-        .post(&cluster.a, "/v1/realtime/token/issue", json!({"client_id": "tablet", "user_id": "ivy"}))
-        .await
-        .ok();
-    let mut on_b = token.clone();
-    on_b["endpoint"] = json!(format!("ws://{}/v1/realtime/ws", cluster.b().addr));
-    let mut tablet = Ws::connect(&on_b).await;
-    let (http, url, key) =
-        (cluster.http.clone(), format!("{}/v1/realtime/user/command/send", cluster.a.base_url()), cluster.key.clone());
-    let call = tokio::spawn(async move {
-        let body = json!({"target_user_id": "ivy", "type": "SNAPSHOT", "data": {}, "timeout": 10});
-        http.post(url).bearer_auth(key).json(&body).send().await.unwrap().json::<Value>().await.unwrap()
-    });
-    let command = tablet.expect("user.command").await;
-    tablet.send(json!({"type": "command.response", "command_id": command["command_id"], "data": {"from": "b"}})).await;
-    let answer = call.await.unwrap();
-    assert_eq!((answer["status"].clone(), answer["response"].clone()), (json!("answered"), json!({"from": "b"})));
-}
-
-#[tokio::test]
-async fn a_reliable_message_sent_on_a_node_that_then_dies_reaches_the_user_on_the_other() {
-    let mut cluster = Cluster::start().await;
-    let sent = cluster
-        .post(
-            cluster.b(),
-            "/v1/realtime/user/message/send",
-            json!({"target_user_id": "jo", "delivery": "reliable", "payload": 1}),
-        )
-        .await
-        .ok();
-    assert_eq!(sent["delivered"], 0, "jo is offline");
-    cluster.b.take().expect("node B runs").kill();
-    let token = cluster
-        .post(&cluster.a, "/v1/realtime/token/issue", json!({"client_id": "jo-phone", "user_id": "jo"}))
-        .await
-        .ok();
-    let mut phone = Ws::connect(&token).await;
-    let frame = phone.expect("user.message").await;
-    assert_eq!((frame["message_id"].clone(), frame["payload"].clone()), (sent["message_id"].clone(), json!(1)));
-}
-
-#[tokio::test]
-async fn a_user_s_frames_are_routed_only_to_the_nodes_holding_its_connections() {
-    let cluster = Cluster::start().await;
-    let mut ivy = cluster.user_socket(cluster.b(), "ivy-tablet", "ivy").await;
-    let mut max_a = cluster.user_socket(&cluster.a, "max-phone", "max").await;
-    let mut max_b = cluster.user_socket(cluster.b(), "max-laptop", "max").await;
-    // Routes open before a connection is told it is connected.
-    let expected: BTreeMap<String, i64> = [("ivy", 1), ("max", 2)].map(|(u, n)| (u.into(), n)).into();
-    assert_eq!(cluster.user_routes().await, expected);
-
-    for n in 0..10 {
-        assert_eq!(cluster.message_user(&cluster.a, "ivy", "realtime", json!(n)).await["delivered"], 1);
-        assert_eq!(cluster.message_user(cluster.b(), "max", "realtime", json!(n)).await["delivered"], 2);
-    }
-    for (socket, who) in [(&mut ivy, "ivy"), (&mut max_a, "max on A"), (&mut max_b, "max on B")] {
-        for n in 0..10 {
-            assert_eq!(socket.expect("user.message").await["payload"], n, "{who}");
-        }
-        socket.expect_silence().await;
-    }
-
-    // A user's route on a node ends shortly after its last connection there leaves.
-    ivy.close().await;
-    max_a.close().await;
-    let expected: BTreeMap<String, i64> = [("max", 1)].map(|(u, n)| (u.into(), n)).into();
-    eventually(PROMPTLY, || async { cluster.user_routes().await == expected }).await;
-    assert_eq!(cluster.message_user(&cluster.a, "ivy", "realtime", json!("late")).await["delivered"], 0);
-    assert_eq!(cluster.message_user(&cluster.a, "max", "realtime", json!("last")).await["delivered"], 1);
-    assert_eq!(max_b.expect("user.message").await["payload"], "last");
-}
-
-#[tokio::test]
-async fn a_connection_opened_on_one_node_while_another_sends_reliable_messages_gets_every_one() {
-    let cluster = Arc::new(Cluster::start().await);
-    let total = 40u64;
-    let sender = {
-        let cluster = cluster.clone();
-        tokio::spawn(async move {
-            for n in 1..=total {
-                cluster.message_user(&cluster.a, "jo", "reliable", json!(n)).await;
-            }
-        })
-    };
-    // jo connects on B while A sends: what was sent before is read from the store, what
-    // is sent after arrives live, and nothing falls between the two.
-    let mut phone = cluster.user_socket(cluster.b(), "jo-phone", "jo").await;
-    let mut received = BTreeSet::new();
-    while received.len() < total as usize {
-        let Some(frame) = phone.next(PROMPTLY).await else { break };
-        assert_eq!(frame["type"], "user.message", "{frame}");
-        received.insert(frame["payload"].as_u64().unwrap());
-    }
-    sender.await.unwrap();
-    assert_eq!(received, (1..=total).collect::<BTreeSet<u64>>(), "every reliable message on the first connection");
 }
