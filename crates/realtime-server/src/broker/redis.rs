@@ -82,8 +82,7 @@ const REPLY_WAIT: Duration = Duration::from_secs(1);
 const PUBSUB_BUFFER: usize = 16 * 1024;
 /// How long a node remembers where a command it pushed came from (the longest a
 /// command lives); its answer goes back to that node only.
-const COMMAND_ORIGIN_TTL: Duration =
-    Duration::from_secs(realtime_types::limits::COMMAND_MAX_TIMEOUT_SECONDS as u64);
+const COMMAND_ORIGIN_TTL: Duration = Duration::from_secs(realtime_types::limits::COMMAND_MAX_TIMEOUT_SECONDS as u64);
 /// Origins remembered before the expired ones are swept.
 const COMMAND_ORIGINS_SWEEP: usize = 4096;
 

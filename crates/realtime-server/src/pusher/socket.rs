@@ -268,12 +268,7 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
 /// The writing half: sends queued frames; ends when the session is asked to close (the
 /// server shutting down and the node killed ask too) or the transport says the client is
 /// gone. As in the native gateway, it waits on nothing every socket shares.
-async fn write(
-    outlet: &mut impl Outlet,
-    outbound: &Outbound,
-    connection: &Connection,
-    watchlist: &Watchlist,
-) -> End {
+async fn write(outlet: &mut impl Outlet, outbound: &Outbound, connection: &Connection, watchlist: &Watchlist) -> End {
     let closed = connection.writer_closed();
     tokio::pin!(closed);
     loop {

@@ -134,7 +134,8 @@ impl RedisBroker {
             hub_channels.iter().filter(|key| !watched.contains(&key.account_id)).collect();
         let now = Instant::now();
         // A watched account's pattern covers its channels now.
-        let unused = to_end(&mut held.channels, |key| local.contains(key), |key| watched.contains(&key.account_id), now);
+        let unused =
+            to_end(&mut held.channels, |key| local.contains(key), |key| watched.contains(&key.account_id), now);
         let new: Vec<ChannelKey> = local.into_iter().filter(|key| !held.channels.contains_key(*key)).cloned().collect();
         if !unused.is_empty() {
             self.alive()?;
