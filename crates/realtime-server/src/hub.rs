@@ -550,17 +550,14 @@ impl Hub {
 
     /// Closes every connection (shutdown).
     pub fn close_all(&self, code: CloseCode, reason: &str) {
-        let all: Vec<_> = self.state.read().expect("hub lock").connections.values().cloned().collect();
-        for connection in all {
-            connection.close(code, reason);
-        }
+        self.end_all(Closing::With(code, reason.to_owned()));
     }
 
-    /// Drops every connection without a word (the node was killed).
-    pub fn vanish_all(&self) {
+    /// Asks every connection to end as `closing` says (the node stops, or was killed).
+    pub fn end_all(&self, closing: Closing) {
         let all: Vec<_> = self.state.read().expect("hub lock").connections.values().cloned().collect();
         for connection in all {
-            connection.vanish();
+            connection.end(closing.clone());
         }
     }
 

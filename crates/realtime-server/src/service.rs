@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{Broker, BrokerError, ClusterEvent};
 use crate::config::Config;
 use crate::hub::tap::Activity;
-use crate::hub::{ChannelKey, Connection, Frames, Hub, Protocol};
+use crate::hub::{ChannelKey, Closing, Connection, Frames, Hub, Protocol};
 use crate::secret::{Secret, random_bytes};
 use crate::store::{MessageRow, MessagesRefused, Retention, SealOf, Store, StoreError};
 use crate::tokens::TokenKeys;
@@ -145,10 +145,20 @@ impl Service {
     /// the node's stop (on the hot path, every frame would poll it).
     pub fn register(&self, connection: &Arc<Connection>) {
         self.hub.connect(connection.clone());
+        if let Some(closing) = self.stopping() {
+            connection.end(closing);
+        }
+    }
+
+    /// How connections end once the node stops: dropped without a word when it was
+    /// killed, closed with 4200 when it stops gracefully; `None` while it runs.
+    fn stopping(&self) -> Option<Closing> {
         if self.kill.is_cancelled() {
-            connection.vanish();
+            Some(Closing::Vanish)
         } else if self.shutdown.is_cancelled() {
-            connection.close(CloseCode::ServerShutdown, SHUTTING_DOWN);
+            Some(Closing::With(CloseCode::ServerShutdown, SHUTTING_DOWN.to_owned()))
+        } else {
+            None
         }
     }
 
@@ -428,18 +438,15 @@ pub fn frame_error(code: ErrorCode, message: impl Into<String>, channel: Option<
 /// The reason sockets are closed with when the node stops gracefully.
 const SHUTTING_DOWN: &str = "the server is shutting down";
 
-/// Ends every connection when the node stops: closed with 4200 on a graceful stop, and
-/// dropped without a word once it is killed. A connection registering meanwhile sees the
+/// Ends every connection when the node stops: closed with 4200 on a graceful stop,
+/// dropped without a word when it is killed. A connection registering meanwhile sees the
 /// stop for itself ([`Service::register`]).
 pub async fn end_connections_on_stop(service: Arc<Service>) {
-    let killed = service.kill.cancelled();
-    tokio::pin!(killed);
     tokio::select! {
-        () = service.shutdown.cancelled() => {
-            service.hub.close_all(CloseCode::ServerShutdown, SHUTTING_DOWN);
-            killed.await;
-        }
-        () = &mut killed => {}
+        () = service.shutdown.cancelled() => {}
+        () = service.kill.cancelled() => {}
     }
-    service.hub.vanish_all();
+    if let Some(closing) = service.stopping() {
+        service.hub.end_all(closing);
+    }
 }

@@ -248,13 +248,8 @@ impl Connection {
         self.end(Closing::With(code, reason.to_owned()));
     }
 
-    /// Asks the connection's task to drop the socket without a word, as a crash would
-    /// (unless it was asked to close already).
-    pub fn vanish(&self) {
-        self.end(Closing::Vanish);
-    }
-
-    fn end(&self, closing: Closing) {
+    /// Asks the connection's task to end as `closing` says (the first ask wins).
+    pub fn end(&self, closing: Closing) {
         let mut close = self.close.lock().expect("close lock");
         if close.is_none() {
             *close = Some(closing);
