@@ -20,6 +20,12 @@
 //! The seal is conditional on the lease, so a request whose key was taken over cannot
 //! commit its effect a second time. An implementation that does not seal still gets
 //! correct idempotency for everything but a crash between its commit and the answer.
+//!
+//! **Claiming at the seal** ([`Idempotency::claiming_at_seal`], see [`at_seal`]) saves the
+//! claim's own write for operations whose effect commits only through its seal: the seal
+//! writes the key's record itself, in the effect's transaction, or finds the record of the
+//! request that holds the key and rolls the effect back; the answer is then decided from
+//! that record as in step 1.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,7 +41,10 @@ use sha2::{Digest, Sha256};
 
 use crate::{ApiError, Caller, Reply};
 
+mod at_seal;
 pub mod memory;
+
+pub use at_seal::Claim;
 
 /// How long a running request holds its key before another request may take it over.
 /// A live request keeps it by renewing it every third of this; a request whose process
@@ -146,6 +155,12 @@ pub trait IdempotencyStore: Send + Sync {
     /// Stores `answer` in the scope's record when it holds lease `lease`, replacing an
     /// answer sealed earlier.
     async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError>;
+    /// [`IdempotencyStore::finish`] for an answer that replaces one sealed with the effect:
+    /// returns once the write is queued ahead of every write this process queues later,
+    /// without waiting for its commit (until then, a replay gets the sealed answer).
+    async fn finish_queued(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
+        self.finish(scope, lease, answer).await
+    }
     /// Deletes the scope's record when it holds lease `lease` and has no answer.
     async fn release(&self, scope: &Scope, lease: &str) -> Result<(), ApiError>;
 }
@@ -177,7 +192,7 @@ pub fn decide(existing: &Record, fingerprint: &Fingerprint, now: DateTime<Utc>) 
 
 /// The answer to commit with an effect, in the same transaction, for the idempotent
 /// request running in this task.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Seal {
     /// The key's scope.
     pub scope: Scope,
@@ -185,6 +200,9 @@ pub struct Seal {
     pub lease: String,
     /// The answer as known when the effect commits.
     pub answer: String,
+    /// The key's record to write with the answer, when the request claimed no key before
+    /// its effect ([`Idempotency::claiming_at_seal`]); `None` when it holds the key already.
+    pub claim: Option<Claim>,
 }
 
 /// The idempotent request a task runs for.
@@ -192,6 +210,7 @@ pub struct Seal {
 struct Running {
     scope: Scope,
     lease: String,
+    claim: Option<Claim>,
 }
 
 tokio::task_local! {
@@ -222,7 +241,7 @@ impl Sealer {
     /// The seal of `answer` for that request.
     pub fn seal(&self, answer: &impl Serialize) -> Seal {
         let answer = serde_json::to_string(answer).expect("answers serialise");
-        Seal { scope: self.0.scope.clone(), lease: self.0.lease.clone(), answer }
+        Seal { scope: self.0.scope.clone(), lease: self.0.lease.clone(), answer, claim: self.0.claim.clone() }
     }
 }
 
@@ -231,13 +250,22 @@ impl Sealer {
 pub struct Idempotency {
     store: Arc<dyn IdempotencyStore>,
     retention: chrono::Duration,
+    claimed_at_seal: &'static [&'static str],
 }
 
 impl Idempotency {
     /// Keys are kept in `store` for `retention`.
     pub fn new(store: Arc<dyn IdempotencyStore>, retention: Duration) -> Idempotency {
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        Idempotency { store, retention }
+        Idempotency { store, retention, claimed_at_seal: &[] }
+    }
+
+    /// Claims the keys of `operations` at their seal instead of before their effect: one
+    /// write fewer per request, in the effect's transaction. Only for operations whose
+    /// effect writes nothing durable before its seal, seals on every success, and whose
+    /// store writes [`Seal::claim`] (see [`at_seal`]).
+    pub fn claiming_at_seal(self, operations: &'static [&'static str]) -> Idempotency {
+        Idempotency { claimed_at_seal: operations, ..self }
     }
 
     /// Runs `effect` once per (account, operation, key); without a key it just runs.
@@ -261,16 +289,14 @@ impl Idempotency {
         let now = Utc::now();
         let record = Record { fingerprint, answer: None, created_at: now, lease: Lease::new(now) };
         let retained_since = now - self.retention;
+        if self.claimed_at_seal.contains(&operation) {
+            return self.run_claiming_at_seal(scope, record, retained_since, effect).await;
+        }
         let mut existing = self.store.insert(&scope, &record, retained_since).await?;
         // Two rounds at most: a takeover that loses a race reads the winner's record.
         for _ in 0..2 {
             let Some(seen) = existing else { break };
             match decide(&seen, &record.fingerprint, now) {
-                Decision::Replay(answer) => {
-                    return serde_json::from_str(&answer).map(Reply::replayed).map_err(ApiError::internal);
-                }
-                Decision::Mismatch => return Err(key_reused()),
-                Decision::InFlight => return Err(key_in_use()),
                 Decision::TakeOver => {
                     if self.store.replace(&scope, &seen.lease.id, &record).await? {
                         existing = None;
@@ -278,12 +304,13 @@ impl Idempotency {
                     }
                     existing = self.store.insert(&scope, &record, retained_since).await?;
                 }
+                settled => return answer_of(settled),
             }
         }
         if existing.is_some() {
             return Err(key_in_use());
         }
-        let running = Running { scope: scope.clone(), lease: record.lease.id.clone() };
+        let running = Running { scope: scope.clone(), lease: record.lease.id.clone(), claim: None };
         let store = self.store.clone();
         let task = tokio::spawn(RUNNING.scope(running, async move {
             let result = {
@@ -326,6 +353,16 @@ async fn keep_leased(store: &dyn IdempotencyStore, scope: &Scope, mut record: Re
             Err(_) if Utc::now() < record.lease.until => continue,
             Err(_) => return,
         }
+    }
+}
+
+/// The answer of a request whose key another request used first, as `decision` says:
+/// a replay or a refusal (a takeover is the caller's to make).
+fn answer_of<T: DeserializeOwned>(decision: Decision) -> Result<Reply<T>, ApiError> {
+    match decision {
+        Decision::Replay(answer) => serde_json::from_str(&answer).map(Reply::replayed).map_err(ApiError::internal),
+        Decision::Mismatch => Err(key_reused()),
+        Decision::InFlight | Decision::TakeOver => Err(key_in_use()),
     }
 }
 

@@ -13,7 +13,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use realtime_api::{Idempotency, SharedApi};
+use realtime_api::{Idempotency, SharedApi, operations};
 use realtime_types::limits::BODY_MAX_BYTES;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
@@ -39,7 +39,9 @@ pub fn app(service: Arc<Service>) -> Router {
     // Rendered once: the document is the same for the life of the process.
     let document = bytes::Bytes::from(realtime_api::openapi_json());
     let retention = Duration::from_secs(u64::from(service.config.idempotency_ttl_hours) * 3600);
-    let idempotency = Idempotency::new(service.store.clone(), retention);
+    // A publish writes nothing durable before its seal, and seals every success.
+    let idempotency = Idempotency::new(service.store.clone(), retention)
+        .claiming_at_seal(&[operations::PUBLISH.id, operations::PUBLISH_BATCH.id]);
     let observed = service.clone();
     let rate_limit_policy = rate_limit_policy(&service.config.rate_limit);
     let mut app = realtime_api::router(api, idempotency)

@@ -114,9 +114,23 @@ async fn debit(tx: &mut PgConnection, account_id: &str, price: i64) -> StoreResu
 }
 
 /// Commits the answer of the idempotent request in `tx`, or fails when the request no
-/// longer holds its key (the transaction then rolls back with the effect).
+/// longer holds its key (the transaction then rolls back with the effect). A request that
+/// claimed no key writes its record here, or learns which request holds the key.
 async fn commit_seal(tx: &mut PgConnection, seal: Option<&Seal>) -> StoreResult<()> {
     let Some(seal) = seal else { return Ok(()) };
+    if let Some(claim) = &seal.claim {
+        let record = claim.record(&seal.answer);
+        return match idempotency::claim(tx, &seal.scope, &record, claim.retained_since()).await? {
+            None => {
+                claim.written();
+                Ok(())
+            }
+            Some(holder) => {
+                claim.held_by(holder);
+                Err(StoreError::LeaseLost)
+            }
+        };
+    }
     let sealed = sqlx::query(
         "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \
          AND lease_id = $4 AND response IS NULL",

@@ -153,6 +153,13 @@ async fn debit(tx: &mut SqliteConnection, account_id: &str, price: i64) -> Store
 /// longer holds its key (the transaction then rolls back with the effect).
 async fn commit_seal(tx: &mut SqliteConnection, seal: Option<&Seal>) -> StoreResult<()> {
     let Some(seal) = seal else { return Ok(()) };
+    if seal.claim.is_some() {
+        // Only the group writer's jobs (`record_messages`) write a claim with their seal.
+        return Err(StoreError::Internal(sqlx::Error::Protocol(format!(
+            "{} cannot claim its key at its seal on SQLite",
+            seal.scope.operation
+        ))));
+    }
     let sealed = sqlx::query(SEAL)
         .bind(&seal.scope.account_id)
         .bind(seal.scope.operation)

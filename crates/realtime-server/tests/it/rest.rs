@@ -85,6 +85,52 @@ async fn twenty_concurrent_requests_with_one_key_have_one_effect_and_one_charge(
 }
 
 #[tokio::test]
+async fn twenty_concurrent_publishes_with_one_key_publish_once_and_every_answer_names_it() {
+    // A publish claims its key with its effect: duplicates find the first one's record.
+    let env = Env::start().await;
+    env.create_channel("room", "public").await;
+    let before = env.balance(&env.key).await;
+    let body = json!({"channel": "room", "event": "e", "data": 1});
+    let requests =
+        (0..20).map(|_| env.send_as(&env.key, "POST", PUBLISH, Some(body.clone()), &[("idempotency-key", "one")]));
+    let answers = futures_util::future::join_all(requests).await;
+    let mut ids = BTreeSet::new();
+    let mut fresh = 0;
+    for answer in &answers {
+        match answer.status.as_u16() {
+            200 => {
+                ids.insert(answer.body["message_id"].to_string());
+                fresh += usize::from(answer.headers.get("idempotent-replayed").is_none());
+            }
+            409 => answer.problem(409, "IDEMPOTENCY_KEY_IN_USE"),
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    assert_eq!((fresh, ids.len()), (1, 1), "one publish ran, and every 200 names its message");
+    let history = env.get("/v1/realtime/channel/history/room").await.ok();
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1, "one message: {history}");
+    assert_eq!(before - env.balance(&env.key).await, 10, "one publish was charged");
+}
+
+#[tokio::test]
+async fn a_replay_on_the_same_node_reports_what_the_first_answer_did() {
+    // The final answer (the fan-out's count) is queued before the first answer is sent,
+    // so a retry on this node never gets the count sealed before the fan-out.
+    let env = Env::start().await;
+    env.create_channel("room", "public").await;
+    let _reader = env.subscriber("reader", "room", &["subscribe"]).await;
+    let body = json!({"channel": "room", "event": "e", "data": 1});
+    for n in 0..20 {
+        let key = [("idempotency-key", format!("replayed-{n}"))];
+        let key = [(key[0].0, key[0].1.as_str())];
+        let first = env.send_as(&env.key, "POST", PUBLISH, Some(body.clone()), &key).await.ok();
+        let replay = env.send_as(&env.key, "POST", PUBLISH, Some(body.clone()), &key).await;
+        assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
+        assert_eq!((first["delivered"].clone(), replay.ok()), (json!(1), first), "replay {n}");
+    }
+}
+
+#[tokio::test]
 async fn same_key_with_another_request_is_refused() {
     let env = Env::start().await;
     env.create_channel("room", "public").await;

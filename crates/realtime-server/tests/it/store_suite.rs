@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use realtime_api::IdempotencyKey;
-use realtime_api::idempotency::{Fingerprint, Lease, Record, Scope, Seal};
+use realtime_api::idempotency::{Claim, Fingerprint, Lease, Record, Scope, Seal};
 use realtime_server::secret::Secret;
 use realtime_server::service::MAX_BALANCE;
 use realtime_server::store::{
@@ -63,6 +63,7 @@ suite!(
     a_lease_is_replaced_only_by_whoever_knows_it_and_never_once_answered,
     concurrent_claims_of_one_key_have_exactly_one_owner,
     an_effect_commits_with_its_sealed_answer_or_not_at_all,
+    a_key_claimed_at_the_seal_is_written_with_the_effect_or_names_its_holder,
     every_effect_seals_its_answer,
     releasing_all_leases_frees_exactly_the_unanswered_keys,
     a_credit_past_the_maximum_balance_is_refused,
@@ -141,7 +142,7 @@ fn claim(fingerprint: &str, now: chrono::DateTime<Utc>) -> Record {
 }
 
 fn seal_of(scope: &Scope, record: &Record, answer: &str) -> Seal {
-    Seal { scope: scope.clone(), lease: record.lease.id.clone(), answer: answer.into() }
+    Seal { scope: scope.clone(), lease: record.lease.id.clone(), answer: answer.into(), claim: None }
 }
 
 async fn an_empty_store_reports_it_until_an_account_exists(store: Arc<dyn Store>) {

@@ -10,7 +10,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::PostgresStore;
+use crate::store::group_commit::log_failure;
 use crate::store::{StoreError, StoreResult};
+use futures_util::future::BoxFuture;
 
 fn read_record(row: &PgRow) -> StoreResult<Record> {
     Ok(Record {
@@ -24,7 +26,7 @@ fn read_record(row: &PgRow) -> StoreResult<Record> {
 /// Two nodes racing for a new key are ordered by the unique index: one writes, the
 /// other's conflict clause finds the row (and writes only over a record past retention).
 /// One write: a job of a single statement.
-async fn claim(
+pub(super) async fn claim(
     connection: &mut PgConnection,
     scope: &Scope,
     record: &Record,
@@ -64,6 +66,31 @@ async fn claim(
         if let Some(row) = row {
             return Ok(Some(read_record(&row)?));
         }
+    }
+}
+
+/// The job storing `answer` in the scope's record when it holds `lease`.
+fn finish(
+    scope: &Scope,
+    lease: &str,
+    answer: &str,
+) -> impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<()>> + Send + 'static {
+    let (scope, lease, answer) = (scope.clone(), lease.to_owned(), answer.to_owned());
+    move |connection| {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \
+                 AND lease_id = $4",
+            )
+            .bind(&scope.account_id)
+            .bind(scope.operation)
+            .bind(scope.key.as_str())
+            .bind(&lease)
+            .bind(&answer)
+            .execute(connection)
+            .await?;
+            Ok(())
+        })
     }
 }
 
@@ -117,26 +144,13 @@ impl IdempotencyStore for PostgresStore {
     }
 
     async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
-        let account = scope.account_id.clone();
-        let (scope, lease, answer) = (scope.clone(), lease.to_owned(), answer.to_owned());
-        self.group
-            .run_single_statement(&account, move |connection| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \
-                         AND lease_id = $4",
-                    )
-                    .bind(&scope.account_id)
-                    .bind(scope.operation)
-                    .bind(scope.key.as_str())
-                    .bind(&lease)
-                    .bind(&answer)
-                    .execute(connection)
-                    .await?;
-                    Ok::<_, StoreError>(())
-                })
-            })
-            .await?;
+        self.group.run_single_statement(&scope.account_id, finish(scope, lease, answer)).await?;
+        Ok(())
+    }
+
+    async fn finish_queued(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
+        let committed = self.group.queue_single_statement(&scope.account_id, finish(scope, lease, answer)).await?;
+        log_failure(committed, "idempotency record not updated");
         Ok(())
     }
 

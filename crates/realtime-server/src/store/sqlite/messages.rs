@@ -136,9 +136,27 @@ fn debit(connection: &Connection, account_id: &str, price: i64) -> StoreResult<(
 }
 
 /// Commits the answer of the idempotent request, or fails when the request no longer
-/// holds its key (its job then rolls back with the effect).
+/// holds its key (its job then rolls back with the effect). A request that claimed no key
+/// writes its record here, or learns which request holds the key.
 fn commit_seal(connection: &Connection, seal: Option<&Seal>) -> StoreResult<()> {
     let Some(seal) = seal else { return Ok(()) };
+    if let Some(claim) = &seal.claim {
+        return match super::idempotency::claim(
+            connection,
+            &seal.scope,
+            &claim.record(&seal.answer),
+            claim.retained_since(),
+        )? {
+            None => {
+                claim.written();
+                Ok(())
+            }
+            Some(holder) => {
+                claim.held_by(holder);
+                Err(StoreError::LeaseLost)
+            }
+        };
+    }
     let sealed = connection
         .prepare_cached(SEAL)
         .and_then(|mut seal_it| {

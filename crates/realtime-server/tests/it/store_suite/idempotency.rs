@@ -107,6 +107,43 @@ pub(super) async fn an_effect_commits_with_its_sealed_answer_or_not_at_all(store
     assert!(store.release_all_leases().await.unwrap() == 0, "an answered record is no lease to release");
 }
 
+/// A request claimed at its seal ([`realtime_api::Idempotency::claiming_at_seal`]) writes
+/// its key's record with its effect; a second one finds that record and writes nothing.
+pub(super) async fn a_key_claimed_at_the_seal_is_written_with_the_effect_or_names_its_holder(store: Arc<dyn Store>) {
+    let id = account(&store, 5000).await;
+    store.create_channel(&channel(&id, "room"), 0, None).await.unwrap();
+    let now = Utc::now();
+    let since = now - Duration::hours(24);
+    let key = scope(&id, "at-seal");
+    let publish = async |record: &Record, answer: &'static str| {
+        let claim = Claim::new(record.clone(), since);
+        let seal = Seal { claim: Some(claim.clone()), ..seal_of(&key, record, answer) };
+        let recorded = store
+            .record_messages(
+                &id,
+                &[message("room", "e")],
+                10,
+                keep(10),
+                Box::new(move |_: &[Position]| Some(seal.clone())),
+            )
+            .await;
+        (recorded, claim.holder())
+    };
+
+    let first = claim("fp", now);
+    let (recorded, holder) = publish(&first, r#"{"n":1}"#).await;
+    assert!(recorded.is_ok() && holder.is_none(), "{recorded:?} {holder:?}");
+    let written = store.insert(&key, &claim("fp", now), since).await.unwrap().expect("the seal wrote the record");
+    assert_eq!((written.lease.id.as_str(), written.answer.as_deref()), (first.lease.id.as_str(), Some(r#"{"n":1}"#)));
+
+    let (recorded, holder) = publish(&claim("fp", now), r#"{"n":2}"#).await;
+    assert!(matches!(recorded, Err(StoreError::LeaseLost)), "{recorded:?}");
+    assert_eq!(holder.map(|record| record.lease.id), Some(first.lease.id.clone()), "the holder is named");
+    let history = store.history(&id, "room", None, 10, Direction::Forward).await.unwrap();
+    assert_eq!(history.len(), 1, "the second effect rolled back");
+    assert_eq!(balance(&store, &id).await, 4990, "and charged nothing");
+}
+
 pub(super) async fn every_effect_seals_its_answer(store: Arc<dyn Store>) {
     let id = account(&store, 1_000_000).await;
     let now = Utc::now();
