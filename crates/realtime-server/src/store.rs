@@ -9,6 +9,7 @@
 //! nodes share a PostgreSQL backend.
 
 mod apps;
+mod frames;
 pub mod group_commit;
 pub mod postgres;
 pub mod sqlite;

@@ -218,20 +218,7 @@ async fn missed_since(service: &Service, channel: &ChannelRow, since: &Position)
 
 /// The `message` frame of a stored message.
 fn message_frame(channel: &ChannelRow, message: MessageRow) -> Utf8Bytes {
-    encode(&stored_message(channel, message))
-}
-
-/// A stored message as the frame it was published as.
-fn stored_message(channel: &ChannelRow, message: MessageRow) -> ServerFrame {
-    ServerFrame::Message {
-        channel: message.channel,
-        message_id: message.message_id,
-        epoch: channel.channel_id.clone(),
-        offset: message.offset,
-        event: message.event,
-        data: serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null),
-        published_at: message.published_at,
-    }
+    encode(&message.frame(channel))
 }
 
 /// Hands this node's subscribers of `channel` the messages stored after `after`: those
@@ -247,7 +234,7 @@ async fn catch_up(service: &Service, channel: &ChannelRow, after: u64) {
         Ok(messages) => {
             for message in messages {
                 let position = Position { epoch: channel.channel_id.clone(), offset: message.offset };
-                let frames = Frames::of(&stored_message(channel, message), None, None);
+                let frames = Frames::of(&message.frame(channel), None, None);
                 service.hub.deliver(&key, &frames, Some(&position));
             }
         }

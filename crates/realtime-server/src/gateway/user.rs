@@ -12,7 +12,6 @@ use realtime_types::{
 };
 
 use crate::hub::{Connection, encode};
-use crate::service::messaging::user_message_frame;
 use crate::service::{Service, frame_error};
 use crate::tokens::Claims;
 
@@ -144,7 +143,7 @@ pub(super) async fn redeliver(service: &Service, connection: &Connection, claims
     match service.store.redeliver(&claims.acc, user, USER_REDELIVERY_MAX).await {
         Ok(messages) => {
             for message in &messages {
-                if !connection.send_waiting(encode(&user_message_frame(message))).await {
+                if !connection.send_waiting(encode(&message.frame())).await {
                     return;
                 }
             }

@@ -53,20 +53,6 @@ impl Drop for Waiting {
     }
 }
 
-/// The frame a stored reliable message is delivered as.
-pub fn user_message_frame(message: &UserMessageRow) -> ServerFrame {
-    ServerFrame::UserMessage {
-        message_id: message.message_id.clone(),
-        delivery: Delivery::Reliable,
-        payload: serde_json::from_str(&message.payload).unwrap_or(serde_json::Value::Null),
-        sender_type: message.sender_type,
-        sender_id: message.sender_id.clone(),
-        sent_at: message.sent_at,
-        sequence: Some(message.seq),
-        delivery_count: Some(message.delivery_count),
-    }
-}
-
 /// The view of a stored command at `now`.
 fn command_view(row: CommandRow, now: chrono::DateTime<Utc>) -> UserCommand {
     let response = row.response.as_deref().map(|text| serde_json::from_str(text).unwrap_or(serde_json::Value::Null));

@@ -185,6 +185,17 @@ impl PrivateRedis {
         }
     }
 
+    /// Cuts every subscriber (pub/sub) connection, leaving command connections be; returns
+    /// how many it cut. A node hears nothing until its subscriber reconnects.
+    pub(crate) async fn cut_subscribers(&self) -> i64 {
+        use fred::prelude::*;
+        let client = Builder::from_config(fred::prelude::Config::from_url(&self.url()).unwrap()).build().unwrap();
+        client.init().await.unwrap();
+        let killed: i64 = client.custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", "pubsub"]).await.unwrap();
+        let _ = client.quit().await;
+        killed
+    }
+
     /// Kills the server, as a crash would.
     pub(crate) async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -330,14 +330,7 @@ async fn messages_published_while_a_node_s_subscription_was_cut_are_caught_up_wh
     eventually(PROMPTLY, || async { cluster.routes().await.get("room") == Some(&1) }).await;
     // Cut every subscriber connection (the nodes' command connections stay): B does not
     // hear A's publishes until its subscriber reconnects, 500 ms later.
-    {
-        use fred::prelude::*;
-        let client = Builder::from_config(fred::prelude::Config::from_url(&redis.url()).unwrap()).build().unwrap();
-        client.init().await.unwrap();
-        let killed: i64 = client.custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", "pubsub"]).await.unwrap();
-        assert!(killed >= 2, "both nodes' subscribers were cut");
-        let _ = client.quit().await;
-    }
+    assert!(redis.cut_subscribers().await >= 2, "both nodes' subscribers were cut");
     for n in 0..10 {
         cluster
             .post(&cluster.a, "/v1/realtime/publish", json!({"channel": "room", "event": "e", "data": n}))

@@ -31,7 +31,9 @@
 //! user's route when a connection of the user arrives, before the connection reads the
 //! messages waiting for the user and is told it is connected
 //! ([`RedisBroker::route_user`]): a message sent meanwhile is either read there or
-//! received. Its route ends [`ROUTE_LINGER`] after the user's last connection here.
+//! received. Its route ends [`ROUTE_LINGER`] after the user's last connection here. When
+//! the subscriber connection comes back after a cut, the user's connections here get their
+//! unacknowledged reliable messages again, as on a connect.
 //!
 //! With `redis_routing = "broadcast"` the node instead subscribes to every channel's and
 //! every user's frames with two patterns, as every node did before routing.
@@ -41,15 +43,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fred::prelude::*;
-use realtime_types::limits::RECOVERY_MAX_MESSAGES;
-use realtime_types::ws::ServerFrame;
+use realtime_types::limits::{RECOVERY_MAX_MESSAGES, USER_REDELIVERY_MAX};
 use realtime_types::{Direction, Position};
 use tokio::sync::Mutex;
 
 use super::{RedisBroker, unavailable};
 use crate::broker::BrokerError;
-use crate::hub::{ChannelKey, Frames, UserKey};
-use crate::store::{ChannelRow, MessageRow, Store};
+use crate::hub::{ChannelKey, Frames, UserKey, encode};
+use crate::store::Store;
 
 /// How often the routes are brought in line with the hub's channels besides when it opens one
 /// (for the routes to drop, and the accounts watched here).
@@ -265,7 +266,7 @@ impl RedisBroker {
                 Ok(messages) => {
                     for message in messages {
                         let at = Position { epoch: row.channel_id.clone(), offset: message.offset };
-                        self.hub.deliver(key, &Frames::of(&stored_message(&row, message), None, None), Some(&at));
+                        self.hub.deliver(key, &Frames::of(&message.frame(&row), None, None), Some(&at));
                     }
                 }
                 Err(error) => tracing::warn!(%error, channel = %key.channel, "a new route did not catch up"),
@@ -293,19 +294,6 @@ fn to_end<K: Clone>(
         }
     }
     ended
-}
-
-/// A stored message as the frame it was published as.
-fn stored_message(channel: &ChannelRow, message: MessageRow) -> ServerFrame {
-    ServerFrame::Message {
-        channel: message.channel,
-        message_id: message.message_id,
-        epoch: channel.channel_id.clone(),
-        offset: message.offset,
-        event: message.event,
-        data: serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null),
-        published_at: message.published_at,
-    }
 }
 
 /// Keeps the routes in line with the hub until the node stops, and catches them up when
@@ -338,7 +326,8 @@ pub(super) async fn keep_routes(
 impl RedisBroker {
     /// After the subscriber connection came back: subscribes again (now, rather than
     /// whenever the client's own resubscription runs) and catches every route up, since
-    /// what was published while it was down reached nobody here.
+    /// what was published while it was down reached nobody here: channels from their
+    /// stored messages, users with their unacknowledged reliable messages.
     async fn recover_routes(&self) -> Result<(), BrokerError> {
         let held: Vec<ChannelKey> = {
             let held = self.routes.held.lock().await;
@@ -346,12 +335,30 @@ impl RedisBroker {
                 self.hub.subscriber_counts().into_keys().filter(|key| held.accounts.contains(&key.account_id));
             held.channels.keys().cloned().chain(watched).collect()
         };
-        if held.is_empty() {
+        let users = self.hub.users();
+        if held.is_empty() && users.is_empty() {
             return Ok(());
         }
         self.alive()?;
         self.subscriber.resubscribe_all().await.map_err(unavailable)?;
         self.catch_up(&held).await;
+        self.redeliver(&users).await;
         Ok(())
+    }
+
+    /// Hands the connections here of `users` their unacknowledged reliable messages again,
+    /// as a connect does. Some may have arrived before the cut: reliable delivery is at
+    /// least once, and the client knows a repeat by its sequence.
+    async fn redeliver(&self, users: &[UserKey]) {
+        for user in users {
+            match self.routes.store.redeliver(&user.account_id, &user.user_id, USER_REDELIVERY_MAX).await {
+                Ok(messages) => {
+                    for message in &messages {
+                        self.hub.deliver_to_user(user, Some(&encode(&message.frame())));
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "reliable messages not redelivered after the broker came back"),
+            }
+        }
     }
 }

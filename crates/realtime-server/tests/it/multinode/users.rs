@@ -3,11 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use realtime_server::RunningServer;
 use serde_json::{Value, json};
 
 use super::Cluster;
+use crate::engines::PrivateRedis;
 use crate::support::{PROMPTLY, Ws, eventually};
 
 impl Cluster {
@@ -57,6 +59,24 @@ async fn a_reliable_message_sent_on_a_node_that_then_dies_reaches_the_user_on_th
     let mut phone = cluster.user_socket(&cluster.a, "jo-phone", "jo").await;
     let frame = phone.expect("user.message").await;
     assert_eq!((frame["message_id"].clone(), frame["payload"].clone()), (sent["message_id"].clone(), json!(1)));
+}
+
+#[tokio::test]
+async fn a_reliable_message_sent_while_a_node_s_subscription_was_cut_reaches_its_connection_when_it_returns() {
+    let redis = PrivateRedis::start().await;
+    let cluster = Cluster::start_on(&redis.url()).await;
+    let mut phone = cluster.user_socket(cluster.b(), "kim-phone", "kim").await;
+    eventually(PROMPTLY, || async { cluster.user_routes().await.get("kim") == Some(&1) }).await;
+    assert!(redis.cut_subscribers().await >= 2, "both nodes' subscribers were cut");
+    let sent = cluster.message_user(&cluster.a, "kim", "reliable", json!("during the cut")).await;
+    assert_eq!(sent["delivered"], 0, "B's subscription is down: nobody heard it");
+    // B's subscriber reconnects 500 ms later, and hands the phone what it missed.
+    let frame = phone.next(Duration::from_secs(5)).await.expect("the message, redelivered");
+    assert_eq!((&frame["type"], &frame["message_id"]), (&json!("user.message"), &sent["message_id"]), "{frame}");
+    assert_eq!(frame["payload"], "during the cut");
+    let after = cluster.message_user(&cluster.a, "kim", "reliable", json!("after")).await;
+    assert_eq!(after["delivered"], 1, "routed to B again");
+    assert_eq!(phone.expect("user.message").await["payload"], "after");
 }
 
 #[tokio::test]
