@@ -231,6 +231,9 @@ where
         Ok(transaction) => transaction,
         Err(error) => return Err((error.to_string(), answers)),
     };
+    // A kept job's savepoint stays open until the next savepoint releases it in the same
+    // round trip, or the commit does: each round trip to PostgreSQL is what a job costs.
+    let mut open = false;
     for job in batch.drain(..) {
         if job.single_statement {
             let ran = (job.run)(&mut transaction).await;
@@ -242,13 +245,16 @@ where
             }
             continue;
         }
-        if let Err(error) = sqlx::raw_sql("SAVEPOINT job").execute(&mut *transaction).await {
+        let begin = if open { "RELEASE job; SAVEPOINT job" } else { "SAVEPOINT job" };
+        if let Err(error) = sqlx::raw_sql(begin).execute(&mut *transaction).await {
             return Err((error.to_string(), answers));
         }
         let ran = (job.run)(&mut transaction).await;
-        let end = if ran.kept { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
         answers.push(ran.answer);
-        if let Err(error) = sqlx::raw_sql(end).execute(&mut *transaction).await {
+        open = ran.kept;
+        if !ran.kept
+            && let Err(error) = sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut *transaction).await
+        {
             return Err((error.to_string(), answers));
         }
     }
