@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use realtime_api::IdempotencyStore;
 pub use realtime_api::idempotency::Seal;
+use realtime_api::idempotency::{Claim, Record};
 use realtime_types::{ChannelType, Direction, Position};
 
 /// What can go wrong in a store.
@@ -346,6 +347,22 @@ impl From<StoreError> for realtime_api::ApiError {
             StoreError::Unavailable(cause) => realtime_api::ApiError::unavailable(cause),
             StoreError::LeaseLost => realtime_api::idempotency::lease_lost(),
             other => realtime_api::ApiError::internal(other),
+        }
+    }
+}
+
+/// What a seal that claims its key found when writing the key's record: nobody (the record
+/// is written, with the effect) or `holder`, another request's record (the effect must not
+/// commit: its job fails with [`StoreError::LeaseLost`]).
+fn claimed(claim: &Claim, holder: Option<Record>) -> StoreResult<()> {
+    match holder {
+        None => {
+            claim.written();
+            Ok(())
+        }
+        Some(holder) => {
+            claim.held_by(holder);
+            Err(StoreError::LeaseLost)
         }
     }
 }

@@ -120,16 +120,7 @@ async fn commit_seal(tx: &mut PgConnection, seal: Option<&Seal>) -> StoreResult<
     let Some(seal) = seal else { return Ok(()) };
     if let Some(claim) = &seal.claim {
         let record = claim.record(&seal.answer);
-        return match idempotency::claim(tx, &seal.scope, &record, claim.retained_since()).await? {
-            None => {
-                claim.written();
-                Ok(())
-            }
-            Some(holder) => {
-                claim.held_by(holder);
-                Err(StoreError::LeaseLost)
-            }
-        };
+        return claimed(claim, idempotency::claim(tx, &seal.scope, &record, claim.retained_since()).await?);
     }
     let sealed = sqlx::query(
         "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \

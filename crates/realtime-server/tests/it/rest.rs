@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::support::{Env, Ws};
+use crate::support::{Answer, Env, Ws};
 
 const PUBLISH: &str = "/v1/realtime/publish";
 
@@ -64,21 +64,7 @@ async fn twenty_concurrent_requests_with_one_key_have_one_effect_and_one_charge(
             &[("idempotency-key", "same-key")],
         )
     });
-    let answers = futures_util::future::join_all(requests).await;
-    let mut ids = BTreeSet::new();
-    let mut fresh = 0;
-    for answer in &answers {
-        match answer.status.as_u16() {
-            200 => {
-                ids.insert(answer.body["channel_id"].to_string());
-                if answer.headers.get("idempotent-replayed").is_none() {
-                    fresh += 1;
-                }
-            }
-            409 => answer.problem(409, "IDEMPOTENCY_KEY_IN_USE"),
-            other => panic!("unexpected {other}: {}", answer.body),
-        }
-    }
+    let (fresh, ids) = tally(futures_util::future::join_all(requests).await, "channel_id");
     assert_eq!(fresh, 1, "exactly one request ran");
     assert_eq!(ids.len(), 1, "every 200 names the same channel");
     assert_eq!(before - env.balance(&env.key).await, 1000, "one channel.create was charged");
@@ -93,23 +79,29 @@ async fn twenty_concurrent_publishes_with_one_key_publish_once_and_every_answer_
     let body = json!({"channel": "room", "event": "e", "data": 1});
     let requests =
         (0..20).map(|_| env.send_as(&env.key, "POST", PUBLISH, Some(body.clone()), &[("idempotency-key", "one")]));
-    let answers = futures_util::future::join_all(requests).await;
+    let (fresh, ids) = tally(futures_util::future::join_all(requests).await, "message_id");
+    assert_eq!((fresh, ids.len()), (1, 1), "one publish ran, and every 200 names its message");
+    let history = env.get("/v1/realtime/channel/history/room").await.ok();
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1, "one message: {history}");
+    assert_eq!(before - env.balance(&env.key).await, 10, "one publish was charged");
+}
+
+/// Of answers to requests sharing one key (each a 200 or a 409 in use): how many ran
+/// (200 not replayed), and the distinct values of `field` the 200s name.
+fn tally(answers: Vec<Answer>, field: &str) -> (usize, BTreeSet<String>) {
     let mut ids = BTreeSet::new();
     let mut fresh = 0;
     for answer in &answers {
         match answer.status.as_u16() {
             200 => {
-                ids.insert(answer.body["message_id"].to_string());
+                ids.insert(answer.body[field].to_string());
                 fresh += usize::from(answer.headers.get("idempotent-replayed").is_none());
             }
             409 => answer.problem(409, "IDEMPOTENCY_KEY_IN_USE"),
             other => panic!("unexpected {other}: {}", answer.body),
         }
     }
-    assert_eq!((fresh, ids.len()), (1, 1), "one publish ran, and every 200 names its message");
-    let history = env.get("/v1/realtime/channel/history/room").await.ok();
-    assert_eq!(history["messages"].as_array().unwrap().len(), 1, "one message: {history}");
-    assert_eq!(before - env.balance(&env.key).await, 10, "one publish was charged");
+    (fresh, ids)
 }
 
 #[tokio::test]

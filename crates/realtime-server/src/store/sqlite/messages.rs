@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::writer::engine_error;
 use super::{BALANCE, DEBIT, SEAL, SqliteStore, offset, stored, text};
-use crate::store::{MessageRow, MessagesRefused, Retention, Seal, SealOf, StoreError, StoreResult};
+use crate::store::{MessageRow, MessagesRefused, Retention, Seal, SealOf, StoreError, StoreResult, claimed};
 
 /// See [`crate::store::Channels::record_messages`].
 pub(super) async fn record(
@@ -141,21 +141,8 @@ fn debit(connection: &Connection, account_id: &str, price: i64) -> StoreResult<(
 fn commit_seal(connection: &Connection, seal: Option<&Seal>) -> StoreResult<()> {
     let Some(seal) = seal else { return Ok(()) };
     if let Some(claim) = &seal.claim {
-        return match super::idempotency::claim(
-            connection,
-            &seal.scope,
-            &claim.record(&seal.answer),
-            claim.retained_since(),
-        )? {
-            None => {
-                claim.written();
-                Ok(())
-            }
-            Some(holder) => {
-                claim.held_by(holder);
-                Err(StoreError::LeaseLost)
-            }
-        };
+        let record = claim.record(&seal.answer);
+        return claimed(claim, super::idempotency::claim(connection, &seal.scope, &record, claim.retained_since())?);
     }
     let sealed = connection
         .prepare_cached(SEAL)
