@@ -155,12 +155,6 @@ pub trait IdempotencyStore: Send + Sync {
     /// Stores `answer` in the scope's record when it holds lease `lease`, replacing an
     /// answer sealed earlier.
     async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError>;
-    /// [`IdempotencyStore::finish`] for an answer that replaces one sealed with the effect:
-    /// returns once the write is queued ahead of every write this process queues later,
-    /// without waiting for its commit (until then, a replay gets the sealed answer).
-    async fn finish_queued(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
-        self.finish(scope, lease, answer).await
-    }
     /// Deletes the scope's record when it holds lease `lease` and has no answer.
     async fn release(&self, scope: &Scope, lease: &str) -> Result<(), ApiError>;
 }

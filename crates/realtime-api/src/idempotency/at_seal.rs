@@ -9,10 +9,10 @@
 //! the key, reports it through [`Claim::held_by`] and rolls the effect back. A concurrent
 //! duplicate is fenced by the same unique key as a claim is, one transaction later.
 //!
-//! The final answer is then queued ([`IdempotencyStore::finish_queued`]) rather than
-//! awaited: the request that sealed an answer is answered as soon as its effect is done,
-//! and a later request on this process is queued behind the final answer. Until it
-//! commits, a retry elsewhere replays the sealed answer, as it would after a crash.
+//! The final answer (counts known only after the effect) is then stored as for any
+//! request, before the request is answered: until then a retry replays the sealed answer,
+//! and once answered, a retry replays the answer given, a kill of the process in between
+//! included.
 
 use std::sync::{Arc, Mutex};
 
@@ -108,7 +108,7 @@ impl Idempotency {
                 Outcome::Written => {
                     if let Ok(body) = &result {
                         let stored = match serde_json::to_string(body) {
-                            Ok(answer) => store.finish_queued(&scope, &record.lease.id, &answer).await,
+                            Ok(answer) => store.finish(&scope, &record.lease.id, &answer).await,
                             Err(error) => Err(ApiError::internal(error)),
                         };
                         if let Err(error) = stored {

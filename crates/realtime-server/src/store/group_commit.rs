@@ -134,34 +134,6 @@ where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
-        let committed = self.queue(account, job, single_statement).await?;
-        committed.await.map_err(|_| not_committed("the writer has stopped"))?
-    }
-
-    /// Queues a job of one statement without waiting for its batch: returns once it is
-    /// queued ahead of every job queued later, and what answers its result once committed.
-    pub async fn queue_single_statement<T, F>(
-        &self,
-        account: &str,
-        job: F,
-    ) -> StoreResult<oneshot::Receiver<StoreResult<T>>>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
-    {
-        self.queue(account, job, true).await
-    }
-
-    async fn queue<T, F>(
-        &self,
-        account: &str,
-        job: F,
-        single_statement: bool,
-    ) -> StoreResult<oneshot::Receiver<StoreResult<T>>>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
-    {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
         let run: RunJob<DB> =
             Box::new(move |connection| Box::pin(async move { Ran::of(job(connection).await, result_tx) }));
@@ -169,23 +141,8 @@ where
             .send(Job { account: account.to_owned(), run, single_statement })
             .await
             .map_err(|_| not_committed("the writer has stopped"))?;
-        Ok(result_rx)
+        result_rx.await.map_err(|_| not_committed("the writer has stopped"))?
     }
-}
-
-/// Logs the failure of a job queued without waiting (see
-/// [`GroupWriter::queue_single_statement`]) once its batch is known.
-pub(in crate::store) fn log_failure<T: Send + 'static>(
-    committed: oneshot::Receiver<StoreResult<T>>,
-    what: &'static str,
-) {
-    tokio::spawn(async move {
-        match committed.await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::error!(%error, "{what}"),
-            Err(_) => tracing::error!("{what}: the writer dropped it"),
-        }
-    });
 }
 
 /// The error of a job whose writes did not commit.

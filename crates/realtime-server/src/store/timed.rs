@@ -273,10 +273,6 @@ impl IdempotencyStore for Timed {
         timed!(self, "idempotency_finish", self.inner.finish(scope, lease, answer))
     }
 
-    async fn finish_queued(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
-        timed!(self, "idempotency_finish_queued", self.inner.finish_queued(scope, lease, answer))
-    }
-
     async fn release(&self, scope: &Scope, lease: &str) -> Result<(), ApiError> {
         timed!(self, "idempotency_release", self.inner.release(scope, lease))
     }

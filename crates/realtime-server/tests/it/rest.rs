@@ -106,8 +106,8 @@ fn tally(answers: Vec<Answer>, field: &str) -> (usize, BTreeSet<String>) {
 
 #[tokio::test]
 async fn a_replay_on_the_same_node_reports_what_the_first_answer_did() {
-    // The final answer (the fan-out's count) is queued before the first answer is sent,
-    // so a retry on this node never gets the count sealed before the fan-out.
+    // The final answer (the fan-out's count) is stored before the first answer is sent,
+    // so a retry never gets the count sealed before the fan-out.
     let env = Env::start().await;
     env.create_channel("room", "public").await;
     let _reader = env.subscriber("reader", "room", &["subscribe"]).await;

@@ -10,9 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::PostgresStore;
-use crate::store::group_commit::log_failure;
 use crate::store::{StoreError, StoreResult};
-use futures_util::future::BoxFuture;
 
 fn read_record(row: &PgRow) -> StoreResult<Record> {
     Ok(Record {
@@ -69,31 +67,6 @@ pub(super) async fn claim(
     }
 }
 
-/// The job storing `answer` in the scope's record when it holds `lease`.
-fn finish(
-    scope: &Scope,
-    lease: &str,
-    answer: &str,
-) -> impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<()>> + Send + 'static {
-    let (scope, lease, answer) = (scope.clone(), lease.to_owned(), answer.to_owned());
-    move |connection| {
-        Box::pin(async move {
-            sqlx::query(
-                "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \
-                 AND lease_id = $4",
-            )
-            .bind(&scope.account_id)
-            .bind(scope.operation)
-            .bind(scope.key.as_str())
-            .bind(&lease)
-            .bind(&answer)
-            .execute(connection)
-            .await?;
-            Ok(())
-        })
-    }
-}
-
 #[async_trait]
 impl IdempotencyStore for PostgresStore {
     async fn insert(
@@ -144,13 +117,26 @@ impl IdempotencyStore for PostgresStore {
     }
 
     async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
-        self.group.run_single_statement(&scope.account_id, finish(scope, lease, answer)).await?;
-        Ok(())
-    }
-
-    async fn finish_queued(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
-        let committed = self.group.queue_single_statement(&scope.account_id, finish(scope, lease, answer)).await?;
-        log_failure(committed, "idempotency record not updated");
+        let account = scope.account_id.clone();
+        let (scope, lease, answer) = (scope.clone(), lease.to_owned(), answer.to_owned());
+        self.group
+            .run_single_statement(&account, move |connection| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \
+                         AND lease_id = $4",
+                    )
+                    .bind(&scope.account_id)
+                    .bind(scope.operation)
+                    .bind(scope.key.as_str())
+                    .bind(&lease)
+                    .bind(&answer)
+                    .execute(connection)
+                    .await?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await?;
         Ok(())
     }
 

@@ -10,7 +10,6 @@ use rusqlite::{Connection, params};
 use super::writer::engine_error;
 use super::{SqliteStore, text, time};
 use crate::store::StoreResult;
-use crate::store::group_commit::log_failure;
 
 /// Writes a new key (the common case) or one past retention in one statement; only a
 /// retained record is read back, in the same transaction. One write: a job of a single
@@ -78,27 +77,17 @@ async fn change(
     sql: &'static str,
     values: Vec<Option<String>>,
 ) -> StoreResult<usize> {
-    let account = scope.account_id.clone();
-    store.group.run_single_statement(&account, statement(scope, sql, values)).await
-}
-
-/// The job of [`change`].
-fn statement(
-    scope: &Scope,
-    sql: &'static str,
-    values: Vec<Option<String>>,
-) -> impl FnOnce(&Connection) -> StoreResult<usize> + Send + 'static {
     let scope = scope.clone();
-    move |connection| {
-        let key = [scope.account_id.as_str(), scope.operation, scope.key.as_str()].map(|part| Some(part.to_owned()));
-        let parameters = rusqlite::params_from_iter(key.into_iter().chain(values));
-        connection.prepare_cached(sql).and_then(|mut statement| statement.execute(parameters)).map_err(engine_error)
-    }
+    store
+        .group
+        .run_single_statement(&scope.account_id.clone(), move |connection| {
+            let key =
+                [scope.account_id.as_str(), scope.operation, scope.key.as_str()].map(|part| Some(part.to_owned()));
+            let parameters = rusqlite::params_from_iter(key.into_iter().chain(values));
+            connection.prepare_cached(sql).and_then(|mut statement| statement.execute(parameters)).map_err(engine_error)
+        })
+        .await
 }
-
-/// Stores the answer of the request holding the key (`?4`, its lease; `?5` the answer).
-const FINISH: &str = "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \
-                      AND lease_id = ?4";
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
@@ -133,14 +122,9 @@ impl IdempotencyStore for SqliteStore {
     }
 
     async fn finish(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
-        change(self, scope, FINISH, vec![Some(lease.to_owned()), Some(answer.to_owned())]).await?;
-        Ok(())
-    }
-
-    async fn finish_queued(&self, scope: &Scope, lease: &str, answer: &str) -> Result<(), ApiError> {
-        let job = statement(scope, FINISH, vec![Some(lease.to_owned()), Some(answer.to_owned())]);
-        let committed = self.group.queue_single_statement(&scope.account_id, job).await?;
-        log_failure(committed, "idempotency record not updated");
+        let sql = "UPDATE idempotency SET response = ?5 WHERE account_id = ?1 AND operation = ?2 AND key = ?3 \
+                   AND lease_id = ?4";
+        change(self, scope, sql, vec![Some(lease.to_owned()), Some(answer.to_owned())]).await?;
         Ok(())
     }
 

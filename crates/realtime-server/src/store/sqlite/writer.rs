@@ -97,41 +97,13 @@ impl SqliteWriter {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let committed = self.queue(account, job, single_statement).await?;
-        committed.await.map_err(|_| not_committed("the writer has stopped"))?
-    }
-
-    /// Queues a job of one statement without waiting for its batch: returns once it is
-    /// queued ahead of every job queued later, and what answers its result once committed.
-    pub(super) async fn queue_single_statement<T, F>(
-        &self,
-        account: &str,
-        job: F,
-    ) -> StoreResult<oneshot::Receiver<StoreResult<T>>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    {
-        self.queue(account, job, true).await
-    }
-
-    async fn queue<T, F>(
-        &self,
-        account: &str,
-        job: F,
-        single_statement: bool,
-    ) -> StoreResult<oneshot::Receiver<StoreResult<T>>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
         let run = Box::new(move |connection: &Connection| Ran::of(job(connection), result_tx));
         self.jobs
             .send(Job { account: account.to_owned(), single_statement, run })
             .await
             .map_err(|_| not_committed("the writer has stopped"))?;
-        Ok(result_rx)
+        result_rx.await.map_err(|_| not_committed("the writer has stopped"))?
     }
 }
 
