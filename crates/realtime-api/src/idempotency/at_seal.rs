@@ -116,12 +116,12 @@ impl Idempotency {
                         }
                     }
                 }
-                Outcome::Unwritten => {
-                    if let Ok(body) = &result {
-                        let answer = serde_json::to_string(body);
-                        claim_after_success(store.as_ref(), &scope, &claim, answer).await;
-                    }
+                // An operation listed by mistake: nothing claimed its key, so a retry would
+                // run it again. Said loudly; nothing written now could fence that retry.
+                Outcome::Unwritten if result.is_ok() => {
+                    tracing::error!(operation = scope.operation, "an operation claimed at its seal succeeded unsealed");
                 }
+                Outcome::Unwritten => {}
             }
             result.map(Reply::fresh)
         }));
@@ -144,25 +144,5 @@ async fn answer_after<T: DeserializeOwned>(
             Err(key_in_use())
         }
         settled => answer_of(settled),
-    }
-}
-
-/// An effect that succeeded without sealing (an operation listed by mistake): its key is
-/// claimed now, with its answer, so that a retry replays it instead of running again.
-async fn claim_after_success(
-    store: &dyn IdempotencyStore,
-    scope: &Scope,
-    claim: &Claim,
-    answer: serde_json::Result<String>,
-) {
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(error) => return tracing::error!(%error, operation = scope.operation, "idempotency record not written"),
-    };
-    tracing::error!(operation = scope.operation, "an operation claimed at its seal succeeded without sealing");
-    match store.insert(scope, &claim.record(&answer), claim.retained_since).await {
-        Ok(None) => {}
-        Ok(Some(_)) => tracing::error!(operation = scope.operation, "another request took the key meanwhile"),
-        Err(error) => tracing::error!(%error, operation = scope.operation, "idempotency record not written"),
     }
 }
