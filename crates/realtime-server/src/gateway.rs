@@ -26,7 +26,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::broker::{leave, leave_all};
-use crate::hub::{Closing, Connection, Outbound, StopReading, UserKey, encode, outbound_queue};
+use crate::hub::{Closing, Connection, StopReading, UserKey, encode};
 use crate::service::{Service, frame_error};
 use crate::tokens::{Claims, TokenError};
 
@@ -172,13 +172,12 @@ async fn run(
     claims: Box<Claims>,
 ) {
     let gateway = &service.config.gateway;
-    let (outbound_tx, outbound) = outbound_queue(gateway.outbound_queue);
     let connection = Arc::new(Connection::new(
         claims.acc.clone(),
         claims.sub.clone(),
         claims.uid.clone(),
         claims.jti.clone(),
-        outbound_tx,
+        gateway.outbound_queue,
     ));
     service.register(&connection);
     // The steps before and after the connection's life are boxed: the state of a task is
@@ -212,7 +211,7 @@ async fn run(
         End::Gone
     } else {
         let finish = StopReading::default();
-        let mut writer = pin!(write(&mut sink, &outbound, &connection, expires_in));
+        let mut writer = pin!(write(&mut sink, &connection, expires_in));
         let mut reader = pin!(read(&mut stream, &service, &connection, &claims, heartbeat_timeout, &finish));
         let (end, reader_ended) = tokio::select! {
             biased;
@@ -274,33 +273,28 @@ async fn run(
 /// The writing half of a connection: sends queued frames, and ends the connection when
 /// it is asked to close (the server shutting down and the node killed ask too) or the
 /// token expires.
-async fn write(
-    sink: &mut SplitSink<WebSocket, Message>,
-    outbound: &Outbound,
-    connection: &Connection,
-    expires_in: Duration,
-) -> End {
+async fn write(sink: &mut SplitSink<WebSocket, Message>, connection: &Connection, expires_in: Duration) -> End {
     let expiry = tokio::time::sleep(expires_in);
     tokio::pin!(expiry);
-    // Polled on every wake, so it is this connection's alone and costs no lock: a wait on
-    // a token every socket shares (the node's shutdown) would take that token's lock on
-    // every frame of every socket.
-    let closed = connection.writer_closed();
-    tokio::pin!(closed);
     loop {
         tokio::select! {
-            // Polled first: a close request wins over a flood of frames.
+            // Polled first: a close request wins over a flood of frames. The wait is the
+            // connection's alone and costs no shared lock: a wait on a token every socket
+            // shares (the node's shutdown) would take that token's lock on every frame of
+            // every socket.
             biased;
-            closing = &mut closed => return End::from(closing),
-            queued = outbound.recv_async() => {
-                let Ok(frame) = queued else { return End::Gone };
+            next = connection.next_frame() => {
+                let frame = match next {
+                    Ok(frame) => frame,
+                    Err(closing) => return End::from(closing),
+                };
                 // Frames queued meanwhile go out in the same write (one syscall for a
                 // burst). A client that stops reading blocks the write; a close request
                 // (slow consumer, revocation) must still win.
                 let write = async {
                     sink.feed(Message::Text(frame)).await?;
                     for _ in 0..WRITE_BATCH {
-                        let Ok(frame) = outbound.try_recv() else { break };
+                        let Some(frame) = connection.queued_frame() else { break };
                         sink.feed(Message::Text(frame)).await?;
                     }
                     sink.flush().await
@@ -308,7 +302,7 @@ async fn write(
                 tokio::select! {
                     biased;
                     sent = write => if sent.is_err() { return End::Gone },
-                    closing = &mut closed => return End::from(closing),
+                    closing = connection.writer_closed() => return End::from(closing),
                 }
             }
             _ = &mut expiry => return End::Close(CloseCode::TokenExpired, "the token expired".into()),

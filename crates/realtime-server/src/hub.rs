@@ -25,12 +25,11 @@ use self::sequence::{Admit, Sequence};
 
 mod connection;
 pub mod lifecycle;
+mod outbox;
 mod sequence;
 pub mod tap;
 
-pub use self::connection::{
-    Closing, Connection, Frames, Outbound, Protocol, PusherSocket, StopReading, outbound_queue,
-};
+pub use self::connection::{Closing, Connection, Frames, Protocol, PusherSocket, StopReading};
 
 /// A channel of one account: the unit of subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -593,11 +592,10 @@ fn remove_subscriber(state: &mut State, key: &ChannelKey, connection_id: u64) {
 mod tests {
     use super::*;
 
-    fn socket(hub: &Hub, client_id: &str) -> (Arc<Connection>, Outbound) {
-        let (sender, frames) = outbound_queue(8);
-        let connection = Arc::new(Connection::new("acct".into(), client_id.into(), None, "jti".into(), sender));
+    fn socket(hub: &Hub, client_id: &str) -> Arc<Connection> {
+        let connection = Arc::new(Connection::new("acct".into(), client_id.into(), None, "jti".into(), 8));
         hub.connect(connection.clone());
-        (connection, frames)
+        connection
     }
 
     #[test]
@@ -605,8 +603,8 @@ mod tests {
         let hub = Hub::default();
         let latest = Position { epoch: "ch_1".into(), offset: 0 };
         let reply = |_: &Position| Utf8Bytes::from_static("{}");
-        let (first, _first_frames) = socket(&hub, "first");
-        let (second, _second_frames) = socket(&hub, "second");
+        let first = socket(&hub, "first");
+        let second = socket(&hub, "second");
 
         let before = hub.channel_turnover();
         hub.subscribe(&first, "room", &latest, reply);

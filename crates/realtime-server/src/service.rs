@@ -166,7 +166,7 @@ impl Service {
     /// never get, and logs it (code, reason, how long it was open); never a token or key.
     pub fn connection_closed(&self, connection: &Connection, code: u16, reason: &str, open_for: std::time::Duration) {
         self.metrics.socket_closed(code);
-        let (why, dropped) = connection.undelivered();
+        let (why, dropped) = connection.retire();
         self.metrics.frames_dropped(why, dropped);
         let protocol = match connection.protocol {
             Protocol::Native => "native",

@@ -10,21 +10,10 @@ use std::future::Future;
 use std::task::Poll;
 
 use axum::extract::ws::Utf8Bytes;
-use futures_util::task::AtomicWaker;
 use realtime_types::ws::{CloseCode, ServerFrame};
-use tokio::sync::Notify;
 
 use super::encode;
-
-/// Where a connection's frames wait for its socket.
-pub type Outbound = flume::Receiver<Utf8Bytes>;
-
-/// A connection's queue of `capacity` frames. Its slots are allocated as frames arrive,
-/// so an idle socket holds none (tokio's channel allocates a block of 32 up front: about
-/// 1.5 KB for each of ten thousand idle sockets).
-pub fn outbound_queue(capacity: usize) -> (flume::Sender<Utf8Bytes>, Outbound) {
-    flume::bounded(capacity.max(1))
-}
+use super::outbox::{Outbox, Refused};
 
 /// The protocol a connection speaks, which decides the encoding of what it is sent.
 #[derive(Debug)]
@@ -122,30 +111,18 @@ pub struct Connection {
     pub jti: String,
     /// The protocol it speaks.
     pub protocol: Protocol,
-    outbound: flume::Sender<Utf8Bytes>,
+    /// Its frames on their way to the socket, and how it must end once asked.
+    outbox: Outbox,
     pub(super) subscriptions: Mutex<HashSet<String>>,
     /// The channels whose presence it counts in, as which member.
     present: Mutex<HashMap<String, realtime_types::PresenceMember>>,
-    close: Mutex<Option<Closing>>,
-    /// Set once `close` is: what the writer checks on every wake, without a lock.
-    closing: AtomicBool,
-    /// The writer, woken when the connection is asked to end.
-    writer_wake: AtomicWaker,
-    /// Anyone else waiting for that (a reader waiting for room in the queue).
-    close_signal: Notify,
-    /// Frames meant for it that it will never get (see [`Connection::undelivered`]).
+    /// Frames meant for it that it will never get (see [`Connection::retire`]).
     dropped: AtomicU64,
 }
 
 impl Connection {
-    /// A connection whose frames go to `outbound`.
-    pub fn new(
-        account_id: String,
-        client_id: String,
-        user_id: Option<String>,
-        jti: String,
-        outbound: flume::Sender<Utf8Bytes>,
-    ) -> Self {
+    /// A connection that queues at most `queue` frames for its socket.
+    pub fn new(account_id: String, client_id: String, user_id: Option<String>, jti: String, queue: usize) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Connection {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -154,23 +131,19 @@ impl Connection {
             user_id,
             jti,
             protocol: Protocol::Native,
-            outbound,
+            outbox: Outbox::new(queue),
             subscriptions: Mutex::new(HashSet::new()),
             present: Mutex::new(HashMap::new()),
-            close: Mutex::new(None),
-            closing: AtomicBool::new(false),
-            writer_wake: AtomicWaker::new(),
-            close_signal: Notify::new(),
             dropped: AtomicU64::new(0),
         }
     }
 
-    /// A Pusher socket of `account_id`, whose frames go to `outbound`. It has no token:
-    /// its client id is its socket id, and so is its "token id" here; the Pusher session
-    /// gives it its app's credential id instead (`pusher::apps::credential_id`), which
-    /// deleting the app revokes.
-    pub fn pusher(account_id: String, socket_id: String, outbound: flume::Sender<Utf8Bytes>) -> Self {
-        let mut connection = Connection::new(account_id, socket_id.clone(), None, socket_id.clone(), outbound);
+    /// A Pusher socket of `account_id` that queues at most `queue` frames. It has no
+    /// token: its client id is its socket id, and so is its "token id" here; the Pusher
+    /// session gives it its app's credential id instead (`pusher::apps::credential_id`),
+    /// which deleting the app revokes.
+    pub fn pusher(account_id: String, socket_id: String, queue: usize) -> Self {
+        let mut connection = Connection::new(account_id, socket_id.clone(), None, socket_id.clone(), queue);
         connection.protocol = Protocol::Pusher(Box::new(PusherSocket { socket_id, user: Mutex::new(None) }));
         connection
     }
@@ -205,22 +178,17 @@ impl Connection {
     /// Queues a frame, waiting while the queue is full (for frames a client asked for in
     /// bulk, such as a recovery); false when the connection closes first.
     pub async fn send_waiting(&self, frame: Utf8Bytes) -> bool {
-        tokio::select! {
-            sent = self.outbound.send_async(frame) => sent.is_ok(),
-            _ = self.closed() => false,
-        }
+        self.outbox.push_waiting(frame).await
     }
 
     /// Queues a frame; a full queue cuts the connection as a slow consumer.
     pub fn send(&self, frame: Utf8Bytes) -> bool {
-        match self.outbound.try_send(frame) {
+        match self.outbox.push(frame) {
             Ok(()) => true,
-            Err(flume::TrySendError::Full(_)) => {
-                self.close(CloseCode::SlowConsumer, "the client did not read its frames fast enough");
-                self.note_dropped(1);
-                false
-            }
-            Err(flume::TrySendError::Disconnected(_)) => {
+            Err(refused) => {
+                if refused == Refused::Full {
+                    self.close(CloseCode::SlowConsumer, "the client did not read its frames fast enough");
+                }
                 self.note_dropped(1);
                 false
             }
@@ -231,16 +199,33 @@ impl Connection {
         self.dropped.fetch_add(frames as u64, Ordering::Relaxed);
     }
 
-    /// The frames meant for this connection that it will never get, and why: those its
-    /// queue refused or that were held for its recovery, and those still queued. Asked
-    /// once its socket has closed, while its queue's receiver is still alive.
-    pub fn undelivered(&self) -> (&'static str, u64) {
-        let queued = self.outbound.len() as u64;
-        let reason = match self.close.lock().expect("close lock").as_ref() {
+    /// The writer's wait: the next frame to send, or how the connection must end (a close
+    /// request wins over queued frames). Only the connection's writer may wait this way.
+    pub fn next_frame(&self) -> impl Future<Output = Result<Utf8Bytes, Closing>> + '_ {
+        std::future::poll_fn(|context| self.outbox.poll_next(context))
+    }
+
+    /// A frame queued already, if any: the rest of a burst goes out in the same write.
+    pub fn queued_frame(&self) -> Option<Utf8Bytes> {
+        self.outbox.try_next()
+    }
+
+    /// The writer's wait for a close request while it writes (a client that stops reading
+    /// blocks the write, and a slow consumer's cut or a revocation must still win).
+    pub fn writer_closed(&self) -> impl Future<Output = Closing> + '_ {
+        std::future::poll_fn(|context| self.outbox.poll_close(context))
+    }
+
+    /// Refuses frames from now on, its socket being closed, and says how many frames meant
+    /// for it it never got, and why: those its queue refused or that were held for its
+    /// recovery, and those left queued.
+    pub fn retire(&self) -> (&'static str, u64) {
+        let (close, queued) = self.outbox.shut();
+        let reason = match close {
             Some(Closing::With(CloseCode::SlowConsumer, _)) => "slow_consumer",
             _ => "closed",
         };
-        (reason, self.dropped.load(Ordering::Relaxed) + queued)
+        (reason, self.dropped.load(Ordering::Relaxed) + queued as u64)
     }
 
     /// Asks the connection's task to close the socket with `code` (the first ask wins).
@@ -250,44 +235,12 @@ impl Connection {
 
     /// Asks the connection's task to end as `closing` says (the first ask wins).
     pub fn end(&self, closing: Closing) {
-        let mut close = self.close.lock().expect("close lock");
-        if close.is_none() {
-            *close = Some(closing);
-            self.closing.store(true, Ordering::Release);
-            // Every waiter: the writer and a reader waiting on a full queue both must end.
-            self.writer_wake.wake();
-            self.close_signal.notify_waiters();
-        }
-    }
-
-    /// [`Connection::closed`] for the connection's writer, the one task that polls it on
-    /// every frame: a load and a lock-free registration, where a wait on a `Notify` takes
-    /// a lock on each poll. Only one task may wait this way.
-    pub fn writer_closed(&self) -> impl Future<Output = Closing> + '_ {
-        std::future::poll_fn(|context| {
-            if !self.closing.load(Ordering::Acquire) {
-                self.writer_wake.register(context.waker());
-                // Asked in between: the wake may have missed the registration.
-                if !self.closing.load(Ordering::Acquire) {
-                    return Poll::Pending;
-                }
-            }
-            Poll::Ready(self.close.lock().expect("close lock").clone().expect("the close is set before its flag"))
-        })
+        self.outbox.close(closing);
     }
 
     /// Waits until someone asks this connection to end, and says how.
     pub async fn closed(&self) -> Closing {
-        loop {
-            // Registered before the flag is read, so a close in between still wakes it.
-            let notified = self.close_signal.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(close) = self.close.lock().expect("close lock").clone() {
-                return close;
-            }
-            notified.await;
-        }
+        self.outbox.closed().await
     }
 
     /// Whether the connection is subscribed to `channel`.

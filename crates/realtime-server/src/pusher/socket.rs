@@ -46,7 +46,7 @@ use super::watchlist::{self, Watchlist};
 use super::{Admission, Gone, Incoming, Inlet, Outlet, admit};
 use crate::broker::{leave, leave_all};
 use crate::hub::lifecycle::Lifecycle;
-use crate::hub::{ChannelKey, Closing, Connection, Outbound, Protocol, StopReading, outbound_queue};
+use crate::hub::{ChannelKey, Closing, Connection, Protocol, StopReading};
 use crate::secret::random_bytes;
 use crate::service::{Outgoing, Service};
 use crate::store::AppRow;
@@ -198,9 +198,9 @@ fn new_socket_id() -> String {
 /// its close; on the way out it leaves the hub and every presence it joined.
 pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut outlet: impl Outlet) {
     let socket_id = new_socket_id();
-    let (outbound_tx, outbound) = outbound_queue(service.config.gateway.outbound_queue);
     // Counted under its app's credential id, which deleting the app revokes.
-    let mut connection = Connection::pusher(app.account_id.clone(), socket_id.clone(), outbound_tx);
+    let mut connection =
+        Connection::pusher(app.account_id.clone(), socket_id.clone(), service.config.gateway.outbound_queue);
     connection.jti = credential_id(app.app_id);
     let connection = Arc::new(connection);
     service.register(&connection);
@@ -234,7 +234,7 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
         End::Gone
     } else {
         let finish = StopReading::default();
-        let mut writer = pin!(write(&mut outlet, &outbound, &connection, &watchlist));
+        let mut writer = pin!(write(&mut outlet, &connection, &watchlist));
         let mut reader = pin!(read(&mut inlet, &service, &connection, &mut session, &finish));
         let (end, reader_ended) = tokio::select! {
             biased;
@@ -268,21 +268,21 @@ pub async fn run(service: Arc<Service>, app: AppRow, mut inlet: impl Inlet, mut 
 /// The writing half: sends queued frames; ends when the session is asked to close (the
 /// server shutting down and the node killed ask too) or the transport says the client is
 /// gone. As in the native gateway, it waits on nothing every socket shares.
-async fn write(outlet: &mut impl Outlet, outbound: &Outbound, connection: &Connection, watchlist: &Watchlist) -> End {
-    let closed = connection.writer_closed();
-    tokio::pin!(closed);
+async fn write(outlet: &mut impl Outlet, connection: &Connection, watchlist: &Watchlist) -> End {
     loop {
         tokio::select! {
             biased;
-            closed = &mut closed => return close_of(closed),
-            queued = outbound.recv_async() => {
-                let Ok(frame) = queued else { return End::Gone };
+            next = connection.next_frame() => {
+                let frame = match next {
+                    Ok(frame) => frame,
+                    Err(closing) => return close_of(closing),
+                };
                 let write = async {
                     if let Some(frame) = watchlist.translate(frame) {
                         outlet.feed(frame).await?;
                     }
                     for _ in 0..WRITE_BATCH {
-                        let Ok(frame) = outbound.try_recv() else { break };
+                        let Some(frame) = connection.queued_frame() else { break };
                         if let Some(frame) = watchlist.translate(frame) {
                             outlet.feed(frame).await?;
                         }
@@ -292,7 +292,7 @@ async fn write(outlet: &mut impl Outlet, outbound: &Outbound, connection: &Conne
                 tokio::select! {
                     biased;
                     sent = write => if sent.is_err() { return End::Gone },
-                    closed = &mut closed => return close_of(closed),
+                    closing = connection.writer_closed() => return close_of(closing),
                 }
             }
             Gone = outlet.idle() => return End::Gone,

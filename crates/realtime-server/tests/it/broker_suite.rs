@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use realtime_server::broker::ClusterEvent;
-use realtime_server::hub::{ChannelKey, Closing, Connection, Frames, Hub, Outbound, outbound_queue};
+use realtime_server::hub::{ChannelKey, Closing, Connection, Frames, Hub};
 use realtime_types::ws::CloseCode;
 use realtime_types::{Position, PresenceMember};
 use serde_json::{Value, json};
@@ -60,18 +60,16 @@ suite!(
     the_engine_answers_ping,
 );
 
-/// A socket as the hub sees it, and the frames queued for it.
+/// A socket as the hub sees it, whose queued frames the test takes as its writer would.
 struct Socket {
     connection: Arc<Connection>,
-    frames: Outbound,
 }
 
 impl Socket {
     fn open(hub: &Hub, client_id: &str, jti: &str) -> Socket {
-        let (sender, frames) = outbound_queue(1024);
-        let connection = Arc::new(Connection::new("acct_t".into(), client_id.into(), None, jti.into(), sender));
+        let connection = Arc::new(Connection::new("acct_t".into(), client_id.into(), None, jti.into(), 1024));
         hub.connect(connection.clone());
-        Socket { connection, frames }
+        Socket { connection }
     }
 
     fn subscribed(hub: &Hub, client_id: &str, channel: &str) -> Socket {
@@ -84,18 +82,18 @@ impl Socket {
     fn subscribe(&mut self, hub: &Hub, channel: &str) {
         let start = Position { epoch: "e".into(), offset: 0 };
         hub.subscribe(&self.connection, channel, &start, |_| Utf8Bytes::from_static("{\"type\":\"subscribed\"}"));
-        let reply = self.frames.try_recv().expect("the reply is queued at once");
+        let reply = self.connection.queued_frame().expect("the reply is queued at once");
         assert_eq!(reply.as_str(), "{\"type\":\"subscribed\"}");
     }
 
     async fn frame(&mut self) -> Value {
         let frame =
-            tokio::time::timeout(PROMPTLY, self.frames.recv_async()).await.expect("a frame in time").expect("open");
+            tokio::time::timeout(PROMPTLY, self.connection.next_frame()).await.expect("a frame in time").expect("open");
         serde_json::from_str(&frame).unwrap()
     }
 
     async fn silence(&mut self) {
-        if let Ok(Ok(frame)) = tokio::time::timeout(Duration::from_millis(300), self.frames.recv_async()).await {
+        if let Ok(Ok(frame)) = tokio::time::timeout(Duration::from_millis(300), self.connection.next_frame()).await {
             panic!("unexpected frame {frame}");
         }
     }
