@@ -22,6 +22,7 @@ use super::*;
 mod apps;
 mod idempotency;
 mod messages;
+mod replies;
 mod users;
 mod writer;
 
