@@ -264,8 +264,8 @@ mod tests {
         assert_eq!(outbox.shut(), (Some(Closing::Vanish), 1), "the frame queued before the close was never sent");
     }
 
-    #[tokio::test]
-    async fn a_sender_waiting_for_room_gets_it_when_the_writer_takes_a_frame() {
+    /// A queue of one, full, and a sender waiting for room in it.
+    async fn full_with_a_waiting_sender() -> (std::sync::Arc<Outbox>, tokio::task::JoinHandle<bool>) {
         let outbox = std::sync::Arc::new(Outbox::new(1));
         outbox.push(frame("a")).unwrap();
         let sender = tokio::spawn({
@@ -274,7 +274,12 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!sender.is_finished(), "the queue is full");
+        (outbox, sender)
+    }
 
+    #[tokio::test]
+    async fn a_sender_waiting_for_room_gets_it_when_the_writer_takes_a_frame() {
+        let (outbox, sender) = full_with_a_waiting_sender().await;
         assert_eq!(next(&outbox).await.unwrap(), "a");
         assert!(sender.await.unwrap(), "queued once there was room");
         assert_eq!(next(&outbox).await.unwrap(), "b");
@@ -282,13 +287,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sender_waiting_for_room_gives_up_when_the_connection_closes() {
-        let outbox = std::sync::Arc::new(Outbox::new(1));
-        outbox.push(frame("a")).unwrap();
-        let sender = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.push_waiting(frame("b")).await }
-        });
-        tokio::task::yield_now().await;
+        let (outbox, sender) = full_with_a_waiting_sender().await;
         outbox.close(Closing::Vanish);
         assert!(!sender.await.unwrap());
     }
