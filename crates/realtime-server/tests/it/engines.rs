@@ -188,12 +188,22 @@ impl PrivateRedis {
     /// Cuts every subscriber (pub/sub) connection, leaving command connections be; returns
     /// how many it cut. A node hears nothing until its subscriber reconnects.
     pub(crate) async fn cut_subscribers(&self) -> i64 {
+        self.client_command(&["KILL", "TYPE", "pubsub"]).await.as_i64().expect("a count of killed clients")
+    }
+
+    /// How many connections are subscribed (in pub/sub mode) right now.
+    pub(crate) async fn subscribers(&self) -> usize {
+        let listed = self.client_command(&["LIST", "TYPE", "pubsub"]).await;
+        listed.as_str().expect("a client list").lines().filter(|line| !line.is_empty()).count()
+    }
+
+    async fn client_command(&self, args: &[&str]) -> fred::prelude::Value {
         use fred::prelude::*;
         let client = Builder::from_config(fred::prelude::Config::from_url(&self.url()).unwrap()).build().unwrap();
         client.init().await.unwrap();
-        let killed: i64 = client.custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", "pubsub"]).await.unwrap();
+        let answer: Value = client.custom(fred::cmd!("CLIENT"), args.to_vec()).await.unwrap();
         let _ = client.quit().await;
-        killed
+        answer
     }
 
     /// Kills the server, as a crash would.

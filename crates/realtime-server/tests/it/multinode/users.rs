@@ -67,13 +67,16 @@ async fn a_reliable_message_sent_while_a_node_s_subscription_was_cut_reaches_its
     let cluster = Cluster::start_on(&redis.url()).await;
     let mut phone = cluster.user_socket(cluster.b(), "kim-phone", "kim").await;
     eventually(PROMPTLY, || async { cluster.user_routes().await.get("kim") == Some(&1) }).await;
-    assert!(redis.cut_subscribers().await >= 2, "both nodes' subscribers were cut");
+    let cut = redis.cut_subscribers().await;
+    assert!(cut >= 2, "both nodes' subscribers were cut");
     let sent = cluster.message_user(&cluster.a, "kim", "reliable", json!("during the cut")).await;
     assert_eq!(sent["delivered"], 0, "B's subscription is down: nobody heard it");
     // B's subscriber reconnects 500 ms later, and hands the phone what it missed.
     let frame = phone.next(Duration::from_secs(5)).await.expect("the message, redelivered");
     assert_eq!((&frame["type"], &frame["message_id"]), (&json!("user.message"), &sent["message_id"]), "{frame}");
     assert_eq!(frame["payload"], "during the cut");
+    // A counts B's deliveries through B's reply to A's inbox: A's subscriber must be back too.
+    eventually(PROMPTLY, || async { redis.subscribers().await as i64 >= cut }).await;
     let after = cluster.message_user(&cluster.a, "kim", "reliable", json!("after")).await;
     assert_eq!(after["delivered"], 1, "routed to B again");
     assert_eq!(phone.expect("user.message").await["payload"], "after");
