@@ -5,9 +5,9 @@
 //! must the connection end? It is asked on every frame of every socket, so it costs a
 //! lock and at most a waker clone, and allocates nothing. (flume's channel, used before,
 //! allocated and registered a hook each time the writer waited, and the close request
-//! needed a registration of its own: a sixth of the fan-out's user-space time at ten
-//! thousand sockets.) An idle socket holds no slot: the queue grows as frames arrive and
-//! gives back a burst's room once drained.
+//! needed a waker of its own; the fan-out's CPU did not move measurably, an idle
+//! connection's memory fell by about 0.45 KiB.) An idle socket holds no slot: the queue
+//! grows as frames arrive and gives back a burst's room once drained.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -44,6 +44,9 @@ struct State {
     frames: VecDeque<Utf8Bytes>,
     /// The writer, while it waits for a frame or for the close.
     writer: Option<Waker>,
+    /// Whether the writer waits for a frame, not only for the close (while it writes, a
+    /// frame queued meanwhile must not wake it: it takes it once the write is done).
+    wants_frames: bool,
     /// A sender waits for room ([`Outbox::push_waiting`]).
     room_wanted: bool,
     /// How the connection must end, once asked (the first ask wins).
@@ -72,7 +75,7 @@ impl Outbox {
             return Err(Refused::Full);
         }
         state.frames.push_back(frame);
-        let writer = state.writer.take();
+        let writer = state.frame_waiter();
         drop(state);
         if let Some(writer) = writer {
             writer.wake();
@@ -96,7 +99,7 @@ impl Outbox {
                 }
                 if state.frames.len() < self.capacity {
                     state.frames.push_back(frame.take().expect("pushed once"));
-                    let writer = state.writer.take();
+                    let writer = state.frame_waiter();
                     drop(state);
                     if let Some(writer) = writer {
                         writer.wake();
@@ -120,6 +123,7 @@ impl Outbox {
             Some(frame) => Poll::Ready(Ok(frame)),
             None => {
                 register(&mut state.writer, context);
+                state.wants_frames = true;
                 Poll::Pending
             }
         }
@@ -154,6 +158,7 @@ impl Outbox {
             Some(close) => Poll::Ready(close.clone()),
             None => {
                 register(&mut state.writer, context);
+                state.wants_frames = false;
                 Poll::Pending
             }
         }
@@ -196,6 +201,13 @@ impl Outbox {
         state.shut = true;
         let left = std::mem::take(&mut state.frames).len();
         (state.close.clone(), left)
+    }
+}
+
+impl State {
+    /// The writer to wake for a new frame: only one waiting for frames.
+    fn frame_waiter(&mut self) -> Option<Waker> {
+        if self.wants_frames { self.writer.take() } else { None }
     }
 }
 
@@ -290,6 +302,26 @@ mod tests {
         let (outbox, sender) = full_with_a_waiting_sender().await;
         outbox.close(Closing::Vanish);
         assert!(!sender.await.unwrap());
+    }
+
+    #[test]
+    fn a_writer_busy_writing_is_woken_by_the_close_but_not_by_a_frame() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let wakes = std::sync::Arc::new(Count(Default::default()));
+        let waker = Waker::from(wakes.clone());
+        let mut context = Context::from_waker(&waker);
+        let outbox = Outbox::new(4);
+
+        assert!(outbox.poll_close(&mut context).is_pending());
+        outbox.push(frame("a")).unwrap();
+        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::SeqCst), 0, "the frame waits for the write to end");
+        outbox.close(Closing::Vanish);
+        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::SeqCst), 1, "the close wakes it");
     }
 
     #[test]
