@@ -10,7 +10,7 @@
 //! duplicate is fenced by the same unique key as a claim is, one transaction later.
 //!
 //! The final answer (counts known only after the effect) is then stored as for any
-//! request, before the request is answered: until then a retry replays the sealed answer,
+//! request, unless it is the sealed answer, before the request is answered: until then a retry replays the sealed answer,
 //! and once answered, a retry replays the answer given, a kill of the process in between
 //! included.
 
@@ -38,8 +38,8 @@ pub struct Claim {
 enum Outcome {
     /// No seal wrote it (yet).
     Unwritten,
-    /// The seal wrote the record (it is committed when the effect is).
-    Written,
+    /// The seal wrote the record, with this answer (it is committed when the effect is).
+    Written { sealed: String },
     /// Another request holds the key: this is its record.
     HeldBy(Record),
 }
@@ -61,9 +61,9 @@ impl Claim {
         self.retained_since
     }
 
-    /// The store wrote the record, in the effect's transaction.
-    pub fn written(&self) {
-        *self.outcome.lock().expect("claim lock") = Outcome::Written;
+    /// The store wrote the record, with the `sealed` answer, in the effect's transaction.
+    pub fn written(&self, sealed: &str) {
+        *self.outcome.lock().expect("claim lock") = Outcome::Written { sealed: sealed.to_owned() };
     }
 
     /// The store found `record`, another request's, holding the key: the effect must not
@@ -76,7 +76,7 @@ impl Claim {
     pub fn holder(&self) -> Option<Record> {
         match self.outcome() {
             Outcome::HeldBy(record) => Some(record),
-            Outcome::Unwritten | Outcome::Written => None,
+            Outcome::Unwritten | Outcome::Written { .. } => None,
         }
     }
 
@@ -105,9 +105,12 @@ impl Idempotency {
             let result = effect.await;
             match claim.outcome() {
                 Outcome::HeldBy(holder) => return answer_after(store.as_ref(), &scope, &holder, &record).await,
-                Outcome::Written => {
+                Outcome::Written { sealed } => {
                     if let Ok(body) = &result {
                         let stored = match serde_json::to_string(body) {
+                            // The record holds this answer already (a publish nobody
+                            // received, say): a second write would change nothing.
+                            Ok(answer) if answer == sealed => Ok(()),
                             Ok(answer) => store.finish(&scope, &record.lease.id, &answer).await,
                             Err(error) => Err(ApiError::internal(error)),
                         };

@@ -120,7 +120,11 @@ async fn commit_seal(tx: &mut PgConnection, seal: Option<&Seal>) -> StoreResult<
     let Some(seal) = seal else { return Ok(()) };
     if let Some(claim) = &seal.claim {
         let record = claim.record(&seal.answer);
-        return claimed(claim, idempotency::claim(tx, &seal.scope, &record, claim.retained_since()).await?);
+        return claimed(
+            claim,
+            &seal.answer,
+            idempotency::claim(tx, &seal.scope, &record, claim.retained_since()).await?,
+        );
     }
     let sealed = sqlx::query(
         "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \

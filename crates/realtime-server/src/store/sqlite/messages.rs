@@ -142,7 +142,11 @@ fn commit_seal(connection: &Connection, seal: Option<&Seal>) -> StoreResult<()> 
     let Some(seal) = seal else { return Ok(()) };
     if let Some(claim) = &seal.claim {
         let record = claim.record(&seal.answer);
-        return claimed(claim, super::idempotency::claim(connection, &seal.scope, &record, claim.retained_since())?);
+        return claimed(
+            claim,
+            &seal.answer,
+            super::idempotency::claim(connection, &seal.scope, &record, claim.retained_since())?,
+        );
     }
     let sealed = connection
         .prepare_cached(SEAL)

@@ -61,10 +61,19 @@ impl SqliteWriter {
     /// `lock` is the store's pool of its one sqlx writing connection. The thread ends
     /// when the last clone of the writer is dropped.
     pub(super) fn start(path: &Path, lock: SqlitePool) -> anyhow::Result<SqliteWriter> {
-        let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let connection = Connection::open_with_flags(
+            path,
+            // Only this thread uses the connection: SQLite's own mutex around every call
+            // (5% of the publish bench's CPU) guards nothing.
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         connection.busy_timeout(Duration::from_secs(10))?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", true)?;
+        // Each job runs in a savepoint, so SQLite keeps the first image of every page the
+        // job changes in a sub-journal: a temporary file by default, written with a
+        // `pwrite` per page (14% of the publish bench's CPU). In memory, it is a copy.
+        connection.pragma_update(None, "temp_store", "MEMORY")?;
         connection.set_prepared_statement_cache_capacity(64);
         let runtime = tokio::runtime::Handle::current();
         let replies = Replies::start(&runtime)?;
