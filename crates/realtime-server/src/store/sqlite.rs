@@ -59,6 +59,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT.to_string())
             .foreign_keys(true);
         // The group writer takes the writing connection once per batch: no ping each time
         // (a file's connection does not go stale).
@@ -77,6 +78,12 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
+
+/// The pages the WAL grows by before a commit copies them into the database (SQLite's
+/// default is 1,000). A checkpoint writes each page once however often it changed, and the
+/// pages publishes change are few and hot (the account, the channel, the tails of the
+/// messages and keys): at 4,000 (a WAL of 16 MiB) the REST publish spent 6% less CPU.
+const WAL_AUTOCHECKPOINT: i64 = 4000;
 
 /// Whether `url` names SQLite's in-memory database.
 fn is_in_memory(url: &str) -> bool {

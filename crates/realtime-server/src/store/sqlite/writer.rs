@@ -74,6 +74,7 @@ impl SqliteWriter {
         // job changes in a sub-journal: a temporary file by default, written with a
         // `pwrite` per page (14% of the publish bench's CPU). In memory, it is a copy.
         connection.pragma_update(None, "temp_store", "MEMORY")?;
+        connection.pragma_update(None, "wal_autocheckpoint", super::WAL_AUTOCHECKPOINT)?;
         connection.set_prepared_statement_cache_capacity(64);
         let runtime = tokio::runtime::Handle::current();
         let replies = Replies::start(&runtime)?;
