@@ -145,6 +145,10 @@ fn write_batches(
     let _in_runtime = runtime.enter();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
+        // Woken by the first job, this thread would take the core from the requests
+        // about to send the next ones (on a core of its own, this returns at once):
+        // batches grew, and the REST publish spent 5% less CPU per request.
+        std::thread::yield_now();
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
