@@ -352,8 +352,8 @@ impl From<StoreError> for realtime_api::ApiError {
 }
 
 /// What a seal that claims its key found when writing the key's record: nobody (the record
-/// is written, with the effect and the `sealed` answer) or `holder`, another request's record (the effect must not
-/// commit: its job fails with [`StoreError::LeaseLost`]).
+/// is written, with the effect and the `sealed` answer) or `holder`, another request's
+/// record (the effect must not commit: its job fails with [`StoreError::LeaseLost`]).
 fn claimed(claim: &Claim, sealed: &str, holder: Option<Record>) -> StoreResult<()> {
     match holder {
         None => {

@@ -10,9 +10,9 @@
 //! duplicate is fenced by the same unique key as a claim is, one transaction later.
 //!
 //! The final answer (counts known only after the effect) is then stored as for any
-//! request, unless it is the sealed answer, before the request is answered: until then a retry replays the sealed answer,
-//! and once answered, a retry replays the answer given, a kill of the process in between
-//! included.
+//! request, unless it is the sealed answer, before the request is answered: until then a
+//! retry replays the sealed answer, and once answered, a retry replays the answer given, a
+//! kill of the process in between included.
 
 use std::sync::{Arc, Mutex};
 

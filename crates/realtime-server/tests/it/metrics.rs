@@ -72,6 +72,39 @@ async fn metrics_count_the_traffic_and_name_no_channel_or_account() {
     assert!(!after.contains("secret-room-name") && !after.contains("acct_"), "labels are bounded:\n{after}");
 }
 
+/// The count of store calls `call` (0 before the first: the series appears with it).
+fn store_calls(text: &str, call: &str) -> f64 {
+    let name = format!("realtime_store_call_duration_seconds_count{{call=\"{call}\"}}");
+    if text.contains(&name) { sample(text, &name) } else { 0.0 }
+}
+
+#[tokio::test]
+async fn a_keyed_publish_stores_its_final_answer_only_when_it_differs_from_the_sealed_one() {
+    let env = Env::start().await;
+    env.create_channel("empty-room", "public").await;
+    env.create_channel("busy-room", "public").await;
+    let mut reader = env.subscriber("reader", "busy-room", &["subscribe"]).await;
+    let publish = |channel: &str, key: &'static str| {
+        let body = json!({"channel": channel, "event": "e", "data": 1});
+        let env = &env;
+        async move { env.send_as(&env.key, "POST", "/v1/realtime/publish", Some(body), &[("idempotency-key", key)]).await }
+    };
+
+    // Sealed with `delivered: 0`, and nobody received it: the sealed answer is the final one.
+    let unheard = publish("empty-room", "unheard").await.ok();
+    assert_eq!(unheard["delivered"], json!(0));
+    assert_eq!(store_calls(&scrape(&env).await, "idempotency_finish"), 0.0, "nothing left to write");
+    // Received by one socket: the final answer (`delivered: 1`) replaces the sealed one.
+    let heard = publish("busy-room", "heard").await.ok();
+    assert_eq!(heard["delivered"], json!(1));
+    reader.expect("message").await;
+    assert_eq!(store_calls(&scrape(&env).await, "idempotency_finish"), 1.0, "one final answer written");
+
+    // Either way a retry replays the answer given.
+    assert_eq!(publish("empty-room", "unheard").await.ok(), unheard);
+    assert_eq!(publish("busy-room", "heard").await.ok(), heard);
+}
+
 #[tokio::test]
 async fn refusals_for_credit_are_counted_on_every_face_and_methods_are_bounded() {
     let env = Env::start().await;
