@@ -4,7 +4,7 @@
 use realtime_types::Position;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::writer::engine_error;
+use super::writer::{BeforeCommit, engine_error};
 use super::{BALANCE, DEBIT, SEAL, SqliteStore, offset, stored, text};
 use crate::store::{MessageRow, MessagesRefused, Retention, Seal, SealOf, StoreError, StoreResult, claimed};
 
@@ -20,17 +20,19 @@ pub(super) async fn record(
     let (account, messages) = (account_id.to_owned(), messages.to_vec());
     store
         .group
-        .run(account_id, move |connection| {
-            let positions = write(connection, &account, &messages, price, retention)?;
+        .run(account_id, move |connection, before_commit| {
+            let positions = write(connection, before_commit, &account, &messages, price, retention)?;
             commit_seal(connection, seal(&positions).as_ref())?;
             Ok(positions)
         })
         .await
 }
 
-/// Debits, numbers, inserts and trims; every reason to refuse is found before giving up.
+/// Debits, numbers and inserts, and has the batch trim; every reason to refuse is found
+/// before giving up.
 fn write(
     connection: &Connection,
+    before_commit: &mut BeforeCommit,
     account_id: &str,
     messages: &[MessageRow],
     price: i64,
@@ -90,30 +92,39 @@ fn write(
     for (message, position) in messages.iter().zip(&positions) {
         newest.insert(message.channel.as_str(), position.offset);
     }
-    // The newest `retention.messages` stay, and none older than the age limit. Both cut a
-    // prefix of the channel's stream (offsets grow with publish time), so the delete is one
-    // range of the (account, channel, offset) index: up to the first message young enough,
-    // found by walking from the oldest (usually at once). The periodic purge catches what a
-    // clock that went back left behind.
-    let mut trim = connection
+    for (channel, last) in newest {
+        let (account_id, channel) = (account_id.to_owned(), channel.to_owned());
+        let key = format!("trim {account_id} {channel}");
+        before_commit.last_of(key, move |connection| trim(connection, &account_id, &channel, last, retention));
+    }
+    Ok(positions)
+}
+
+/// Trims the history of a channel whose newest message is at offset `last`: the newest
+/// `retention.messages` stay, and none older than the age limit. Both cut a prefix of the
+/// channel's stream (offsets grow with publish time), so the delete is one range of the
+/// (account, channel, offset) index: up to the first message young enough, found by
+/// walking from the oldest (usually at once). The periodic purge catches what a clock that
+/// went back left behind.
+fn trim(connection: &Connection, account_id: &str, channel: &str, last: u64, retention: Retention) -> StoreResult<()> {
+    let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
+    connection
         .prepare_cached(
             "DELETE FROM messages WHERE account_id = ?1 AND channel = ?2 AND stream_offset < MAX(?3, COALESCE(( \
              SELECT stream_offset FROM messages WHERE account_id = ?1 AND channel = ?2 AND published_at >= ?4 \
              ORDER BY stream_offset LIMIT 1), ?5))",
         )
-        .map_err(engine_error)?;
-    for (channel, last) in newest {
-        let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
-        trim.execute(params![
-            account_id,
-            channel,
-            stored(oldest_kept),
-            text(retention.published_after),
-            stored(last + 1)
-        ])
-        .map_err(engine_error)?;
-    }
-    Ok(positions)
+        .and_then(|mut trim| {
+            trim.execute(params![
+                account_id,
+                channel,
+                stored(oldest_kept),
+                text(retention.published_after),
+                stored(last + 1)
+            ])
+        })
+        .map(|_| ())
+        .map_err(engine_error)
 }
 
 /// Debits `price`, or reports the balance that does not cover it.

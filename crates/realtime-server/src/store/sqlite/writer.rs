@@ -15,7 +15,8 @@
 //!
 //! A job is a closure over the thread's connection: it must own its inputs (the seal of an
 //! idempotent answer included, see [`crate::store::SealOf`]) and must not block on anything
-//! but SQLite.
+//! but SQLite. What a job needs done once per batch rather than once per job (a publish's
+//! trim of its channel's history) it leaves to the batch, [`BeforeCommit`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -41,7 +42,46 @@ struct Job {
     /// Whether the job writes with one statement only: SQLite undoes a failed statement by
     /// itself, so such a job needs no savepoint.
     single_statement: bool,
-    run: Box<dyn FnOnce(&Connection) -> Ran + Send>,
+    run: Box<dyn FnOnce(&Connection, &mut BeforeCommit) -> Ran + Send>,
+}
+
+/// A statement a job leaves to its batch.
+type Statement = Box<dyn FnOnce(&Connection) -> StoreResult<()> + Send>;
+
+/// Statements a batch runs once, just before its commit, for the jobs of it that asked:
+/// a channel's history is trimmed once per batch, not after each publish to it (the trim
+/// was 9% of the REST publish's CPU). Of the statements asked for under one key, only the
+/// last runs; those of a job that is rolled back are dropped with it. One that fails fails
+/// the batch, as a failed commit would.
+#[derive(Default)]
+pub(super) struct BeforeCommit {
+    statements: Vec<(String, Statement)>,
+}
+
+impl BeforeCommit {
+    /// Asks for `statement` before the commit, in place of any asked for earlier under `key`.
+    pub(super) fn last_of(
+        &mut self,
+        key: String,
+        statement: impl FnOnce(&Connection) -> StoreResult<()> + Send + 'static,
+    ) {
+        self.statements.push((key, Box::new(statement)));
+    }
+
+    /// Runs the last statement of each key, in the order they were asked for.
+    fn run(&mut self, connection: &Connection) -> StoreResult<()> {
+        let statements = std::mem::take(&mut self.statements);
+        let mut last = std::collections::HashMap::with_capacity(statements.len());
+        for (index, (key, _)) in statements.iter().enumerate() {
+            last.insert(key.clone(), index);
+        }
+        for (index, (key, statement)) in statements.into_iter().enumerate() {
+            if last[&key] == index {
+                statement(connection)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The queue of the writer thread; cheap to clone.
@@ -86,11 +126,12 @@ impl SqliteWriter {
     }
 
     /// Runs `job` in the next batch, in a savepoint, and returns its result once that batch
-    /// committed; its writes are rolled back when it returns an error.
+    /// committed; its writes (and what it left to the batch) are rolled back when it returns
+    /// an error.
     pub(super) async fn run<T, F>(&self, account: &str, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection, &mut BeforeCommit) -> StoreResult<T> + Send + 'static,
     {
         self.submit(account, job, false).await
     }
@@ -102,16 +143,18 @@ impl SqliteWriter {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(account, job, true).await
+        self.submit(account, move |connection: &Connection, _: &mut BeforeCommit| job(connection), true).await
     }
 
     async fn submit<T, F>(&self, account: &str, job: F, single_statement: bool) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection, &mut BeforeCommit) -> StoreResult<T> + Send + 'static,
     {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
-        let run = Box::new(move |connection: &Connection| Ran::of(job(connection), result_tx));
+        let run = Box::new(move |connection: &Connection, before_commit: &mut BeforeCommit| {
+            Ran::of(job(connection, before_commit), result_tx)
+        });
         self.jobs
             .send(Job { account: account.to_owned(), single_statement, run })
             .await
@@ -189,16 +232,18 @@ fn write_batches(
 /// Answers of the jobs that ran.
 type Answers = Vec<Answer>;
 
-/// Runs the jobs in one transaction, each in a savepoint (but single statements); returns
-/// their answers once it committed, or the error and the answers of the jobs that ran.
+/// Runs the jobs in one transaction, each in a savepoint (but single statements), then
+/// what they left to the batch; returns their answers once it committed, or the error and
+/// the answers of the jobs that ran.
 fn run_batch(connection: &Connection, batch: &mut Vec<Job>) -> Result<Answers, (String, Answers)> {
     let mut answers: Answers = Vec::with_capacity(batch.len());
+    let mut before_commit = BeforeCommit::default();
     if let Err(error) = run_cached(connection, "BEGIN IMMEDIATE") {
         return Err((error.to_string(), answers));
     }
     for job in batch.drain(..) {
         if job.single_statement {
-            let ran = (job.run)(connection);
+            let ran = (job.run)(connection, &mut before_commit);
             answers.push(ran.answer);
             // Its error is the engine's (a refusal would be an answer), and some (I/O,
             // full disk) end the whole transaction: so does this, for every job of it.
@@ -210,12 +255,21 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Job>) -> Result<Answers, (
         if let Err(error) = run_cached(connection, "SAVEPOINT job") {
             return Err((error.to_string(), answers));
         }
-        let ran = (job.run)(connection);
-        let end = if ran.kept { run_cached(connection, "RELEASE job") } else { rollback_job(connection) };
+        let asked = before_commit.statements.len();
+        let ran = (job.run)(connection, &mut before_commit);
+        let end = if ran.kept {
+            run_cached(connection, "RELEASE job")
+        } else {
+            before_commit.statements.truncate(asked);
+            rollback_job(connection)
+        };
         answers.push(ran.answer);
         if let Err(error) = end {
             return Err((error.to_string(), answers));
         }
+    }
+    if let Err(error) = before_commit.run(connection) {
+        return Err((error.to_string(), answers));
     }
     match run_cached(connection, "COMMIT") {
         Ok(()) => Ok(answers),
