@@ -59,5 +59,6 @@ pub struct Checkout {
     /// Where it stands.
     pub status: CheckoutStatus,
     /// After this the checkout can no longer be completed.
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub expires_at: DateTime<Utc>,
 }

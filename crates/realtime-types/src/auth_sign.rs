@@ -99,6 +99,7 @@ pub enum VendorToken {
         /// A JWT for the WebSocket gateway.
         token: String,
         /// When it expires.
+        #[serde(serialize_with = "crate::time::rfc3339")]
         expires_at: DateTime<Utc>,
     },
     /// A Pusher channel authorization. The whole answer is what pusher-js's
@@ -127,6 +128,7 @@ pub enum VendorToken {
         /// A JWT with `perms` per channel.
         token: String,
         /// When it expires.
+        #[serde(serialize_with = "crate::time::rfc3339")]
         expires_at: DateTime<Utc>,
     },
 }

@@ -91,6 +91,7 @@ pub struct Channel {
     /// The protocol face the channel was created through.
     pub vendor: Vendor,
     /// When the channel was created.
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     /// Distinct present clients; only for presence channels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +99,7 @@ pub struct Channel {
     /// Live sockets subscribed to the channel.
     pub subscriber_count: u32,
     /// When the last event was published; absent before the first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::time::option_rfc3339", default, skip_serializing_if = "Option::is_none")]
     pub last_published_at: Option<DateTime<Utc>>,
 }
 

@@ -86,6 +86,7 @@ pub struct HistoryMessage {
     /// The payload.
     pub data: serde_json::Value,
     /// When it was published.
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub published_at: DateTime<Utc>,
 }
 

@@ -10,6 +10,7 @@
 //! - [`problem`]: [`ErrorCode`] and the [`Problem`] body.
 //! - [`token`], [`channel`], [`history`], [`publish`], [`presence`], [`auth_sign`],
 //!   [`events`], [`user`], [`account`]: one module per capability group of the REST contract.
+//! - [`time`]: timestamps as the wire carries them.
 //! - [`ws`]: the WebSocket protocol (client frames, server frames, close codes).
 //! - [`pusher`]: the Pusher-compatible face (Pusher's HTTP API and protocol 7).
 
@@ -25,6 +26,7 @@ pub mod presence;
 pub mod problem;
 pub mod publish;
 pub mod pusher;
+pub mod time;
 pub mod token;
 pub mod user;
 pub mod validate;

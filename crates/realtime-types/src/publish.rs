@@ -56,6 +56,7 @@ pub struct Published {
     /// The event name.
     pub event: String,
     /// When the event was accepted.
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub published_at: DateTime<Utc>,
     /// How many connections (on every node) the event was handed to.
     pub delivered: u32,

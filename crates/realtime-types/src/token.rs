@@ -97,6 +97,7 @@ pub struct RealtimeToken {
     /// The token's unique id, usable with `token.revoke`.
     pub jti: String,
     /// When the token stops working; a live socket using it is closed then.
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub expires_at: DateTime<Utc>,
     /// The WebSocket URL to connect to.
     pub endpoint: String,

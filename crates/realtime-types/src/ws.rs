@@ -125,6 +125,7 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         user_id: Option<String>,
         /// When the token expires; the socket is closed with 4002 then.
+        #[serde(serialize_with = "crate::time::rfc3339")]
         expires_at: DateTime<Utc>,
         /// Send a frame (a `ping` will do) at least this often; after
         /// `heartbeat_timeout_seconds` of silence the server closes with 4201.
@@ -175,6 +176,7 @@ pub enum ServerFrame {
         /// The event payload.
         data: serde_json::Value,
         /// When it was published.
+        #[serde(serialize_with = "crate::time::rfc3339")]
         published_at: DateTime<Utc>,
     },
     /// A client joined a presence channel this connection is subscribed to.
@@ -240,6 +242,7 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sender_id: Option<String>,
         /// When it was sent.
+        #[serde(serialize_with = "crate::time::rfc3339")]
         sent_at: DateTime<Utc>,
         /// For a reliable message: its place in the user's stream.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,6 +296,7 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sender_id: Option<String>,
         /// When it can no longer be answered.
+        #[serde(serialize_with = "crate::time::rfc3339")]
         expires_at: DateTime<Utc>,
     },
     /// Sent just before the server closes the socket with `code`.

@@ -2,9 +2,10 @@
 //! publishes share a transaction and one WAL flush (see [`crate::store::group_commit`]).
 
 use realtime_types::Position;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, Row};
 
 use super::{PostgresStore, commit_seal, debit, offset, stored};
+use crate::store::group_commit::Later;
 use crate::store::{MessageRow, MessagesRefused, Retention, SealOf, StoreError, StoreResult};
 
 /// See [`crate::store::Channels::record_messages`].
@@ -19,9 +20,9 @@ pub(super) async fn record(
     let (account, messages) = (account_id.to_owned(), messages.to_vec());
     store
         .group
-        .run(account_id, move |connection| {
+        .run(account_id, move |connection, later| {
             Box::pin(async move {
-                let positions = write(connection, &account, &messages, price, retention).await?;
+                let positions = write(connection, later, &account, &messages, price, retention).await?;
                 commit_seal(connection, seal(&positions).as_ref()).await?;
                 Ok(positions)
             })
@@ -29,9 +30,10 @@ pub(super) async fn record(
         .await
 }
 
-/// Locks, debits, numbers and inserts, and trims.
+/// Locks, debits, numbers and inserts, and has the batch trim.
 async fn write(
     connection: &mut PgConnection,
+    later: &mut Later<Postgres>,
     account_id: &str,
     messages: &[MessageRow],
     price: i64,
@@ -102,21 +104,40 @@ async fn write(
         newest.insert(message.channel.as_str(), position.offset);
     }
     for (channel, last) in newest {
-        // The newest `retention.messages` stay, and none older than the age limit: one
-        // range of the (account, channel, offset) index, as on SQLite (see there).
-        let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
-        sqlx::query(
-            "DELETE FROM messages WHERE account_id = $1 AND channel = $2 AND stream_offset < GREATEST($3, COALESCE(( \
-             SELECT stream_offset FROM messages WHERE account_id = $1 AND channel = $2 AND published_at >= $4 \
-             ORDER BY stream_offset LIMIT 1), $5))",
-        )
-        .bind(account_id)
-        .bind(channel)
-        .bind(stored(oldest_kept))
-        .bind(retention.published_after)
-        .bind(stored(last + 1))
-        .execute(&mut *connection)
-        .await?;
+        let (account_id, channel) = (account_id.to_owned(), channel.to_owned());
+        let key = format!("trim {account_id} {channel}");
+        later.last_of(
+            key,
+            Box::new(move |connection| {
+                Box::pin(async move { trim(connection, &account_id, &channel, last, retention).await })
+            }),
+        );
     }
     Ok(positions)
+}
+
+/// Trims the history of a channel whose newest message is at offset `last`: the newest
+/// `retention.messages` stay, and none older than the age limit; one range of the
+/// (account, channel, offset) index, as on SQLite (see there).
+async fn trim(
+    connection: &mut PgConnection,
+    account_id: &str,
+    channel: &str,
+    last: u64,
+    retention: Retention,
+) -> StoreResult<()> {
+    let oldest_kept = last.saturating_sub(u64::from(retention.messages.max(1))) + 1;
+    sqlx::query(
+        "DELETE FROM messages WHERE account_id = $1 AND channel = $2 AND stream_offset < GREATEST($3, COALESCE(( \
+         SELECT stream_offset FROM messages WHERE account_id = $1 AND channel = $2 AND published_at >= $4 \
+         ORDER BY stream_offset LIMIT 1), $5))",
+    )
+    .bind(account_id)
+    .bind(channel)
+    .bind(stored(oldest_kept))
+    .bind(retention.published_after)
+    .bind(stored(last + 1))
+    .execute(connection)
+    .await?;
+    Ok(())
 }

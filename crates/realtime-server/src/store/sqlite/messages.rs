@@ -4,7 +4,7 @@
 use realtime_types::Position;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::writer::{BeforeCommit, engine_error};
+use super::writer::{Later, engine_error};
 use super::{BALANCE, DEBIT, SEAL, SqliteStore, offset, stored, text};
 use crate::store::{MessageRow, MessagesRefused, Retention, Seal, SealOf, StoreError, StoreResult, claimed};
 
@@ -20,8 +20,8 @@ pub(super) async fn record(
     let (account, messages) = (account_id.to_owned(), messages.to_vec());
     store
         .group
-        .run(account_id, move |connection, before_commit| {
-            let positions = write(connection, before_commit, &account, &messages, price, retention)?;
+        .run(account_id, move |connection, later| {
+            let positions = write(connection, later, &account, &messages, price, retention)?;
             commit_seal(connection, seal(&positions).as_ref())?;
             Ok(positions)
         })
@@ -32,7 +32,7 @@ pub(super) async fn record(
 /// before giving up.
 fn write(
     connection: &Connection,
-    before_commit: &mut BeforeCommit,
+    later: &mut Later,
     account_id: &str,
     messages: &[MessageRow],
     price: i64,
@@ -95,7 +95,7 @@ fn write(
     for (channel, last) in newest {
         let (account_id, channel) = (account_id.to_owned(), channel.to_owned());
         let key = format!("trim {account_id} {channel}");
-        before_commit.last_of(key, move |connection| trim(connection, &account_id, &channel, last, retention));
+        later.last_of(key, Box::new(move |connection| trim(connection, &account_id, &channel, last, retention)));
     }
     Ok(positions)
 }

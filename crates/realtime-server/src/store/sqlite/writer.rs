@@ -16,7 +16,7 @@
 //! A job is a closure over the thread's connection: it must own its inputs (the seal of an
 //! idempotent answer included, see [`crate::store::SealOf`]) and must not block on anything
 //! but SQLite. What a job needs done once per batch rather than once per job (a publish's
-//! trim of its channel's history) it leaves to the batch, [`BeforeCommit`].
+//! trim of its channel's history) it leaves to the batch ([`BeforeCommit`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,7 +26,7 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::replies::Replies;
-use crate::store::group_commit::{Answer, Ran, not_committed};
+use crate::store::group_commit::{Answer, BeforeCommit, Ran, not_committed};
 use crate::store::{StoreError, StoreResult};
 
 /// The most jobs one transaction takes.
@@ -42,47 +42,14 @@ struct Job {
     /// Whether the job writes with one statement only: SQLite undoes a failed statement by
     /// itself, so such a job needs no savepoint.
     single_statement: bool,
-    run: Box<dyn FnOnce(&Connection, &mut BeforeCommit) -> Ran + Send>,
+    run: Box<dyn FnOnce(&Connection, &mut Later) -> Ran + Send>,
 }
 
 /// A statement a job leaves to its batch.
-type Statement = Box<dyn FnOnce(&Connection) -> StoreResult<()> + Send>;
+pub(super) type LaterStatement = Box<dyn FnOnce(&Connection) -> StoreResult<()> + Send>;
 
-/// Statements a batch runs once, just before its commit, for the jobs of it that asked:
-/// a channel's history is trimmed once per batch, not after each publish to it (the trim
-/// was 9% of the REST publish's CPU). Of the statements asked for under one key, only the
-/// last runs; those of a job that is rolled back are dropped with it. One that fails fails
-/// the batch, as a failed commit would.
-#[derive(Default)]
-pub(super) struct BeforeCommit {
-    statements: Vec<(String, Statement)>,
-}
-
-impl BeforeCommit {
-    /// Asks for `statement` before the commit, in place of any asked for earlier under `key`.
-    pub(super) fn last_of(
-        &mut self,
-        key: String,
-        statement: impl FnOnce(&Connection) -> StoreResult<()> + Send + 'static,
-    ) {
-        self.statements.push((key, Box::new(statement)));
-    }
-
-    /// Runs the last statement of each key, in the order they were asked for.
-    fn run(&mut self, connection: &Connection) -> StoreResult<()> {
-        let statements = std::mem::take(&mut self.statements);
-        let mut last = std::collections::HashMap::with_capacity(statements.len());
-        for (index, (key, _)) in statements.iter().enumerate() {
-            last.insert(key.clone(), index);
-        }
-        for (index, (key, statement)) in statements.into_iter().enumerate() {
-            if last[&key] == index {
-                statement(connection)?;
-            }
-        }
-        Ok(())
-    }
-}
+/// What a job of this writer leaves to its batch.
+pub(super) type Later = BeforeCommit<LaterStatement>;
 
 /// The queue of the writer thread; cheap to clone.
 #[derive(Clone)]
@@ -131,7 +98,7 @@ impl SqliteWriter {
     pub(super) async fn run<T, F>(&self, account: &str, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut BeforeCommit) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection, &mut Later) -> StoreResult<T> + Send + 'static,
     {
         self.submit(account, job, false).await
     }
@@ -143,18 +110,17 @@ impl SqliteWriter {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(account, move |connection: &Connection, _: &mut BeforeCommit| job(connection), true).await
+        self.submit(account, move |connection: &Connection, _: &mut Later| job(connection), true).await
     }
 
     async fn submit<T, F>(&self, account: &str, job: F, single_statement: bool) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut BeforeCommit) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection, &mut Later) -> StoreResult<T> + Send + 'static,
     {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
-        let run = Box::new(move |connection: &Connection, before_commit: &mut BeforeCommit| {
-            Ran::of(job(connection, before_commit), result_tx)
-        });
+        let run =
+            Box::new(move |connection: &Connection, later: &mut Later| Ran::of(job(connection, later), result_tx));
         self.jobs
             .send(Job { account: account.to_owned(), single_statement, run })
             .await
@@ -237,13 +203,13 @@ type Answers = Vec<Answer>;
 /// the answers of the jobs that ran.
 fn run_batch(connection: &Connection, batch: &mut Vec<Job>) -> Result<Answers, (String, Answers)> {
     let mut answers: Answers = Vec::with_capacity(batch.len());
-    let mut before_commit = BeforeCommit::default();
+    let mut later = Later::default();
     if let Err(error) = run_cached(connection, "BEGIN IMMEDIATE") {
         return Err((error.to_string(), answers));
     }
     for job in batch.drain(..) {
         if job.single_statement {
-            let ran = (job.run)(connection, &mut before_commit);
+            let ran = (job.run)(connection, &mut later);
             answers.push(ran.answer);
             // Its error is the engine's (a refusal would be an answer), and some (I/O,
             // full disk) end the whole transaction: so does this, for every job of it.
@@ -255,12 +221,12 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Job>) -> Result<Answers, (
         if let Err(error) = run_cached(connection, "SAVEPOINT job") {
             return Err((error.to_string(), answers));
         }
-        let asked = before_commit.statements.len();
-        let ran = (job.run)(connection, &mut before_commit);
+        let asked = later.asked();
+        let ran = (job.run)(connection, &mut later);
         let end = if ran.kept {
             run_cached(connection, "RELEASE job")
         } else {
-            before_commit.statements.truncate(asked);
+            later.forget_since(asked);
             rollback_job(connection)
         };
         answers.push(ran.answer);
@@ -268,8 +234,10 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Job>) -> Result<Answers, (
             return Err((error.to_string(), answers));
         }
     }
-    if let Err(error) = before_commit.run(connection) {
-        return Err((error.to_string(), answers));
+    for statement in later.take() {
+        if let Err(error) = statement(connection) {
+            return Err((error.to_string(), answers));
+        }
     }
     match run_cached(connection, "COMMIT") {
         Ok(()) => Ok(answers),
