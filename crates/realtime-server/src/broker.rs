@@ -107,6 +107,13 @@ pub trait Broker: Send + Sync {
     async fn open_user_route(&self, user: &UserKey) -> Result<(), BrokerError>;
     /// This node's hub, which the broker delivers into.
     fn hub(&self) -> &Hub;
+    /// Whether a channel event of `key` could reach anyone: false only when the broker
+    /// knows it would act on nothing. A publish then skips encoding its frames (6% of a
+    /// REST publish's CPU on a channel nobody listens to). A broker of several nodes
+    /// cannot know what the others hold without asking, so it says true.
+    fn has_audience(&self, _key: &ChannelKey) -> bool {
+        true
+    }
 }
 
 /// The name under which a channel's occupancy is counted as a presence of nodes: each

@@ -365,6 +365,11 @@ impl Hub {
         true
     }
 
+    /// Whether this node holds `key`'s channel: it has a subscriber, or had one lately.
+    pub fn has_channel(&self, key: &ChannelKey) -> bool {
+        self.state.read().expect("hub lock").channels.contains_key(key)
+    }
+
     /// Hands `frame` to every local subscriber of `key`; returns how many took it. A
     /// message (`position` given) goes out in offset order: after the messages before
     /// it, and never twice.

@@ -355,6 +355,10 @@ impl Service {
         )?;
         let mut published = published_of(&rows, &positions);
         for ((message, position), outgoing) in published.iter_mut().zip(positions).zip(messages) {
+            let key = ChannelKey::new(account_id, &message.channel);
+            if !self.broker.has_audience(&key) {
+                continue;
+            }
             let frame = ServerFrame::Message {
                 channel: message.channel.clone(),
                 message_id: message.message_id.clone(),
@@ -365,7 +369,6 @@ impl Service {
                 published_at: message.published_at,
             };
             let frame = Frames::of(&frame, outgoing.user_id.as_deref(), outgoing.except.as_deref());
-            let key = ChannelKey::new(account_id, &message.channel);
             let event = ClusterEvent::Frame { key, frame, position: Some(position) };
             message.delivered = self.announce(event).await;
             self.metrics.frames_delivered.inc_by(u64::from(message.delivered));

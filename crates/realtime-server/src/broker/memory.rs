@@ -32,6 +32,11 @@ impl Broker for MemoryBroker {
         &self.hub
     }
 
+    /// A subscriber of the channel, or a viewer of the account's console, on this one node.
+    fn has_audience(&self, key: &ChannelKey) -> bool {
+        self.hub.has_channel(key) || self.hub.taps.is_watched(&key.account_id)
+    }
+
     async fn publish(&self, event: ClusterEvent) -> Result<u32, BrokerError> {
         let applied = apply(&self.hub, event);
         Ok(announce(self, applied).await)

@@ -78,4 +78,8 @@ impl Broker for Timed {
     fn hub(&self) -> &Hub {
         self.inner.hub()
     }
+
+    fn has_audience(&self, key: &ChannelKey) -> bool {
+        self.inner.has_audience(key)
+    }
 }

@@ -108,6 +108,11 @@ impl Taps {
         receiver
     }
 
+    /// Whether anyone views the events of `account_id`.
+    pub fn is_watched(&self, account_id: &str) -> bool {
+        self.watched.load(Ordering::Relaxed) > 0 && self.senders.read().expect("taps lock").contains_key(account_id)
+    }
+
     /// Hands the event `make` builds to the viewers of `account_id`; builds nothing and
     /// never waits when there are none.
     pub fn emit(&self, account_id: &str, make: impl FnOnce() -> TapEvent) {

@@ -117,6 +117,22 @@ async fn the_console_stream_shows_publishes_subscribes_presence_revocations_and_
     assert_eq!(shown["operation"], "POST /v1/realtime/channel/create");
 }
 
+/// A publish skips encoding its frames when nobody would receive them; a console viewer
+/// counts as someone.
+#[tokio::test]
+async fn a_publish_to_a_channel_without_subscribers_still_reaches_the_console() {
+    let env = Env::start().await;
+    env.create_channel("quiet", "public").await;
+    let unheard = env.post("/v1/realtime/publish", json!({"channel": "quiet", "event": "e", "data": 1})).await.ok();
+    assert_eq!(unheard["delivered"], 0);
+    let mut console = Console::open(&env, &env.key).await;
+    let published =
+        env.post("/v1/realtime/publish", json!({"channel": "quiet", "event": "seen", "data": 2})).await.ok();
+    assert_eq!(published["delivered"], 0, "a console is no subscriber");
+    let message = console.expect("the publish", |name, data| name == "frame" && data["type"] == "message").await;
+    assert_eq!((message["event"].as_str(), message["offset"].as_u64()), (Some("seen"), Some(2)));
+}
+
 #[tokio::test]
 async fn another_accounts_events_never_reach_a_console() {
     let env = Env::start().await;
