@@ -39,6 +39,11 @@ async fn write(
     price: i64,
     retention: Retention,
 ) -> StoreResult<Vec<Position>> {
+    if let [message] = messages {
+        return write_one(connection, later, account_id, message, price, retention)
+            .await
+            .map(|position| vec![position]);
+    }
     // Every reason to refuse is found before giving up (the job's savepoint undoes what
     // it changed). Every writer takes the account row before any channel row, so the
     // lock order is fixed; with a price of 0 the row is locked all the same, so that
@@ -104,16 +109,80 @@ async fn write(
         newest.insert(message.channel.as_str(), position.offset);
     }
     for (channel, last) in newest {
-        let (account_id, channel) = (account_id.to_owned(), channel.to_owned());
-        let key = format!("trim {account_id} {channel}");
-        later.last_of(
-            key,
-            Box::new(move |connection| {
-                Box::pin(async move { trim(connection, &account_id, &channel, last, retention).await })
-            }),
-        );
+        trim_later(later, account_id, channel, last, retention);
     }
     Ok(positions)
+}
+
+/// [`write`] for one message, the common publish: the debit (which locks the account row
+/// first, at any price), the numbering and the insert in one statement, one round trip
+/// where there were two or three. Only a refusal reads more, to report every reason.
+async fn write_one(
+    connection: &mut PgConnection,
+    later: &mut Later<Postgres>,
+    account_id: &str,
+    message: &MessageRow,
+    price: i64,
+    retention: Retention,
+) -> StoreResult<Position> {
+    let written = sqlx::query(
+        "WITH debited AS (UPDATE accounts SET balance = balance - $7 WHERE account_id = $1 AND balance >= $7 \
+         RETURNING account_id), \
+         next AS (UPDATE channels SET last_published_at = $3, last_offset = last_offset + 1 \
+         WHERE account_id = $1 AND name = $2 AND EXISTS (SELECT 1 FROM debited) RETURNING channel_id, last_offset), \
+         inserted AS (INSERT INTO messages (account_id, channel, message_id, event, data, published_at, \
+         stream_offset) SELECT $1, $2, $4, $5, $6, $3, last_offset FROM next) \
+         SELECT EXISTS (SELECT 1 FROM debited) AS debited, next.channel_id, next.last_offset \
+         FROM (SELECT 1) AS one LEFT JOIN next ON true",
+    )
+    .bind(account_id)
+    .bind(&message.channel)
+    .bind(message.published_at)
+    .bind(&message.message_id)
+    .bind(&message.event)
+    .bind(&message.data)
+    .bind(price)
+    .fetch_one(&mut *connection)
+    .await?;
+    let debited: bool = written.try_get("debited")?;
+    let epoch: Option<String> = written.try_get("channel_id")?;
+    let last_offset: Option<i64> = written.try_get("last_offset")?;
+    if let (true, Some(epoch), Some(last_offset)) = (debited, epoch, last_offset) {
+        let position = Position { epoch, offset: offset(last_offset)? };
+        trim_later(later, account_id, &message.channel, position.offset, retention);
+        return Ok(position);
+    }
+    let mut refused = MessagesRefused { insufficient_credit: None, missing_channel: None };
+    if !debited {
+        let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_optional(&mut *connection)
+            .await?
+            .unwrap_or(0);
+        refused.insufficient_credit = Some((balance, price));
+    }
+    let channel_exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM channels WHERE account_id = $1 AND name = $2)")
+            .bind(account_id)
+            .bind(&message.channel)
+            .fetch_one(&mut *connection)
+            .await?;
+    if !channel_exists {
+        refused.missing_channel = Some(0);
+    }
+    Err(StoreError::MessagesRefused(refused))
+}
+
+/// Has the batch trim `channel`'s history once its newest message is at `last`.
+fn trim_later(later: &mut Later<Postgres>, account_id: &str, channel: &str, last: u64, retention: Retention) {
+    let (account_id, channel) = (account_id.to_owned(), channel.to_owned());
+    let key = format!("trim {account_id} {channel}");
+    later.last_of(
+        key,
+        Box::new(move |connection| {
+            Box::pin(async move { trim(connection, &account_id, &channel, last, retention).await })
+        }),
+    );
 }
 
 /// Trims the history of a channel whose newest message is at offset `last`: the newest
