@@ -42,8 +42,11 @@ struct Job {
     /// Whether the job writes with one statement only: SQLite undoes a failed statement by
     /// itself, so such a job needs no savepoint.
     single_statement: bool,
-    run: Box<dyn FnOnce(&Connection, &mut Later) -> Ran + Send>,
+    run: RunJob,
 }
+
+/// A job's statements.
+type RunJob = Box<dyn FnOnce(&Connection, &mut Later) -> Ran + Send>;
 
 /// A statement a job leaves to its batch.
 pub(super) type LaterStatement = Box<dyn FnOnce(&Connection) -> StoreResult<()> + Send>;
