@@ -87,12 +87,7 @@ async fn write(
              stream_offset) SELECT $1, $2, $4, $5, $6, $3, last_offset FROM next) \
              SELECT channel_id, last_offset FROM next",
         )
-        .bind(account_id)
-        .bind(&message.channel)
-        .bind(message.published_at)
-        .bind(&message.message_id)
-        .bind(&message.event)
-        .bind(&message.data)
+        .bind_message(account_id, message)
         .fetch_optional(&mut *connection)
         .await?;
         let Some(next) = next else {
@@ -135,12 +130,7 @@ async fn write_one(
          SELECT EXISTS (SELECT 1 FROM debited) AS debited, next.channel_id, next.last_offset \
          FROM (SELECT 1) AS one LEFT JOIN next ON true",
     )
-    .bind(account_id)
-    .bind(&message.channel)
-    .bind(message.published_at)
-    .bind(&message.message_id)
-    .bind(&message.event)
-    .bind(&message.data)
+    .bind_message(account_id, message)
     .bind(price)
     .fetch_one(&mut *connection)
     .await?;
@@ -209,4 +199,21 @@ async fn trim(
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// The parameters of a statement that numbers and inserts a message: `$1` the account,
+/// `$2` the channel, `$3` the time, `$4` to `$6` the message id, event and data.
+trait BindMessage<'q> {
+    fn bind_message(self, account_id: &'q str, message: &'q MessageRow) -> Self;
+}
+
+impl<'q> BindMessage<'q> for sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    fn bind_message(self, account_id: &'q str, message: &'q MessageRow) -> Self {
+        self.bind(account_id)
+            .bind(&message.channel)
+            .bind(message.published_at)
+            .bind(&message.message_id)
+            .bind(&message.event)
+            .bind(&message.data)
+    }
 }
