@@ -4,10 +4,13 @@
 //! SQLite, one writer, each transaction its `BEGIN IMMEDIATE`, its pages appended to the
 //! WAL, its `COMMIT`; on PostgreSQL, a WAL flush per commit, during which the account's
 //! row stays locked, so one account's publishes go one flush at a time. Here a writer
-//! task per store takes every job waiting in its queue (up to [`MAX_BATCH`]), runs each
-//! inside a savepoint of one transaction, commits once, and only then answers each job.
-//! A job that fails rolls back to its savepoint and leaves the others be; a commit that
-//! fails fails them all. A job that writes with one statement runs without a savepoint
+//! task per store takes every job waiting in its queue (up to [`MAX_BATCH`]), runs them
+//! in one transaction, commits once, and only then answers each job. A batch runs first
+//! without savepoints, which cost a round trip per job on PostgreSQL and a copy of every
+//! page a job touches on SQLite; should a job fail (a refusal: rare), the batch is rolled
+//! back whole and runs again with each job in a savepoint, so that a job that fails rolls
+//! back to its savepoint and leaves the others be. Jobs can therefore run twice, and only
+//! their last run answers. A commit that fails fails them all. A job that writes with one statement runs without a savepoint
 //! (the engine undoes a failed statement itself); its failure can only be the engine's,
 //! and fails the batch. Nothing is answered before it is committed, so an answered
 //! request survives a crash exactly as with a transaction of its own.
@@ -24,6 +27,8 @@
 //! This writer serves PostgreSQL. SQLite's is [`super::sqlite`]'s own: the same batches,
 //! run synchronously on a thread of their own, because there each statement through
 //! sqlx is a round trip between threads, and those round trips were what a publish cost.
+
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 use sqlx::{Connection, Database, Executor, Pool};
@@ -101,9 +106,9 @@ struct Job<DB: Database> {
     single_statement: bool,
 }
 
-/// A job's statements.
+/// A job's statements; a job may run twice (see the module's documentation).
 type RunJob<DB> =
-    Box<dyn for<'c> FnOnce(&'c mut <DB as Database>::Connection, &'c mut Later<DB>) -> BoxFuture<'c, Ran> + Send>;
+    Box<dyn for<'c> FnMut(&'c mut <DB as Database>::Connection, &'c mut Later<DB>) -> BoxFuture<'c, Ran> + Send>;
 
 /// A job that ran: whether to keep its writes, and how to answer it after the commit.
 /// SQLite's writer (`store/sqlite/writer.rs`) answers its jobs the same way.
@@ -115,20 +120,41 @@ pub(in crate::store) struct Ran {
 /// Answers a job with whether its batch committed (or why not).
 pub(in crate::store) type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
+/// Where a job's result goes: a job that runs twice answers once, from the run whose
+/// batch's commit is known (the answer of a run rolled back with its batch is dropped).
+pub(in crate::store) struct ReplyTo<T>(Arc<Mutex<Option<oneshot::Sender<StoreResult<T>>>>>);
+
+impl<T> Clone for ReplyTo<T> {
+    fn clone(&self) -> Self {
+        ReplyTo(self.0.clone())
+    }
+}
+
+impl<T> ReplyTo<T> {
+    /// Replies through `sender`.
+    pub(in crate::store) fn new(sender: oneshot::Sender<StoreResult<T>>) -> ReplyTo<T> {
+        ReplyTo(Arc::new(Mutex::new(Some(sender))))
+    }
+
+    fn send(&self, result: StoreResult<T>) {
+        if let Some(sender) = self.0.lock().expect("reply lock").take() {
+            let _ = sender.send(result);
+        }
+    }
+}
+
 impl Ran {
     /// A job whose statements gave `result`: its writes are kept when it succeeded, and
     /// `reply` gets the result once the batch's commit is known (a failed commit fails it).
-    pub(in crate::store) fn of<T: Send + 'static>(
-        result: StoreResult<T>,
-        reply: oneshot::Sender<StoreResult<T>>,
-    ) -> Ran {
+    pub(in crate::store) fn of<T: Send + 'static>(result: StoreResult<T>, reply: &ReplyTo<T>) -> Ran {
         let kept = result.is_ok();
+        let reply = reply.clone();
         let answer = Box::new(move |committed: Result<(), &str>| {
             let result = match committed {
                 Ok(()) => result,
                 Err(error) => result.and(Err(not_committed(error))),
             };
-            let _ = reply.send(result);
+            reply.send(result);
         });
         Ran { kept, answer }
     }
@@ -166,32 +192,36 @@ where
 
     /// Runs `job` in the next batch and returns its result once that batch committed; its
     /// writes (and what it left to the batch) are rolled back when it returns an error.
+    /// It may run twice (its first batch rolled back whole): its future owns what it reads.
     pub async fn run<T, F>(&self, account: &str, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut DB::Connection, &'c mut Later<DB>) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnMut(&'c mut DB::Connection, &'c mut Later<DB>) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         self.submit(account, job, false).await
     }
 
     /// [`GroupWriter::run`] for a job whose writes are one statement (reads besides are
     /// fine): no savepoint is needed to undo it.
-    pub async fn run_single_statement<T, F>(&self, account: &str, job: F) -> StoreResult<T>
+    pub async fn run_single_statement<T, F>(&self, account: &str, mut job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnMut(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         self.submit(account, move |connection, _| job(connection), true).await
     }
 
-    async fn submit<T, F>(&self, account: &str, job: F, single_statement: bool) -> StoreResult<T>
+    async fn submit<T, F>(&self, account: &str, mut job: F, single_statement: bool) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut DB::Connection, &'c mut Later<DB>) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnMut(&'c mut DB::Connection, &'c mut Later<DB>) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
+        let reply = ReplyTo::new(result_tx);
         let run: RunJob<DB> = Box::new(move |connection, later| {
-            Box::pin(async move { Ran::of(job(connection, later).await, result_tx) })
+            let ran = job(connection, later);
+            let reply = reply.clone();
+            Box::pin(async move { Ran::of(ran.await, &reply) })
         });
         self.jobs
             .send(Job { account: account.to_owned(), run, single_statement })
@@ -220,7 +250,7 @@ where
         match answers {
             Ok(answers) => answers.into_iter().for_each(|answer| answer(Ok(()))),
             Err((error, answers)) => {
-                tracing::error!(%error, jobs = batch.len() + answers.len(), "a batch of writes was not committed");
+                tracing::error!(%error, jobs = batch.len(), "a batch of writes was not committed");
                 answers.into_iter().for_each(|answer| answer(Err(&error)));
                 // Jobs that never ran are dropped: their callers learn the writes did not happen.
             }
@@ -229,13 +259,42 @@ where
     }
 }
 
-/// Runs the jobs in one transaction, each in a savepoint; returns their answers once it
-/// committed, or the error and the answers of the jobs that ran.
+/// Runs the jobs in one transaction, first without savepoints and, should one of them fail,
+/// again with each in a savepoint (see the module's documentation); returns their answers
+/// once it committed, or the error and the answers of the jobs that ran.
 async fn run_batch<DB: Database>(
     connection: &mut DB::Connection,
     begin: &'static str,
-    batch: &mut Vec<Job<DB>>,
+    batch: &mut [Job<DB>],
 ) -> Result<Vec<Answer>, (String, Vec<Answer>)>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    match run_jobs(connection, begin, batch, false).await {
+        Attempt::Done(answers) => answers,
+        Attempt::OneFailed => match run_jobs(connection, begin, batch, true).await {
+            Attempt::Done(answers) => answers,
+            Attempt::OneFailed => Err(("a job failed outside a savepoint".to_owned(), Vec::new())),
+        },
+    }
+}
+
+/// How a batch's run ended.
+pub(in crate::store) enum Attempt<A> {
+    /// Committed (the answers), or failed as a whole (the error and the answers of the jobs
+    /// that ran).
+    Done(Result<A, (String, A)>),
+    /// A job failed in a batch run without savepoints, which was rolled back whole.
+    OneFailed,
+}
+
+/// Runs the jobs in one transaction, each in a savepoint (`savepoints`) or none.
+async fn run_jobs<DB: Database>(
+    connection: &mut DB::Connection,
+    begin: &'static str,
+    batch: &mut [Job<DB>],
+    savepoints: bool,
+) -> Attempt<Vec<Answer>>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
@@ -243,25 +302,36 @@ where
     let mut later = Later::<DB>::default();
     let mut transaction = match connection.begin_with(begin).await {
         Ok(transaction) => transaction,
-        Err(error) => return Err((error.to_string(), answers)),
+        Err(error) => return Attempt::Done(Err((error.to_string(), answers))),
     };
     // A kept job's savepoint stays open until the next savepoint releases it in the same
     // round trip, or the commit does: each round trip to PostgreSQL is what a job costs.
     let mut open = false;
-    for job in batch.drain(..) {
+    for job in batch.iter_mut() {
         if job.single_statement {
             let ran = (job.run)(&mut transaction, &mut later).await;
             answers.push(ran.answer);
             // Its error is the engine's (a refusal would be an answer), and some (I/O,
             // full disk) end the whole transaction: so does this, for every job of it.
             if !ran.kept {
-                return Err(("a statement of the batch failed".to_owned(), answers));
+                return Attempt::Done(Err(("a statement of the batch failed".to_owned(), answers)));
             }
+            continue;
+        }
+        if !savepoints {
+            let ran = (job.run)(&mut transaction, &mut later).await;
+            if !ran.kept {
+                if let Err(error) = transaction.rollback().await {
+                    return Attempt::Done(Err((error.to_string(), Vec::new())));
+                }
+                return Attempt::OneFailed;
+            }
+            answers.push(ran.answer);
             continue;
         }
         let begin = if open { "RELEASE job; SAVEPOINT job" } else { "SAVEPOINT job" };
         if let Err(error) = sqlx::raw_sql(begin).execute(&mut *transaction).await {
-            return Err((error.to_string(), answers));
+            return Attempt::Done(Err((error.to_string(), answers)));
         }
         let asked = later.asked();
         let ran = (job.run)(&mut transaction, &mut later).await;
@@ -270,17 +340,17 @@ where
         if !ran.kept {
             later.forget_since(asked);
             if let Err(error) = sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut *transaction).await {
-                return Err((error.to_string(), answers));
+                return Attempt::Done(Err((error.to_string(), answers)));
             }
         }
     }
     for statement in later.take() {
         if let Err(error) = statement(&mut transaction).await {
-            return Err((error.to_string(), answers));
+            return Attempt::Done(Err((error.to_string(), answers)));
         }
     }
-    match transaction.commit().await {
+    Attempt::Done(match transaction.commit().await {
         Ok(()) => Ok(answers),
         Err(error) => Err((error.to_string(), answers)),
-    }
+    })
 }

@@ -80,6 +80,7 @@ impl IdempotencyStore for PostgresStore {
         let claimed = self
             .group
             .run_single_statement(&account, move |connection| {
+                let (scope, record) = (scope.clone(), record.clone());
                 Box::pin(async move { claim(connection, &scope, &record, retained_since).await })
             })
             .await?;
@@ -92,6 +93,7 @@ impl IdempotencyStore for PostgresStore {
         let replaced = self
             .group
             .run_single_statement(&account, move |connection| {
+                let (scope, expected, record) = (scope.clone(), expected.clone(), record.clone());
                 Box::pin(async move {
                     let replaced = sqlx::query(
                         "UPDATE idempotency SET fingerprint = $5, response = $6, created_at = $7, lease_until = $8, \
@@ -121,6 +123,7 @@ impl IdempotencyStore for PostgresStore {
         let (scope, lease, answer) = (scope.clone(), lease.to_owned(), answer.to_owned());
         self.group
             .run_single_statement(&account, move |connection| {
+                let (scope, lease, answer) = (scope.clone(), lease.clone(), answer.clone());
                 Box::pin(async move {
                     sqlx::query(
                         "UPDATE idempotency SET response = $5 WHERE account_id = $1 AND operation = $2 AND key = $3 \
@@ -145,6 +148,7 @@ impl IdempotencyStore for PostgresStore {
         let (scope, lease) = (scope.clone(), lease.to_owned());
         self.group
             .run_single_statement(&account, move |connection| {
+                let (scope, lease) = (scope.clone(), lease.clone());
                 Box::pin(async move {
                     sqlx::query(
                         "DELETE FROM idempotency WHERE account_id = $1 AND operation = $2 AND key = $3 \

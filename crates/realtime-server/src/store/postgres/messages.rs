@@ -17,12 +17,15 @@ pub(super) async fn record(
     retention: Retention,
     seal: SealOf,
 ) -> StoreResult<Vec<Position>> {
-    let (account, messages) = (account_id.to_owned(), messages.to_vec());
+    // Owned by each run of the job (it may run twice, see `group_commit`).
+    let inputs = std::sync::Arc::new((account_id.to_owned(), messages.to_vec(), seal));
     store
         .group
         .run(account_id, move |connection, later| {
+            let inputs = inputs.clone();
             Box::pin(async move {
-                let positions = write(connection, later, &account, &messages, price, retention).await?;
+                let (account, messages, seal) = &*inputs;
+                let positions = write(connection, later, account, messages, price, retention).await?;
                 commit_seal(connection, seal(&positions).as_ref()).await?;
                 Ok(positions)
             })

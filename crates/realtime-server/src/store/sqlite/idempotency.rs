@@ -83,7 +83,7 @@ async fn change(
         .run_single_statement(&scope.account_id.clone(), move |connection| {
             let key =
                 [scope.account_id.as_str(), scope.operation, scope.key.as_str()].map(|part| Some(part.to_owned()));
-            let parameters = rusqlite::params_from_iter(key.into_iter().chain(values));
+            let parameters = rusqlite::params_from_iter(key.iter().chain(&values));
             connection.prepare_cached(sql).and_then(|mut statement| statement.execute(parameters)).map_err(engine_error)
         })
         .await

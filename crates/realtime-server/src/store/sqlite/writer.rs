@@ -26,7 +26,7 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::replies::Replies;
-use crate::store::group_commit::{Answer, BeforeCommit, Ran, not_committed};
+use crate::store::group_commit::{Answer, Attempt, BeforeCommit, Ran, ReplyTo, not_committed};
 use crate::store::{StoreError, StoreResult};
 
 /// The most jobs one transaction takes.
@@ -45,8 +45,8 @@ struct Job {
     run: RunJob,
 }
 
-/// A job's statements.
-type RunJob = Box<dyn FnOnce(&Connection, &mut Later) -> Ran + Send>;
+/// A job's statements; a job may run twice (see [`crate::store::group_commit`]).
+type RunJob = Box<dyn FnMut(&Connection, &mut Later) -> Ran + Send>;
 
 /// A statement a job leaves to its batch.
 pub(super) type LaterStatement = Box<dyn FnOnce(&Connection) -> StoreResult<()> + Send>;
@@ -95,35 +95,35 @@ impl SqliteWriter {
         Ok(SqliteWriter { jobs })
     }
 
-    /// Runs `job` in the next batch, in a savepoint, and returns its result once that batch
-    /// committed; its writes (and what it left to the batch) are rolled back when it returns
-    /// an error.
+    /// Runs `job` in the next batch and returns its result once that batch committed; its
+    /// writes (and what it left to the batch) are rolled back when it returns an error. It
+    /// may run twice (its first batch rolled back whole).
     pub(super) async fn run<T, F>(&self, account: &str, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Later) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&Connection, &mut Later) -> StoreResult<T> + Send + 'static,
     {
         self.submit(account, job, false).await
     }
 
     /// [`SqliteWriter::run`] for a job whose writes are one statement (reads besides are
     /// fine): no savepoint is needed to undo it.
-    pub(super) async fn run_single_statement<T, F>(&self, account: &str, job: F) -> StoreResult<T>
+    pub(super) async fn run_single_statement<T, F>(&self, account: &str, mut job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&Connection) -> StoreResult<T> + Send + 'static,
     {
         self.submit(account, move |connection: &Connection, _: &mut Later| job(connection), true).await
     }
 
-    async fn submit<T, F>(&self, account: &str, job: F, single_statement: bool) -> StoreResult<T>
+    async fn submit<T, F>(&self, account: &str, mut job: F, single_statement: bool) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Later) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&Connection, &mut Later) -> StoreResult<T> + Send + 'static,
     {
         let (result_tx, result_rx) = oneshot::channel::<StoreResult<T>>();
-        let run =
-            Box::new(move |connection: &Connection, later: &mut Later| Ran::of(job(connection, later), result_tx));
+        let reply = ReplyTo::new(result_tx);
+        let run = Box::new(move |connection: &Connection, later: &mut Later| Ran::of(job(connection, later), &reply));
         self.jobs
             .send(Job { account: account.to_owned(), single_statement, run })
             .await
@@ -177,7 +177,7 @@ fn write_batches(
         match answers {
             Ok(answers) => replies.send(answers, Ok(())),
             Err((error, answers)) => {
-                tracing::error!(%error, jobs = batch.len() + answers.len(), "a batch of writes was not committed");
+                tracing::error!(%error, jobs = batch.len(), "a batch of writes was not committed");
                 if !connection.is_autocommit()
                     && let Err(error) = connection.execute_batch("ROLLBACK")
                 {
@@ -201,28 +201,51 @@ fn write_batches(
 /// Answers of the jobs that ran.
 type Answers = Vec<Answer>;
 
-/// Runs the jobs in one transaction, each in a savepoint (but single statements), then
-/// what they left to the batch; returns their answers once it committed, or the error and
-/// the answers of the jobs that ran.
-fn run_batch(connection: &Connection, batch: &mut Vec<Job>) -> Result<Answers, (String, Answers)> {
+/// Runs the jobs in one transaction, first without savepoints and, should one of them fail,
+/// again with each in a savepoint (see [`crate::store::group_commit`]); returns their
+/// answers once it committed, or the error and the answers of the jobs that ran.
+fn run_batch(connection: &Connection, batch: &mut [Job]) -> Result<Answers, (String, Answers)> {
+    match run_jobs(connection, batch, false) {
+        Attempt::Done(answers) => answers,
+        Attempt::OneFailed => match run_jobs(connection, batch, true) {
+            Attempt::Done(answers) => answers,
+            Attempt::OneFailed => Err(("a job failed outside a savepoint".to_owned(), Vec::new())),
+        },
+    }
+}
+
+/// Runs the jobs in one transaction, each in a savepoint (`savepoints`; never single
+/// statements) or none, then what they left to the batch.
+fn run_jobs(connection: &Connection, batch: &mut [Job], savepoints: bool) -> Attempt<Answers> {
     let mut answers: Answers = Vec::with_capacity(batch.len());
     let mut later = Later::default();
     if let Err(error) = run_cached(connection, "BEGIN IMMEDIATE") {
-        return Err((error.to_string(), answers));
+        return Attempt::Done(Err((error.to_string(), answers)));
     }
-    for job in batch.drain(..) {
+    for job in batch.iter_mut() {
         if job.single_statement {
             let ran = (job.run)(connection, &mut later);
             answers.push(ran.answer);
             // Its error is the engine's (a refusal would be an answer), and some (I/O,
             // full disk) end the whole transaction: so does this, for every job of it.
             if !ran.kept {
-                return Err(("a statement of the batch failed".to_owned(), answers));
+                return Attempt::Done(Err(("a statement of the batch failed".to_owned(), answers)));
             }
             continue;
         }
+        if !savepoints {
+            let ran = (job.run)(connection, &mut later);
+            if !ran.kept {
+                if let Err(error) = run_cached(connection, "ROLLBACK") {
+                    return Attempt::Done(Err((error.to_string(), Vec::new())));
+                }
+                return Attempt::OneFailed;
+            }
+            answers.push(ran.answer);
+            continue;
+        }
         if let Err(error) = run_cached(connection, "SAVEPOINT job") {
-            return Err((error.to_string(), answers));
+            return Attempt::Done(Err((error.to_string(), answers)));
         }
         let asked = later.asked();
         let ran = (job.run)(connection, &mut later);
@@ -234,18 +257,18 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Job>) -> Result<Answers, (
         };
         answers.push(ran.answer);
         if let Err(error) = end {
-            return Err((error.to_string(), answers));
+            return Attempt::Done(Err((error.to_string(), answers)));
         }
     }
     for statement in later.take() {
         if let Err(error) = statement(connection) {
-            return Err((error.to_string(), answers));
+            return Attempt::Done(Err((error.to_string(), answers)));
         }
     }
-    match run_cached(connection, "COMMIT") {
+    Attempt::Done(match run_cached(connection, "COMMIT") {
         Ok(()) => Ok(answers),
         Err(error) => Err((error.to_string(), answers)),
-    }
+    })
 }
 
 /// Runs a statement without parameters, prepared once (each batch runs several).
