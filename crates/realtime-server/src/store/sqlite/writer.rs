@@ -80,9 +80,10 @@ impl SqliteWriter {
         connection.busy_timeout(Duration::from_secs(10))?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", true)?;
-        // Each job runs in a savepoint, so SQLite keeps the first image of every page the
-        // job changes in a sub-journal: a temporary file by default, written with a
-        // `pwrite` per page (14% of the publish bench's CPU). In memory, it is a copy.
+        // A job in a savepoint (when its batch runs again, one having failed) has SQLite
+        // keep the first image of every page it changes in a sub-journal: a temporary file
+        // by default, written with a `pwrite` per page (14% of the publish bench's CPU when
+        // every job ran in one). In memory, it is a copy.
         connection.pragma_update(None, "temp_store", "MEMORY")?;
         connection.pragma_update(None, "wal_autocheckpoint", super::WAL_AUTOCHECKPOINT)?;
         connection.set_prepared_statement_cache_capacity(64);
