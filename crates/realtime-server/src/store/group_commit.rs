@@ -10,7 +10,9 @@
 //! page a job touches on SQLite; should a job fail (a refusal: rare), the batch is rolled
 //! back whole and runs again with each job in a savepoint, so that a job that fails rolls
 //! back to its savepoint and leaves the others be. Jobs can therefore run twice, and only
-//! their last run answers. A commit that fails fails them all. A job that writes with one statement runs without a savepoint
+//! their last run answers. After a batch ran twice the next few run with savepoints at
+//! once ([`Caution`]), so that a caller refused again and again does not double the work
+//! of every batch. A commit that fails fails them all. A job that writes with one statement runs without a savepoint
 //! (the engine undoes a failed statement itself); its failure can only be the engine's,
 //! and fails the batch. Nothing is answered before it is committed, so an answered
 //! request survives a crash exactly as with a transaction of its own.
@@ -241,10 +243,11 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut caution = Caution::default();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         batch.sort_by(|a, b| a.account.cmp(&b.account));
         let answers = match pool.acquire().await {
-            Ok(mut connection) => run_batch(&mut connection, begin, &mut batch).await,
+            Ok(mut connection) => run_batch(&mut connection, begin, &mut batch, &mut caution).await,
             Err(error) => Err((error.to_string(), Vec::new())),
         };
         match answers {
@@ -259,23 +262,52 @@ where
     }
 }
 
-/// Runs the jobs in one transaction, first without savepoints and, should one of them fail,
-/// again with each in a savepoint (see the module's documentation); returns their answers
-/// once it committed, or the error and the answers of the jobs that ran.
+/// Runs the jobs in one transaction, first without savepoints (unless a batch lately had
+/// to run again: `caution`) and, should one of them fail, again with each in a savepoint
+/// (see the module's documentation); returns their answers once it committed, or the
+/// error and the answers of the jobs that ran.
 async fn run_batch<DB: Database>(
     connection: &mut DB::Connection,
     begin: &'static str,
     batch: &mut [Job<DB>],
+    caution: &mut Caution,
 ) -> Result<Vec<Answer>, (String, Vec<Answer>)>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
-    match run_jobs(connection, begin, batch, false).await {
+    let again = !caution.savepoints_first();
+    if again && let Attempt::Done(answers) = run_jobs(connection, begin, batch, false).await {
+        caution.ran(false);
+        return answers;
+    }
+    caution.ran(again);
+    match run_jobs(connection, begin, batch, true).await {
         Attempt::Done(answers) => answers,
-        Attempt::OneFailed => match run_jobs(connection, begin, batch, true).await {
-            Attempt::Done(answers) => answers,
-            Attempt::OneFailed => Err(("a job failed outside a savepoint".to_owned(), Vec::new())),
-        },
+        Attempt::OneFailed => Err(("a job failed outside a savepoint".to_owned(), Vec::new())),
+    }
+}
+
+/// Whether a writer's next batch runs without savepoints first. After a batch had to run
+/// again, the next [`Caution::BATCHES`] run with savepoints at once: a caller that keeps
+/// being refused (publishing without credit, say) would otherwise have every batch it is
+/// in run twice.
+#[derive(Debug, Default)]
+pub(in crate::store) struct Caution {
+    careful_batches_left: u32,
+}
+
+impl Caution {
+    /// Batches run with savepoints at once after one had to run again.
+    const BATCHES: u32 = 16;
+
+    /// Whether the next batch runs with savepoints at once.
+    pub(in crate::store) fn savepoints_first(&self) -> bool {
+        self.careful_batches_left > 0
+    }
+
+    /// Notes how a batch ran: `again` when it had to run again with savepoints.
+    pub(in crate::store) fn ran(&mut self, again: bool) {
+        self.careful_batches_left = if again { Self::BATCHES } else { self.careful_batches_left.saturating_sub(1) };
     }
 }
 
@@ -353,4 +385,23 @@ where
         Ok(()) => Ok(answers),
         Err(error) => Err((error.to_string(), answers)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Caution;
+
+    #[test]
+    fn after_a_batch_ran_again_the_next_sixteen_take_savepoints_at_once_then_batches_try_without() {
+        let mut caution = Caution::default();
+        assert!(!caution.savepoints_first(), "a writer starts without savepoints");
+        caution.ran(false);
+        assert!(!caution.savepoints_first(), "a batch that committed at once changes nothing");
+        caution.ran(true);
+        for batch in 1..=Caution::BATCHES {
+            assert!(caution.savepoints_first(), "batch {batch} after the one that ran again");
+            caution.ran(false);
+        }
+        assert!(!caution.savepoints_first(), "then batches try without savepoints again");
+    }
 }

@@ -26,7 +26,7 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::replies::Replies;
-use crate::store::group_commit::{Answer, Attempt, BeforeCommit, Ran, ReplyTo, not_committed};
+use crate::store::group_commit::{Answer, Attempt, BeforeCommit, Caution, Ran, ReplyTo, not_committed};
 use crate::store::{StoreError, StoreResult};
 
 /// The most jobs one transaction takes.
@@ -157,6 +157,7 @@ fn write_batches(
     // sqlx spawns tasks of its own (to replace a connection it closed, say).
     let _in_runtime = runtime.enter();
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut caution = Caution::default();
     while let Some(first) = queue.blocking_recv() {
         // Woken by the first job, this thread would take the core from the requests
         // about to send the next ones (on a core of its own, this returns at once):
@@ -172,7 +173,7 @@ fn write_batches(
         batch.sort_by(|a, b| a.account.cmp(&b.account));
         let held = runtime.block_on(lock.acquire());
         let answers = match &held {
-            Ok(_) => run_batch(connection, &mut batch),
+            Ok(_) => run_batch(connection, &mut batch, &mut caution),
             Err(error) => Err((error.to_string(), Vec::new())),
         };
         match answers {
@@ -202,16 +203,20 @@ fn write_batches(
 /// Answers of the jobs that ran.
 type Answers = Vec<Answer>;
 
-/// Runs the jobs in one transaction, first without savepoints and, should one of them fail,
-/// again with each in a savepoint (see [`crate::store::group_commit`]); returns their
-/// answers once it committed, or the error and the answers of the jobs that ran.
-fn run_batch(connection: &Connection, batch: &mut [Job]) -> Result<Answers, (String, Answers)> {
-    match run_jobs(connection, batch, false) {
+/// Runs the jobs in one transaction, first without savepoints (unless a batch lately had
+/// to run again: `caution`) and, should one of them fail, again with each in a savepoint
+/// (see [`crate::store::group_commit`]); returns their answers once it committed, or the
+/// error and the answers of the jobs that ran.
+fn run_batch(connection: &Connection, batch: &mut [Job], caution: &mut Caution) -> Result<Answers, (String, Answers)> {
+    let again = !caution.savepoints_first();
+    if again && let Attempt::Done(answers) = run_jobs(connection, batch, false) {
+        caution.ran(false);
+        return answers;
+    }
+    caution.ran(again);
+    match run_jobs(connection, batch, true) {
         Attempt::Done(answers) => answers,
-        Attempt::OneFailed => match run_jobs(connection, batch, true) {
-            Attempt::Done(answers) => answers,
-            Attempt::OneFailed => Err(("a job failed outside a savepoint".to_owned(), Vec::new())),
-        },
+        Attempt::OneFailed => Err(("a job failed outside a savepoint".to_owned(), Vec::new())),
     }
 }
 
