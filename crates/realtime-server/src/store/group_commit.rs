@@ -12,9 +12,9 @@
 //! back to its savepoint and leaves the others be. Jobs can therefore run twice, and only
 //! their last run answers. After a batch ran twice the next few run with savepoints at
 //! once ([`Caution`]), so that a caller refused again and again does not double the work
-//! of every batch. A commit that fails fails them all. A job that writes with one statement runs without a savepoint
-//! (the engine undoes a failed statement itself); its failure can only be the engine's,
-//! and fails the batch. Nothing is answered before it is committed, so an answered
+//! of every batch. A commit that fails fails them all. A job that writes with one
+//! statement runs without a savepoint (the engine undoes a failed statement itself); its
+//! failure can only be the engine's, and fails the batch. Nothing is answered before it is committed, so an answered
 //! request survives a crash exactly as with a transaction of its own.
 //!
 //! Jobs run in the order of their accounts (and in queue order within one), and touch
@@ -352,13 +352,14 @@ where
         }
         if !savepoints {
             let ran = (job.run)(&mut transaction, &mut later).await;
+            answers.push(ran.answer);
             if !ran.kept {
+                // Rolled back, the batch runs again and these answers are dropped unsaid.
                 if let Err(error) = transaction.rollback().await {
-                    return Attempt::Done(Err((error.to_string(), Vec::new())));
+                    return Attempt::Done(Err((error.to_string(), answers)));
                 }
                 return Attempt::OneFailed;
             }
-            answers.push(ran.answer);
             continue;
         }
         let begin = if open { "RELEASE job; SAVEPOINT job" } else { "SAVEPOINT job" };

@@ -241,13 +241,14 @@ fn run_jobs(connection: &Connection, batch: &mut [Job], savepoints: bool) -> Att
         }
         if !savepoints {
             let ran = (job.run)(connection, &mut later);
+            answers.push(ran.answer);
             if !ran.kept {
+                // Rolled back, the batch runs again and these answers are dropped unsaid.
                 if let Err(error) = run_cached(connection, "ROLLBACK") {
-                    return Attempt::Done(Err((error.to_string(), Vec::new())));
+                    return Attempt::Done(Err((error.to_string(), answers)));
                 }
                 return Attempt::OneFailed;
             }
-            answers.push(ran.answer);
             continue;
         }
         if let Err(error) = run_cached(connection, "SAVEPOINT job") {
