@@ -238,8 +238,19 @@ impl Server {
             log = quote(&server.log),
             pid = quote(&server.pid_file),
         );
+        // Waits, as the stop does, until the process is gone: a start while the killed
+        // process still exits could find its port still bound (seen once in CI: the
+        // restart's server exited at start, and the check waited a minute for it).
         let kill = format!(
-            "#!/bin/sh\n# Kills the reference server abruptly.\nkill -9 \"$(cat {pid})\"\n",
+            "#!/bin/sh\n\
+             # Kills the reference server abruptly and waits until it has exited.\n\
+             pid=\"$(cat {pid})\"\n\
+             kill -9 \"$pid\" || exit 1\n\
+             n=0\n\
+             while kill -0 \"$pid\" 2>/dev/null && ! grep -q '^State:.*Z' /proc/\"$pid\"/status 2>/dev/null; do\n\
+             \x20 n=$((n + 1)); [ \"$n\" -gt 300 ] && exit 1\n\
+             \x20 sleep 0.05\n\
+             done\n",
             pid = quote(&server.pid_file)
         );
         // A graceful stop takes at most 10 s (`RunningServer::stop`); the wait is bounded
