@@ -213,6 +213,9 @@ impl Server {
              # Starts the reference server in the background and writes its pid file.\n\
              cd {dir}\n\
              unset REALTIME_PUBLIC_URL\n\
+             # An error at start prints as its message and causes, not a backtrace that\n\
+             # would push them out of the log tail printed when a check fails.\n\
+             export RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0\n\
              REALTIME_LISTEN=127.0.0.1:{port} \\\n\
              REALTIME_STORE={store} \\\n\
              REALTIME_ADMIN_SECRET={admin_secret} \\\n\

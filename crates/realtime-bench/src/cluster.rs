@@ -67,6 +67,16 @@ pub struct RoutingRun {
     pub steps: Vec<Step>,
 }
 
+impl RoutingRun {
+    /// The observer's (C's) CPU per second at the highest foreign rate over its CPU per
+    /// second with none, and that rate: 1 is flat, the target.
+    pub fn observer_growth(&self) -> Option<(f64, f64)> {
+        let (first, last) = (self.steps.first()?, self.steps.last()?);
+        let cpu = |step: &Step| step.cpu_per_sec.get(OBSERVER).copied();
+        Some((last.foreign_rate, cpu(last)? / cpu(first)?.max(1e-9)))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     /// Publishes per second offered to A's and B's channels (foreign to C).
@@ -439,10 +449,8 @@ pub fn markdown(md: &mut String, report: &ClusterReport) {
                 delivered(OBSERVER)
             );
         }
-        if let (Some(first), Some(last)) = (run.steps.first(), run.steps.last()) {
-            let growth = last.cpu_per_sec[OBSERVER] / first.cpu_per_sec[OBSERVER].max(1e-9);
-            let _ =
-                writeln!(md, "\nC's CPU/s at {} foreign publishes/s against none: x{growth:.2}.\n", last.foreign_rate);
+        if let Some((foreign_rate, growth)) = run.observer_growth() {
+            let _ = writeln!(md, "\nC's CPU/s at {foreign_rate} foreign publishes/s against none: x{growth:.2}.\n");
         }
     }
     if let Some(scale) = &report.scale {

@@ -3,7 +3,9 @@
 //! The binary `realtime-bench` has one subcommand per piece: `baseline` serves the bare
 //! fan-out server, `fanout`, `publish`, `recovery`, `storm` and `user` are the load
 //! generators (each prints one JSON result; `fanout` also speaks the Pusher protocol, see
-//! [`pusher`]), and `suite` starts the servers, runs the scenarios and writes the report.
+//! [`pusher`]), `suite` starts the servers, runs the scenarios and writes the report, and
+//! `report` writes a report again from its `report.json` by this build's rules (the
+//! saturation points and the target checks), without running anything.
 
 pub mod baseline;
 pub mod cluster;

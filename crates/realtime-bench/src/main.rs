@@ -35,6 +35,16 @@ enum Command {
     User(user::UserArgs),
     /// Run the bench scenarios and write the report (what `cargo xtask bench` runs).
     Suite(suite::SuiteArgs),
+    /// Write a report again from its `report.json`, by this build's rules (saturation
+    /// points, target checks), without running anything.
+    Report {
+        /// The `report.json` of an earlier run.
+        #[arg(long, default_value = "target/bench/report.json")]
+        from: std::path::PathBuf,
+        /// Where the report goes (it may be the folder of `--from`).
+        #[arg(long, default_value = "target/bench")]
+        out_dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +56,10 @@ fn main() -> anyhow::Result<()> {
         Command::Storm(args) => print_json(&storm::run(&args)?),
         Command::User(args) => print_json(&user::run(&args)?),
         Command::Suite(args) => suite::run(&args),
+        Command::Report { from, out_dir } => {
+            println!("{}", realtime_bench::report::rerender(&from, &out_dir)?);
+            Ok(())
+        }
     }
 }
 

@@ -14,11 +14,13 @@ const IDLE_KIB_TARGET: f64 = 6.0;
 mod markdown;
 mod storm;
 mod sweep;
+mod targets;
 mod user;
 
 pub use markdown::{markdown, write};
 pub use storm::{DisconnectMedian, PROBE_LIMIT_MS, StormGroup, StormMedian, StormRow};
 pub use sweep::{P99_LIMIT_MS, Sweep, SweepPoint, SweepTarget};
+pub use targets::targets;
 pub use user::{UserGroup, UserMedian, UserRow};
 
 /// Everything one `suite` invocation measured.
@@ -405,151 +407,16 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
 }
 
-fn measured(group: &FanoutGroup, kind: TargetKind) -> Option<&FanoutMedian> {
-    group.rows.iter().find(|r| r.kind == kind && r.status != Status::Skipped)?.median.as_ref()
-}
-
-/// Checks the targets of the issue: peak throughput over the sweep (without one, on the
-/// largest load), p99 at the highest offered load both sides kept up with, the saturation
-/// points of the sweep, idle memory and the publish scenario.
-pub fn targets(report: &Report) -> Vec<TargetCheck> {
-    let mut checks = Vec::new();
-    // Throughput compares capacity: the peak over the sweep, whose highest loads offer
-    // more than a target delivers; without a sweep, the largest load.
-    let peak = |kind| report.sweep.as_ref()?.target(kind).map(|t| t.peak_delivered_per_sec);
-    let largest = report
-        .fanout
-        .iter()
-        .max_by(|a, b| (a.subscribers, a.rate).partial_cmp(&(b.subscribers, b.rate)).expect("rates are finite"));
-    if let Some(sweep) = &report.sweep {
-        let n = sweep.subscribers;
-        let (ours, nchan, bare) = (peak(TargetKind::Realtime), peak(TargetKind::Nchan), peak(TargetKind::Baseline));
-        let top = sweep.rates.last().copied().unwrap_or(0.0);
-        checks.push(ratio_check(
-            format!("peak delivered msg/s >= 1.5x nchan ({n} subs, sweep up to {top}/s)"),
-            ours.zip(nchan).map(|(o, b)| o / b),
-            |r| r >= 1.5,
-        ));
-        checks.push(ratio_check(
-            format!("peak delivered msg/s >= 0.7x bare baseline ({n} subs, sweep up to {top}/s)"),
-            ours.zip(bare).map(|(o, b)| o / b),
-            |r| r >= 0.7,
-        ));
-    } else if let Some(group) = largest {
-        let n = group.subscribers;
-        let ours = measured(group, TargetKind::Realtime);
-        let nchan = measured(group, TargetKind::Nchan);
-        let bare = measured(group, TargetKind::Baseline);
-        checks.push(ratio_check(
-            format!("delivered msg/s >= 1.5x nchan ({n} subs, {}/s offered)", group.rate),
-            ours.zip(nchan).map(|(o, b)| o.delivered_per_sec / b.delivered_per_sec),
-            |r| r >= 1.5,
-        ));
-        checks.push(ratio_check(
-            format!("delivered msg/s >= 0.7x bare baseline ({n} subs, {}/s offered)", group.rate),
-            ours.zip(bare).map(|(o, b)| o.delivered_per_sec / b.delivered_per_sec),
-            |r| r >= 0.7,
-        ));
+/// Reads a report back from its JSON and writes it again into `dir` by this build's
+/// rules (the sweep's saturation points, the target checks), without running anything.
+pub fn rerender(json: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(json).map_err(|e| anyhow::anyhow!("reading {}: {e}", json.display()))?;
+    let mut report: Report = serde_json::from_str(&text)?;
+    if let Some(sweep) = &mut report.sweep {
+        sweep.settle();
     }
-    if let Some(sweep) = &report.sweep {
-        checks.push(p99_at_equal_load(sweep));
-        let lowest = sweep.rates.first().copied().unwrap_or(0.0);
-        // A target that missed even the lowest load saturates below it: 0 for the verdict.
-        let rate = |kind| sweep.target(kind).map(|t| t.saturation_rate.unwrap_or(0.0));
-        let shown = |r: f64| if r > 0.0 { format!("{r}/s") } else { format!("below {lowest}/s") };
-        let (ours, nchan) = (rate(TargetKind::Realtime), rate(TargetKind::Nchan));
-        let all = |kind| sweep.target(kind).is_some_and(|t| t.kept_up_with_all);
-        let both_kept_up = all(TargetKind::Realtime) && all(TargetKind::Nchan);
-        checks.push(TargetCheck {
-            target: format!("saturation point >= nchan's ({} subs)", sweep.subscribers),
-            measured: match ours.zip(nchan) {
-                Some((o, n)) => format!(
-                    "{} vs {}{}",
-                    shown(o),
-                    shown(n),
-                    if both_kept_up { " (both kept up with every load)" } else { "" }
-                ),
-                None => "not measured".to_owned(),
-            },
-            met: ours.zip(nchan).map(|(o, n)| o >= n),
-        });
-    }
-    let idle_group = report.idle_memory.as_ref().or_else(|| report.fanout.iter().max_by_key(|g| g.subscribers));
-    if let Some(group) = idle_group {
-        let idle = measured(group, TargetKind::Realtime).map(|m| m.idle_kib_per_conn);
-        checks.push(TargetCheck {
-            target: format!("idle memory <= {IDLE_KIB_TARGET} KiB/conn ({} conns)", group.subscribers),
-            measured: idle.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.2} KiB/conn")),
-            met: idle.map(|v| v <= IDLE_KIB_TARGET),
-        });
-    }
-    if let Some(group) = &report.publish {
-        let rps = |kind| {
-            group
-                .rows
-                .iter()
-                .find(|r| r.kind == kind && r.status != Status::Skipped)?
-                .median
-                .as_ref()
-                .map(|m| m.requests_per_sec)
-        };
-        checks.push(ratio_check(
-            "REST publish req/s >= 0.4x bare axum handler".to_owned(),
-            rps(PublishTarget::Realtime).zip(rps(PublishTarget::Noop)).map(|(o, b)| o / b),
-            |r| r >= 0.4,
-        ));
-    }
-    if let Some(group) = &report.recovery {
-        let target = format!(
-            "recovery of {} missed messages: p99 from subscribe to the last recovered frame < 50 ms (one node)",
-            thousands(group.messages)
-        );
-        // The p99 of the recoveries that succeeded says nothing of those that failed.
-        let check = match (&group.recovery.median, group.recovery.status) {
-            (Some(m), Status::Measured) => {
-                TargetCheck { target, measured: format!("{:.2} ms", m.p99_ms), met: Some(m.p99_ms < 50.0) }
-            }
-            (Some(m), Status::Failed) => TargetCheck {
-                target,
-                measured: format!("{:.2} ms, but {} recoveries failed", m.p99_ms, m.failures),
-                met: None,
-            },
-            (None, _) | (Some(_), Status::Skipped) => {
-                TargetCheck { target, measured: "not measured".to_owned(), met: None }
-            }
-        };
-        checks.push(check);
-    }
-    if let Some(group) = &report.user {
-        checks.push(user::target(group));
-    }
-    if let Some(group) = &report.storm {
-        checks.extend(storm::targets(group));
-    }
-    // The Pusher scenario's highest offered load compares capacity; memory is the same
-    // measure at every load.
-    let pusher_top = report.pusher.iter().max_by(|a, b| a.rate.total_cmp(&b.rate));
-    if let Some(group) = pusher_top {
-        let (ours, sockudo) = (measured(group, TargetKind::Pusher), measured(group, TargetKind::Sockudo));
-        checks.push(ratio_check(
-            format!(
-                "Pusher protocol: delivered msg/s >= sockudo's ({} subs, {}/s offered)",
-                group.subscribers, group.rate
-            ),
-            ours.zip(sockudo)
-                .filter(|(_, s)| s.delivered_per_sec > 0.0)
-                .map(|(o, s)| o.delivered_per_sec / s.delivered_per_sec),
-            |r| r >= 1.0,
-        ));
-        checks.push(ratio_check(
-            format!("Pusher protocol: idle KiB/conn <= sockudo's ({} conns)", group.subscribers),
-            ours.zip(sockudo)
-                .filter(|(_, s)| s.idle_kib_per_conn > 0.0)
-                .map(|(o, s)| o.idle_kib_per_conn / s.idle_kib_per_conn),
-            |r| r <= 1.0,
-        ));
-    }
-    checks
+    report.targets = targets(&report);
+    write(&report, dir)
 }
 
 /// `1000` -> `1,000`.
@@ -563,34 +430,6 @@ pub fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// Our p99 over nchan's at the highest offered load both kept up with, or else at the
-/// lowest load both were measured at: latencies compare only at the same offered load,
-/// and past saturation they measure the queue.
-fn p99_at_equal_load(sweep: &Sweep) -> TargetCheck {
-    let target = format!("p99 <= nchan's at the same offered load ({} subs)", sweep.subscribers);
-    let points = |kind| sweep.target(kind).map(|t| t.points.as_slice()).unwrap_or_default();
-    let pairs: Vec<_> = points(TargetKind::Realtime)
-        .iter()
-        .filter_map(|o| Some((o, points(TargetKind::Nchan).iter().find(|n| n.rate == o.rate)?)))
-        .collect();
-    let pair = pairs.iter().rev().find(|(o, n)| o.kept_up && n.kept_up).or_else(|| pairs.first());
-    match pair {
-        Some((o, n)) if n.p99_ms > 0.0 => {
-            let r = o.p99_ms / n.p99_ms;
-            TargetCheck { target, measured: format!("{r:.2}x at {}/s", o.rate), met: Some(r <= 1.0) }
-        }
-        _ => TargetCheck { target, measured: "not measured".to_owned(), met: None },
-    }
-}
-
-fn ratio_check(target: String, ratio: Option<f64>, ok: fn(f64) -> bool) -> TargetCheck {
-    TargetCheck {
-        target,
-        measured: ratio.map_or_else(|| "not measured".to_owned(), |r| format!("{r:.2}x")),
-        met: ratio.map(ok),
-    }
 }
 
 #[cfg(test)]

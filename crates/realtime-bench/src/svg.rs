@@ -211,7 +211,7 @@ pub fn load_plot(sweep: &Sweep) -> String {
                 y(p.p99_ms)
             );
         }
-        let at_least = if target.kept_up_with_all { ">= " } else { "" };
+        let at_least = if target.saturates_above_sweep { ">= " } else { "" };
         let saturation =
             target.saturation_rate.map_or_else(|| "none".to_owned(), |r| format!("{at_least}{}/s", trim(r)));
         let ly = TOP + 14.0 + i as f64 * 34.0;
@@ -267,7 +267,8 @@ mod tests {
             label: format!("{kind:?}"),
             skipped: None,
             saturation_rate: Some(2.0),
-            kept_up_with_all: false,
+            missed_below_saturation: Vec::new(),
+            saturates_above_sweep: false,
             peak_delivered_per_sec: 0.0,
             points,
         };

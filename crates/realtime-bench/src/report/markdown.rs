@@ -193,7 +193,8 @@ fn sweep_section(md: &mut String, sweep: &Sweep) {
          Latency runs from the *scheduled* time to the receipt, so a publish sent late counts its lateness \
          (coordinated omission, as wrk2 counts it). Server CPU per frame: the server's CPU time during publishing \
          and draining over the messages delivered. A target keeps up with a load when nothing is lost, nothing \
-         failed and p99 < {} ms; its saturation point is the highest load it and every lower load kept up with.\n",
+         failed and p99 < {} ms; its saturation point is the highest load it kept up with (a lower load it \
+         missed is named beside it).\n",
         sweep.p99_limit_ms
     );
     let _ = writeln!(md, "![p99 against offered load]({LOAD_PLOT})\n");
@@ -239,7 +240,14 @@ fn sweep_section(md: &mut String, sweep: &Sweep) {
         let at = target.saturation_rate.and_then(|r| target.points.iter().find(|p| p.rate == r));
         match at {
             Some(p) => {
-                let above = if target.kept_up_with_all { " or more (kept up with every load offered)" } else { "" };
+                let mut above = String::new();
+                if target.saturates_above_sweep {
+                    above.push_str(" or more (kept up with the highest load offered)");
+                }
+                if !target.missed_below_saturation.is_empty() {
+                    let missed: Vec<String> = target.missed_below_saturation.iter().map(|r| format!("{r}/s")).collect();
+                    above.push_str(&format!(" (missed {} below it)", missed.join(", ")));
+                }
                 let _ = writeln!(
                     md,
                     "| {} | {}/s{above} | {:.0} | {:.2} | {:.0} |",
@@ -258,10 +266,10 @@ fn sweep_section(md: &mut String, sweep: &Sweep) {
     md.push('\n');
     let Some(ours) = sweep.target(TargetKind::Realtime) else { return };
     for other in sweep.targets.iter().filter(|t| t.kind != TargetKind::Realtime && !t.points.is_empty()) {
-        // A target that kept up with every load has a saturation point above the sweep,
-        // so its ratio is a bound, not a figure.
-        let bound = match (ours.kept_up_with_all, other.kept_up_with_all) {
-            (true, true) => " (both kept up with every load: not a measure of capacity)",
+        // A target that kept up with the highest load has a saturation point above the
+        // sweep, so its ratio is a bound, not a figure.
+        let bound = match (ours.saturates_above_sweep, other.saturates_above_sweep) {
+            (true, true) => " (both kept up with the highest load: not a measure of capacity)",
             (true, false) => " or more",
             (false, true) => " or less",
             (false, false) => "",
@@ -411,7 +419,8 @@ mod tests {
             label: label.to_owned(),
             skipped,
             saturation_rate: points.first().map(|p| p.rate),
-            kept_up_with_all: !points.is_empty(),
+            missed_below_saturation: Vec::new(),
+            saturates_above_sweep: !points.is_empty(),
             peak_delivered_per_sec: 20.0,
             points,
         };
@@ -431,6 +440,6 @@ mod tests {
             let cells: Vec<usize> = table.lines().map(|line| line.matches('|').count()).collect();
             assert!(cells.iter().all(|&c| c == cells[0]), "{table}");
         }
-        assert!(md.contains("| realtime | 2/s or more (kept up with every load offered) |"), "{md}");
+        assert!(md.contains("| realtime | 2/s or more (kept up with the highest load offered) |"), "{md}");
     }
 }

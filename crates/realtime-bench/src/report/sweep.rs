@@ -1,5 +1,6 @@
 //! The offered-load sweep: each target's figures at each offered publish rate, and the
-//! saturation point, the highest load it keeps up with.
+//! saturation point, the highest load it keeps up with (the definition: the
+//! highest offered load delivered with nothing lost and p99 under the limit).
 
 use serde::{Deserialize, Serialize};
 
@@ -26,12 +27,17 @@ pub struct SweepTarget {
     /// Why the target was not measured, when it was not.
     pub skipped: Option<String>,
     pub points: Vec<SweepPoint>,
-    /// The highest offered load that this one and every lower load kept up with (nothing
-    /// lost, no error, p99 under the limit); None when even the lowest did not. A load
-    /// that passes above one that failed is noise, not capacity.
+    /// The highest offered load kept up with (nothing lost, no error, p99 under the
+    /// limit); None when no load was. A lower load missed on the way is listed in
+    /// `missed_below_saturation`, so a reader sees the noise rather than a hidden cliff.
     pub saturation_rate: Option<f64>,
-    /// Every load offered was kept up with: the saturation point lies above the sweep.
-    pub kept_up_with_all: bool,
+    /// The loads below the saturation point that were not kept up with.
+    #[serde(default)]
+    pub missed_below_saturation: Vec<f64>,
+    /// The highest load offered was kept up with: the saturation point is that load or
+    /// more, beyond what the sweep measures.
+    #[serde(alias = "kept_up_with_all")]
+    pub saturates_above_sweep: bool,
     /// The most delivered msg/s at any load of the sweep: capacity, once a load exceeds it.
     pub peak_delivered_per_sec: f64,
 }
@@ -72,7 +78,8 @@ impl Sweep {
                             skipped: None,
                             points: Vec::new(),
                             saturation_rate: None,
-                            kept_up_with_all: false,
+                            missed_below_saturation: Vec::new(),
+                            saturates_above_sweep: false,
                             peak_delivered_per_sec: 0.0,
                         });
                         targets.len() - 1
@@ -102,12 +109,23 @@ impl Sweep {
                 }
             }
         }
-        for target in &mut targets {
+        let mut sweep = Sweep { subscribers, rates, p99_limit_ms: P99_LIMIT_MS, targets };
+        sweep.settle();
+        sweep
+    }
+
+    /// Works out what follows from the points: each target's saturation point, the loads
+    /// it missed below it, whether it kept up with all, its peak. (Also run on a report
+    /// read back from its JSON, so that it is rendered by the rules of this build.)
+    pub fn settle(&mut self) {
+        for target in &mut self.targets {
             target.saturation_rate = saturation(&target.points);
-            target.kept_up_with_all = !target.points.is_empty() && target.points.iter().all(|p| p.kept_up);
+            let below = target.saturation_rate.unwrap_or(f64::NEG_INFINITY);
+            target.missed_below_saturation =
+                target.points.iter().filter(|p| !p.kept_up && p.rate < below).map(|p| p.rate).collect();
+            target.saturates_above_sweep = target.points.last().is_some_and(|p| p.kept_up);
             target.peak_delivered_per_sec = target.points.iter().map(|p| p.delivered_per_sec).fold(0.0, f64::max);
         }
-        Sweep { subscribers, rates, p99_limit_ms: P99_LIMIT_MS, targets }
     }
 
     pub fn target(&self, kind: TargetKind) -> Option<&SweepTarget> {
@@ -115,9 +133,9 @@ impl Sweep {
     }
 }
 
-/// The last offered load of the run of kept-up points that starts at the lowest load.
+/// The highest offered load kept up with.
 fn saturation(points: &[SweepPoint]) -> Option<f64> {
-    points.iter().take_while(|p| p.kept_up).last().map(|p| p.rate)
+    points.iter().filter(|p| p.kept_up).map(|p| p.rate).max_by(f64::total_cmp)
 }
 
 #[cfg(test)]
@@ -163,7 +181,7 @@ mod tests {
     }
 
     #[test]
-    fn saturation_is_the_last_load_kept_up_with_from_the_lowest() {
+    fn saturation_is_the_highest_load_kept_up_with_and_the_misses_below_it_are_listed() {
         let groups = [
             group(10.0, vec![row(TargetKind::Realtime, 300.0, 0), row(TargetKind::Nchan, 10.0, 0)]),
             group(2.0, vec![row(TargetKind::Realtime, 5.0, 0), row(TargetKind::Nchan, 5.0, 0)]),
@@ -171,15 +189,18 @@ mod tests {
         ];
         let sweep = Sweep::from_groups(10, &groups.iter().collect::<Vec<_>>());
         assert_eq!(sweep.rates, vec![2.0, 5.0, 10.0]);
-        // ours: p99 over the limit at 10/s; nchan: lost messages at 5/s, so its pass at
-        // 10/s does not count.
-        assert_eq!(sweep.target(TargetKind::Realtime).unwrap().saturation_rate, Some(5.0));
-        assert_eq!(sweep.target(TargetKind::Nchan).unwrap().saturation_rate, Some(2.0));
-        assert!(!sweep.target(TargetKind::Nchan).unwrap().kept_up_with_all);
+        // ours: p99 over the limit at 10/s; nchan: lost messages at 5/s, kept up at 10/s.
+        let (ours, nchan) = (sweep.target(TargetKind::Realtime).unwrap(), sweep.target(TargetKind::Nchan).unwrap());
+        assert_eq!(ours.saturation_rate, Some(5.0));
+        assert!(ours.missed_below_saturation.is_empty());
+        assert_eq!(nchan.saturation_rate, Some(10.0));
+        assert_eq!(nchan.missed_below_saturation, vec![5.0]);
+        assert!(nchan.saturates_above_sweep);
+        assert!(!ours.saturates_above_sweep);
     }
 
     #[test]
-    fn a_target_that_misses_the_lowest_load_has_no_saturation_point() {
+    fn a_target_that_misses_every_load_has_no_saturation_point() {
         let groups = [group(2.0, vec![row(TargetKind::Baseline, 900.0, 0)])];
         let sweep = Sweep::from_groups(10, &groups.iter().collect::<Vec<_>>());
         assert_eq!(sweep.target(TargetKind::Baseline).unwrap().saturation_rate, None);
