@@ -19,7 +19,7 @@ mod user;
 
 pub use markdown::{markdown, write};
 pub use storm::{DisconnectMedian, PROBE_LIMIT_MS, StormGroup, StormMedian, StormRow};
-pub use sweep::{P99_LIMIT_MS, Sweep, SweepPoint, SweepTarget};
+pub use sweep::{Known, P99_LIMIT_MS, Sweep, SweepPoint, SweepTarget};
 pub use targets::targets;
 pub use user::{UserGroup, UserMedian, UserRow};
 

@@ -267,7 +267,6 @@ mod tests {
             label: format!("{kind:?}"),
             skipped: None,
             saturation_rate: Some(2.0),
-            missed_below_saturation: Vec::new(),
             saturates_above_sweep: false,
             peak_delivered_per_sec: 0.0,
             points,

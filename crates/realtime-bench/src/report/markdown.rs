@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{
-    FanoutGroup, FanoutRow, PublishGroup, PublishRow, RecoveryGroup, Report, Status, Sweep, storm, thousands, user,
+    FanoutGroup, FanoutRow, Known, PublishGroup, PublishRow, RecoveryGroup, Report, Status, Sweep, storm, thousands,
+    user,
 };
 use crate::publish::PublishTarget;
 use crate::target::TargetKind;
@@ -244,8 +245,9 @@ fn sweep_section(md: &mut String, sweep: &Sweep) {
                 if target.saturates_above_sweep {
                     above.push_str(" or more (kept up with the highest load offered)");
                 }
-                if !target.missed_below_saturation.is_empty() {
-                    let missed: Vec<String> = target.missed_below_saturation.iter().map(|r| format!("{r}/s")).collect();
+                let missed = target.missed_below_saturation();
+                if !missed.is_empty() {
+                    let missed: Vec<String> = missed.iter().map(|r| format!("{r}/s")).collect();
                     above.push_str(&format!(" (missed {} below it)", missed.join(", ")));
                 }
                 let _ = writeln!(
@@ -266,16 +268,14 @@ fn sweep_section(md: &mut String, sweep: &Sweep) {
     md.push('\n');
     let Some(ours) = sweep.target(TargetKind::Realtime) else { return };
     for other in sweep.targets.iter().filter(|t| t.kind != TargetKind::Realtime && !t.points.is_empty()) {
-        // A target that kept up with the highest load has a saturation point above the
-        // sweep, so its ratio is a bound, not a figure.
-        let bound = match (ours.saturates_above_sweep, other.saturates_above_sweep) {
-            (true, true) => " (both kept up with the highest load: not a measure of capacity)",
-            (true, false) => " or more",
-            (false, true) => " or less",
-            (false, false) => "",
-        };
-        if let (Some(o), Some(b)) = (ours.saturation_rate, other.saturation_rate) {
-            let _ = writeln!(md, "- Saturation point, ours / {}: {}{bound}", other.label, ratio(o, b));
+        if let Some((ratio, known)) = ours.saturation_ratio(other) {
+            let bound = match known {
+                Known::Exactly => "",
+                Known::AtLeast => " or more",
+                Known::AtMost => " or less",
+                Known::Neither => " (both kept up with the highest load: not a measure of capacity)",
+            };
+            let _ = writeln!(md, "- Saturation point, ours / {}: {ratio:.2}x{bound}", other.label);
         }
         let _ = writeln!(
             md,
@@ -419,7 +419,6 @@ mod tests {
             label: label.to_owned(),
             skipped,
             saturation_rate: points.first().map(|p| p.rate),
-            missed_below_saturation: Vec::new(),
             saturates_above_sweep: !points.is_empty(),
             peak_delivered_per_sec: 20.0,
             points,

@@ -28,12 +28,9 @@ pub struct SweepTarget {
     pub skipped: Option<String>,
     pub points: Vec<SweepPoint>,
     /// The highest offered load kept up with (nothing lost, no error, p99 under the
-    /// limit); None when no load was. A lower load missed on the way is listed in
-    /// `missed_below_saturation`, so a reader sees the noise rather than a hidden cliff.
+    /// limit); None when no load was. A lower load missed on the way is shown beside it
+    /// ([`SweepTarget::missed_below_saturation`]): noise, or a cliff, for a reader to see.
     pub saturation_rate: Option<f64>,
-    /// The loads below the saturation point that were not kept up with.
-    #[serde(default)]
-    pub missed_below_saturation: Vec<f64>,
     /// The highest load offered was kept up with: the saturation point is that load or
     /// more, beyond what the sweep measures.
     #[serde(alias = "kept_up_with_all")]
@@ -78,7 +75,6 @@ impl Sweep {
                             skipped: None,
                             points: Vec::new(),
                             saturation_rate: None,
-                            missed_below_saturation: Vec::new(),
                             saturates_above_sweep: false,
                             peak_delivered_per_sec: 0.0,
                         });
@@ -114,15 +110,12 @@ impl Sweep {
         sweep
     }
 
-    /// Works out what follows from the points: each target's saturation point, the loads
-    /// it missed below it, whether it kept up with all, its peak. (Also run on a report
-    /// read back from its JSON, so that it is rendered by the rules of this build.)
+    /// Works out what follows from the points: each target's saturation point, whether it
+    /// lies above the sweep, its peak. (Also run on a report read back from its JSON, so
+    /// that it is rendered by the rules of this build.)
     pub fn settle(&mut self) {
         for target in &mut self.targets {
             target.saturation_rate = saturation(&target.points);
-            let below = target.saturation_rate.unwrap_or(f64::NEG_INFINITY);
-            target.missed_below_saturation =
-                target.points.iter().filter(|p| !p.kept_up && p.rate < below).map(|p| p.rate).collect();
             target.saturates_above_sweep = target.points.last().is_some_and(|p| p.kept_up);
             target.peak_delivered_per_sec = target.points.iter().map(|p| p.delivered_per_sec).fold(0.0, f64::max);
         }
@@ -130,6 +123,38 @@ impl Sweep {
 
     pub fn target(&self, kind: TargetKind) -> Option<&SweepTarget> {
         self.targets.iter().find(|t| t.kind == kind && !t.points.is_empty())
+    }
+}
+
+/// How far a ratio of two saturation points is known: a target that kept up with the
+/// highest load offered saturates at that load or above it, so a ratio with it is a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Exactly,
+    AtLeast,
+    AtMost,
+    /// Both saturate above the sweep: the ratio measures nothing.
+    Neither,
+}
+
+impl SweepTarget {
+    /// This target's saturation point over `other`'s, and how far the ratio is known;
+    /// None when either kept up with no load.
+    pub fn saturation_ratio(&self, other: &SweepTarget) -> Option<(f64, Known)> {
+        let ratio = self.saturation_rate? / other.saturation_rate?;
+        let known = match (self.saturates_above_sweep, other.saturates_above_sweep) {
+            (true, true) => Known::Neither,
+            (true, false) => Known::AtLeast,
+            (false, true) => Known::AtMost,
+            (false, false) => Known::Exactly,
+        };
+        Some((ratio, known))
+    }
+
+    /// The loads below the saturation point that were not kept up with.
+    pub fn missed_below_saturation(&self) -> Vec<f64> {
+        let below = self.saturation_rate.unwrap_or(f64::NEG_INFINITY);
+        self.points.iter().filter(|p| !p.kept_up && p.rate < below).map(|p| p.rate).collect()
     }
 }
 
@@ -192,9 +217,9 @@ mod tests {
         // ours: p99 over the limit at 10/s; nchan: lost messages at 5/s, kept up at 10/s.
         let (ours, nchan) = (sweep.target(TargetKind::Realtime).unwrap(), sweep.target(TargetKind::Nchan).unwrap());
         assert_eq!(ours.saturation_rate, Some(5.0));
-        assert!(ours.missed_below_saturation.is_empty());
+        assert!(ours.missed_below_saturation().is_empty());
         assert_eq!(nchan.saturation_rate, Some(10.0));
-        assert_eq!(nchan.missed_below_saturation, vec![5.0]);
+        assert_eq!(nchan.missed_below_saturation(), vec![5.0]);
         assert!(nchan.saturates_above_sweep);
         assert!(!ours.saturates_above_sweep);
     }

@@ -2,8 +2,8 @@
 //! asserted: these machines are shared and noisy).
 
 use super::{
-    FanoutGroup, FanoutMedian, IDLE_KIB_TARGET, Report, Status, Sweep, SweepPoint, SweepTarget, TargetCheck, storm,
-    thousands, user,
+    FanoutGroup, FanoutMedian, IDLE_KIB_TARGET, Known, Report, Status, Sweep, SweepPoint, SweepTarget, TargetCheck,
+    storm, thousands, user,
 };
 use crate::publish::PublishTarget;
 use crate::target::TargetKind;
@@ -164,7 +164,7 @@ pub fn targets(report: &Report) -> Vec<TargetCheck> {
 const CLUSTER_FLAT: f64 = 1.25;
 
 /// Our figure over another target's at each offered load both were measured at and
-/// `compared` accepts: the worst (highest) ratio and its load, and every ratio.
+/// `compared` accepts, as (load, ratio).
 fn ratios_at_each_load(
     sweep: &Sweep,
     other: TargetKind,
@@ -226,11 +226,10 @@ fn cpu_per_frame_check(sweep: &Sweep) -> TargetCheck {
 }
 
 /// Our saturation point over `other`'s, at least `at_least`. A target that kept up with
-/// every load saturates above the sweep, so its rate there is a bound: the verdict is
-/// given only when the bound decides it.
+/// the highest load saturates above the sweep, so a ratio with it is a bound: the verdict
+/// is given only when the bound decides it.
 fn saturation_check(sweep: &Sweep, other: TargetKind, at_least: f64) -> TargetCheck {
-    let name = if other == TargetKind::Nchan { "nchan" } else { "bare baseline" };
-    let target = format!("saturation point >= {at_least}x {name}'s ({} subs)", sweep.subscribers);
+    let target = format!("saturation point >= {at_least}x {}'s ({} subs)", other.label(), sweep.subscribers);
     let (Some(ours), Some(theirs)) = (sweep.target(TargetKind::Realtime), sweep.target(other)) else {
         return TargetCheck { target, measured: "not measured".to_owned(), met: None };
     };
@@ -240,17 +239,16 @@ fn saturation_check(sweep: &Sweep, other: TargetKind, at_least: f64) -> TargetCh
         None => "none".to_owned(),
     };
     let measured = format!("{} vs {}", shown(ours), shown(theirs));
-    let (o, t) = (ours.saturation_rate.unwrap_or(0.0), theirs.saturation_rate.unwrap_or(0.0));
-    if t == 0.0 {
-        return TargetCheck { target, measured, met: Some(o > 0.0) };
-    }
-    let ratio = o / t;
-    // Ours above the sweep: the true ratio is at least this; theirs above it: at most.
-    let met = match (ours.saturates_above_sweep, theirs.saturates_above_sweep) {
-        (true, true) => None,
-        (true, false) => (ratio >= at_least).then_some(true),
-        (false, true) => (ratio < at_least).then_some(false),
-        (false, false) => Some(ratio >= at_least),
+    let Some((ratio, known)) = ours.saturation_ratio(theirs) else {
+        // One of the two kept up with no load: ours wins only when it kept up with some.
+        let met = theirs.saturation_rate.is_none() && ours.saturation_rate.is_some();
+        return TargetCheck { target, measured, met: Some(met) };
+    };
+    let met = match known {
+        Known::Exactly => Some(ratio >= at_least),
+        Known::AtLeast => (ratio >= at_least).then_some(true),
+        Known::AtMost => (ratio < at_least).then_some(false),
+        Known::Neither => None,
     };
     TargetCheck { target, measured: format!("{measured}: {ratio:.2}x"), met }
 }
@@ -298,7 +296,6 @@ mod tests {
                     skipped: None,
                     points,
                     saturation_rate: None,
-                    missed_below_saturation: Vec::new(),
                     saturates_above_sweep: false,
                     peak_delivered_per_sec: 0.0,
                 })
